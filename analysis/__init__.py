@@ -1,0 +1,1 @@
+"""Reading experiment results back, metrics, tables and figures."""

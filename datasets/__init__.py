@@ -1,0 +1,1 @@
+"""Concrete datasets (subclasses of foundations.dataset_base.DatasetBase)."""

@@ -1,0 +1,1 @@
+"""Abstractions and machinery for lottery ticket experiments."""

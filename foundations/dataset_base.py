@@ -1,0 +1,96 @@
+"""DatasetBase: in-memory numpy splits and a seeded training-batch order."""
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+Split = Tuple[np.ndarray, np.ndarray]
+
+
+def _check_split(name: str, split) -> Split:
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise ValueError(f"the {name} split must be a pair (x, y) of numpy arrays.")
+    x, y = np.asarray(split[0]), np.asarray(split[1])
+    if len(x) != len(y):
+        raise ValueError(
+            f"the {name} split has {len(x)} examples but {len(y)} labels.")
+    if len(x) == 0:
+        raise ValueError(f"the {name} split is empty.")
+    return x.astype(np.float32, copy=False), y.astype(np.int32, copy=False)
+
+
+class DatasetBase:
+    """Training, test and optional validation splits held as numpy arrays.
+
+    Training batches follow a fixed order: each epoch is a fresh permutation
+    of the training set drawn from ``train_order_seed`` and the epoch number,
+    cut into ``len(train) // train_batch_size`` batches (the remainder of each
+    epoch is left out, a different remainder every epoch). The same seed gives
+    the same batches, and any stretch of iterations can be produced on its own.
+
+    Args:
+      train: (x, y) training examples; y holds integer class ids.
+      train_batch_size: examples per training batch.
+      test: (x, y) test examples.
+      validate: optional (x, y) validation examples.
+      train_order_seed: seeds the batch order; None draws one, kept in
+        ``self.train_order_seed`` so a run can still be repeated.
+    """
+
+    def __init__(self, train: Split, train_batch_size: int, test: Split,
+                 validate: Optional[Split] = None, train_order_seed: Optional[int] = None):
+        self.train = _check_split("train", train)
+        self.test = _check_split("test", test)
+        self.validate = None if validate is None else _check_split("validate", validate)
+        if int(train_batch_size) < 1 or int(train_batch_size) > len(self.train[0]):
+            raise ValueError(
+                f"train_batch_size {train_batch_size} must be between 1 and the "
+                f"number of training examples ({len(self.train[0])}).")
+        self.train_batch_size = int(train_batch_size)
+        if train_order_seed is None:
+            train_order_seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+        self.train_order_seed = int(train_order_seed)
+
+    @property
+    def splits(self) -> Dict[str, Split]:
+        """The evaluation splits: 'train', 'test' and, if present, 'validate'."""
+        splits = {"train": self.train, "test": self.test}
+        if self.validate is not None:
+            splits["validate"] = self.validate
+        return splits
+
+    @property
+    def example_shape(self) -> Tuple[int, ...]:
+        """Shape of one input example."""
+        return tuple(self.train[0].shape[1:])
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        """Training batches in one epoch."""
+        return len(self.train[0]) // self.train_batch_size
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.train_order_seed, epoch])
+        return rng.permutation(len(self.train[0])).astype(np.int32)
+
+    def batch_indices(self, start_iteration: int, count: int) -> np.ndarray:
+        """Indices into the training set of `count` batches from `start_iteration`.
+
+        Returns:
+          int32 array [count, train_batch_size]; row i is the batch of
+          iteration start_iteration + i.
+        """
+        per_epoch = self.iterations_per_epoch
+        rows = []
+        iteration = start_iteration
+        end = start_iteration + count
+        while iteration < end:
+            epoch, offset = divmod(iteration, per_epoch)
+            take = min(per_epoch - offset, end - iteration)
+            order = self._epoch_order(epoch)[:per_epoch * self.train_batch_size]
+            batches = order.reshape(per_epoch, self.train_batch_size)
+            rows.append(batches[offset:offset + take])
+            iteration += take
+        if not rows:
+            return np.zeros([0, self.train_batch_size], np.int32)
+        return np.concatenate(rows)

@@ -1,0 +1,307 @@
+"""ModelBase: a tf.Module whose layers integrate masks and presets.
+
+Subclasses describe their network in ``forward(inputs, training)`` with
+``self.dense_layer`` and ``self.conv2d_layer``. The first call creates the
+variables (eagerly, also when it happens while a tf.function is traced); later
+calls reuse them. For each layer:
+
+* a preset (``presets[name]``) sets the kernel's initial value exactly;
+* a mask (``masks[name]``, 0/1) makes the effective kernel ``kernel * mask``.
+  The mask is applied in the forward pass, so the gradient at a pruned
+  position is exactly 0 and the effective weight there is exactly 0 under any
+  optimizer; the raw kernel also starts at 0 there, so even decoupled weight
+  decay leaves it at 0.
+
+Biases start at 0 (or at ``bias_initializer``) and are never masked.
+"""
+
+import zlib
+from typing import Callable, Dict, Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from lottery_ticket.foundations import save_restore
+
+Initializer = Union[None, str, Callable]
+
+
+def _derived_seed(seed: int, name: str) -> int:
+    """A per-layer seed: layers of one model draw independent initial values."""
+    state = np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))])
+    return int(state.generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _resolve_activation(activation):
+    if activation is None or callable(activation):
+        return activation
+    if isinstance(activation, str):
+        return tf.keras.activations.get(activation)
+    raise TypeError(f"activation must be None, a name or a callable, got {activation!r}.")
+
+
+class ModelBase(tf.Module):
+    """Base class for networks with masked, preset-initialized layers.
+
+    Args:
+      presets: layer name -> initial kernel values (dict or saved directory).
+      masks: layer name -> 0/1 array of the kernel's shape (dict or directory).
+        Layers without a mask are dense.
+      seed: seeds the default initializers; the same seed gives the same
+        initial weights. None draws a seed, kept in ``self.seed``.
+      name: the tf.Module name.
+    """
+
+    def __init__(self, presets=None, masks=None, seed: Optional[int] = None,
+                 name: Optional[str] = None):
+        super().__init__(name=name)
+        self._presets = save_restore.standardize(presets) or {}
+        self._given_masks = save_restore.standardize(masks) or {}
+        for layer, mask in self._given_masks.items():
+            values = np.unique(np.asarray(mask))
+            if not np.all(np.isin(values, (0, 1))):
+                raise ValueError(
+                    f"mask for layer {layer!r} holds values other than 0 and 1 "
+                    f"({values[:5]}...): masks mark surviving weights with 1.")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+        self.seed = int(seed)
+        self._kernels: Dict[str, tf.Variable] = {}
+        self._biases: Dict[str, tf.Variable] = {}
+        self._mask_variables: Dict[str, tf.Variable] = {}
+        self._layer_names = []
+        self._built = False
+
+    # -- To be written by subclasses -------------------------------------------
+
+    def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """Computes logits from inputs with dense_layer / conv2d_layer."""
+        raise NotImplementedError("subclasses of ModelBase define forward().")
+
+    # -- Calling and building -----------------------------------------------------
+
+    def __call__(self, inputs, training: bool = False) -> tf.Tensor:
+        """Runs the network; the first call creates its variables."""
+        first_call = not self._built
+        outputs = self.forward(tf.convert_to_tensor(inputs, dtype=tf.float32), training)
+        if first_call:
+            self._built = True
+            self._check_all_used()
+        return outputs
+
+    def build(self, input_shape: Sequence[int]) -> "ModelBase":
+        """Creates the variables by running one example of this shape.
+
+        Args:
+          input_shape: the shape of one example, without the batch dimension.
+        """
+        if not self._built:
+            self(tf.zeros([1] + [int(d) for d in input_shape], tf.float32))
+        return self
+
+    @property
+    def built(self) -> bool:
+        """Whether the variables exist."""
+        return self._built
+
+    def _check_all_used(self) -> None:
+        for kind, given in (("preset", self._presets), ("mask", self._given_masks)):
+            unknown = sorted(set(given) - set(self._kernels))
+            if unknown:
+                raise ValueError(
+                    f"{kind}s given for layers {unknown} that the network does not "
+                    f"have; its layers are {self._layer_names}.")
+
+    # -- Layers ---------------------------------------------------------------
+
+    def _kernel_and_mask(self, name: str, shape, kernel_initializer: Initializer,
+                         ) -> tf.Tensor:
+        """Returns the effective kernel of a layer, creating it on first use."""
+        if name not in self._kernels:
+            if self._built:
+                raise ValueError(
+                    f"layer {name!r} appeared after the network was built; forward() "
+                    "must create the same layers on every call.")
+            self._create_kernel(name, shape, kernel_initializer)
+        kernel = self._kernels[name]
+        if tuple(kernel.shape) != tuple(shape):
+            raise ValueError(
+                f"layer {name!r} is used with kernel shape {tuple(shape)} but was "
+                f"created with {tuple(kernel.shape)}; layer names must be unique.")
+        mask = self._mask_variables.get(name)
+        return kernel if mask is None else kernel * mask
+
+    def _create_kernel(self, name: str, shape, kernel_initializer: Initializer) -> None:
+        shape = tuple(int(d) for d in shape)
+        mask = self._given_masks.get(name)
+        if mask is not None and tuple(np.shape(mask)) != shape:
+            raise ValueError(
+                f"mask for layer {name!r} has shape {tuple(np.shape(mask))}, but "
+                f"the layer's kernel has shape {shape}.")
+        preset = self._presets.get(name)
+        if preset is not None and tuple(np.shape(preset)) != shape:
+            raise ValueError(
+                f"preset for layer {name!r} has shape {tuple(np.shape(preset))}, but "
+                f"the layer's kernel has shape {shape}.")
+        # Variables are created outside any function being traced, so a model
+        # first called inside tf.function still owns ordinary eager variables.
+        with tf.init_scope():
+            if preset is not None:
+                initial = np.asarray(preset, dtype=np.float32)
+            else:
+                initial = self._initial_value(name, shape, kernel_initializer)
+            if mask is not None:
+                mask = np.asarray(mask, dtype=np.float32)
+                initial = initial * mask
+                self._mask_variables[name] = tf.Variable(
+                    mask, trainable=False, name=f"{name}_mask")
+            self._kernels[name] = tf.Variable(initial, name=f"{name}_kernel")
+        self._layer_names.append(name)
+
+    def _initial_value(self, name: str, shape, kernel_initializer: Initializer) -> np.ndarray:
+        seed = _derived_seed(self.seed, name)
+        if kernel_initializer is None:
+            kernel_initializer = "glorot_normal"
+        if isinstance(kernel_initializer, str):
+            kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+        if isinstance(kernel_initializer, tf.keras.initializers.Initializer):
+            config = kernel_initializer.get_config()
+            if "seed" in config and config["seed"] is None:
+                # An unseeded initializer would make runs irreproducible.
+                config["seed"] = seed
+                kernel_initializer = type(kernel_initializer).from_config(config)
+        value = kernel_initializer(shape, dtype=tf.float32)
+        return np.asarray(value, dtype=np.float32)
+
+    def _bias(self, name: str, size: int, bias_initializer: Optional[Callable]) -> tf.Variable:
+        if name not in self._biases:
+            with tf.init_scope():
+                if bias_initializer is None:
+                    initial = np.zeros([size], np.float32)
+                else:
+                    initial = np.asarray(bias_initializer([size], dtype=tf.float32),
+                                         dtype=np.float32)
+                self._biases[name] = tf.Variable(initial, name=f"{name}_bias")
+        return self._biases[name]
+
+    def dense_layer(self, name: str, inputs: tf.Tensor, units: int,
+                    activation=None, use_bias: bool = True,
+                    kernel_initializer: Initializer = None,
+                    bias_initializer: Optional[Callable] = None) -> tf.Tensor:
+        """A fully-connected layer with the layer's mask and preset.
+
+        Args:
+          name: the layer's name: the key of its mask, preset and weights.
+          inputs: [batch, features] tensor with a static feature size.
+          units: output size.
+          activation: None, a callable, or a Keras activation name ('relu').
+          use_bias: whether to add a bias (never masked).
+          kernel_initializer: used when there is no preset: a Keras
+            initializer (instance or name; unseeded ones get a seed derived
+            from the model's seed and the layer's name) or a callable
+            (shape, dtype) -> values. Default: Glorot normal.
+          bias_initializer: callable (shape, dtype) -> values; default zeros.
+
+        Returns:
+          The layer's output tensor.
+        """
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.shape.rank != 2 or inputs.shape[-1] is None:
+            raise ValueError(
+                f"dense layer {name!r} needs [batch, features] inputs with a known "
+                f"feature size, got shape {inputs.shape}; flatten the inputs first.")
+        kernel = self._kernel_and_mask(name, (inputs.shape[-1], units), kernel_initializer)
+        outputs = tf.matmul(inputs, kernel)
+        if use_bias:
+            outputs = outputs + self._bias(name, units, bias_initializer)
+        activation = _resolve_activation(activation)
+        return outputs if activation is None else activation(outputs)
+
+    def conv2d_layer(self, name: str, inputs: tf.Tensor, filters: int,
+                     kernel_size, strides=1, padding: str = "SAME",
+                     activation=None, use_bias: bool = True,
+                     kernel_initializer: Initializer = None,
+                     bias_initializer: Optional[Callable] = None) -> tf.Tensor:
+        """A 2-D convolution (NHWC) with the layer's mask and preset.
+
+        The kernel has shape [height, width, in_channels, filters]; masks and
+        presets for the layer must have that shape. Other arguments as in
+        dense_layer; `kernel_size` and `strides` are ints or pairs.
+        """
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.shape.rank != 4 or inputs.shape[-1] is None:
+            raise ValueError(
+                f"conv layer {name!r} needs [batch, height, width, channels] inputs "
+                f"with a known channel count, got shape {inputs.shape}.")
+        if isinstance(kernel_size, int):
+            kernel_size = (kernel_size, kernel_size)
+        shape = (kernel_size[0], kernel_size[1], inputs.shape[-1], filters)
+        kernel = self._kernel_and_mask(name, shape, kernel_initializer)
+        outputs = tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding)
+        if use_bias:
+            outputs = outputs + self._bias(name, filters, bias_initializer)
+        activation = _resolve_activation(activation)
+        return outputs if activation is None else activation(outputs)
+
+    # -- Reading the network back -------------------------------------------------
+
+    def _require_built(self) -> None:
+        if not self._built:
+            raise RuntimeError(
+                "the network has no variables yet: call model.build(input_shape) "
+                "or run it on a batch first.")
+
+    @property
+    def layer_names(self):
+        """Names of the masked layers, in the order forward() creates them."""
+        return list(self._layer_names)
+
+    @property
+    def weights(self) -> Dict[str, np.ndarray]:
+        """Effective kernels (kernel * mask) as a dict layer name -> array."""
+        return self.get_current_weights()
+
+    def get_current_weights(self) -> Dict[str, np.ndarray]:
+        """Effective kernels (kernel * mask) as a dict layer name -> array."""
+        self._require_built()
+        return {name: self.effective_kernel(name).numpy() for name in self._layer_names}
+
+    def effective_kernel(self, name: str) -> tf.Tensor:
+        """The kernel of one layer with its mask applied."""
+        mask = self._mask_variables.get(name)
+        kernel = self._kernels[name]
+        return tf.convert_to_tensor(kernel) if mask is None else kernel * mask
+
+    @property
+    def biases(self) -> Dict[str, np.ndarray]:
+        """Biases as a dict layer name -> array."""
+        self._require_built()
+        return {name: value.numpy() for name, value in self._biases.items()}
+
+    @property
+    def masks(self) -> Dict[str, np.ndarray]:
+        """Masks of every layer (all ones for a layer trained without one)."""
+        self._require_built()
+        return {name: (self._mask_variables[name].numpy() if name in self._mask_variables
+                       else np.ones(self._kernels[name].shape, np.float32))
+                for name in self._layer_names}
+
+    @property
+    def presets(self) -> Dict[str, np.ndarray]:
+        """The presets the model was given."""
+        return dict(self._presets)
+
+    # -- Loss and accuracy --------------------------------------------------------
+
+    @staticmethod
+    def loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """Mean softmax cross-entropy; labels are integer class ids."""
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(labels, tf.int32), logits=logits))
+
+    @staticmethod
+    def accuracy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """Fraction of examples whose largest logit is the label."""
+        predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)),
+                                      tf.float32))

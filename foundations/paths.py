@@ -1,0 +1,93 @@
+"""Where an experiment's results live on disk.
+
+Layout (kept from the original codebase)::
+
+    {experiment_root}/trial{N}/{level}/{experiment_name}{run_id}/
+        initial/{layer}.npy    weights before training
+        final/{layer}.npy      weights after training
+        masks/{layer}.npy      0/1 masks the run trained with
+        metrics.json           loss and accuracy per evaluated split
+        summaries/             TensorBoard event files
+        done.json              written last: the run is complete
+
+A run directory without ``done.json`` is incomplete, whatever else it holds.
+"""
+
+import os
+import re
+
+DONE_FILENAME = "done.json"
+METRICS_FILENAME = "metrics.json"
+
+_EXPERIMENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*[A-Za-z_]$|^[A-Za-z_]$")
+_RUN_ID = re.compile(r"^[0-9]*$")
+
+
+def trial(parent_directory: str, trial_name) -> str:
+    """Directory of one trial: ``{parent_directory}/trial{trial_name}``."""
+    return os.path.join(parent_directory, f"trial{trial_name}")
+
+
+def run(parent_directory: str, level: int, experiment_name: str = "lottery",
+        run_id="") -> str:
+    """Directory of one run: ``{parent}/{level}/{experiment_name}{run_id}``.
+
+    ``experiment_name`` must not end in a digit and ``run_id`` must be digits
+    (or empty), so that a directory name splits back into the two unambiguously.
+    """
+    if not _EXPERIMENT_NAME.match(experiment_name):
+        raise ValueError(
+            f"experiment_name {experiment_name!r} must be letters, digits and '_', "
+            "start with a letter and not end in a digit (the run id follows it).")
+    run_id = str(run_id)
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"run_id {run_id!r} must be a non-negative integer or ''.")
+    if int(level) < 0:
+        raise ValueError(f"level must be >= 0, got {level}.")
+    return os.path.join(parent_directory, str(int(level)), f"{experiment_name}{run_id}")
+
+
+def split_run_name(name: str):
+    """Split a run directory's name into (experiment_name, run_id)."""
+    match = re.match(r"^(.*?)([0-9]*)$", name)
+    return match.group(1), match.group(2)
+
+
+def initial(run_directory: str) -> str:
+    """Directory of a run's initial weights."""
+    return os.path.join(run_directory, "initial")
+
+
+def final(run_directory: str) -> str:
+    """Directory of a run's final weights."""
+    return os.path.join(run_directory, "final")
+
+
+def masks(run_directory: str) -> str:
+    """Directory of a run's masks."""
+    return os.path.join(run_directory, "masks")
+
+
+def metrics(run_directory: str) -> str:
+    """A run's metrics file (JSON)."""
+    return os.path.join(run_directory, METRICS_FILENAME)
+
+
+def summaries(run_directory: str) -> str:
+    """Directory of a run's TensorBoard summaries."""
+    return os.path.join(run_directory, "summaries")
+
+
+def done(run_directory: str) -> str:
+    """A run's completion marker, written last."""
+    return os.path.join(run_directory, DONE_FILENAME)
+
+
+def is_complete(run_directory: str) -> bool:
+    """Whether a run finished: its completion marker exists."""
+    return os.path.isfile(done(run_directory))
+
+
+def log(run_directory: str) -> str:
+    """Where a batch runner writes the output of the process that made a run."""
+    return run_directory.rstrip(os.sep) + ".log"

@@ -1,0 +1,130 @@
+"""Saving and restoring networks, masks and results, atomically.
+
+A network (or a set of masks) is a dict from layer name to numpy array, stored
+on disk as one ``{layer}.npy`` file per layer in a directory. Every file is
+written under a temporary name in the same directory and then renamed over
+its final name, so an interrupted write never leaves a file that looks whole.
+"""
+
+import json
+import os
+import re
+import tempfile
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+Network = Dict[str, np.ndarray]
+NetworkLike = Union[None, str, os.PathLike, Dict[str, np.ndarray], Sequence]
+
+_LAYER_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _write_atomically(path: str, write: Callable) -> None:
+    """Calls write(file_object) on a temporary file, then renames it to path."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_bytes_atomically(path: str, data: bytes) -> None:
+    """Writes bytes to path atomically (temporary file, then rename)."""
+    _write_atomically(path, lambda f: f.write(data))
+
+
+def write_json(path: str, value) -> None:
+    """Writes a JSON-serializable value to path atomically."""
+    text = json.dumps(value, indent=1, sort_keys=True, default=_json_default)
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def read_json(path: str):
+    """Reads a JSON file."""
+    with open(path, "r", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if callable(value):
+        return getattr(value, "__name__", repr(value))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def save_network(directory: str, network: Network) -> None:
+    """Saves a network (layer name -> array) as one .npy file per layer."""
+    os.makedirs(directory, exist_ok=True)
+    for name, value in network.items():
+        if not _LAYER_NAME.match(name):
+            raise ValueError(
+                f"layer name {name!r} cannot be a file name: use letters, digits, "
+                "'_', '.' and '-'.")
+        array = np.asarray(value)
+        _write_atomically(os.path.join(directory, name + ".npy"),
+                          lambda f, a=array: np.save(f, a, allow_pickle=False))
+
+
+def restore_network(directory: str) -> Network:
+    """Loads a network saved by save_network: a dict layer name -> array."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            f"no saved network at {directory!r}: expected a directory of "
+            "{layer}.npy files (e.g. a run's initial/, final/ or masks/).")
+    network = {}
+    for filename in sorted(os.listdir(directory)):
+        if filename.endswith(".npy") and not filename.startswith("."):
+            network[filename[:-4]] = np.load(os.path.join(directory, filename),
+                                              allow_pickle=False)
+    if not network:
+        raise FileNotFoundError(f"no .npy layer files in {directory!r}.")
+    return network
+
+
+def standardize(network: NetworkLike,
+                combine_fn: Optional[Callable[[List[Network]], Network]] = None
+                ) -> Optional[Network]:
+    """Turns any way of naming a network into a dict layer name -> array.
+
+    Args:
+      network: None (returned as None), a dict, a directory saved by
+        save_network, or a list/tuple of those.
+      combine_fn: for a list, combines the standardized networks into one
+        (for example union.union); required when the list has several items.
+
+    Returns:
+      A dict of numpy arrays, or None.
+    """
+    if network is None:
+        return None
+    if isinstance(network, (str, os.PathLike)):
+        return restore_network(os.fspath(network))
+    if isinstance(network, dict):
+        return {name: np.asarray(value) for name, value in network.items()}
+    if isinstance(network, (list, tuple)):
+        networks = [standardize(item) for item in network]
+        if not networks:
+            raise ValueError("cannot standardize an empty list of networks.")
+        if len(networks) == 1 and combine_fn is None:
+            return networks[0]
+        if combine_fn is None:
+            raise ValueError(
+                f"got {len(networks)} networks but no combine_fn: pass one, e.g. "
+                "combine_fn=union.union, to say how they combine.")
+        return combine_fn(networks)
+    raise TypeError(
+        f"cannot standardize a {type(network).__name__}: pass a dict, a "
+        "directory path, a list of those, or None.")

@@ -1,0 +1,1 @@
+"""Scripts that print one runner flag line per run, for batch runs."""

@@ -1,0 +1,52 @@
+"""Prints one lottery_experiment flag line per trial.
+
+    python -m lottery_ticket.mnist_fc.argfiles.lottery_experiment_argfile \\
+        --trials=5 --levels=30 --experiment_root=DIR > lottery.args
+
+Trial N writes to {experiment_root}/trial{N} and uses seed N.
+"""
+
+import shlex
+from typing import List, Sequence
+
+from absl import app
+from absl import flags
+
+from lottery_ticket.mnist_fc import constants
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("trials", 5, "Number of trials (the paper averages five).")
+flags.DEFINE_integer("first_trial", 1, "Number of the first trial.")
+flags.DEFINE_integer("levels", constants.NUM_LEVELS, "Pruning levels after level 0.")
+flags.DEFINE_string("experiment_root", constants.EXPERIMENT_PATH,
+                    "Directory that holds the trial{N} directories.")
+flags.DEFINE_string("mnist_location", constants.MNIST_LOCATION,
+                    "Directory of the MNIST IDX files.")
+flags.DEFINE_string("training_len", "{}:{}".format(*constants.TRAINING_LEN),
+                    "Training length per level: iterations:N or epochs:N.")
+flags.DEFINE_multi_string("extra", [], "A flag added to every line, e.g. "
+                          "--extra=--learning_rate=0.05 (repeatable).")
+
+
+def lottery_lines(trials: int, first_trial: int, levels: int, experiment_root: str,
+                  mnist_location: str, training_len: str,
+                  extra: Sequence[str] = ()) -> List[str]:
+    """The flag lines, one per trial, quoted for a shell."""
+    lines = []
+    for trial in range(first_trial, first_trial + trials):
+        args = [f"--output_dir={constants.trial(experiment_root, trial)}",
+                f"--seed={trial}", f"--iterations={levels}",
+                f"--mnist_location={mnist_location}", f"--training_len={training_len}"]
+        lines.append(shlex.join(args + list(extra)))
+    return lines
+
+
+def main(argv):
+    del argv
+    print("\n".join(lottery_lines(FLAGS.trials, FLAGS.first_trial, FLAGS.levels,
+                                  FLAGS.experiment_root, FLAGS.mnist_location,
+                                  FLAGS.training_len, FLAGS.extra)))
+
+
+if __name__ == "__main__":
+    app.run(main)

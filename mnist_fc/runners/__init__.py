@@ -1,0 +1,1 @@
+"""Command-line (Fire) entry points for the mnist_fc experiments."""

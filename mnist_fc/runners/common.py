@@ -1,0 +1,71 @@
+"""Set-up shared by the command-line runners."""
+
+import logging
+import os
+import sys
+from typing import Callable, Optional, Sequence
+
+import fire
+
+from lottery_ticket.mnist_fc import constants
+
+
+def configure(threads: Optional[int] = None) -> None:
+    """Progress lines on stderr, and TensorFlow's CPU thread count.
+
+    Args:
+      threads: threads for TensorFlow's CPU kernels; None keeps its default.
+        One thread per process is fastest for LeNet-300-100 (small matrices),
+        and is what the batch runner gives each worker.
+    """
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if threads:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+
+
+def parse_training_len(training_len) -> tuple:
+    """('iterations', N) from a pair or from the text 'iterations:N' / 'epochs:N'."""
+    if isinstance(training_len, str):
+        unit, _, amount = training_len.replace(",", ":").partition(":")
+        unit, amount = unit.strip(" ('\""), amount.strip(" )'\"")
+        if unit in ("iterations", "epochs") and amount.isdigit():
+            return unit, int(amount)
+        raise ValueError(
+            f"--training_len={training_len!r} is not a training length: write "
+            "--training_len=iterations:2000 or --training_len=epochs:10.")
+    if len(training_len) != 2:
+        raise ValueError(f"training_len {training_len!r} must be (unit, N).")
+    return str(training_len[0]), int(training_len[1])
+
+
+def training_config(training_len: Sequence = constants.TRAINING_LEN,
+                    learning_rate: float = constants.LEARNING_RATE,
+                    optimizer: str = constants.OPTIMIZER, momentum: float = 0.9,
+                    batch_size: int = constants.BATCH_SIZE,
+                    validation_size: int = constants.VALIDATION_SIZE,
+                    test_interval: int = constants.TEST_INTERVAL,
+                    validate_interval: int = constants.VALIDATE_INTERVAL
+                    ) -> constants.TrainingConfig:
+    """A TrainingConfig from runner flags, with a clear error for a bad training_len."""
+    return constants.TrainingConfig(
+        training_len=parse_training_len(training_len), learning_rate=float(learning_rate),
+        optimizer=optimizer, momentum=float(momentum), batch_size=int(batch_size),
+        validation_size=int(validation_size), test_interval=int(test_interval),
+        validate_interval=int(validate_interval))
+
+
+# Errors that mean "the input is wrong": shown as one clear message, not a traceback.
+USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError)
+
+
+def run_cli(main: Callable) -> None:
+    """Runs `main` with Fire; a user error exits with status 2 and its message."""
+    try:
+        fire.Fire(main)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,70 @@
+"""Training one LeNet-300-100 network on MNIST, optionally masked and preset."""
+
+import functools
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from lottery_ticket.datasets import dataset_mnist
+from lottery_ticket.foundations import model_fc
+from lottery_ticket.foundations import save_restore
+from lottery_ticket.foundations import trainer
+from lottery_ticket.mnist_fc import constants
+
+Network = Dict[str, np.ndarray]
+
+
+@functools.lru_cache(maxsize=2)
+def load_dataset(mnist_location: str, validation_size: int, batch_size: int,
+                 train_order_seed: int) -> dataset_mnist.DatasetMnist:
+    """Reads MNIST once per process for each set of arguments."""
+    return dataset_mnist.DatasetMnist(mnist_location, train_order_seed=train_order_seed,
+                                      train_batch_size=batch_size,
+                                      validation_size=validation_size)
+
+
+def make_model(config: constants.TrainingConfig, presets=None, masks=None,
+               seed: Optional[int] = None) -> model_fc.ModelFc:
+    """A fresh ModelFc for `config`."""
+    return model_fc.ModelFc(config.hyperparameters, presets=presets, masks=masks, seed=seed)
+
+
+def train_model(dataset, model, output_dir: str, config: constants.TrainingConfig,
+                run_info: Optional[Mapping[str, Any]] = None, progress_label: str = ""
+                ) -> Tuple[Network, Network]:
+    """Trains a built or unbuilt model with `config` and writes the run."""
+    info = {"config": config.to_json()}
+    info.update(run_info or {})
+    return trainer.train(
+        dataset, model, config.optimizer_fn(), config.training_len, output_dir,
+        test_interval=config.test_interval,
+        validate_interval=config.validate_interval if config.validation_size else None,
+        run_info=info, progress_label=progress_label)
+
+
+def train(output_dir: str, mnist_location: str = constants.MNIST_LOCATION,
+          config: Optional[constants.TrainingConfig] = None, masks=None, presets=None,
+          seed: int = 0, train_order_seed: Optional[int] = None,
+          run_info: Optional[Mapping[str, Any]] = None) -> Tuple[Network, Network]:
+    """Trains one network and writes its run directory.
+
+    Args:
+      output_dir: the run directory (initial/, final/, masks/, metrics.json,
+        summaries/, done.json). A complete run there is never overwritten.
+      mnist_location: directory of the MNIST (or Fashion-MNIST) IDX files.
+      config: training hyperparameters; default constants.TrainingConfig().
+      masks: masks as a dict or a saved directory (see save_restore.standardize).
+      presets: initial kernels as a dict or a saved directory.
+      seed: seeds the initial weights of layers without presets.
+      train_order_seed: seeds the batch order; default `seed`.
+      run_info: extra facts to record in done.json.
+
+    Returns:
+      (initial_weights, final_weights).
+    """
+    config = config or constants.TrainingConfig()
+    dataset = load_dataset(mnist_location, config.validation_size, config.batch_size,
+                           seed if train_order_seed is None else train_order_seed)
+    model = make_model(config, save_restore.standardize(presets),
+                       save_restore.standardize(masks), seed=seed)
+    return train_model(dataset, model, output_dir, config, run_info)

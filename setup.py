@@ -1,0 +1,32 @@
+"""Installs the repository root as the package `lottery_ticket`."""
+
+import os
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _requirements():
+    with open(os.path.join(HERE, "requirements.txt"), encoding="utf-8") as f:
+        return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
+
+
+# The root directory is the package itself, so imports read
+# `from lottery_ticket.foundations import pruning` and no top-level `datasets`
+# package is installed to collide with other libraries.
+_SUBPACKAGES = find_packages(where=HERE, exclude=["tests", "tests.*", "bench", "bench.*",
+                                                  "build", "build.*"])
+
+setup(
+    name="lottery_ticket",
+    version="0.1.0",
+    description="Lottery ticket hypothesis experiments in TensorFlow 2.",
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    package_dir={"lottery_ticket": "."},
+    packages=["lottery_ticket"] + ["lottery_ticket." + p for p in _SUBPACKAGES],
+    install_requires=_requirements(),
+    extras_require={"test": ["pytest>=7"]},
+)

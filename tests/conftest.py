@@ -1,0 +1,64 @@
+"""Shared fixtures: real data locations and small synthetic datasets."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from lottery_ticket.foundations.dataset_base import DatasetBase
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# .ci/run sets this; by default the shared data beside the repository.
+DATA = os.environ.get("LOTTERY_TICKET_TEST_DATA",
+                      os.path.join(os.path.dirname(REPO), "shared", "data"))
+
+
+def _data_dir(name: str) -> str:
+    path = os.path.join(DATA, name)
+    if not os.path.isdir(path):
+        message = (f"test data {path} is missing: set LOTTERY_TICKET_TEST_DATA to the "
+                   "folder holding fashion-mnist/ and mnist-test/.")
+        if os.environ.get("CI") or "LOTTERY_TICKET_TEST_DATA" in os.environ:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir() -> str:
+    """The full Fashion-MNIST (same files and shapes as MNIST)."""
+    return _data_dir("fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist_test_dir() -> str:
+    """The official MNIST test files and training labels."""
+    return _data_dir("mnist-test")
+
+
+def synthetic_split(count: int, seed: int, features: int = 784, classes: int = 10):
+    """Examples whose class is a fixed linear function of the input."""
+    rng = np.random.default_rng(seed)
+    teacher = np.random.default_rng(1234).normal(size=(features, classes))
+    x = rng.random((count, features), dtype=np.float32)
+    y = np.argmax((x - 0.5) @ teacher, axis=1).astype(np.int32)
+    return x, y
+
+
+def synthetic_dataset(train_order_seed: int = 0, validate: bool = True,
+                      batch_size: int = 20) -> DatasetBase:
+    """A small learnable dataset of 784-feature examples."""
+    return DatasetBase(synthetic_split(400, 1), batch_size, synthetic_split(200, 2),
+                       validate=synthetic_split(100, 3) if validate else None,
+                       train_order_seed=train_order_seed)
+
+
+@pytest.fixture
+def small_dataset() -> DatasetBase:
+    return synthetic_dataset()
+
+
+LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
+SMALL_FC = {"layers": [(32, "relu"), (16, "relu"), (10, None)]}

@@ -1,0 +1,121 @@
+"""The lottery ticket loop: masks per level, resetting, resuming, extending."""
+
+import functools
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import SMALL_FC, synthetic_dataset
+from lottery_ticket.foundations import experiment
+from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import pruning
+from lottery_ticket.foundations import trainer
+from lottery_ticket.foundations.model_fc import ModelFc
+from lottery_ticket.mnist_fc import constants
+from lottery_ticket.mnist_fc import lottery_experiment
+
+PERCENTS = {"layer0": 0.2, "layer1": 0.2, "layer2": 0.1}
+TINY = constants.TrainingConfig(training_len=("iterations", 30), test_interval=10,
+                                validate_interval=15)
+
+
+def small_experiment(tmp_path, make_model=None, levels=3):
+    make_model = make_model or (lambda level, presets, masks: ModelFc(
+        SMALL_FC, presets=presets, masks=masks, seed=0))
+
+    def train_model(level, dataset, model):
+        return trainer.train(dataset, model,
+                             functools.partial(tf.keras.optimizers.SGD, learning_rate=0.1),
+                             ("iterations", 20), str(tmp_path / str(level)),
+                             test_interval=10)
+
+    return experiment.experiment(synthetic_dataset, make_model, train_model,
+                                 functools.partial(pruning.prune_by_percent, PERCENTS),
+                                 levels)
+
+
+def test_levels_prune_and_reset_to_level0_initialization(tmp_path):
+    results = small_experiment(tmp_path)
+    assert sorted(results) == [0, 1, 2, 3]
+    expected = {"layer0": 784 * 32, "layer1": 32 * 16, "layer2": 16 * 10}
+    for level in range(4):
+        masks = results[level].masks
+        for name, percent in PERCENTS.items():
+            assert int(masks[name].sum()) == expected[name], (level, name)
+            expected[name] -= pruning.count_to_prune(percent, expected[name])
+        for name in masks:
+            np.testing.assert_array_equal(results[level].initial[name],
+                                          results[0].initial[name] * masks[name])
+            assert not results[level].final[name][masks[name] == 0].any()
+
+
+def test_make_model_that_ignores_presets_is_caught(tmp_path):
+    def careless(level, presets, masks):
+        return ModelFc(SMALL_FC, masks=masks, seed=level)  # forgets presets
+
+    with pytest.raises(RuntimeError, match="level-0 initialization"):
+        small_experiment(tmp_path, make_model=careless, levels=1)
+
+
+def _mtimes(directory):
+    return {os.path.join(root, f): os.stat(os.path.join(root, f)).st_mtime_ns
+            for root, _, files in os.walk(directory) for f in files}
+
+
+def test_interrupted_experiment_resumes_where_it_stopped(tmp_path, fashion_mnist_dir,
+                                                         monkeypatch):
+    reference = lottery_experiment.run_experiment(
+        str(tmp_path / "reference"), fashion_mnist_dir, TINY, levels=3, seed=7)
+
+    real_train = trainer.train
+
+    def interrupted_at_level_2(dataset, model, optimizer_fn, training_len, output_dir,
+                               **params):
+        if output_dir.endswith(os.path.join("2", "lottery")):
+            def stop(iteration, total, latest):
+                if iteration >= 20:
+                    raise KeyboardInterrupt()
+            params["progress"] = stop
+        return real_train(dataset, model, optimizer_fn, training_len, output_dir, **params)
+
+    trial = tmp_path / "trial"
+    monkeypatch.setattr(trainer, "train", interrupted_at_level_2)
+    with pytest.raises(KeyboardInterrupt):
+        lottery_experiment.run_experiment(str(trial), fashion_mnist_dir, TINY, levels=3,
+                                          seed=7)
+    monkeypatch.setattr(trainer, "train", real_train)
+    assert paths.is_complete(str(trial / "1" / "lottery"))
+    assert not paths.is_complete(str(trial / "2" / "lottery"))
+    assert os.path.isdir(trial / "2" / "lottery" / "initial")  # partial leftovers
+    finished = _mtimes(trial / "0") | _mtimes(trial / "1")
+
+    resumed = lottery_experiment.run_experiment(str(trial), fashion_mnist_dir, TINY,
+                                                levels=3, seed=7)
+    assert _mtimes(trial / "0") | _mtimes(trial / "1") == finished
+    assert [resumed[level].resumed for level in range(4)] == [True, True, False, False]
+    for level in range(4):
+        for name in reference[level].masks:
+            np.testing.assert_array_equal(resumed[level].masks[name],
+                                          reference[level].masks[name])
+            np.testing.assert_array_equal(resumed[level].final[name],
+                                          reference[level].final[name])
+    # Layer0 keeps exactly what three rounds of 20% leave.
+    assert int(resumed[3].masks["layer0"].sum()) == 120422
+
+    before = _mtimes(trial)
+    extended = lottery_experiment.run_experiment(str(trial), fashion_mnist_dir, TINY,
+                                                 levels=4, seed=7)
+    assert sorted(extended) == [0, 1, 2, 3, 4] and not extended[3].masks is None
+    assert all(_mtimes(trial)[path] == stamp for path, stamp in before.items())
+    assert paths.is_complete(str(trial / "4" / "lottery"))
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, fashion_mnist_dir):
+    trial = str(tmp_path / "trial")
+    lottery_experiment.run_experiment(trial, fashion_mnist_dir, TINY, levels=0, seed=1)
+    other = constants.TrainingConfig(training_len=("iterations", 31), test_interval=10,
+                                     validate_interval=15)
+    with pytest.raises(ValueError, match=r"config\.training_len.*30.*31"):
+        lottery_experiment.run_experiment(trial, fashion_mnist_dir, other, levels=1, seed=1)

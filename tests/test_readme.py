@@ -1,0 +1,37 @@
+"""The README's quick start and Python examples run as written."""
+
+import os
+import re
+import shlex
+
+import pytest
+
+from conftest import REPO
+
+README = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
+    command = 'python -m pip install -e ".[test]" && python -m pytest'
+    assert f"    {command}\n" in README
+    assert command in ci
+
+
+def test_quick_start_commands_name_real_modules():
+    from importlib.util import find_spec
+    for module in re.findall(r"python -m (lottery_ticket[\w.]+)", README):
+        assert find_spec(module) is not None, module
+
+
+@pytest.mark.slow
+def test_python_examples_run(fashion_mnist_dir, tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    for block in blocks:
+        exec(compile(block.replace('"data/mnist"', repr(fashion_mnist_dir)), "README.md",
+                     "exec"), namespace)
+    assert os.path.isfile(tmp_path / "notebook_runs" / "level1" / "done.json")
+    assert sorted(namespace["pruned_conv"].weights) == ["conv0", "conv1", "fc0", "fc1"]
