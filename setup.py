@@ -3,6 +3,7 @@
 import os
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -18,8 +19,19 @@ def _requirements():
 _SUBPACKAGES = find_packages(where=HERE, exclude=["tests", "tests.*", "bench", "bench.*",
                                                   "build", "build.*"])
 
+
+
+class _BuildPy(build_py):
+    """Leaves this setup.py out of the installed package."""
+
+    def find_package_modules(self, package, package_dir):
+        modules = super().find_package_modules(package, package_dir)
+        return [m for m in modules if not (package == "lottery_ticket" and m[1] == "setup")]
+
+
 setup(
     name="lottery_ticket",
+    cmdclass={"build_py": _BuildPy},
     version="0.1.0",
     description="Lottery ticket hypothesis experiments in TensorFlow 2.",
     long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),

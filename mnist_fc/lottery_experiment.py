@@ -8,7 +8,6 @@ level; more levels extend the trial.
 """
 
 import functools
-import json
 import logging
 from typing import Dict, Mapping, Optional
 
@@ -20,42 +19,6 @@ from lottery_ticket.mnist_fc import constants
 from lottery_ticket.mnist_fc import train
 
 logger = logging.getLogger("lottery_ticket")
-
-
-def _flatten(values: Mapping, prefix: str = "") -> Dict[str, object]:
-    """{'a': {'b': 1}} -> {'a.b': 1}, so that differences name single settings."""
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def saved_run(run_directory: str, expected: Mapping):
-    """(initial, final, masks) of a complete run, or None if it is not complete.
-
-    Raises:
-      ValueError: the run was made with other settings than `expected`, so
-        reusing it would mix two experiments.
-    """
-    if not paths.is_complete(run_directory):
-        return None
-    recorded = _flatten(save_restore.read_json(paths.done(run_directory)).get("run_info", {}))
-    asked = _flatten(json.loads(json.dumps(expected)))
-    differences = {key: (recorded.get(key), value) for key, value in asked.items()
-                   if recorded.get(key) != value}
-    if differences:
-        details = "; ".join(f"{key}: saved {old!r}, asked {new!r}"
-                            for key, (old, new) in sorted(differences.items()))
-        raise ValueError(
-            f"{run_directory} is a complete run made with other settings ({details}). "
-            "Resuming would mix two experiments: use another output_dir, or the "
-            "settings it was made with.")
-    return (save_restore.restore_network(paths.initial(run_directory)),
-            save_restore.restore_network(paths.final(run_directory)),
-            save_restore.restore_network(paths.masks(run_directory)))
 
 
 def run_experiment(output_dir: str, mnist_location: str = constants.MNIST_LOCATION,
@@ -104,7 +67,8 @@ def run_experiment(output_dir: str, mnist_location: str = constants.MNIST_LOCATI
         make_dataset, make_model, train_model,
         functools.partial(pruning.prune_by_percent, percents), levels,
         presets=save_restore.standardize(presets),
-        completed_level=lambda level: saved_run(run_dir(level), identity))
+        completed_level=lambda level: save_restore.load_complete_run(run_dir(level),
+                                                                    identity))
     for level, result in results.items():
         kept = sum(float(m.sum()) for m in result.masks.values())
         total = sum(m.size for m in result.masks.values())

@@ -1,6 +1,8 @@
 """Training one LeNet-300-100 network on MNIST, optionally masked and preset."""
 
 import functools
+import logging
+import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
@@ -10,6 +12,8 @@ from lottery_ticket.foundations import model_fc
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations import trainer
 from lottery_ticket.mnist_fc import constants
+
+logger = logging.getLogger("lottery_ticket")
 
 Network = Dict[str, np.ndarray]
 
@@ -42,29 +46,48 @@ def train_model(dataset, model, output_dir: str, config: constants.TrainingConfi
         run_info=info, progress_label=progress_label)
 
 
+def source_of(network) -> Optional[str]:
+    """How a masks/presets argument is recorded: its absolute path, 'dict' or None."""
+    if network is None:
+        return None
+    if isinstance(network, (str, os.PathLike)):
+        return os.path.abspath(os.fspath(network))
+    return "dict"
+
+
 def train(output_dir: str, mnist_location: str = constants.MNIST_LOCATION,
           config: Optional[constants.TrainingConfig] = None, masks=None, presets=None,
           seed: int = 0, train_order_seed: Optional[int] = None,
           run_info: Optional[Mapping[str, Any]] = None) -> Tuple[Network, Network]:
-    """Trains one network and writes its run directory.
+    """Trains one network and writes its run directory, unless it is complete.
 
     Args:
       output_dir: the run directory (initial/, final/, masks/, metrics.json,
-        summaries/, done.json). A complete run there is never overwritten.
+        summaries/, done.json). If it already holds a complete run made with
+        the same settings, that run is read back instead of retrained; a
+        complete run made with other settings is a ValueError.
       mnist_location: directory of the MNIST (or Fashion-MNIST) IDX files.
       config: training hyperparameters; default constants.TrainingConfig().
       masks: masks as a dict or a saved directory (see save_restore.standardize).
       presets: initial kernels as a dict or a saved directory.
       seed: seeds the initial weights of layers without presets.
       train_order_seed: seeds the batch order; default `seed`.
-      run_info: extra facts to record in done.json.
+      run_info: extra facts to record in done.json (and to compare on reuse).
 
     Returns:
       (initial_weights, final_weights).
     """
     config = config or constants.TrainingConfig()
+    order_seed = int(seed if train_order_seed is None else train_order_seed)
+    info = {"config": config.to_json(), "seed": int(seed), "train_order_seed": order_seed,
+            "masks": source_of(masks), "presets": source_of(presets)}
+    info.update(run_info or {})
+    saved = save_restore.load_complete_run(output_dir, info)
+    if saved is not None:
+        logger.info("%s is already complete; reading it back.", output_dir)
+        return saved[0], saved[1]
     dataset = load_dataset(mnist_location, config.validation_size, config.batch_size,
-                           seed if train_order_seed is None else train_order_seed)
+                           order_seed)
     model = make_model(config, save_restore.standardize(presets),
                        save_restore.standardize(masks), seed=seed)
-    return train_model(dataset, model, output_dir, config, run_info)
+    return train_model(dataset, model, output_dir, config, info)

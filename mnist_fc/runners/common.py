@@ -1,9 +1,10 @@
 """Set-up shared by the command-line runners."""
 
+import inspect
 import logging
 import os
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import fire
 
@@ -69,3 +70,21 @@ def run_cli(main: Callable) -> None:
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def config_from_flags(training_flags: Dict[str, Any]) -> constants.TrainingConfig:
+    """A TrainingConfig from the runner's remaining --flags, naming unknown ones."""
+    known = set(inspect.signature(training_config).parameters)
+    unknown = sorted(set(training_flags) - known)
+    if unknown:
+        raise ValueError(f"unknown flag(s) {', '.join('--' + u for u in unknown)}; "
+                         f"training flags are {', '.join('--' + k for k in sorted(known))}.")
+    return training_config(**training_flags)
+
+
+def run_control(control: Callable, output_dir: str, threads: Optional[int],
+                training_flags: Dict[str, Any], **arguments) -> None:
+    """Shared body of the control runners: configure, train, say where."""
+    configure(threads)
+    control(output_dir, config=config_from_flags(training_flags), **arguments)
+    print(f"run directory: {output_dir}")

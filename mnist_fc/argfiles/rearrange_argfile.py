@@ -1,0 +1,20 @@
+"""Prints one rearrange flag line per control run.
+
+    python -m lottery_ticket.mnist_fc.argfiles.rearrange_argfile \\
+        --trials=5 --last_level=30 --experiment_root=DIR > rearrange.args
+"""
+
+from absl import app
+
+from lottery_ticket.mnist_fc.argfiles import common
+
+common.define_control_flags()
+
+
+def main(argv):
+    del argv
+    common.print_control_lines("rearrange", "level")
+
+
+if __name__ == "__main__":
+    app.run(main)

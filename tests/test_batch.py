@@ -1,0 +1,141 @@
+"""Argfile batches: splitting, parallel lines, failures, interruption, resuming."""
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+from lottery_ticket.foundations import batch
+from lottery_ticket.mnist_fc.argfiles import common as argfile_common
+from lottery_ticket.mnist_fc.argfiles import lottery_experiment_argfile
+
+TESTS = os.path.join(REPO, "tests")
+
+
+@pytest.fixture(autouse=True)
+def fake_runner_importable(monkeypatch):
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", TESTS + (os.pathsep + path if path else ""))
+
+
+def lines_for(tmp_path, specs):
+    return "\n".join(shlex.join([f"--output_dir={tmp_path / name}"] + list(flags))
+                     for name, flags in specs)
+
+
+def test_lines_split_like_a_shell():
+    lines = batch.parse_lines(
+        "# a comment\n\n--output_dir='/a b/run' --label=\"two words\" --x=1\n")
+    assert len(lines) == 1
+    assert lines[0].args == ["--output_dir=/a b/run", "--label=two words", "--x=1"]
+    assert lines[0].output_dir == "/a b/run" and lines[0].number == 3
+    assert lines[0].log_path == "/a b/run.log"
+    assert batch.parse_lines("--output_dir /x/y --z=2")[0].output_dir == "/x/y"
+
+
+def test_bad_lines_are_errors_naming_the_line():
+    with pytest.raises(ValueError, match="line 2 has no --output_dir"):
+        batch.parse_lines("--output_dir=/a\n--seed=1\n")
+    with pytest.raises(ValueError, match="lines 1 and 2 both write to /a"):
+        batch.parse_lines("--output_dir=/a --seed=1\n--output_dir=/a --seed=2\n")
+    with pytest.raises(ValueError, match="line 1 does not split"):
+        batch.parse_lines("--output_dir='/a\n")
+
+
+def test_failing_line_does_not_stop_the_others(tmp_path):
+    text = lines_for(tmp_path, [("a", ["--label=first"]), ("b", ["--fail"]),
+                                ("c", ["--label=with space"])])
+    summary = batch.run_batch("fake_runner", batch.parse_lines(text), workers=2)
+    assert summary.exit_code == 1
+    assert [line.number for line in summary.failed] == [2]
+    assert sorted(line.number for line in summary.done) == [1, 3]
+    assert (tmp_path / "c" / "finished.txt").read_text() == "with space\n"
+    log = (tmp_path / "b.log").read_text()
+    assert "failing on purpose" in log and "exit status 3" in log
+    report = batch.format_summary(summary)
+    assert "2 done, 0 skipped (already done), 1 failed, of 3 lines" in report
+    assert f"log: {tmp_path / 'b.log'}" in report
+    # Rerunning skips what is done and retries only the failed line.
+    again = batch.run_batch("fake_runner", batch.parse_lines(text), workers=2)
+    assert len(again.skipped) == 2 and [line.number for line in again.failed] == [2]
+    assert (tmp_path / "a" / "finished.txt").read_text() == "first\n"
+
+
+def _argfile_runner(argfile, workers=1):
+    return subprocess.Popen(
+        [sys.executable, "-m", "lottery_ticket.mnist_fc.runners.argfile_runner",
+         "--runner=fake_runner", f"--argfile={argfile}", f"--workers={workers}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_batch_killed_midway_and_rerun_finishes_each_run_once(tmp_path):
+    names = [f"run{i}" for i in range(5)]
+    argfile = tmp_path / "batch.args"
+    argfile.write_text(lines_for(tmp_path, [(n, ["--sleep=0.6", f"--label={n}"])
+                                            for n in names]))
+    process = _argfile_runner(argfile)
+    deadline = time.time() + 60
+    while not (tmp_path / "run1" / "done").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "interrupted" in output
+    finished = [n for n in names if (tmp_path / n / "done").exists()]
+    assert 2 <= len(finished) < len(names)
+    stamps = {n: os.stat(tmp_path / n / "finished.txt").st_mtime_ns for n in finished}
+
+    rerun = _argfile_runner(argfile, workers=2)
+    output, _ = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, output
+    assert f"{len(finished)} skipped" in output
+    for n in names:
+        assert (tmp_path / n / "finished.txt").read_text() == f"{n}\n"  # exactly once
+    for n in finished:
+        assert os.stat(tmp_path / n / "finished.txt").st_mtime_ns == stamps[n]
+
+
+def test_workers_get_one_gpu_each_or_a_share_of_the_cores(tmp_path, monkeypatch):
+    seen = {}
+    real_popen = subprocess.Popen
+
+    def recording_popen(command, **kwargs):
+        seen[command[-1]] = kwargs["env"]
+        return real_popen(command, **kwargs)
+
+    monkeypatch.setattr(batch.subprocess, "Popen", recording_popen)
+    text = lines_for(tmp_path, [("a", ["--label=a"]), ("b", ["--label=b"])])
+    batch.run_batch("fake_runner", batch.parse_lines(text), workers=2, gpus=["3", "5"])
+    assert {env["CUDA_VISIBLE_DEVICES"] for env in seen.values()} == {"3", "5"}
+    seen.clear()
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    text = lines_for(tmp_path, [("c", ["--label=c"])])
+    batch.run_batch("fake_runner", batch.parse_lines(text), workers=2, gpus=[])
+    expected = str(max(1, (os.cpu_count() or 1) // 2))
+    assert seen["--label=c"]["TF_NUM_INTRAOP_THREADS"] == expected
+
+
+def test_argfiles_print_one_line_per_run(tmp_path):
+    lottery = lottery_experiment_argfile.lottery_lines(
+        2, 1, 30, "/exp", "/data", "iterations:50000")
+    assert lottery[1] == ("--output_dir=/exp/trial2 --seed=2 --iterations=30 "
+                          "--mnist_location=/data --training_len=iterations:50000")
+    lines = argfile_common.control_lines(
+        "reuse", trials=2, first_trial=1, first_level=1, last_level=3, runs_per_level=2,
+        experiment_root="/exp dir", lottery_name="lottery", mnist_location="/data",
+        training_len="iterations:100", presets_from="level", fixed=["--mode=reuse"])
+    assert len(lines) == 2 * 3 * 2
+    parsed = batch.parse_lines("\n".join(lines))
+    first = parsed[0].args
+    assert first[:3] == ["--output_dir=/exp dir/trial1/1/reuse1",
+                         "--masks=/exp dir/trial1/1/lottery/masks",
+                         "--presets=/exp dir/trial1/1/lottery/initial"]
+    assert "--seed=1001" in first and "--mode=reuse" in first
+    random_prune = argfile_common.control_lines(
+        "random_prune", 1, 1, 2, 2, 1, "/exp", "lottery", "/d", "iterations:1", "level0")
+    assert "--presets=/exp/trial1/0/lottery/initial" in shlex.split(random_prune[0])
