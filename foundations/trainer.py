@@ -278,6 +278,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         "train_order_seed": dataset.train_order_seed,
         "train_batch_size": batch_size,
         "final": recorder.latest(),
+        "mask_counts": {name: [int(np.count_nonzero(mask)), int(mask.size)]
+                        for name, mask in model.masks.items()},
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
         "run_info": dict(run_info or {}),

@@ -7,6 +7,7 @@ import shlex
 import pytest
 
 from conftest import REPO
+from test_analysis import write_run
 
 README = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
 
@@ -30,8 +31,13 @@ def test_python_examples_run(fashion_mnist_dir, tmp_path, monkeypatch):
     assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)
     namespace = {}
+    tree = tmp_path / "tree"
+    for trial in (1, 2):
+        write_run(tree, trial, 0, "lottery")
     for block in blocks:
-        exec(compile(block.replace('"data/mnist"', repr(fashion_mnist_dir)), "README.md",
-                     "exec"), namespace)
+        block = block.replace('"data/mnist"', repr(fashion_mnist_dir))
+        block = block.replace('"experiments/lottery"', repr(str(tree)))
+        exec(compile(block, "README.md", "exec"), namespace)
     assert os.path.isfile(tmp_path / "notebook_runs" / "level1" / "done.json")
     assert sorted(namespace["pruned_conv"].weights) == ["conv0", "conv1", "fc0", "fc1"]
+    assert namespace["summary"][0]["runs"] == 2 and namespace["problems"] == []

@@ -79,6 +79,9 @@ def test_masked_training_keeps_pruned_weights_zero(tmp_path):
     initial, final = train_small(tmp_path / "run", masks=masks)
     assert not final["layer0"][masks["layer0"] == 0].any()
     assert int((final["layer0"] != 0).sum()) == int(masks["layer0"].sum())
+    done = json.loads((tmp_path / "run" / "done.json").read_text())
+    assert done["mask_counts"]["layer0"] == [int(masks["layer0"].sum()), 784 * 32]
+    assert done["mask_counts"]["layer1"] == [32 * 16, 32 * 16]
     np.testing.assert_array_equal(np.load(tmp_path / "run" / "masks" / "layer0.npy"),
                                   masks["layer0"])
 

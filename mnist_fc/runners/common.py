@@ -3,11 +3,9 @@
 import inspect
 import logging
 import os
-import sys
 from typing import Any, Callable, Dict, Optional, Sequence
 
-import fire
-
+from lottery_ticket.foundations import cli
 from lottery_ticket.mnist_fc import constants
 
 
@@ -59,17 +57,7 @@ def training_config(training_len: Sequence = constants.TRAINING_LEN,
         validate_interval=int(validate_interval))
 
 
-# Errors that mean "the input is wrong": shown as one clear message, not a traceback.
-USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError)
-
-
-def run_cli(main: Callable) -> None:
-    """Runs `main` with Fire; a user error exits with status 2 and its message."""
-    try:
-        fire.Fire(main)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+run_cli = cli.run_cli
 
 
 def config_from_flags(training_flags: Dict[str, Any]) -> constants.TrainingConfig:

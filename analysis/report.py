@@ -1,0 +1,147 @@
+"""Figures and tables for an experiment tree, from the command line or a notebook.
+
+    python -m lottery_ticket.analysis.report --experiment_path=EXP --output_dir=FIGS \\
+        [--levels=0,3,7,12] [--format=svg] [--title="LeNet-300-100 on MNIST"]
+
+writes into FIGS:
+
+    early_stop_iteration.png   early-stopping iteration vs weights remaining
+    early_stop_accuracy.png    test accuracy at early stopping vs weights remaining
+    accuracy_curves.png        test accuracy during training at the chosen levels
+    weight_histograms.png      the tickets' initial weights per layer at those levels
+    summary.csv, summary.md    mean / min / max per experiment and level
+    runs.csv                   one row per run with its metrics
+    evaluations.csv            one row per run, split and evaluated iteration
+    problems.txt               incomplete or malformed runs, by path (if any)
+"""
+
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Union
+
+from lottery_ticket.analysis import figures
+from lottery_ticket.analysis import metrics
+from lottery_ticket.analysis import reader
+from lottery_ticket.analysis import tables
+from lottery_ticket.foundations import cli
+from lottery_ticket.foundations import save_restore
+
+
+def _parse_levels(levels: Union[None, int, str, Sequence[int]]) -> Optional[List[int]]:
+    if levels is None:
+        return None
+    if isinstance(levels, int):
+        return [levels]
+    if isinstance(levels, str):
+        try:
+            return [int(part) for part in levels.replace(" ", "").split(",") if part]
+        except ValueError as error:
+            raise ValueError(f"--levels={levels!r}: give level numbers, e.g. "
+                             "--levels=0,3,7.") from error
+    return [int(level) for level in levels]
+
+
+def default_levels(available: Sequence[int], count: int = 5) -> List[int]:
+    """Up to `count` levels spread from the first to the last available one."""
+    available = sorted(set(available))
+    if len(available) <= count:
+        return available
+    picks = {available[round(i * (len(available) - 1) / (count - 1))] for i in range(count)}
+    return sorted(picks)
+
+
+def report(experiment_path: str, output_dir: str, levels=None,
+           experiment_name: str = "lottery", image_format: str = "png",
+           title: Optional[str] = None) -> Dict[str, object]:
+    """Reads an experiment and writes its figures and tables.
+
+    Args:
+      experiment_path: experiment root (trial{N}/ inside) or one trial.
+      output_dir: where the files go (created if needed).
+      levels: levels for the curves and histograms; default up to five
+        spread over the levels that exist.
+      experiment_name: the experiment whose curves and tickets are drawn.
+      image_format: 'png' or 'svg'.
+      title: names the experiment in every figure; default the folder name.
+
+    Returns:
+      {'written': [paths], 'problems': [reader.Problem], 'summary': rows}.
+
+    Raises:
+      ValueError: no complete run could be read (the problems say why).
+    """
+    if image_format not in figures.FORMATS:
+        raise ValueError(f"--format={image_format!r}: use one of {figures.FORMATS}.")
+    records, problems = reader.load_experiment(experiment_path)
+    if not records:
+        detail = "".join(f"\n  {p}" for p in problems[:20])
+        raise ValueError(f"no complete run to analyse under {experiment_path}.{detail}")
+    title = title or os.path.basename(os.path.normpath(os.path.abspath(experiment_path)))
+    rows = [metrics.run_metrics(r) for r in records]
+    summary = metrics.summarize(rows)
+    os.makedirs(output_dir, exist_ok=True)
+
+    def out(name: str) -> str:
+        return os.path.join(output_dir, name)
+
+    written = []
+    tables.write_csv(out("summary.csv"), summary)
+    save_restore.write_bytes_atomically(
+        out("summary.md"), tables.summary_markdown(summary, title).encode("utf-8"))
+    tables.write_csv(out("runs.csv"), rows)
+    tables.write_csv(out("evaluations.csv"), reader.evaluations(records))
+    written += [out(n) for n in ("summary.csv", "summary.md", "runs.csv", "evaluations.csv")]
+
+    written.append(figures.early_stopping_figure(
+        summary, "early_stop_iteration", out(f"early_stop_iteration.{image_format}"),
+        f"{title}: early-stopping iteration"))
+    written.append(figures.early_stopping_figure(
+        summary, "early_stop_test_accuracy", out(f"early_stop_accuracy.{image_format}"),
+        f"{title}: test accuracy at early stopping"))
+
+    available = sorted({r["level"] for r in records
+                        if r["experiment_name"] == experiment_name})
+    chosen = _parse_levels(levels) or default_levels(available)
+    if available:
+        written.append(figures.accuracy_curves_figure(
+            metrics.curves(records), experiment_name, chosen,
+            out(f"accuracy_curves.{image_format}"),
+            f"{title}: test accuracy during training ({experiment_name})"))
+        tickets: Dict[int, list] = {}
+        for record in records:
+            if record["experiment_name"] == experiment_name and record["level"] in chosen:
+                tickets.setdefault(record["level"], []).append({
+                    "initial": reader.load_network(record["path"], "initial"),
+                    "masks": reader.load_network(record["path"], "masks")})
+        if tickets:
+            written.append(figures.weight_histograms_figure(
+                tickets, out(f"weight_histograms.{image_format}"),
+                f"{title}: initial weights of the {experiment_name} tickets"))
+    else:
+        problems.append(reader.Problem(experiment_path, f"no complete {experiment_name!r} "
+                                       "runs: accuracy curves and histograms left out"))
+    problems_path = out("problems.txt")
+    if problems:
+        save_restore.write_bytes_atomically(
+            problems_path, ("\n".join(str(p) for p in problems) + "\n").encode("utf-8"))
+        written.append(problems_path)
+    elif os.path.exists(problems_path):
+        os.remove(problems_path)  # A stale list from an earlier report would mislead.
+    return {"written": written, "problems": problems, "summary": summary}
+
+
+def main(experiment_path: str, output_dir: str, levels=None,
+         experiment_name: str = "lottery", format: str = "png",  # noqa: A002 (flag name)
+         title: Optional[str] = None) -> None:
+    """Command line: writes the report and lists the files and any problems."""
+    result = report(experiment_path, output_dir, levels, experiment_name, format, title)
+    for path in result["written"]:
+        print(path)
+    for problem in result["problems"]:
+        print(f"problem: {problem}", file=sys.stderr)
+    complete = sum(row["runs"] for row in result["summary"])
+    print(f"{complete} complete runs analysed; {len(result['problems'])} problem(s).")
+
+
+if __name__ == "__main__":
+    cli.run_cli(main)
