@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from lottery_ticket.foundations import save_restore
 
@@ -48,6 +48,15 @@ class Line:
     @property
     def record_path(self) -> str:
         return self.output_dir.rstrip(os.sep) + ".batch.json"
+
+
+@dataclasses.dataclass
+class _Running:
+    """A line's process while it runs."""
+    line: Line
+    process: subprocess.Popen
+    log: Any
+    began: float
 
 
 @dataclasses.dataclass
@@ -170,7 +179,7 @@ def run_batch(runner_module: str, lines: Sequence[Line], workers: int = 1,
     if summary.skipped:
         logger.info("%d of %d lines already done; skipping them.", len(summary.skipped),
                     len(lines))
-    running: Dict[int, tuple] = {}  # worker slot -> (line, process, log file, start)
+    running: Dict[int, _Running] = {}  # worker slot -> its line
     durations: List[float] = []
     started = time.time()
     stop_signal = []
@@ -186,15 +195,16 @@ def run_batch(runner_module: str, lines: Sequence[Line], workers: int = 1,
                     line = pending.pop(0)
                     running[slot] = _start(line, runner_module, python, slot, gpus, threads)
             time.sleep(_POLL_SECONDS)
-            for slot, (line, process, log, began) in list(running.items()):
-                if process.poll() is None:
+            for slot, entry in list(running.items()):
+                returncode = entry.process.poll()
+                if returncode is None:
                     continue
                 del running[slot]
-                _finish(line, process.returncode, log, began, runner_module)
-                durations.append(time.time() - began)
-                (summary.done if process.returncode == 0 else summary.failed).append(line)
-                _report(summary, len(pending), len(running), durations, workers, line,
-                        process.returncode)
+                _finish(entry, returncode, runner_module)
+                durations.append(time.time() - entry.began)
+                (summary.done if returncode == 0 else summary.failed).append(entry.line)
+                _report(summary, len(pending), len(running), durations, workers, entry.line,
+                        returncode)
         if stop_signal:
             summary.interrupted = True
             logger.warning("signal %d: stopping %d running line(s); their runs stay "
@@ -209,7 +219,7 @@ def run_batch(runner_module: str, lines: Sequence[Line], workers: int = 1,
 
 
 def _start(line: Line, runner_module: str, python: str, slot: int, gpus: Sequence[str],
-           threads: int):
+           threads: int) -> _Running:
     os.makedirs(os.path.dirname(os.path.abspath(line.log_path)), exist_ok=True)
     log = open(line.log_path, "a", encoding="utf-8")
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
@@ -228,20 +238,21 @@ def _start(line: Line, runner_module: str, python: str, slot: int, gpus: Sequenc
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, env=environment,
                                start_new_session=True)
-    return line, process, log, time.time()
+    return _Running(line, process, log, time.time())
 
 
-def _finish(line: Line, returncode: int, log, began: float, runner_module: str) -> None:
-    log.write(f"===== exit status {returncode} after {_format_seconds(time.time() - began)}\n")
-    log.close()
-    save_restore.write_json(line.record_path, {
+def _finish(entry: _Running, returncode: int, runner_module: str) -> None:
+    seconds = time.time() - entry.began
+    entry.log.write(f"===== exit status {returncode} after {_format_seconds(seconds)}\n")
+    entry.log.close()
+    save_restore.write_json(entry.line.record_path, {
         "status": "done" if returncode == 0 else "failed",
-        "line": line.text,
+        "line": entry.line.text,
         "runner": runner_module,
         "returncode": returncode,
-        "seconds": time.time() - began,
+        "seconds": seconds,
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
-        "log": os.path.abspath(line.log_path),
+        "log": os.path.abspath(entry.line.log_path),
     })
 
 
@@ -256,22 +267,22 @@ def _report(summary: Summary, pending: int, running: int, durations: List[float]
                 _format_seconds(estimate))
 
 
-def _stop_all(running: Dict[int, tuple]) -> None:
-    for line, process, log, began in running.values():
-        if process.poll() is None:
+def _stop_all(running: Dict[int, _Running]) -> None:
+    for entry in running.values():
+        if entry.process.poll() is None:
             try:
-                os.killpg(process.pid, signal.SIGTERM)
+                os.killpg(entry.process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
     deadline = time.time() + _STOP_GRACE_SECONDS
-    for line, process, log, began in running.values():
+    for entry in running.values():
         try:
-            process.wait(timeout=max(0.0, deadline - time.time()))
+            entry.process.wait(timeout=max(0.0, deadline - time.time()))
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.write("===== stopped by the batch runner; the run is incomplete\n")
-        log.close()
+            os.killpg(entry.process.pid, signal.SIGKILL)
+            entry.process.wait()
+        entry.log.write("===== stopped by the batch runner; the run is incomplete\n")
+        entry.log.close()
 
 
 def format_summary(summary: Summary) -> str:

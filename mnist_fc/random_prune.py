@@ -43,10 +43,7 @@ def random_prune(output_dir: str, masks, presets, seed: int = 0,
                 f"presets for layer {name!r} are 0 at positions the random mask keeps: "
                 "they look pruned. Pass the dense level-0 initial weights "
                 "({trial}/0/lottery/initial), not the ticket's.")
-    return train.train(
-        output_dir, mnist_location, config, masks=new_masks, presets=original,
-        seed=int(seed), train_order_seed=int(seed if train_order_seed is None
-                                             else train_order_seed),
-        run_info={"control": "random_prune", "control_seed": int(seed),
-                  "ticket_masks": train.source_of(masks),
-                  "original_presets": train.source_of(presets)})
+    return train.train_control(
+        "random_prune", output_dir, new_masks, original, int(seed),
+        {"ticket_masks": masks, "original_presets": presets}, mnist_location, config,
+        train_order_seed)

@@ -35,10 +35,7 @@ def rearrange(output_dir: str, masks, presets, seed: int = 0,
     """
     new_masks, new_presets = controls.rearrange(save_restore.standardize(masks),
                                                 save_restore.standardize(presets), int(seed))
-    return train.train(
-        output_dir, mnist_location, config, masks=new_masks, presets=new_presets,
-        seed=int(seed), train_order_seed=int(seed if train_order_seed is None
-                                             else train_order_seed),
-        run_info={"control": "rearrange", "control_seed": int(seed),
-                  "ticket_masks": train.source_of(masks),
-                  "ticket_presets": train.source_of(presets)})
+    return train.train_control(
+        "rearrange", output_dir, new_masks, new_presets, int(seed),
+        {"ticket_masks": masks, "ticket_presets": presets}, mnist_location, config,
+        train_order_seed)

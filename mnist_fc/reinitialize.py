@@ -53,10 +53,7 @@ def reinitialize(output_dir: str, masks, presets=None, mode: str = "reinit", see
     mask_values = save_restore.standardize(masks)
     new_presets, model_seed = control_presets(mode, mask_values,
                                               save_restore.standardize(presets), int(seed))
-    return train.train(
-        output_dir, mnist_location, config, masks=mask_values, presets=new_presets,
-        seed=model_seed, train_order_seed=int(seed if train_order_seed is None
-                                              else train_order_seed),
-        run_info={"control": mode, "control_seed": int(seed),
-                  "ticket_masks": train.source_of(masks),
-                  "ticket_presets": train.source_of(presets)})
+    return train.train_control(
+        mode, output_dir, mask_values, new_presets, int(seed),
+        {"ticket_masks": masks, "ticket_presets": presets}, mnist_location, config,
+        train_order_seed, model_seed=model_seed)

@@ -91,3 +91,29 @@ def train(output_dir: str, mnist_location: str = constants.MNIST_LOCATION,
     model = make_model(config, save_restore.standardize(presets),
                        save_restore.standardize(masks), seed=seed)
     return train_model(dataset, model, output_dir, config, info)
+
+
+def train_control(control: str, output_dir: str, masks: Network, presets: Optional[Network],
+                  seed: int, sources: Mapping[str, Any],
+                  mnist_location: str = constants.MNIST_LOCATION,
+                  config: Optional[constants.TrainingConfig] = None,
+                  train_order_seed: Optional[int] = None,
+                  model_seed: Optional[int] = None) -> Tuple[Network, Network]:
+    """Trains one control run and records which control and ticket made it.
+
+    Args:
+      control: the control's name (reinit, reuse, rearrange, ...).
+      output_dir: the run directory.
+      masks, presets: the control's own masks and initial weights.
+      seed: the control's seed.
+      sources: where the ticket came from, recorded in done.json.
+      mnist_location, config: data and training settings.
+      train_order_seed: batch order; default `seed`.
+      model_seed: seeds layers without presets; default `seed`.
+    """
+    info = {"control": control, "control_seed": int(seed)}
+    info.update({key: source_of(value) for key, value in sources.items()})
+    return train(output_dir, mnist_location, config, masks=masks, presets=presets,
+                 seed=int(seed if model_seed is None else model_seed),
+                 train_order_seed=int(seed if train_order_seed is None else train_order_seed),
+                 run_info=info)

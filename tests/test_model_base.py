@@ -130,7 +130,7 @@ def test_non_binary_mask_is_an_error():
 
 def test_weights_before_build_is_a_clear_error():
     with pytest.raises(RuntimeError, match="build"):
-        ModelFc(LENET).weights
+        _ = ModelFc(LENET).weights
 
 
 class TinyConv(ModelBase):

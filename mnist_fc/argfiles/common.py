@@ -9,23 +9,29 @@ from lottery_ticket.foundations import paths
 from lottery_ticket.mnist_fc import constants
 
 
-def define_control_flags() -> None:
-    """The flags every control argfile takes."""
-    flags.DEFINE_integer("trials", 5, "Number of lottery trials to run controls for.")
+def define_trial_flags() -> None:
+    """Flags of every argfile: which trials, where, on what data, how long."""
+    flags.DEFINE_integer("trials", 5, "Number of trials (the paper averages five).")
     flags.DEFINE_integer("first_trial", 1, "Number of the first trial.")
-    flags.DEFINE_integer("first_level", 1, "First pruning level to run controls at.")
-    flags.DEFINE_integer("last_level", constants.NUM_LEVELS, "Last pruning level.")
-    flags.DEFINE_integer("runs_per_level", 3, "Control runs per trial and level "
-                         "(the paper trains three per ticket).")
     flags.DEFINE_string("experiment_root", constants.EXPERIMENT_PATH,
-                        "Directory holding the lottery trials (trial{N}/).")
-    flags.DEFINE_string("lottery_name", constants.EXPERIMENT_NAME,
-                        "experiment_name of the lottery runs the controls read.")
+                        "Directory holding the trial{N} directories.")
     flags.DEFINE_string("mnist_location", constants.MNIST_LOCATION,
                         "Directory of the MNIST IDX files.")
     flags.DEFINE_string("training_len", "{}:{}".format(*constants.TRAINING_LEN),
                         "Training length: iterations:N or epochs:N.")
-    flags.DEFINE_multi_string("extra", [], "A flag added to every line (repeatable).")
+    flags.DEFINE_multi_string("extra", [], "A flag added to every line, e.g. "
+                              "--extra=--learning_rate=0.05 (repeatable).")
+
+
+def define_control_flags() -> None:
+    """The flags every control argfile takes."""
+    define_trial_flags()
+    flags.DEFINE_integer("first_level", 1, "First pruning level to run controls at.")
+    flags.DEFINE_integer("last_level", constants.NUM_LEVELS, "Last pruning level.")
+    flags.DEFINE_integer("runs_per_level", 3, "Control runs per trial and level "
+                         "(the paper trains three per ticket).")
+    flags.DEFINE_string("lottery_name", constants.EXPERIMENT_NAME,
+                        "experiment_name of the lottery runs the controls read.")
 
 
 def control_lines(experiment_name: str, trials: int, first_trial: int, first_level: int,

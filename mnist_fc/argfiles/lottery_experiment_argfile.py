@@ -13,19 +13,11 @@ from absl import app
 from absl import flags
 
 from lottery_ticket.mnist_fc import constants
+from lottery_ticket.mnist_fc.argfiles import common
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("trials", 5, "Number of trials (the paper averages five).")
-flags.DEFINE_integer("first_trial", 1, "Number of the first trial.")
+common.define_trial_flags()
 flags.DEFINE_integer("levels", constants.NUM_LEVELS, "Pruning levels after level 0.")
-flags.DEFINE_string("experiment_root", constants.EXPERIMENT_PATH,
-                    "Directory that holds the trial{N} directories.")
-flags.DEFINE_string("mnist_location", constants.MNIST_LOCATION,
-                    "Directory of the MNIST IDX files.")
-flags.DEFINE_string("training_len", "{}:{}".format(*constants.TRAINING_LEN),
-                    "Training length per level: iterations:N or epochs:N.")
-flags.DEFINE_multi_string("extra", [], "A flag added to every line, e.g. "
-                          "--extra=--learning_rate=0.05 (repeatable).")
 
 
 def lottery_lines(trials: int, first_trial: int, levels: int, experiment_root: str,
