@@ -27,7 +27,10 @@ from lottery_ticket.foundations import cli
 from lottery_ticket.foundations import save_restore
 
 
-def _parse_levels(levels: Union[None, int, str, Sequence[int]]) -> Optional[List[int]]:
+Levels = Union[None, int, str, Sequence[int]]
+
+
+def _parse_levels(levels: Levels) -> Optional[List[int]]:
     if levels is None:
         return None
     if isinstance(levels, int):
@@ -50,7 +53,7 @@ def default_levels(available: Sequence[int], count: int = 5) -> List[int]:
     return sorted(picks)
 
 
-def report(experiment_path: str, output_dir: str, levels=None,
+def report(experiment_path: str, output_dir: str, levels: Levels = None,
            experiment_name: str = "lottery", image_format: str = "png",
            title: Optional[str] = None) -> Dict[str, object]:
     """Reads an experiment and writes its figures and tables.
@@ -130,7 +133,7 @@ def report(experiment_path: str, output_dir: str, levels=None,
     return {"written": written, "problems": problems, "summary": summary}
 
 
-def main(experiment_path: str, output_dir: str, levels=None,
+def main(experiment_path: str, output_dir: str, levels: Levels = None,
          experiment_name: str = "lottery", format: str = "png",  # noqa: A002 (flag name)
          title: Optional[str] = None) -> None:
     """Command line: writes the report and lists the files and any problems."""

@@ -43,10 +43,12 @@ class Line:
 
     @property
     def log_path(self) -> str:
+        """Where the line's output goes."""
         return self.output_dir.rstrip(os.sep) + ".log"
 
     @property
     def record_path(self) -> str:
+        """Where the line's outcome is recorded."""
         return self.output_dir.rstrip(os.sep) + ".batch.json"
 
 

@@ -16,7 +16,7 @@ Biases start at 0 (or at ``bias_initializer``) and are never masked.
 """
 
 import zlib
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +24,8 @@ import tensorflow as tf
 from lottery_ticket.foundations import save_restore
 
 Initializer = Union[None, str, Callable]
+Activation = Union[None, str, Callable[[tf.Tensor], tf.Tensor]]
+Size = Union[int, Tuple[int, int]]
 
 
 def _derived_seed(seed: int, name: str) -> int:
@@ -32,7 +34,7 @@ def _derived_seed(seed: int, name: str) -> int:
     return int(state.generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def _resolve_activation(activation):
+def _resolve_activation(activation: Activation) -> Optional[Callable]:
     if activation is None or callable(activation):
         return activation
     if isinstance(activation, str):
@@ -52,7 +54,8 @@ class ModelBase(tf.Module):
       name: the tf.Module name.
     """
 
-    def __init__(self, presets=None, masks=None, seed: Optional[int] = None,
+    def __init__(self, presets: save_restore.NetworkLike = None,
+                 masks: save_restore.NetworkLike = None, seed: Optional[int] = None,
                  name: Optional[str] = None):
         super().__init__(name=name)
         self._presets = save_restore.standardize(presets) or {}
@@ -80,7 +83,8 @@ class ModelBase(tf.Module):
 
     # -- Calling and building -----------------------------------------------------
 
-    def __call__(self, inputs, training: bool = False) -> tf.Tensor:
+    def __call__(self, inputs: Union[tf.Tensor, np.ndarray],
+                 training: bool = False) -> tf.Tensor:
         """Runs the network; the first call creates its variables."""
         first_call = not self._built
         outputs = self.forward(tf.convert_to_tensor(inputs, dtype=tf.float32), training)
@@ -114,8 +118,8 @@ class ModelBase(tf.Module):
 
     # -- Layers ---------------------------------------------------------------
 
-    def _kernel_and_mask(self, name: str, shape, kernel_initializer: Initializer,
-                         ) -> tf.Tensor:
+    def _kernel_and_mask(self, name: str, shape: Sequence[int],
+                         kernel_initializer: Initializer) -> tf.Tensor:
         """Returns the effective kernel of a layer, creating it on first use."""
         if name not in self._kernels:
             if self._built:
@@ -131,7 +135,8 @@ class ModelBase(tf.Module):
         mask = self._mask_variables.get(name)
         return kernel if mask is None else kernel * mask
 
-    def _create_kernel(self, name: str, shape, kernel_initializer: Initializer) -> None:
+    def _create_kernel(self, name: str, shape: Sequence[int],
+                       kernel_initializer: Initializer) -> None:
         shape = tuple(int(d) for d in shape)
         mask = self._given_masks.get(name)
         if mask is not None and tuple(np.shape(mask)) != shape:
@@ -158,7 +163,8 @@ class ModelBase(tf.Module):
             self._kernels[name] = tf.Variable(initial, name=f"{name}_kernel")
         self._layer_names.append(name)
 
-    def _initial_value(self, name: str, shape, kernel_initializer: Initializer) -> np.ndarray:
+    def _initial_value(self, name: str, shape: Sequence[int],
+                       kernel_initializer: Initializer) -> np.ndarray:
         seed = _derived_seed(self.seed, name)
         if kernel_initializer is None:
             kernel_initializer = "glorot_normal"
@@ -185,7 +191,7 @@ class ModelBase(tf.Module):
         return self._biases[name]
 
     def dense_layer(self, name: str, inputs: tf.Tensor, units: int,
-                    activation=None, use_bias: bool = True,
+                    activation: Activation = None, use_bias: bool = True,
                     kernel_initializer: Initializer = None,
                     bias_initializer: Optional[Callable] = None) -> tf.Tensor:
         """A fully-connected layer with the layer's mask and preset.
@@ -218,8 +224,8 @@ class ModelBase(tf.Module):
         return outputs if activation is None else activation(outputs)
 
     def conv2d_layer(self, name: str, inputs: tf.Tensor, filters: int,
-                     kernel_size, strides=1, padding: str = "SAME",
-                     activation=None, use_bias: bool = True,
+                     kernel_size: Size, strides: Size = 1, padding: str = "SAME",
+                     activation: Activation = None, use_bias: bool = True,
                      kernel_initializer: Initializer = None,
                      bias_initializer: Optional[Callable] = None) -> tf.Tensor:
         """A 2-D convolution (NHWC) with the layer's mask and preset.
@@ -252,7 +258,7 @@ class ModelBase(tf.Module):
                 "or run it on a batch first.")
 
     @property
-    def layer_names(self):
+    def layer_names(self) -> List[str]:
         """Names of the masked layers, in the order forward() creates them."""
         return list(self._layer_names)
 

@@ -5,6 +5,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
+from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations.model_base import ModelBase
 
 
@@ -18,8 +19,9 @@ class ModelFc(ModelBase):
       presets, masks, seed: as in ModelBase.
     """
 
-    def __init__(self, hyperparameters: Mapping[str, Any], presets=None, masks=None,
-                 seed: Optional[int] = None):
+    def __init__(self, hyperparameters: Mapping[str, Any],
+                 presets: save_restore.NetworkLike = None,
+                 masks: save_restore.NetworkLike = None, seed: Optional[int] = None):
         if "layers" not in hyperparameters or not hyperparameters["layers"]:
             raise ValueError(
                 "hyperparameters need 'layers': a list of (units, activation), e.g. "

@@ -15,6 +15,7 @@ A run directory without ``done.json`` is incomplete, whatever else it holds.
 
 import os
 import re
+from typing import Tuple, Union
 
 DONE_FILENAME = "done.json"
 METRICS_FILENAME = "metrics.json"
@@ -23,13 +24,13 @@ _EXPERIMENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*[A-Za-z_]$|^[A-Za-z_]$")
 _RUN_ID = re.compile(r"^[0-9]*$")
 
 
-def trial(parent_directory: str, trial_name) -> str:
+def trial(parent_directory: str, trial_name: Union[int, str]) -> str:
     """Directory of one trial: ``{parent_directory}/trial{trial_name}``."""
     return os.path.join(parent_directory, f"trial{trial_name}")
 
 
 def run(parent_directory: str, level: int, experiment_name: str = "lottery",
-        run_id="") -> str:
+        run_id: Union[int, str] = "") -> str:
     """Directory of one run: ``{parent}/{level}/{experiment_name}{run_id}``.
 
     ``experiment_name`` must not end in a digit and ``run_id`` must be digits
@@ -47,7 +48,7 @@ def run(parent_directory: str, level: int, experiment_name: str = "lottery",
     return os.path.join(parent_directory, str(int(level)), f"{experiment_name}{run_id}")
 
 
-def split_run_name(name: str):
+def split_run_name(name: str) -> Tuple[str, str]:
     """Split a run directory's name into (experiment_name, run_id)."""
     match = re.match(r"^(.*?)([0-9]*)$", name)
     return match.group(1), match.group(2)

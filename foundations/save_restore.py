@@ -10,7 +10,7 @@ import json
 import os
 import re
 import tempfile
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -45,13 +45,13 @@ def write_bytes_atomically(path: str, data: bytes) -> None:
     _write_atomically(path, lambda f: f.write(data))
 
 
-def write_json(path: str, value) -> None:
+def write_json(path: str, value: Any) -> None:
     """Writes a JSON-serializable value to path atomically."""
     text = json.dumps(value, indent=1, sort_keys=True, default=_json_default)
     write_bytes_atomically(path, text.encode("utf-8"))
 
 
-def read_json(path: str):
+def read_json(path: str) -> Any:
     """Reads a JSON file."""
     with open(path, "r", encoding="utf-8") as f:
         return json.load(f)

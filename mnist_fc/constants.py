@@ -6,7 +6,7 @@ Every value is a default: runners and functions take each one as an argument.
 import dataclasses
 import functools
 import os
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from lottery_ticket.foundations import paths
 from lottery_ticket.mnist_fc import locations
@@ -94,13 +94,13 @@ OPTIMIZERS: Dict[str, Callable[[TrainingConfig], Callable[[], Any]]] = {
     "sgd": _sgd, "momentum": _momentum, "adam": _adam}
 
 
-def trial(experiment_root: str, trial_name) -> str:
+def trial(experiment_root: str, trial_name: Union[int, str]) -> str:
     """Directory of one trial of an experiment."""
     return paths.trial(experiment_root, trial_name)
 
 
 def run(trial_directory: str, level: int, experiment_name: str = EXPERIMENT_NAME,
-        run_id="") -> str:
+        run_id: Union[int, str] = "") -> str:
     """Directory of one run within a trial."""
     return paths.run(trial_directory, level, experiment_name, run_id)
 

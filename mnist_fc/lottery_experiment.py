@@ -26,7 +26,8 @@ def run_experiment(output_dir: str, mnist_location: str = constants.MNIST_LOCATI
                    levels: int = constants.NUM_LEVELS,
                    prune_percents: Optional[Mapping[str, float]] = None,
                    experiment_name: str = constants.EXPERIMENT_NAME,
-                   seed: int = 0, presets=None) -> Dict[int, experiment.LevelResult]:
+                   seed: int = 0, presets: save_restore.NetworkLike = None,
+                   ) -> Dict[int, experiment.LevelResult]:
     """Runs (or resumes) one trial of the lottery ticket experiment.
 
     Args:

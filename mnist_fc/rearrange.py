@@ -17,7 +17,8 @@ from lottery_ticket.mnist_fc import train
 Network = Dict[str, np.ndarray]
 
 
-def rearrange(output_dir: str, masks, presets, seed: int = 0,
+def rearrange(output_dir: str, masks: save_restore.NetworkLike,
+    presets: save_restore.NetworkLike, seed: int = 0,
               mnist_location: str = constants.MNIST_LOCATION,
               config: Optional[constants.TrainingConfig] = None,
               train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:

@@ -31,7 +31,8 @@ def control_presets(mode: str, masks: Network, presets: Optional[Network], seed:
     return controls.reuse_presets(masks, presets, seed, keep_sign=mode == "reuse_sign"), seed
 
 
-def reinitialize(output_dir: str, masks, presets=None, mode: str = "reinit", seed: int = 0,
+def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
+                 presets: save_restore.NetworkLike = None, mode: str = "reinit", seed: int = 0,
                  mnist_location: str = constants.MNIST_LOCATION,
                  config: Optional[constants.TrainingConfig] = None,
                  train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:

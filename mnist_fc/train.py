@@ -27,13 +27,15 @@ def load_dataset(mnist_location: str, validation_size: int, batch_size: int,
                                       validation_size=validation_size)
 
 
-def make_model(config: constants.TrainingConfig, presets=None, masks=None,
+def make_model(config: constants.TrainingConfig, presets: save_restore.NetworkLike = None,
+               masks: save_restore.NetworkLike = None,
                seed: Optional[int] = None) -> model_fc.ModelFc:
     """A fresh ModelFc for `config`."""
     return model_fc.ModelFc(config.hyperparameters, presets=presets, masks=masks, seed=seed)
 
 
-def train_model(dataset, model, output_dir: str, config: constants.TrainingConfig,
+def train_model(dataset: dataset_mnist.DatasetMnist, model: model_fc.ModelFc,
+                output_dir: str, config: constants.TrainingConfig,
                 run_info: Optional[Mapping[str, Any]] = None, progress_label: str = ""
                 ) -> Tuple[Network, Network]:
     """Trains a built or unbuilt model with `config` and writes the run."""
@@ -46,7 +48,7 @@ def train_model(dataset, model, output_dir: str, config: constants.TrainingConfi
         run_info=info, progress_label=progress_label)
 
 
-def source_of(network) -> Optional[str]:
+def source_of(network: save_restore.NetworkLike) -> Optional[str]:
     """How a masks/presets argument is recorded: its absolute path, 'dict' or None."""
     if network is None:
         return None
@@ -56,7 +58,8 @@ def source_of(network) -> Optional[str]:
 
 
 def train(output_dir: str, mnist_location: str = constants.MNIST_LOCATION,
-          config: Optional[constants.TrainingConfig] = None, masks=None, presets=None,
+          config: Optional[constants.TrainingConfig] = None,
+          masks: save_restore.NetworkLike = None, presets: save_restore.NetworkLike = None,
           seed: int = 0, train_order_seed: Optional[int] = None,
           run_info: Optional[Mapping[str, Any]] = None) -> Tuple[Network, Network]:
     """Trains one network and writes its run directory, unless it is complete.

@@ -33,7 +33,8 @@ def lottery_lines(trials: int, first_trial: int, levels: int, experiment_root: s
     return lines
 
 
-def main(argv):
+def main(argv: List[str]) -> None:
+    """Prints the lines for the parsed flags."""
     del argv
     print("\n".join(lottery_lines(FLAGS.trials, FLAGS.first_trial, FLAGS.levels,
                                   FLAGS.experiment_root, FLAGS.mnist_location,

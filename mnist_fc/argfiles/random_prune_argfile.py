@@ -7,6 +7,8 @@ Each line reads the ticket's masks at its level (for the counts) and the
 trial's level-0 initial weights.
 """
 
+from typing import List
+
 from absl import app
 
 from lottery_ticket.mnist_fc.argfiles import common
@@ -14,7 +16,8 @@ from lottery_ticket.mnist_fc.argfiles import common
 common.define_control_flags()
 
 
-def main(argv):
+def main(argv: List[str]) -> None:
+    """Prints the lines for the parsed flags."""
     del argv
     common.print_control_lines("random_prune", "level0")
 

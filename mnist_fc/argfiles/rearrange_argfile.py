@@ -4,6 +4,8 @@
         --trials=5 --last_level=30 --experiment_root=DIR > rearrange.args
 """
 
+from typing import List
+
 from absl import app
 
 from lottery_ticket.mnist_fc.argfiles import common
@@ -11,7 +13,8 @@ from lottery_ticket.mnist_fc.argfiles import common
 common.define_control_flags()
 
 
-def main(argv):
+def main(argv: List[str]) -> None:
+    """Prints the lines for the parsed flags."""
     del argv
     common.print_control_lines("rearrange", "level")
 

@@ -6,6 +6,8 @@
 Runs land in {root}/trial{T}/{L}/{mode}{R}, beside the lottery run they control.
 """
 
+from typing import List
+
 from absl import app
 from absl import flags
 
@@ -18,7 +20,8 @@ flags.DEFINE_enum("mode", "reinit", list(controls.REINITIALIZE_MODES),
                   "reuse_sign: reuse keeping each weight's sign.")
 
 
-def main(argv):
+def main(argv: List[str]) -> None:
+    """Prints the lines for the parsed flags."""
     del argv
     mode = flags.FLAGS.mode
     common.print_control_lines(mode, None if mode == "reinit" else "level",
