@@ -63,6 +63,15 @@ def _boundaries(total: int, intervals: Sequence[Optional[int]]) -> list:
     return sorted(points)
 
 
+def _op_determinism():
+    """Whether tf.config.experimental.enable_op_determinism() is in force, if knowable."""
+    try:  # TensorFlow has no public reader for this setting.
+        from tensorflow.python.framework import config as framework_config
+        return bool(framework_config.is_op_determinism_enabled())
+    except (ImportError, AttributeError):
+        return "unknown"
+
+
 def _due(iteration: int, interval: Optional[int], total: int) -> bool:
     return bool(interval) and (iteration % interval == 0 or iteration == total)
 
@@ -281,6 +290,9 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         "mask_counts": {name: [int(np.count_nonzero(mask)), int(mask.size)]
                         for name, mask in model.masks.items()},
         "tensorflow": tf.__version__,
+        # Both decide which kernels ran, so both are needed to repeat the numbers.
+        "op_determinism": _op_determinism(),
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "python": platform.python_version(),
         "run_info": dict(run_info or {}),
     })

@@ -44,6 +44,7 @@ def test_writes_the_run_layout(tmp_path):
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(run / "summaries"))
     done = json.loads((run / "done.json").read_text())
     assert done["iterations"] == 60 and done["run_info"] == {"level": 0}
+    assert done["op_determinism"] is False and done["model_seed"] == 0
     assert not [f for f in os.listdir(run) if f.endswith(".tmp")]
 
 

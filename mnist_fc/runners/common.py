@@ -10,7 +10,7 @@ from lottery_ticket.mnist_fc import constants
 
 
 def configure(threads: Optional[int] = None) -> None:
-    """Progress lines on stderr, and TensorFlow's CPU thread count.
+    """Progress lines on stderr, TensorFlow's CPU thread count, deterministic GPU ops.
 
     Args:
       threads: threads for TensorFlow's CPU kernels; None keeps its default.
@@ -20,10 +20,16 @@ def configure(threads: Optional[int] = None) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
     if threads:
-        import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    # On a GPU some reductions are nondeterministic unless told otherwise. On a
+    # CPU, TensorFlow's default (oneDNN) kernels already give the same bits for
+    # the same seeds at any thread count, and switching kernels would make runner
+    # results differ from a notebook's, so CPUs are left as they are.
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()
 
 
 def parse_training_len(training_len) -> tuple:
