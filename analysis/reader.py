@@ -212,8 +212,3 @@ def load_network(run_directory: str, which: str = "final") -> Dict[str, np.ndarr
         raise ValueError(f"which must be 'initial', 'final' or 'masks', got {which!r}.")
     return save_restore.restore_network(getattr(paths, which)(run_directory))
 
-
-def without_metrics(record: Record) -> Record:
-    """A record without its nested metrics, for one-row-per-run tables."""
-    return {key: value for key, value in record.items() if key != "metrics"}
-

@@ -25,6 +25,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import save_restore
 
 logger = logging.getLogger("lottery_ticket")
@@ -44,7 +45,7 @@ class Line:
     @property
     def log_path(self) -> str:
         """Where the line's output goes."""
-        return self.output_dir.rstrip(os.sep) + ".log"
+        return paths.log(self.output_dir)
 
     @property
     def record_path(self) -> str:

@@ -5,7 +5,6 @@ Every value is a default: runners and functions take each one as an argument.
 
 import dataclasses
 import functools
-import os
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from lottery_ticket.foundations import paths
@@ -97,14 +96,3 @@ OPTIMIZERS: Dict[str, Callable[[TrainingConfig], Callable[[], Any]]] = {
 def trial(experiment_root: str, trial_name: Union[int, str]) -> str:
     """Directory of one trial of an experiment."""
     return paths.trial(experiment_root, trial_name)
-
-
-def run(trial_directory: str, level: int, experiment_name: str = EXPERIMENT_NAME,
-        run_id: Union[int, str] = "") -> str:
-    """Directory of one run within a trial."""
-    return paths.run(trial_directory, level, experiment_name, run_id)
-
-
-def default_experiment_root(name: str = "") -> str:
-    """Default root directory for an experiment's trials."""
-    return os.path.join(EXPERIMENT_PATH, name) if name else EXPERIMENT_PATH
