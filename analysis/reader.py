@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 
 Record = Dict[str, Any]
@@ -88,7 +89,7 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
       MalformedRun: the run is incomplete or its files are missing or broken.
     """
     run_directory = os.path.normpath(run_directory)
-    if not paths.is_complete(run_directory):
+    if not runs.is_complete(run_directory):
         raise MalformedRun(f"incomplete: no {paths.DONE_FILENAME} (still running, or "
                            "interrupted; rerunning its command finishes it)")
     try:

@@ -23,7 +23,7 @@ from lottery_ticket.analysis import figures
 from lottery_ticket.analysis import metrics
 from lottery_ticket.analysis import reader
 from lottery_ticket.analysis import tables
-from lottery_ticket.foundations import cli
+from lottery_ticket.cli import errors
 from lottery_ticket.foundations import save_restore
 
 
@@ -147,4 +147,4 @@ def main(experiment_path: str, output_dir: str, levels: Levels = None,
 
 
 if __name__ == "__main__":
-    cli.run_cli(main)
+    errors.fire_cli(main)

@@ -19,7 +19,7 @@ class LevelResult:
     """What one pruning level produced."""
     level: int
     masks: Network
-    initial: Network
+    initial: Network  # At levels >= 1: the reset weights with this level's mask applied.
     final: Network
     resumed: bool  # True when read back from a completed run, not trained now.
 
@@ -32,12 +32,14 @@ def experiment(make_dataset: Callable[[], DatasetBase],
                presets: Optional[Network] = None,
                completed_level: Optional[Callable[[int], Optional[Tuple[Network, Network,
                                                                       Network]]]] = None,
+               reset_weights: Optional[Callable[[LevelResult], Network]] = None,
                ) -> Dict[int, LevelResult]:
-    """Runs iterative magnitude pruning with resetting to the initialization.
+    """Runs iterative magnitude pruning with resetting.
 
     Level 0 trains the dense network. Each level k >= 1 prunes the masks of
-    level k-1 using that level's final weights, resets the surviving weights to
-    the level-0 initial values, and trains again.
+    level k-1 using that level's final weights, resets the surviving weights
+    (by default to the level-0 initial values; see `reset_weights`), and
+    trains again.
 
     Args:
       make_dataset: returns the dataset for a training run.
@@ -53,19 +55,28 @@ def experiment(make_dataset: Callable[[], DatasetBase],
         of a level that already finished, or None. Finished levels are read
         back instead of retrained, which is how an interrupted experiment
         resumes; asking for more levels than exist extends it.
+      reset_weights: reset_weights(level_0) returns the weights (layer name ->
+        kernel) that the survivors of every level >= 1 are reset to, given
+        level 0's LevelResult once it has trained or been read back; for
+        example weights saved at iteration K of level 0 for late resetting.
+        None resets to level 0's initial weights.
 
     Returns:
       level -> LevelResult for levels 0..iterations.
 
     Raises:
-      RuntimeError: a model did not start at the level-0 initialization (for
-        example make_model ignored its presets).
+      RuntimeError: a model did not start from the weights it was reset to
+        (the level-0 initialization by default, or what reset_weights
+        returned) with its mask applied; for example make_model ignored its
+        presets.
     """
     if int(iterations) < 0:
         raise ValueError(f"iterations (pruning levels after level 0) must be >= 0, "
                          f"got {iterations}.")
     results: Dict[int, LevelResult] = {}
     reset_to: Optional[Network] = presets
+    # Level 0 is checked against its presets, which are its initialization.
+    reset_source = "the level-0 initialization"
     masks: Optional[Network] = None
     for level in range(int(iterations) + 1):
         if level > 0:
@@ -93,12 +104,19 @@ def experiment(make_dataset: Callable[[], DatasetBase],
                         if name in reset_to}
             if not _same(expected, {name: initial[name] for name in expected}, exact=False):
                 raise RuntimeError(
-                    f"level {level} did not start from the level-0 initialization "
-                    "with its mask applied: make_model must build the model with "
-                    "the presets and masks it is given.")
-        if level == 0:
-            reset_to = initial
+                    f"level {level} did not start from {reset_source} with its mask "
+                    "applied: make_model must build the model with the presets and "
+                    "masks it is given.")
         results[level] = LevelResult(level, masks, initial, final, resumed)
+        if level == 0:
+            if reset_weights is None:
+                reset_to = initial
+            else:
+                reset_to = reset_weights(results[0])
+                if reset_to is None:
+                    raise TypeError("reset_weights returned None; it must return the "
+                                    "weights (layer name -> kernel) to reset to.")
+                reset_source = "the weights reset_weights returned"
     return results
 
 

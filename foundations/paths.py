@@ -10,7 +10,8 @@ Layout (kept from the original codebase)::
         summaries/             TensorBoard event files
         done.json              written last: the run is complete
 
-A run directory without ``done.json`` is incomplete, whatever else it holds.
+A run directory without ``done.json`` is incomplete, whatever else it holds
+(``runs.is_complete``; ``foundations.runs`` owns that file's schema).
 """
 
 import os
@@ -82,11 +83,6 @@ def summaries(run_directory: str) -> str:
 def done(run_directory: str) -> str:
     """A run's completion marker, written last."""
     return os.path.join(run_directory, DONE_FILENAME)
-
-
-def is_complete(run_directory: str) -> bool:
-    """Whether a run finished: its completion marker exists."""
-    return os.path.isfile(done(run_directory))
 
 
 def log(run_directory: str) -> str:

@@ -10,11 +10,9 @@ import json
 import os
 import re
 import tempfile
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-
-from lottery_ticket.foundations import paths
 
 Network = Dict[str, np.ndarray]
 NetworkLike = Union[None, str, os.PathLike, Dict[str, np.ndarray], Sequence]
@@ -47,7 +45,7 @@ def write_bytes_atomically(path: str, data: bytes) -> None:
 
 def write_json(path: str, value: Any) -> None:
     """Writes a JSON-serializable value to path atomically."""
-    text = json.dumps(value, indent=1, sort_keys=True, default=_json_default)
+    text = json.dumps(value, indent=1, sort_keys=True, default=json_default)
     write_bytes_atomically(path, text.encode("utf-8"))
 
 
@@ -57,7 +55,8 @@ def read_json(path: str) -> Any:
         return json.load(f)
 
 
-def _json_default(value):
+def json_default(value: Any) -> Any:
+    """JSON form of numpy values and callables (by name); TypeError otherwise."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -130,45 +129,3 @@ def standardize(network: NetworkLike,
     raise TypeError(
         f"cannot standardize a {type(network).__name__}: pass a dict, a "
         "directory path, a list of those, or None.")
-
-
-def _flatten(values: Mapping, prefix: str = "") -> Dict[str, object]:
-    """{'a': {'b': 1}} -> {'a.b': 1}, so that differences name single settings."""
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def load_complete_run(run_directory: str, expected_info: Mapping
-                      ) -> Optional[Tuple[Network, Network, Network]]:
-    """(initial, final, masks) of a complete run, or None if it is not complete.
-
-    Args:
-      run_directory: a run directory.
-      expected_info: settings the run must have been made with; each is
-        compared with the run_info recorded in its done.json.
-
-    Raises:
-      ValueError: the complete run was made with other settings, so reusing
-        it would mix two experiments; the message names each setting.
-    """
-    if not paths.is_complete(run_directory):
-        return None
-    recorded = _flatten(read_json(paths.done(run_directory)).get("run_info", {}))
-    asked = _flatten(json.loads(json.dumps(expected_info, default=_json_default)))
-    differences = {key: (recorded.get(key), value) for key, value in asked.items()
-                   if recorded.get(key) != value}
-    if differences:
-        details = "; ".join(f"{key}: saved {old!r}, asked {new!r}"
-                            for key, (old, new) in sorted(differences.items()))
-        raise ValueError(
-            f"{run_directory} is a complete run made with other settings ({details}). "
-            "Reusing it would mix two experiments: use another output directory, or "
-            "the settings it was made with.")
-    return (restore_network(paths.initial(run_directory)),
-            restore_network(paths.final(run_directory)),
-            restore_network(paths.masks(run_directory)))

@@ -1,5 +1,15 @@
 """Training one network and recording everything about the run.
 
+`train` runs in four parts:
+
+* `prepare_run` checks the arguments, readies the output directory (clearing
+  an incomplete run), builds the model and saves initial/ and masks/;
+* `CompiledSteps` holds the compiled functions: the training steps over
+  batches of indices and the chunked evaluation of a split;
+* `_training_loop` runs the iterations, returning to Python at evaluation
+  boundaries to record metrics and report progress;
+* `_write_record` writes done.json, which marks the run complete.
+
 The iterations between two evaluations run inside one compiled tf.function
 (a tf.while_loop over batches of indices into the training set, which stays
 on the device), so the Python interpreter is entered once per evaluation,
@@ -9,7 +19,6 @@ not once per step.
 import logging
 import os
 import platform
-import shutil
 import time
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -17,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.model_base import ModelBase
@@ -32,9 +42,6 @@ _EVALUATION_CHUNK = 10000
 # so that progress can be reported.
 _DEFAULT_CHUNK = 1000
 _PROGRESS_SECONDS = 10.0
-# Files and directories a run writes; an incomplete run's leftovers are removed
-# before it is redone, and nothing else in its directory is touched.
-_RUN_CONTENTS = ("initial", "final", "masks", "summaries", paths.METRICS_FILENAME)
 
 
 def training_iterations(training_len: Sequence, dataset: DatasetBase) -> int:
@@ -74,25 +81,6 @@ def _op_determinism():
 
 def _due(iteration: int, interval: Optional[int], total: int) -> bool:
     return bool(interval) and (iteration % interval == 0 or iteration == total)
-
-
-def _clear_incomplete_run(output_dir: str) -> None:
-    if paths.is_complete(output_dir):
-        raise FileExistsError(
-            f"the run in {output_dir!r} is already complete (it has "
-            f"{paths.DONE_FILENAME}); it is never overwritten. Choose another "
-            "output directory, or delete that run yourself to redo it.")
-    leftovers = [name for name in _RUN_CONTENTS
-                 if os.path.exists(os.path.join(output_dir, name))]
-    if leftovers:
-        logger.warning("%s holds an incomplete run (%s); redoing it from the start.",
-                       output_dir, ", ".join(leftovers))
-    for name in leftovers:
-        target = os.path.join(output_dir, name)
-        if os.path.isdir(target):
-            shutil.rmtree(target)
-        else:
-            os.remove(target)
 
 
 class _Recorder:
@@ -139,6 +127,183 @@ def _log_progress(iteration: int, total: int, latest: Mapping[str, Mapping[str, 
     logger.info(" | ".join(parts))
 
 
+def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
+                output_dir: str, *, validate_interval: Optional[int] = None,
+                save_network: bool = True) -> Tuple[int, Network]:
+    """Checks a run's arguments and readies its directory and model.
+
+    Clears an incomplete run in `output_dir` (a complete one raises
+    FileExistsError), builds `model` and, if `save_network`, saves its
+    initial weights and masks.
+
+    Returns:
+      (total_iterations, initial_weights).
+    """
+    total = training_iterations(training_len, dataset)
+    if validate_interval and dataset.validate is None:
+        raise ValueError(
+            "validate_interval is set but the dataset has no validation split; "
+            "give the dataset one (e.g. validation_size=5000) or drop the interval.")
+    os.makedirs(output_dir, exist_ok=True)
+    runs.clear_incomplete(output_dir)
+
+    model.build(dataset.example_shape)
+    initial_weights = model.get_current_weights()
+    if save_network:
+        save_restore.save_network(paths.initial(output_dir), initial_weights)
+        save_restore.save_network(paths.masks(output_dir), model.masks)
+    return total, initial_weights
+
+
+class CompiledSteps:
+    """The compiled training and evaluation functions of one model on one dataset.
+
+    The functions capture the model's and optimizer's variables, not their
+    values, so assigning new values to those variables lets the same compiled
+    functions serve another run without tracing again.
+
+    Args:
+      dataset: its splits are copied to the device once, here.
+      model: the network (built here if it has not been called yet).
+      optimizer: a Keras optimizer; built here for the model's variables.
+    """
+
+    def __init__(self, dataset: DatasetBase, model: ModelBase, optimizer: Any):
+        model.build(dataset.example_shape)
+        self.model = model
+        self.optimizer = optimizer
+        self._x_train = tf.constant(dataset.train[0])
+        self._y_train = tf.constant(dataset.train[1])
+        self._variables = list(model.trainable_variables)
+        optimizer.build(self._variables)
+        # A fixed signature traces each function once, whatever the number of
+        # batches or the size of an evaluation chunk.
+        self._train_steps = tf.function(
+            self._train_steps_graph,
+            input_signature=[tf.TensorSpec([None, dataset.train_batch_size], tf.int32)])
+        example_spec = tf.TensorSpec([None] + list(dataset.example_shape), tf.float32)
+        self._evaluation_sums = tf.function(
+            self._evaluation_sums_graph,
+            input_signature=[example_spec, tf.TensorSpec([None], tf.int32)])
+        self._splits = {name: (tf.constant(x), tf.constant(y))
+                        for name, (x, y) in dataset.splits.items() if name != "train"}
+
+    def _train_steps_graph(self, indices: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        loss_total = tf.constant(0.0)
+        accuracy_total = tf.constant(0.0)
+        for step in tf.range(tf.shape(indices)[0]):
+            x = tf.gather(self._x_train, indices[step])
+            y = tf.gather(self._y_train, indices[step])
+            with tf.GradientTape() as tape:
+                logits = self.model(x, training=True)
+                loss = self.model.loss(logits, y)
+            gradients = tape.gradient(loss, self._variables)
+            self.optimizer.apply_gradients(zip(gradients, self._variables))
+            loss_total += loss
+            accuracy_total += self.model.accuracy(logits, y)
+        count = tf.cast(tf.shape(indices)[0], tf.float32)
+        return loss_total / count, accuracy_total / count
+
+    def _evaluation_sums_graph(self, x: tf.Tensor, y: tf.Tensor
+                               ) -> Tuple[tf.Tensor, tf.Tensor]:
+        logits = self.model(x, training=False)
+        count = tf.cast(tf.shape(y)[0], tf.float32)
+        return self.model.loss(logits, y) * count, self.model.accuracy(logits, y) * count
+
+    def train_steps(self, indices: np.ndarray) -> Tuple[float, float]:
+        """Takes one optimizer step per row of `indices`.
+
+        Args:
+          indices: int32 array [steps, train_batch_size] of training-set
+            indices, one batch per row (see DatasetBase.batch_indices).
+
+        Returns:
+          (mean loss, mean accuracy) over those batches, as computed before
+          each step's update.
+        """
+        loss, accuracy = self._train_steps(indices)
+        return float(loss), float(accuracy)
+
+    def evaluate(self, split: str) -> Tuple[float, float]:
+        """(loss, accuracy) of the model over a whole non-training split."""
+        x, y = self._splits[split]
+        loss_sum, correct = 0.0, 0.0
+        for start in range(0, int(y.shape[0]), _EVALUATION_CHUNK):
+            loss, accurate = self._evaluation_sums(x[start:start + _EVALUATION_CHUNK],
+                                                   y[start:start + _EVALUATION_CHUNK])
+            loss_sum += float(loss)
+            correct += float(accurate)
+        return loss_sum / int(y.shape[0]), correct / int(y.shape[0])
+
+
+def _training_loop(steps: CompiledSteps, dataset: DatasetBase, total: int,
+                   recorder: _Recorder, *, test_interval: Optional[int],
+                   validate_interval: Optional[int], train_interval: Optional[int],
+                   progress: Optional[ProgressFn], progress_label: str) -> None:
+    """Trains from iteration 0 to `total`, recording metrics at each boundary."""
+    intervals = {"test": test_interval, "validate": validate_interval if dataset.validate
+                 is not None else None}
+    started = time.time()
+    last_report = started
+    for split, interval in intervals.items():
+        if interval:
+            recorder.add(split, 0, *steps.evaluate(split))
+    train_loss, train_accuracy, train_steps_done = 0.0, 0.0, 0
+    iteration = 0
+    for boundary in _boundaries(total, [test_interval, intervals["validate"],
+                                        train_interval]):
+        count = boundary - iteration
+        loss, accuracy = steps.train_steps(dataset.batch_indices(iteration, count))
+        iteration = boundary
+        # Weighted by steps, so the recorded training metrics are per-step means
+        # however the iterations were split into compiled calls.
+        train_loss += loss * count
+        train_accuracy += accuracy * count
+        train_steps_done += count
+        evaluated = False
+        for split, interval in intervals.items():
+            if _due(iteration, interval, total):
+                recorder.add(split, iteration, *steps.evaluate(split))
+                evaluated = True
+        record_train = (_due(iteration, train_interval, total) if train_interval
+                        else evaluated or iteration == total)
+        if record_train:
+            recorder.add("train", iteration, train_loss / train_steps_done,
+                         train_accuracy / train_steps_done)
+            train_loss, train_accuracy, train_steps_done = 0.0, 0.0, 0
+        if progress is not None:
+            progress(iteration, total, recorder.latest())
+        elif time.time() - last_report >= _PROGRESS_SECONDS or iteration == total:
+            _log_progress(iteration, total, recorder.latest(), started, progress_label)
+            # Saved with each report so an interrupted run keeps its metrics so far.
+            recorder.save()
+            last_report = time.time()
+
+
+def _write_record(output_dir: str, *, total: int, training_len: Sequence, seconds: float,
+                  model: ModelBase, dataset: DatasetBase,
+                  final_metrics: Dict[str, Dict[str, float]],
+                  run_info: Optional[Mapping]) -> None:
+    """Writes done.json, whose presence marks the run in `output_dir` complete."""
+    runs.write_done(output_dir, {
+        "iterations": total,
+        "training_len": list(training_len),
+        "seconds": seconds,
+        "iterations_per_second": total / max(seconds, 1e-9),
+        "model_seed": model.seed,
+        "train_order_seed": dataset.train_order_seed,
+        "train_batch_size": dataset.train_batch_size,
+        "final": final_metrics,
+        "mask_counts": runs.mask_counts(model.masks),
+        "tensorflow": tf.__version__,
+        # Both decide which kernels ran, so both are needed to repeat the numbers.
+        "op_determinism": _op_determinism(),
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "python": platform.python_version(),
+        "run_info": dict(run_info or {}),
+    })
+
+
 def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any],
           training_len: Sequence, output_dir: str, *,
           save_summaries: bool = True, save_network: bool = True,
@@ -175,101 +340,16 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
     Returns:
       (initial_weights, final_weights): dicts layer name -> effective kernel.
     """
-    total = training_iterations(training_len, dataset)
-    if validate_interval and dataset.validate is None:
-        raise ValueError(
-            "validate_interval is set but the dataset has no validation split; "
-            "give the dataset one (e.g. validation_size=5000) or drop the interval.")
-    os.makedirs(output_dir, exist_ok=True)
-    _clear_incomplete_run(output_dir)
-
-    model.build(dataset.example_shape)
-    initial_weights = model.get_current_weights()
-    if save_network:
-        save_restore.save_network(paths.initial(output_dir), initial_weights)
-        save_restore.save_network(paths.masks(output_dir), model.masks)
-
-    x_train = tf.constant(dataset.train[0])
-    y_train = tf.constant(dataset.train[1])
-    variables = list(model.trainable_variables)
-    optimizer = optimizer_fn()
-    optimizer.build(variables)
-    batch_size = dataset.train_batch_size
-
-    @tf.function(input_signature=[tf.TensorSpec([None, batch_size], tf.int32)])
-    def train_steps(indices):
-        loss_total = tf.constant(0.0)
-        accuracy_total = tf.constant(0.0)
-        for step in tf.range(tf.shape(indices)[0]):
-            x = tf.gather(x_train, indices[step])
-            y = tf.gather(y_train, indices[step])
-            with tf.GradientTape() as tape:
-                logits = model(x, training=True)
-                loss = model.loss(logits, y)
-            gradients = tape.gradient(loss, variables)
-            optimizer.apply_gradients(zip(gradients, variables))
-            loss_total += loss
-            accuracy_total += model.accuracy(logits, y)
-        count = tf.cast(tf.shape(indices)[0], tf.float32)
-        return loss_total / count, accuracy_total / count
-
-    example_spec = tf.TensorSpec([None] + list(dataset.example_shape), tf.float32)
-
-    @tf.function(input_signature=[example_spec, tf.TensorSpec([None], tf.int32)])
-    def evaluation_sums(x, y):
-        logits = model(x, training=False)
-        count = tf.cast(tf.shape(y)[0], tf.float32)
-        return model.loss(logits, y) * count, model.accuracy(logits, y) * count
-
-    split_tensors = {name: (tf.constant(x), tf.constant(y))
-                     for name, (x, y) in dataset.splits.items() if name != "train"}
-
-    def evaluate(split: str) -> Tuple[float, float]:
-        x, y = split_tensors[split]
-        loss_sum, correct = 0.0, 0.0
-        for start in range(0, int(y.shape[0]), _EVALUATION_CHUNK):
-            loss, accurate = evaluation_sums(x[start:start + _EVALUATION_CHUNK],
-                                             y[start:start + _EVALUATION_CHUNK])
-            loss_sum += float(loss)
-            correct += float(accurate)
-        return loss_sum / int(y.shape[0]), correct / int(y.shape[0])
-
-    intervals = {"test": test_interval, "validate": validate_interval if dataset.validate
-                 is not None else None}
+    total, initial_weights = prepare_run(dataset, model, training_len, output_dir,
+                                         validate_interval=validate_interval,
+                                         save_network=save_network)
+    steps = CompiledSteps(dataset, model, optimizer_fn())
     recorder = _Recorder(output_dir, save_summaries)
     started = time.time()
-    last_report = started
     try:
-        for split, interval in intervals.items():
-            if interval:
-                recorder.add(split, 0, *evaluate(split))
-        train_loss, train_accuracy, train_steps_done = 0.0, 0.0, 0
-        iteration = 0
-        for boundary in _boundaries(total, [test_interval, intervals["validate"],
-                                            train_interval]):
-            count = boundary - iteration
-            loss, accuracy = train_steps(dataset.batch_indices(iteration, count))
-            iteration = boundary
-            train_loss += float(loss) * count
-            train_accuracy += float(accuracy) * count
-            train_steps_done += count
-            evaluated = False
-            for split, interval in intervals.items():
-                if _due(iteration, interval, total):
-                    recorder.add(split, iteration, *evaluate(split))
-                    evaluated = True
-            record_train = (_due(iteration, train_interval, total) if train_interval
-                            else evaluated or iteration == total)
-            if record_train:
-                recorder.add("train", iteration, train_loss / train_steps_done,
-                             train_accuracy / train_steps_done)
-                train_loss, train_accuracy, train_steps_done = 0.0, 0.0, 0
-            if progress is not None:
-                progress(iteration, total, recorder.latest())
-            elif time.time() - last_report >= _PROGRESS_SECONDS or iteration == total:
-                _log_progress(iteration, total, recorder.latest(), started, progress_label)
-                recorder.save()
-                last_report = time.time()
+        _training_loop(steps, dataset, total, recorder, test_interval=test_interval,
+                       validate_interval=validate_interval, train_interval=train_interval,
+                       progress=progress, progress_label=progress_label)
         final_weights = model.get_current_weights()
         if save_network:
             save_restore.save_network(paths.final(output_dir), final_weights)
@@ -277,23 +357,7 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
     finally:
         recorder.close()
 
-    elapsed = time.time() - started
-    save_restore.write_json(paths.done(output_dir), {
-        "iterations": total,
-        "training_len": list(training_len),
-        "seconds": elapsed,
-        "iterations_per_second": total / max(elapsed, 1e-9),
-        "model_seed": model.seed,
-        "train_order_seed": dataset.train_order_seed,
-        "train_batch_size": batch_size,
-        "final": recorder.latest(),
-        "mask_counts": {name: [int(np.count_nonzero(mask)), int(mask.size)]
-                        for name, mask in model.masks.items()},
-        "tensorflow": tf.__version__,
-        # Both decide which kernels ran, so both are needed to repeat the numbers.
-        "op_determinism": _op_determinism(),
-        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
-        "python": platform.python_version(),
-        "run_info": dict(run_info or {}),
-    })
+    _write_record(output_dir, total=total, training_len=training_len,
+                  seconds=time.time() - started, model=model, dataset=dataset,
+                  final_metrics=recorder.latest(), run_info=run_info)
     return initial_weights, final_weights

@@ -10,9 +10,8 @@ import time
 import pytest
 
 from conftest import REPO
-from lottery_ticket.foundations import batch
-from lottery_ticket.mnist_fc.argfiles import common as argfile_common
-from lottery_ticket.mnist_fc.argfiles import lottery_experiment_argfile
+from lottery_ticket.cli import argfiles
+from lottery_ticket.cli import batch
 
 TESTS = os.path.join(REPO, "tests")
 
@@ -121,13 +120,13 @@ def test_workers_get_one_gpu_each_or_a_share_of_the_cores(tmp_path, monkeypatch)
 
 
 def test_argfiles_print_one_line_per_run(tmp_path):
-    lottery = lottery_experiment_argfile.lottery_lines(
-        2, 1, 30, "/exp", "/data", "iterations:50000")
-    assert lottery[1] == ("--output_dir=/exp/trial2 --seed=2 --iterations=30 "
+    lottery = argfiles.lottery_lines(
+        2, 1, 30, "/exp", "/data", "iterations:50000", location_flag="mnist_location")
+    assert lottery[1] == ("--output_dir=/exp/trial2 --seed=2 --levels=30 "
                           "--mnist_location=/data --training_len=iterations:50000")
-    lines = argfile_common.control_lines(
+    lines = argfiles.control_lines(
         "reuse", trials=2, first_trial=1, first_level=1, last_level=3, runs_per_level=2,
-        experiment_root="/exp dir", lottery_name="lottery", mnist_location="/data",
+        experiment_root="/exp dir", lottery_name="lottery", data_location="/data",
         training_len="iterations:100", presets_from="level", fixed=["--mode=reuse"])
     assert len(lines) == 2 * 3 * 2
     parsed = batch.parse_lines("\n".join(lines))
@@ -136,6 +135,6 @@ def test_argfiles_print_one_line_per_run(tmp_path):
                          "--masks=/exp dir/trial1/1/lottery/masks",
                          "--presets=/exp dir/trial1/1/lottery/initial"]
     assert "--seed=1001" in first and "--mode=reuse" in first
-    random_prune = argfile_common.control_lines(
+    random_prune = argfiles.control_lines(
         "random_prune", 1, 1, 2, 2, 1, "/exp", "lottery", "/d", "iterations:1", "level0")
     assert "--presets=/exp/trial1/0/lottery/initial" in shlex.split(random_prune[0])

@@ -7,6 +7,7 @@ import pytest
 
 from lottery_ticket.foundations import controls
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.mnist_fc import constants
 from lottery_ticket.mnist_fc import lottery_experiment
@@ -14,7 +15,7 @@ from lottery_ticket.mnist_fc import random_prune
 from lottery_ticket.mnist_fc import rearrange
 from lottery_ticket.mnist_fc import reinitialize
 
-TINY = constants.TrainingConfig(training_len=("iterations", 30), test_interval=10,
+TINY = constants.DEFAULT.replace(training_len=("iterations", 30), test_interval=10,
                                 validate_interval=15)
 
 
@@ -110,14 +111,14 @@ def test_reinitialize_runs_keep_the_tickets_masks(trial, fashion_mnist_dir, mode
     masks_dir, initial_dir, _ = _ticket_dirs(trial)
     ticket_masks = save_restore.restore_network(masks_dir)
     ticket_initial = save_restore.restore_network(initial_dir)
-    runs = {}
+    results = {}
     for run_id, seed in ((1, 11), (2, 11), (3, 12)):
         run = paths.run(trial, 2, mode, run_id)
         reinitialize.reinitialize(run, masks_dir, initial_dir, mode, seed,
                                   fashion_mnist_dir, TINY, train_order_seed=1)
-        assert paths.is_complete(run)
-        runs[run_id] = _load(run)
-    masks, initial, final = runs[1]
+        assert runs.is_complete(run)
+        results[run_id] = _load(run)
+    masks, initial, final = results[1]
     for name, ticket_mask in ticket_masks.items():
         np.testing.assert_array_equal(masks[name], ticket_mask)
         alive = ticket_mask == 1
@@ -131,8 +132,8 @@ def test_reinitialize_runs_keep_the_tickets_masks(trial, fashion_mnist_dir, mode
                            np.abs(ticket_initial[name][alive])).all()
             np.testing.assert_array_equal(np.sign(initial[name][alive]),
                                           np.sign(ticket_initial[name][alive]))
-        np.testing.assert_array_equal(initial[name], runs[2][1][name])  # same seed
-        assert not np.array_equal(initial[name], runs[3][1][name])  # other seed
+        np.testing.assert_array_equal(initial[name], results[2][1][name])  # same seed
+        assert not np.array_equal(initial[name], results[3][1][name])  # other seed
 
 
 def test_rearrange_run(trial, fashion_mnist_dir):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import runs
 
 
 @pytest.mark.slow
@@ -23,7 +24,7 @@ def test_two_levels_of_2000_iterations_from_the_shell(fashion_mnist_dir, tmp_pat
     assert "level 1:  80.04% of weights remain" in result.stdout
     for level in (0, 1):
         run = paths.run(str(trial), level)
-        assert paths.is_complete(run)
+        assert runs.is_complete(run)
         for part in ("initial", "final", "masks"):
             assert sorted(os.listdir(os.path.join(run, part))) == [
                 "layer0.npy", "layer1.npy", "layer2.npy"]

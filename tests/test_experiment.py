@@ -10,6 +10,7 @@ import tensorflow as tf
 from conftest import SMALL_FC, synthetic_dataset
 from lottery_ticket.foundations import experiment
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import pruning
 from lottery_ticket.foundations import trainer
 from lottery_ticket.foundations.model_fc import ModelFc
@@ -17,7 +18,7 @@ from lottery_ticket.mnist_fc import constants
 from lottery_ticket.mnist_fc import lottery_experiment
 
 PERCENTS = {"layer0": 0.2, "layer1": 0.2, "layer2": 0.1}
-TINY = constants.TrainingConfig(training_len=("iterations", 30), test_interval=10,
+TINY = constants.DEFAULT.replace(training_len=("iterations", 30), test_interval=10,
                                 validate_interval=15)
 
 
@@ -86,8 +87,8 @@ def test_interrupted_experiment_resumes_where_it_stopped(tmp_path, fashion_mnist
         lottery_experiment.run_experiment(str(trial), fashion_mnist_dir, TINY, levels=3,
                                           seed=7)
     monkeypatch.setattr(trainer, "train", real_train)
-    assert paths.is_complete(str(trial / "1" / "lottery"))
-    assert not paths.is_complete(str(trial / "2" / "lottery"))
+    assert runs.is_complete(str(trial / "1" / "lottery"))
+    assert not runs.is_complete(str(trial / "2" / "lottery"))
     assert os.path.isdir(trial / "2" / "lottery" / "initial")  # partial leftovers
     finished = _mtimes(trial / "0") | _mtimes(trial / "1")
 
@@ -109,13 +110,13 @@ def test_interrupted_experiment_resumes_where_it_stopped(tmp_path, fashion_mnist
                                                  levels=4, seed=7)
     assert sorted(extended) == [0, 1, 2, 3, 4] and not extended[3].masks is None
     assert all(_mtimes(trial)[path] == stamp for path, stamp in before.items())
-    assert paths.is_complete(str(trial / "4" / "lottery"))
+    assert runs.is_complete(str(trial / "4" / "lottery"))
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path, fashion_mnist_dir):
     trial = str(tmp_path / "trial")
     lottery_experiment.run_experiment(trial, fashion_mnist_dir, TINY, levels=0, seed=1)
-    other = constants.TrainingConfig(training_len=("iterations", 31), test_interval=10,
+    other = constants.DEFAULT.replace(training_len=("iterations", 31), test_interval=10,
                                      validate_interval=15)
     with pytest.raises(ValueError, match=r"config\.training_len.*30.*31"):
         lottery_experiment.run_experiment(trial, fashion_mnist_dir, other, levels=1, seed=1)

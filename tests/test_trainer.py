@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from conftest import SMALL_FC, synthetic_dataset
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations import trainer
 from lottery_ticket.foundations.model_fc import ModelFc
@@ -104,7 +105,7 @@ def test_incomplete_run_is_redone(tmp_path):
     os.remove(run / "final" / "layer1.npy")
     (run / "unrelated.txt").write_text("kept")
     _, final = train_small(run)
-    assert paths.is_complete(str(run))
+    assert runs.is_complete(str(run))
     np.testing.assert_array_equal(np.load(run / "final" / "layer1.npy"), final["layer1"])
     assert (run / "unrelated.txt").read_text() == "kept"
 

@@ -7,20 +7,14 @@ Each line reads the ticket's masks at its level (for the counts) and the
 trial's level-0 initial weights.
 """
 
-from typing import List
-
-from absl import app
-
-from lottery_ticket.mnist_fc.argfiles import common
-
-common.define_control_flags()
+from lottery_ticket.cli import argfiles
+from lottery_ticket.mnist_fc import constants
 
 
-def main(argv: List[str]) -> None:
-    """Prints the lines for the parsed flags."""
-    del argv
-    common.print_control_lines("random_prune", "level0")
+def main(argv=None) -> None:
+    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
+    argfiles.control_main(constants.FAMILY, "random_prune", "level0", argv)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    main()

@@ -4,20 +4,14 @@
         --trials=5 --last_level=30 --experiment_root=DIR > rearrange.args
 """
 
-from typing import List
-
-from absl import app
-
-from lottery_ticket.mnist_fc.argfiles import common
-
-common.define_control_flags()
+from lottery_ticket.cli import argfiles
+from lottery_ticket.mnist_fc import constants
 
 
-def main(argv: List[str]) -> None:
-    """Prints the lines for the parsed flags."""
-    del argv
-    common.print_control_lines("rearrange", "level")
+def main(argv=None) -> None:
+    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
+    argfiles.control_main(constants.FAMILY, "rearrange", "level", argv)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    main()

@@ -6,27 +6,16 @@
 Runs land in {root}/trial{T}/{L}/{mode}{R}, beside the lottery run they control.
 """
 
-from typing import List
-
-from absl import app
-from absl import flags
-
+from lottery_ticket.cli import argfiles
 from lottery_ticket.foundations import controls
-from lottery_ticket.mnist_fc.argfiles import common
-
-common.define_control_flags()
-flags.DEFINE_enum("mode", "reinit", list(controls.REINITIALIZE_MODES),
-                  "reinit: fresh draw; reuse: sample the ticket's initial values; "
-                  "reuse_sign: reuse keeping each weight's sign.")
+from lottery_ticket.mnist_fc import constants
 
 
-def main(argv: List[str]) -> None:
-    """Prints the lines for the parsed flags."""
-    del argv
-    mode = flags.FLAGS.mode
-    common.print_control_lines(mode, None if mode == "reinit" else "level",
-                               fixed=[f"--mode={mode}"])
+def main(argv=None) -> None:
+    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
+    argfiles.control_main(constants.FAMILY, None, "level", argv,
+                          modes=controls.REINITIALIZE_MODES)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    main()

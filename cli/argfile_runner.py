@@ -1,0 +1,127 @@
+"""Runs a runner once per flag line of an argfile: in parallel, resumable.
+
+    python -m lottery_ticket.mnist_fc.runners.argfile_runner \\
+        --runner=lottery_experiment --argfile=lottery_experiment_argfile \\
+        --argfile_flags="--trials=5 --experiment_root=DIR" --workers=2
+
+`--runner` and `--argfile` name modules of the family (`train`,
+`lottery_experiment_argfile`), of another family (`mnist_fc.train`), or by
+their full module path; `--argfile` may also be a text file of lines or a .py
+script. Lines already done are skipped; each line logs to {output_dir}.log.
+Exit status: 0 all done, 1 some line failed, 130 interrupted, 2 bad input.
+"""
+
+import importlib.util
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from typing import Any, Dict, List, Set
+
+from lottery_ticket.cli import batch
+from lottery_ticket.cli.flags import REQUIRED, Command, Flag
+from lottery_ticket.experiments.family import Family
+
+PACKAGE = "lottery_ticket"
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_module(name: str, family: Family, kind: str) -> str:
+    """The module a short, family-qualified or full name means.
+
+    Args:
+      name: 'train' (in the family), 'mnist_fc.train' (in that family) or a
+        full module path ('lottery_ticket.mnist_fc.runners.train', or any
+        importable module).
+      family: the family whose modules short names refer to.
+      kind: 'runners' or 'argfiles'.
+
+    Raises:
+      ValueError: no such module; the message lists where it looked.
+    """
+    candidates = []
+    if "." not in name:
+        candidates.append(f"{family.package}.{kind}.{name}")
+    else:
+        first, _, rest = name.partition(".")
+        if "." not in rest:
+            candidates.append(f"{PACKAGE}.{first}.{kind}.{rest}")
+    candidates.append(name)
+    for candidate in candidates:
+        if _exists(candidate):
+            return candidate
+    raise ValueError(f"no {kind[:-1]} module {name!r}: looked for "
+                     f"{', '.join(candidates)}.")
+
+
+def read_argfile(argfile: str, family: Family, argfile_flags: str = "") -> str:
+    """The flag lines of an argfile module or .py script, or of a text file."""
+    if os.path.isfile(argfile) and not argfile.endswith(".py"):
+        if argfile_flags:
+            raise ValueError(f"--argfile_flags only applies to argfile scripts; {argfile} "
+                             "is a text file of lines.")
+        with open(argfile, encoding="utf-8") as f:
+            return f.read()
+    if argfile.endswith(".py"):
+        if not os.path.isfile(argfile):
+            raise ValueError(f"argfile script {argfile} does not exist.")
+        command = [sys.executable, argfile]
+    else:
+        try:
+            module = resolve_module(argfile, family, "argfiles")
+        except ValueError as error:
+            raise ValueError(f"--argfile={argfile} is neither a file nor an argfile "
+                             f"module ({error})") from error
+        command = [sys.executable, "-m", module]
+    result = subprocess.run(command + shlex.split(argfile_flags), capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise ValueError(f"argfile {argfile} failed (exit {result.returncode}):\n"
+                         f"{result.stderr.strip()}")
+    return result.stdout
+
+
+def command(family: Family) -> Command:
+    """The argfile runner of a family."""
+
+    def run(values: Dict[str, Any], given: Set[str]) -> None:
+        if values["workers"] < 1:
+            raise ValueError(f"--workers={values['workers']}: run at least one line at "
+                             "a time.")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                            datefmt="%H:%M:%S")
+        module = resolve_module(values["runner"], family, "runners")
+        lines: List[batch.Line] = batch.parse_lines(
+            read_argfile(values["argfile"], family, values["argfile_flags"]))
+        if not lines:
+            raise ValueError(f"argfile {values['argfile']} gave no lines to run.")
+        if values["dry_run"]:
+            for line in lines:
+                state = "done" if batch.is_done(line) else "to run"
+                print(f"[{state}] python -m {module} {line.text}")
+            return
+        summary = batch.run_batch(module, lines, workers=values["workers"])
+        print(batch.format_summary(summary))
+        sys.exit(summary.exit_code)
+
+    flags = [
+        Flag("runner", REQUIRED, "The runner: lottery_experiment, train, reinitialize, "
+             "rearrange, random_prune (this family's), FAMILY.NAME, or a module path.", str),
+        Flag("argfile", REQUIRED, "An argfile module (this family's, FAMILY.NAME, or a "
+             "module path), a .py script, or a text file of flag lines.", str),
+        Flag("workers", 1, "Lines run at once, as separate processes.", int),
+        Flag("argfile_flags", "", "Flags for the argfile module, as one quoted string.",
+             str),
+        Flag("dry_run", False, "List the commands and whether each is done; run nothing.",
+             bool),
+    ]
+    return Command(f"python -m {family.runners_package}.argfile_runner",
+                   "Runs a runner once per flag line of an argfile, in parallel and "
+                   "resumably; lines already done are skipped.", flags, run)

@@ -1,0 +1,189 @@
+"""Argfiles: scripts that print one runner flag line per run, for batches.
+
+A family's argfile module is a few lines around ``lottery_main`` or
+``control_main``. Flags are defined when its ``main()`` runs, on a flag set of
+its own, so any number of argfile modules can be imported in one process, and
+``main`` can be called more than once (from a test or a notebook). A bad flag
+is one ``error:`` line naming it, with exit status 2.
+
+Lines name their flags as the family's runners take them: ``--levels`` for
+the pruning levels and the family's name for the data location (``mnist_fc``
+keeps ``--mnist_location``).
+"""
+
+import shlex
+import sys
+from typing import Callable, List, Optional, Sequence
+
+from absl import flags
+
+from lottery_ticket.experiments.family import Family
+from lottery_ticket.foundations import paths
+
+
+def _training_len_text(family: Family) -> str:
+    unit, amount = family.defaults["training_len"]
+    return f"{unit}:{amount}"
+
+
+def define_trial_flags(family: Family, values: flags.FlagValues) -> None:
+    """Flags of every argfile: which trials, where, on what data, how long."""
+    flags.DEFINE_integer("trials", 5, "Number of trials (the paper averages five).",
+                         flag_values=values)
+    flags.DEFINE_integer("first_trial", 1, "Number of the first trial.", flag_values=values)
+    flags.DEFINE_string("experiment_root", family.experiment_root,
+                        "Directory holding the trial{N} directories.", flag_values=values)
+    flags.DEFINE_string(family.location_flag, family.defaults["data_location"],
+                        "Directory of the data set's files.", flag_values=values)
+    flags.DEFINE_string("training_len", _training_len_text(family),
+                        "Training length: iterations:N or epochs:N. Control lines carry "
+                        "it only when given (controls train like their ticket).",
+                        flag_values=values)
+    flags.DEFINE_multi_string("extra", [], "A flag added to every line, e.g. "
+                              "--extra=--learning_rate=0.05 (repeatable).",
+                              flag_values=values)
+
+
+def define_control_flags(family: Family, values: flags.FlagValues) -> None:
+    """The flags every control argfile takes."""
+    define_trial_flags(family, values)
+    levels = family.defaults["levels"]
+    flags.DEFINE_integer("first_level", 1, "First pruning level to run controls at.",
+                         flag_values=values)
+    flags.DEFINE_integer("last_level", levels, "Last pruning level.", flag_values=values)
+    flags.DEFINE_integer("runs_per_level", 3, "Control runs per trial and level "
+                         "(the paper trains three per ticket).", flag_values=values)
+    flags.DEFINE_string("lottery_name", "lottery",
+                        "experiment_name of the lottery runs the controls read.",
+                        flag_values=values)
+
+
+def lottery_lines(trials: int, first_trial: int, levels: int, experiment_root: str,
+                  data_location: str, training_len: str, extra: Sequence[str] = (),
+                  location_flag: str = "data_location") -> List[str]:
+    """The lottery flag lines, one per trial (trial N: seed N), quoted for a shell."""
+    lines = []
+    for trial in range(first_trial, first_trial + trials):
+        args = [f"--output_dir={paths.trial(experiment_root, trial)}",
+                f"--seed={trial}", f"--levels={levels}",
+                f"--{location_flag}={data_location}", f"--training_len={training_len}"]
+        lines.append(shlex.join(args + list(extra)))
+    return lines
+
+
+def control_lines(experiment_name: str, trials: int, first_trial: int, first_level: int,
+                  last_level: int, runs_per_level: int, experiment_root: str,
+                  lottery_name: str, data_location: str, training_len: Optional[str],
+                  presets_from: Optional[str], extra: Sequence[str] = (),
+                  fixed: Sequence[str] = (), location_flag: str = "data_location"
+                  ) -> List[str]:
+    """One shell-quoted flag line per control run.
+
+    Run R of trial T at level L writes {root}/trial{T}/{L}/{experiment_name}{R},
+    reads the lottery run's masks at level L and, per `presets_from`, its
+    initial weights at level L ('level'), at level 0 ('level0') or none (None).
+    Its seed is 1000 * T + R, so every control run draws differently, and its
+    batch order is the trial's (seed T), as in the lottery runs. The training
+    settings come from the ticket; `training_len` is written only if given.
+    """
+    if first_level > last_level:
+        raise ValueError(f"first_level {first_level} is after last_level {last_level}.")
+    lines = []
+    for trial in range(first_trial, first_trial + trials):
+        trial_dir = paths.trial(experiment_root, trial)
+        for level in range(first_level, last_level + 1):
+            ticket = paths.run(trial_dir, level, lottery_name)
+            for run_id in range(1, runs_per_level + 1):
+                args = [f"--output_dir={paths.run(trial_dir, level, experiment_name, run_id)}",
+                        f"--masks={paths.masks(ticket)}"]
+                if presets_from == "level":
+                    args.append(f"--presets={paths.initial(ticket)}")
+                elif presets_from == "level0":
+                    args.append(f"--presets={paths.initial(paths.run(trial_dir, 0, lottery_name))}")
+                args += [f"--seed={1000 * trial + run_id}", f"--train_order_seed={trial}",
+                         f"--{location_flag}={data_location}"]
+                if training_len:
+                    args.append(f"--training_len={training_len}")
+                lines.append(shlex.join(args + list(fixed) + list(extra)))
+    return lines
+
+
+def _parse(define: Callable[[flags.FlagValues], None], argv: Optional[Sequence[str]],
+           program: str) -> flags.FlagValues:
+    values = flags.FlagValues()
+    define(values)
+    flags.DEFINE_boolean("help", False, "Show this help and exit.", flag_values=values,
+                         short_name="h")
+    argv = list(sys.argv if argv is None else argv)
+    try:
+        rest = values(argv)
+    except flags.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if values.help:
+        print(f"usage: python -m {program} [--flag=VALUE ...]\n")
+        print(values.module_help(values.find_module_defining_flag("trials") or "")
+              or values.main_module_help())
+        sys.exit(0)
+    if len(rest) > 1:
+        print(f"error: unexpected argument {rest[1]!r}: every setting is a --flag=value.",
+              file=sys.stderr)
+        sys.exit(2)
+    return values
+
+
+def _emit(make_lines: Callable[[], List[str]]) -> None:
+    try:
+        print("\n".join(make_lines()))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def lottery_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
+    """Prints one lottery flag line per trial for the parsed flags."""
+
+    def define(values: flags.FlagValues) -> None:
+        define_trial_flags(family, values)
+        flags.DEFINE_integer("levels", family.defaults["levels"],
+                             "Pruning levels after level 0.", flag_values=values)
+
+    f = _parse(define, argv, f"{family.argfiles_package}.lottery_experiment_argfile")
+    _emit(lambda: lottery_lines(f.trials, f.first_trial, f.levels, f.experiment_root,
+                                f[family.location_flag].value, f.training_len, f.extra,
+                                family.location_flag))
+
+
+def control_main(family: Family, experiment_name: Optional[str],
+                 presets_from: Optional[str], argv: Optional[Sequence[str]] = None,
+                 modes: Sequence[str] = ()) -> None:
+    """Prints one control flag line per trial, level and run for the parsed flags.
+
+    Args:
+      family: the family.
+      experiment_name: the runs' name; None for reinitialize, whose name is --mode.
+      presets_from: 'level', 'level0' or None (see control_lines); for
+        reinitialize, 'level' except in mode reinit.
+      argv: the command line (default sys.argv).
+      modes: the --mode choices, for reinitialize.
+    """
+
+    def define(values: flags.FlagValues) -> None:
+        define_control_flags(family, values)
+        if modes:
+            flags.DEFINE_enum("mode", modes[0], list(modes),
+                              "reinit: fresh draw; reuse: sample the ticket's initial "
+                              "values; reuse_sign: reuse keeping each weight's sign.",
+                              flag_values=values)
+
+    f = _parse(define, argv, f"{family.argfiles_package}.{experiment_name or 'reinitialize'}"
+                             "_argfile")
+    name, fixed, source = experiment_name, [], presets_from
+    if modes:
+        name, fixed = f.mode, [f"--mode={f.mode}"]
+        source = None if f.mode == "reinit" else "level"
+    training_len = f.training_len if f["training_len"].present else None
+    _emit(lambda: control_lines(name, f.trials, f.first_trial, f.first_level, f.last_level,
+                                f.runs_per_level, f.experiment_root, f.lottery_name,
+                                f[family.location_flag].value, training_len, source,
+                                f.extra, fixed, family.location_flag))

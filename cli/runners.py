@@ -1,0 +1,248 @@
+"""The generic commands every family's entry points are made of.
+
+Each function takes a ``Family`` and returns a ``flags.Command`` whose flags
+are the family's configuration fields (with its defaults) plus the command's
+own; a family's runner module is then two lines::
+
+    COMMAND = runners.lottery(constants.FAMILY)
+    if __name__ == "__main__":
+        COMMAND.run()
+"""
+
+import logging
+import os
+import sys
+from typing import Any, Dict, List, Optional, Set
+
+from lottery_ticket.cli import flags as flags_lib
+from lottery_ticket.cli.flags import REQUIRED, Command, Flag
+from lottery_ticket.experiments.config import ExperimentConfig
+from lottery_ticket.experiments.family import Family
+from lottery_ticket.foundations import paths
+
+logger = logging.getLogger("lottery_ticket")
+
+# --iterations is the original codebase's name for the number of pruning levels.
+LEVEL_ALIASES = {"iterations": "levels"}
+# Settings of a whole trial, which a single run or a control does not take.
+TRIAL_ONLY = ("levels", "pruning", "prune_percents")
+
+
+def configure(threads: Optional[int] = None) -> None:
+    """Progress lines on stderr, TensorFlow's CPU thread count, deterministic GPU ops.
+
+    Args:
+      threads: threads for TensorFlow's CPU kernels; None keeps its default.
+        One thread per process is fastest for LeNet-300-100 (small matrices),
+        and is what the batch runner gives each worker.
+    """
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    # On a GPU some reductions are nondeterministic unless told otherwise. On a
+    # CPU, TensorFlow's default (oneDNN) kernels already give the same bits for
+    # the same seeds at any thread count, and switching kernels would make runner
+    # results differ from a notebook's, so CPUs are left as they are.
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()
+
+
+def _threads_flag() -> Flag:
+    return Flag("threads", None, "TensorFlow CPU threads (default: TensorFlow's choice; "
+                "the batch runner gives each worker cores / workers).", Optional[int])
+
+
+def _check_threads(threads: Optional[int]) -> None:
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads={threads}: give a positive number of threads, or "
+                         "leave the flag out for TensorFlow's choice.")
+
+
+def _program(family: Family, module: str) -> str:
+    return f"python -m {family.runners_package}.{module}"
+
+
+def _config_flags(family: Family, exclude=(), default_text=None) -> List[Flag]:
+    aliases = dict(family.flag_aliases)
+    aliases.update({alias: name for alias, name in LEVEL_ALIASES.items()
+                    if name not in exclude})
+    return flags_lib.config_flags(family.defaults, aliases, exclude, default_text)
+
+
+def _remaining_lines(results) -> List[str]:
+    from lottery_ticket.experiments.lottery import remaining_fraction
+    return [f"level {level}: {100 * remaining_fraction(result.masks):6.2f}% of weights remain"
+            for level, result in results.items()]
+
+
+def lottery(family: Family, module: str = "lottery_experiment") -> Command:
+    """Runs or resumes one trial of the lottery ticket experiment."""
+
+    def run(values: Dict[str, Any], given: Set[str]) -> None:
+        _check_threads(values["threads"])
+        config = flags_lib.config_from(values, family.defaults)
+        output_dir = values["output_dir"] or paths.trial(family.experiment_root,
+                                                          values["seed"])
+        configure(values["threads"])
+        from lottery_ticket.experiments import lottery as lottery_lib  # After configure().
+        results = lottery_lib.run_trial(output_dir, config, values["seed"], values["presets"],
+                                        values["experiment_name"])
+        print(f"trial directory: {output_dir}")
+        print("\n".join(_remaining_lines(results)))
+
+    own = [
+        Flag("output_dir", None, "The trial directory; rerunning resumes it.", Optional[str],
+             default_text=f"{family.experiment_root}/trial{{seed}}"),
+        Flag("seed", 0, "Seeds the level-0 initialization and the batch order.", int),
+        Flag("experiment_name", "lottery", "Name of the run directories in each level.",
+             str),
+        Flag("presets", None, "Directory of level-0 initial weights ({layer}.npy).",
+             Optional[str]),
+        _threads_flag(),
+    ]
+    return Command(_program(family, module),
+                   "Runs or resumes one trial of the lottery ticket experiment: train, "
+                   "prune, reset the survivors to their initial values, repeat. Completed "
+                   "levels are read back, not retrained; a larger --levels extends a trial.",
+                   own + _config_flags(family), run)
+
+
+def train(family: Family, module: str = "train") -> Command:
+    """Trains one network, optionally with masks and presets from other runs."""
+
+    def run(values: Dict[str, Any], given: Set[str]) -> None:
+        _check_threads(values["threads"])
+        config = flags_lib.config_from(values, family.defaults)
+        configure(values["threads"])
+        from lottery_ticket.experiments import single_run  # After configure().
+        single_run.train(values["output_dir"], config, masks=values["masks"],
+                         presets=values["presets"], seed=values["seed"],
+                         train_order_seed=values["train_order_seed"])
+        print(f"run directory: {values['output_dir']}")
+
+    own = [
+        Flag("output_dir", REQUIRED, "The run directory (never overwritten once "
+             "complete).", str),
+        Flag("seed", 0, "Seeds the initial weights of layers without presets.", int),
+        Flag("train_order_seed", None, "Seeds the batch order (default: --seed).",
+             Optional[int]),
+        Flag("masks", None, "Directory of {layer}.npy masks (e.g. a run's masks/).",
+             Optional[str]),
+        Flag("presets", None, "Directory of {layer}.npy initial weights (e.g. a run's "
+             "initial/).", Optional[str]),
+        _threads_flag(),
+    ]
+    return Command(_program(family, module), "Trains one network into --output_dir, "
+                   "optionally with masks and initial weights from other runs.",
+                   own + _config_flags(family, exclude=TRIAL_ONLY), run)
+
+
+_CONTROL_HELP = {
+    "reinitialize": "Trains the ticket's masks from a random initialization: --mode=reinit "
+                    "(a fresh draw), reuse (sampled from the ticket's initial values) or "
+                    "reuse_sign (reuse, keeping each weight's sign).",
+    "rearrange": "Trains the ticket's initial values moved to random positions within "
+                 "each layer.",
+    "random_prune": "Trains random masks with the ticket's per-layer counts from the "
+                    "original (level-0) initialization.",
+}
+
+
+def control(family: Family, name: str) -> Command:
+    """A control runner: reinitialize, rearrange or random_prune.
+
+    Its configuration is the ticket's, read from the done.json of the run that
+    holds --masks; a flag that changes results and differs from the ticket's
+    is refused unless --override names it.
+    """
+    from lottery_ticket.experiments import control_runs
+    if name not in control_runs.CONTROL_FUNCTIONS:
+        raise ValueError(f"no control {name!r}; controls: "
+                         f"{sorted(control_runs.CONTROL_FUNCTIONS)}.")
+
+    def run(values: Dict[str, Any], given: Set[str]) -> None:
+        _check_threads(values["threads"])
+        fields = ExperimentConfig.fields()
+        ticket = control_runs.ticket_run(values["masks"])
+        if ticket is not None:
+            base = control_runs.ticket_config(ticket, family.defaults)
+            if not base["data_location"]:
+                base = base.replace(data_location=family.defaults["data_location"])
+        else:
+            logger.warning("%s is not inside a complete run, so there is no ticket "
+                           "configuration to read; using the %s defaults and your flags.",
+                           values["masks"], family.name)
+            base = family.defaults
+        override = [item for item in values["override"].replace(" ", "").split(",") if item]
+        config = control_runs.config_for_control(
+            base, {key: values[key] for key in given if key in fields}, override,
+            ticket or "none")
+        configure(values["threads"])
+        arguments = dict(masks=values["masks"], presets=values["presets"],
+                         seed=values["seed"], config=config,
+                         train_order_seed=values["train_order_seed"])
+        if name == "reinitialize":
+            arguments["mode"] = values["mode"]
+        control_runs.CONTROL_FUNCTIONS[name](values["output_dir"], **arguments)
+        print(f"run directory: {values['output_dir']}")
+
+    presets_help = {"reinitialize": "The ticket's initial weights (its initial/); needed "
+                                    "by reuse and reuse_sign.",
+                    "rearrange": "The ticket's initial weights (its initial/).",
+                    "random_prune": "The dense level-0 initial weights "
+                                    "({trial}/0/lottery/initial)."}[name]
+    own = [
+        Flag("output_dir", REQUIRED, "The control's run directory, e.g. "
+             "{trial}/{level}/{control}{run_id}.", str),
+        Flag("masks", REQUIRED, "The ticket's masks/ directory; the ticket's configuration "
+             "is read from the run that holds it.", str),
+        Flag("presets", None if name == "reinitialize" else REQUIRED, presets_help,
+             Optional[str]),
+        Flag("seed", 0, "The control's seed; other seeds draw differently.", int),
+        Flag("train_order_seed", None, "Seeds the batch order (default: --seed; the "
+             "argfiles pass the trial's seed).", Optional[int]),
+        Flag("override", "", "Comma-separated settings that may differ from the "
+             "ticket's, e.g. --override=training_len.", str),
+        _threads_flag(),
+    ]
+    if name == "reinitialize":
+        own.insert(3, Flag("mode", "reinit", "reinit, reuse or reuse_sign.", str))
+    texts = {field: "the ticket's" for field in ExperimentConfig.fields()}
+    return Command(_program(family, name), _CONTROL_HELP[name],
+                   own + _config_flags(family, exclude=TRIAL_ONLY, default_text=texts), run)
+
+
+def download(default_location: str, default_dataset: str = "mnist",
+             program: str = "python -m lottery_ticket.mnist_fc.download_data") -> Command:
+    """Downloads a registered data set, checking every file's published checksum."""
+
+    def run(values: Dict[str, Any], given: Set[str]) -> None:
+        download_main(values["location"], values["dataset"], values["base_url"],
+                      values["timeout"])
+
+    own = [
+        Flag("location", default_location, "Directory to write the files into.", str),
+        Flag("dataset", default_dataset, "A registered data set (mnist, fashion_mnist).",
+             str),
+        Flag("base_url", None, "A mirror to use instead of the public ones.", Optional[str]),
+        Flag("timeout", 60.0, "Seconds to wait for each connection.", float),
+    ]
+    return Command(program, "Downloads a data set's files from its mirrors, checks each "
+                   "against its published MD5 and writes it atomically.", own, run)
+
+
+def download_main(location: str, dataset: str = "mnist", base_url: Optional[str] = None,
+                  timeout: float = 60.0) -> None:
+    """Downloads, then prints where the files are; exits 1 if a file cannot be had."""
+    from lottery_ticket.datasets import download as download_lib
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        written = download_lib.download(location, dataset, base_url, timeout)
+    except download_lib.DownloadError as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)
+    print("\n".join(written))

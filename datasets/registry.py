@@ -1,0 +1,82 @@
+"""Data sets by name: how to build each one and where its files come from.
+
+Each entry is a ``DatasetSpec``: a builder that reads the files at a location
+into a ``DatasetBase``, and the published files with their checksums and
+mirrors, which ``datasets.download`` fetches. A new data set registers one::
+
+    DATASETS.register("my_data", DatasetSpec(build_my_data, files={...}, mirrors=[...]))
+"""
+
+import dataclasses
+from typing import Callable, Dict, List
+
+from lottery_ticket.datasets import dataset_mnist
+from lottery_ticket.foundations.dataset_base import DatasetBase
+from lottery_ticket.foundations.registry import Registry
+
+Builder = Callable[..., DatasetBase]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """How to read a data set, and where to download it from.
+
+    Attributes:
+      build: build(location, *, flatten, validation_size, batch_size,
+        train_order_seed) -> DatasetBase.
+      files: file name -> published MD5.
+      mirrors: base URLs tried in turn.
+      verify: verify(location) reads the files back after a download, so a
+        file that does not parse is found before anyone trains on it.
+    """
+    build: Builder
+    files: Dict[str, str] = dataclasses.field(default_factory=dict)
+    mirrors: List[str] = dataclasses.field(default_factory=list)
+    verify: Callable[[str], None] = lambda location: None
+
+
+def _build_idx(location: str, *, flatten: bool = True, validation_size: int = 0,
+               batch_size: int = 60, train_order_seed: int = 0) -> DatasetBase:
+    return dataset_mnist.DatasetMnist(location, flatten=flatten,
+                                      train_order_seed=train_order_seed,
+                                      train_batch_size=batch_size,
+                                      validation_size=validation_size)
+
+
+def _verify_idx(location: str) -> None:
+    for images, labels in ((dataset_mnist.TRAIN_IMAGES, dataset_mnist.TRAIN_LABELS),
+                           (dataset_mnist.TEST_IMAGES, dataset_mnist.TEST_LABELS)):
+        dataset_mnist.load_split(location, images, labels)
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+DATASETS.register("mnist", DatasetSpec(
+    _build_idx,
+    files={"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+           "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+           "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+           "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+    mirrors=["https://storage.googleapis.com/cvdf-datasets/mnist/",
+             "https://ossci-datasets.s3.amazonaws.com/mnist/"],
+    verify=_verify_idx))
+# Same files, format and shapes as MNIST; the MD5s are those Zalando publishes.
+DATASETS.register("fashion_mnist", DatasetSpec(
+    _build_idx,
+    files={"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+           "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+           "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+           "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+    mirrors=["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+    verify=_verify_idx))
+
+
+def build(name: str, location: str, *, flatten: bool = True, validation_size: int = 0,
+          batch_size: int = 60, train_order_seed: int = 0) -> DatasetBase:
+    """Reads the data set `name` from `location`.
+
+    Raises:
+      ValueError: `name` is not registered (the message lists those that are).
+    """
+    return DATASETS.get(name).build(location, flatten=flatten,
+                                    validation_size=validation_size,
+                                    batch_size=batch_size, train_order_seed=train_order_seed)

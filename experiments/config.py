@@ -1,0 +1,335 @@
+"""Typed experiment configuration, split by concern.
+
+An ``ExperimentConfig`` combines four frozen dataclasses: ``DataConfig`` (which
+data and how it is split), ``ModelConfig`` (which network), ``TrainConfig``
+(optimizer, length, batches, evaluation) and ``PruneConfig`` (how masks shrink
+from level to level). Field names are unique across the four, so a field is
+named by itself everywhere: ``config.replace(learning_rate=0.05)``, the runner
+flag ``--learning_rate``, and the key ``config.learning_rate`` in messages about
+a run's identity. Each field carries its help text; runner flags and ``--help``
+are generated from them (see ``lottery_ticket.cli.flags``).
+
+Values are checked and normalized when a configuration is made, so a bad
+setting is an error before any work, naming the setting and the fix.
+"""
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+
+Layers = Tuple[Tuple[int, Optional[str]], ...]
+TrainingLen = Tuple[str, int]
+
+_TRAINING_UNITS = ("iterations", "epochs")
+
+
+def _field(default: Any, help: str, identity: bool = True):  # noqa: A002 (help text)
+    """A configuration field with its help; identity=False for settings that do not
+    change a run's results (where data lives, how many levels a trial has)."""
+    metadata = {"help": help, "identity": identity}
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=lambda: type(default)(default),
+                                 metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def parse_training_len(training_len: Any) -> TrainingLen:
+    """('iterations', N) or ('epochs', N) from a pair or the text 'iterations:N'."""
+    if isinstance(training_len, str):
+        unit, _, amount = training_len.replace(",", ":").partition(":")
+        unit, amount = unit.strip(" ('\"[]"), amount.strip(" )'\"[]")
+        if unit in _TRAINING_UNITS and amount.isdigit() and int(amount) > 0:
+            return unit, int(amount)
+        raise ValueError(
+            f"--training_len={training_len!r} is not a training length: write "
+            "--training_len=iterations:2000 or --training_len=epochs:10.")
+    if (isinstance(training_len, (tuple, list)) and len(training_len) == 2
+            and training_len[0] in _TRAINING_UNITS and _is_int(training_len[1])
+            and int(training_len[1]) > 0):
+        return str(training_len[0]), int(training_len[1])
+    raise ValueError(
+        f"training_len {training_len!r} must be ('iterations', N) or ('epochs', N) "
+        "with N a positive integer, e.g. --training_len=iterations:2000.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) or (
+        isinstance(value, float) and value.is_integer())
+
+
+def _parse_layers(layers: Any) -> Layers:
+    try:
+        parsed = tuple((int(units), None if activation in (None, "None", "linear")
+                        else str(activation)) for units, activation in layers)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"layers {layers!r} must be a list of (units, activation) pairs, e.g. "
+            "[(300, 'relu'), (100, 'relu'), (10, None)].") from error
+    if not parsed or any(units < 1 for units, _ in parsed):
+        raise ValueError(f"layers {layers!r} must hold at least one layer, each with "
+                         "a positive number of units.")
+    return parsed
+
+
+def _parse_percents(percents: Any) -> Dict[str, float]:
+    if not isinstance(percents, Mapping) or not percents:
+        raise ValueError(
+            f"prune_percents {percents!r} must be a non-empty dict layer -> fraction, "
+            "e.g. --prune_percents=\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\".")
+    parsed = {}
+    for layer, percent in percents.items():
+        try:
+            value = float(percent)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"prune_percents[{layer!r}] is {percent!r}; it is a fraction in [0, 1] "
+                "(0.2 prunes 20% of the surviving weights per level).")
+        parsed[str(layer)] = value
+    return parsed
+
+
+def coerce(name: str, annotation: Any, value: Any) -> Any:
+    """The value as the field's type, or a ValueError naming the field."""
+    if annotation is TrainingLen:
+        return parse_training_len(value)
+    if annotation is Layers:
+        return _parse_layers(value)
+    if annotation is Dict[str, float]:
+        return _parse_percents(value)
+    optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(
+        annotation)
+    if optional:
+        if value is None:
+            return None
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ValueError(f"{name}={value!r}: expected True or False.")
+    if annotation is int:
+        if _is_int(value) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+            return int(value)
+        raise ValueError(f"{name}={value!r}: expected a whole number.")
+    if annotation is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{name}={value!r}: expected a number.")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r}: expected a number.") from None
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{name}={value!r}: expected text.")
+    return value
+
+
+class _Concern:
+    """Shared behaviour of the four configuration dataclasses."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = coerce(field.name, hints[field.name], getattr(self, field.name))
+            object.__setattr__(self, field.name, value)
+        self.check()
+
+    def check(self) -> None:
+        """Raises ValueError for values out of range; subclasses add their rules."""
+
+    def to_json(self) -> Dict[str, Any]:
+        """The fields as JSON-ready values (tuples as lists)."""
+        return {field.name: _json_value(getattr(self, field.name))
+                for field in dataclasses.fields(self)}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    return value
+
+
+def _check_at_least(name: str, value: Optional[float], minimum: float) -> None:
+    if value is not None and value < minimum:
+        raise ValueError(f"{name} is {value}; it must be at least {minimum}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_Concern):
+    """Which data set, where it is, and how it is split."""
+    dataset: str = _field("mnist", "Data set: a name registered in "
+                          "lottery_ticket.datasets.registry (mnist, fashion_mnist, ...).")
+    data_location: str = _field("", "Directory holding the data set's files.",
+                                identity=False)
+    validation_size: int = _field(5000, "Examples held out from the end of the training "
+                                  "set as the validation split (0 for none).")
+    flatten: bool = _field(True, "Give each example as a vector (fully-connected "
+                           "networks) instead of an image (convolutional ones).")
+
+    def check(self) -> None:
+        _check_at_least("validation_size", self.validation_size, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Concern):
+    """Which network."""
+    model: str = _field("fc", "Network: a name registered in "
+                        "lottery_ticket.experiments.registry.MODELS (fc, ...).")
+    layers: Layers = _field(((300, "relu"), (100, "relu"), (10, None)),
+                            "The model's layers; for fc, (units, activation) pairs.")
+    kernel_initializer: str = _field("glorot_normal", "Keras initializer of kernels "
+                                     "without presets.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_Concern):
+    """How one network is trained."""
+    optimizer: str = _field("sgd", "Optimizer: sgd, momentum or adam (or one "
+                            "registered in experiments.registry.OPTIMIZERS).")
+    learning_rate: float = _field(0.1, "Learning rate.")
+    momentum: float = _field(0.9, "Momentum of the 'momentum' optimizer.")
+    training_len: TrainingLen = _field(("iterations", 50000), "Training per level: "
+                                       "iterations:N or epochs:N.")
+    batch_size: int = _field(60, "Examples per training batch.")
+    test_interval: int = _field(100, "Evaluate the whole test split every this many "
+                                "iterations (0: never).")
+    validate_interval: int = _field(100, "Evaluate the validation split every this "
+                                    "many iterations (0: never).")
+
+    def check(self) -> None:
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate is {self.learning_rate}; it must be positive.")
+        _check_at_least("momentum", self.momentum, 0)
+        _check_at_least("batch_size", self.batch_size, 1)
+        _check_at_least("test_interval", self.test_interval, 0)
+        _check_at_least("validate_interval", self.validate_interval, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneConfig(_Concern):
+    """How the masks shrink from one level to the next."""
+    pruning: str = _field("layerwise", "Pruning strategy: a name registered in "
+                          "experiments.registry.PRUNING (layerwise magnitude, ...).")
+    prune_percents: Dict[str, float] = _field(
+        {"layer0": 0.2, "layer1": 0.2, "layer2": 0.1},
+        "Fraction of each layer's surviving weights pruned per level, e.g. "
+        "\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\".")
+    levels: int = _field(30, "Pruning levels after the dense level 0 (a larger number "
+                         "extends a finished trial).", identity=False)
+
+    def check(self) -> None:
+        _check_at_least("levels", self.levels, 0)
+
+
+CONCERNS = (("data", DataConfig), ("model", ModelConfig), ("training", TrainConfig),
+            ("pruning", PruneConfig))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that decides an experiment's results, by concern.
+
+    A field is read by its name, ``config["learning_rate"]``, or through its
+    concern, ``config.training.learning_rate``. Example::
+
+        config = ExperimentConfig().replace(training_len=("iterations", 2000),
+                                            learning_rate=0.05)
+    """
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    pruning: PruneConfig = dataclasses.field(default_factory=PruneConfig)
+
+    @staticmethod
+    def fields() -> Dict[str, Tuple[str, dataclasses.Field]]:
+        """Every field by name: name -> (concern, dataclasses.Field)."""
+        return {field.name: (concern, field) for concern, cls in CONCERNS
+                for field in dataclasses.fields(cls)}
+
+    def __iter__(self) -> Iterator[Tuple[str, Any]]:
+        for concern, _ in CONCERNS:
+            part = getattr(self, concern)
+            for field in dataclasses.fields(part):
+                yield field.name, getattr(part, field.name)
+
+    def flat(self) -> Dict[str, Any]:
+        """name -> value of every field."""
+        return dict(self)
+
+    def __getitem__(self, name: str) -> Any:
+        """config['learning_rate']: a field by its (unique) name, from its concern."""
+        fields = ExperimentConfig.fields()
+        if name not in fields:
+            raise KeyError(unknown_setting_message(name, fields))
+        return getattr(getattr(self, fields[name][0]), name)
+
+    def replace(self, **values: Any) -> "ExperimentConfig":
+        """A copy with the named fields changed (checked like any new configuration)."""
+        fields = ExperimentConfig.fields()
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(unknown_setting_message(unknown[0], fields))
+        changes: Dict[str, Dict[str, Any]] = {}
+        for name, value in values.items():
+            changes.setdefault(fields[name][0], {})[name] = value
+        return dataclasses.replace(self, **{
+            concern: dataclasses.replace(getattr(self, concern), **fields_)
+            for concern, fields_ in changes.items()})
+
+    def to_json(self) -> Dict[str, Dict[str, Any]]:
+        """The configuration nested by concern, as JSON-ready values."""
+        return {concern: getattr(self, concern).to_json() for concern, _ in CONCERNS}
+
+    @classmethod
+    def from_json(cls, values: Mapping[str, Any],
+                  base: Optional["ExperimentConfig"] = None) -> "ExperimentConfig":
+        """The configuration from to_json()'s output, or from a flat name -> value map.
+
+        Fields missing from `values` keep their value in `base` (default: the
+        dataclasses' defaults), as for a run written before the field existed.
+
+        Raises:
+          ValueError: an unknown field (naming the closest known one) or a bad value.
+        """
+        flat: Dict[str, Any] = {}
+        for key, value in values.items():
+            if key in dict(CONCERNS) and isinstance(value, Mapping):
+                flat.update(value)
+            else:
+                flat[key] = value
+        return (base or cls()).replace(**flat)
+
+    @staticmethod
+    def non_identity_fields() -> Tuple[str, ...]:
+        """Fields that do not change a run's results (left out of its identity)."""
+        return tuple(name for name, (_, field) in ExperimentConfig.fields().items()
+                     if not field.metadata.get("identity", True))
+
+    def identity_defaults(self) -> Dict[str, Any]:
+        """'config.{field}' -> value: how a run predating a field is compared on it."""
+        return {f"config.{name}": _json_value(value) for name, value in self}
+
+
+def identity_ignore() -> Tuple[str, ...]:
+    """Identity keys of the fields that do not change results, for runs.identity()."""
+    return tuple(f"config.{name}" for name in ExperimentConfig.non_identity_fields())
+
+
+def closest(name: str, known) -> Optional[str]:
+    """The known name most like `name`, if any is close."""
+    matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unknown_setting_message(name: str, known) -> str:
+    """'unknown setting X; did you mean Y?' with the list of settings."""
+    guess = closest(name, known)
+    hint = f" Did you mean {guess!r}?" if guess else ""
+    return (f"unknown setting {name!r}.{hint} Settings: {', '.join(sorted(known))}.")

@@ -1,0 +1,217 @@
+"""The control experiments of section 2.2, from a ticket and a configuration.
+
+Each control turns a ticket's (masks, initial weights) into its own with a
+numpy transform from ``foundations.controls`` and trains them through
+``single_run.train``:
+
+| control | masks | initial values |
+| --- | --- | --- |
+| reinit | the ticket's | a fresh draw from the model's initializer |
+| reuse | the ticket's | sampled from the ticket's initial values, per layer |
+| reuse_sign | the ticket's | as reuse, keeping the sign at each position |
+| rearrange | same count per layer, random positions | the ticket's values, moved |
+| random_prune | same count per layer, random positions | the level-0 initialization |
+
+A control trains like its ticket: by default its configuration is the one the
+ticket recorded in its done.json (``ticket_config``), and a setting asked for
+that differs from the ticket's is refused unless it is named as an override
+(``config_for_control``).
+"""
+
+import os
+from typing import Any, Iterable, Mapping, Optional, Tuple
+
+import numpy as np
+
+from lottery_ticket.experiments import config as config_lib
+from lottery_ticket.experiments import single_run
+from lottery_ticket.experiments.config import ExperimentConfig
+from lottery_ticket.foundations import controls
+from lottery_ticket.foundations import runs
+from lottery_ticket.foundations import save_restore
+from lottery_ticket.foundations.save_restore import Network
+
+
+REINITIALIZE_MODES = controls.REINITIALIZE_MODES
+CONTROLS = REINITIALIZE_MODES + ("rearrange", "random_prune")
+
+
+def ticket_run(masks: save_restore.NetworkLike) -> Optional[str]:
+    """The run directory a masks directory belongs to, if it is a complete run."""
+    if not isinstance(masks, (str, os.PathLike)):
+        return None
+    run = os.path.dirname(os.path.abspath(os.fspath(masks)).rstrip(os.sep))
+    return run if runs.is_complete(run) else None
+
+
+def ticket_config(ticket_directory: str, base: Optional[ExperimentConfig] = None
+                  ) -> ExperimentConfig:
+    """The configuration a complete run recorded in its done.json (any format).
+
+    Settings the run does not record (it predates them) keep their value in
+    `base` (default: the dataclasses' defaults).
+
+    Raises:
+      FileNotFoundError: the run is not complete.
+      ValueError: its done.json records no configuration, or a bad one.
+    """
+    info = runs.read_done(ticket_directory).get("run_info", {})
+    recorded = info.get("config") if isinstance(info, Mapping) else None
+    if not isinstance(recorded, Mapping):
+        raise ValueError(f"{ticket_directory} records no configuration in its "
+                         f"{runs.DONE_FILENAME}; pass the settings explicitly.")
+    values = dict(recorded)
+    if "prune_percents" in info:  # format 1 kept it beside the configuration
+        values["prune_percents"] = info["prune_percents"]
+    try:
+        return ExperimentConfig.from_json(values, base)
+    except ValueError as error:
+        raise ValueError(f"the configuration recorded in {ticket_directory}: {error}") \
+            from error
+
+
+def config_for_control(ticket: ExperimentConfig, given: Mapping[str, Any],
+                       override: Iterable[str] = (), ticket_directory: str = "the ticket"
+                       ) -> ExperimentConfig:
+    """The ticket's configuration with the settings given explicitly.
+
+    Args:
+      ticket: the ticket's configuration (ticket_config).
+      given: settings asked for explicitly (flag name -> value).
+      override: names of settings that may differ from the ticket's.
+      ticket_directory: named in the error.
+
+    Raises:
+      ValueError: a given setting that changes results differs from the
+        ticket's and is not in `override` (a control must train like its
+        ticket), or `override` names an unknown setting.
+    """
+    override = set(override)
+    fields = ExperimentConfig.fields()
+    for name in sorted(override - set(fields)):
+        raise ValueError(f"--override names {config_lib.unknown_setting_message(name, fields)}")
+    config = ticket.replace(**given)
+    free = set(ExperimentConfig.non_identity_fields()) | override
+    conflicts = [name for name in sorted(given) if name not in free
+                 and config[name] != ticket[name]]
+    if conflicts:
+        details = "; ".join(f"--{name}: ticket {ticket[name]!r}, asked {config[name]!r}"
+                            for name in conflicts)
+        raise ValueError(
+            f"a control trains like its ticket, but {details} (ticket: "
+            f"{ticket_directory}). Leave the flag out to use the ticket's value, or pass "
+            f"--override={','.join(conflicts)} to train the control differently.")
+    return config
+
+
+def _resolve(config: Optional[ExperimentConfig], masks: save_restore.NetworkLike
+             ) -> ExperimentConfig:
+    if config is not None:
+        return config
+    ticket = ticket_run(masks)
+    if ticket is None:
+        raise ValueError(
+            "no configuration given and the masks are not inside a complete run whose "
+            "done.json records one: pass config=..., or the masks/ directory of a "
+            "finished lottery run.")
+    return ticket_config(ticket)
+
+
+def _train_control(control: str, output_dir: str, config: ExperimentConfig,
+                   masks: Network, presets: Optional[Network], seed: int,
+                   sources: Mapping[str, Any], train_order_seed: Optional[int],
+                   model_seed: Optional[int] = None) -> Tuple[Network, Network]:
+    info = {"control": control, "control_seed": int(seed)}
+    info.update({key: single_run.source_of(value) for key, value in sources.items()})
+    return single_run.train(
+        output_dir, config, masks=masks, presets=presets,
+        seed=int(seed if model_seed is None else model_seed),
+        train_order_seed=int(seed if train_order_seed is None else train_order_seed),
+        run_info=info)
+
+
+def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
+                 presets: save_restore.NetworkLike = None, mode: str = "reinit",
+                 seed: int = 0, config: Optional[ExperimentConfig] = None,
+                 train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:
+    """Trains the ticket's masks from a random initialization.
+
+    Args:
+      output_dir: the run directory, e.g. {trial}/{level}/reinit1.
+      masks: the ticket's masks (dict or directory, e.g. .../lottery/masks).
+      presets: the ticket's initial weights (.../lottery/initial); needed by
+        reuse and reuse_sign.
+      mode: reinit (a fresh draw; its model seed comes from
+        controls.reinit_seed so it never repeats a lottery seed), reuse or
+        reuse_sign.
+      seed: the control's seed; other seeds give other initializations.
+      config: the configuration; default the ticket's (read from the run
+        that holds `masks`).
+      train_order_seed: batch order; default `seed`.
+
+    Returns:
+      (initial_weights, final_weights).
+    """
+    if mode not in REINITIALIZE_MODES:
+        raise ValueError(f"mode {mode!r} is not one of {REINITIALIZE_MODES}.")
+    config = _resolve(config, masks)
+    mask_values = save_restore.standardize(masks)
+    if mode == "reinit":
+        new_presets, model_seed = None, controls.reinit_seed(int(seed))
+    else:
+        if presets is None:
+            raise ValueError(f"mode {mode!r} samples from the ticket's initial weights: "
+                             "pass --presets=DIR (the lottery run's initial/).")
+        new_presets = controls.reuse_presets(mask_values, save_restore.standardize(presets),
+                                             int(seed), keep_sign=mode == "reuse_sign")
+        model_seed = int(seed)
+    return _train_control(mode, output_dir, config, mask_values, new_presets, int(seed),
+                          {"ticket_masks": masks, "ticket_presets": presets},
+                          train_order_seed, model_seed)
+
+
+def rearrange(output_dir: str, masks: save_restore.NetworkLike,
+              presets: save_restore.NetworkLike, seed: int = 0,
+              config: Optional[ExperimentConfig] = None,
+              train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:
+    """Trains the ticket's initial values moved to random positions in each layer.
+
+    Args as in reinitialize; `presets` is the ticket's initial weights.
+    """
+    config = _resolve(config, masks)
+    new_masks, new_presets = controls.rearrange(save_restore.standardize(masks),
+                                                save_restore.standardize(presets), int(seed))
+    return _train_control("rearrange", output_dir, config, new_masks, new_presets, int(seed),
+                          {"ticket_masks": masks, "ticket_presets": presets},
+                          train_order_seed)
+
+
+def random_prune(output_dir: str, masks: save_restore.NetworkLike,
+                 presets: save_restore.NetworkLike, seed: int = 0,
+                 config: Optional[ExperimentConfig] = None,
+                 train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:
+    """Trains random masks of the ticket's per-layer size from the original init.
+
+    Args as in reinitialize; `masks` is read only for its per-layer counts and
+    `presets` must be the dense level-0 initial weights ({trial}/0/lottery/initial).
+
+    Raises:
+      ValueError: `presets` has zeros where the random mask keeps weights,
+        i.e. masked initial weights were passed instead of the level-0 ones.
+    """
+    config = _resolve(config, masks)
+    original = save_restore.standardize(presets)
+    new_masks = controls.random_masks(save_restore.standardize(masks), int(seed))
+    for name, mask in new_masks.items():
+        if name in original and np.any(np.asarray(original[name])[mask != 0] == 0):
+            raise ValueError(
+                f"presets for layer {name!r} are 0 at positions the random mask keeps: "
+                "they look pruned. Pass the dense level-0 initial weights "
+                "({trial}/0/lottery/initial), not the ticket's.")
+    return _train_control("random_prune", output_dir, config, new_masks, original,
+                          int(seed), {"ticket_masks": masks, "original_presets": presets},
+                          train_order_seed)
+
+
+CONTROL_FUNCTIONS = {"reinitialize": reinitialize, "rearrange": rearrange,
+                     "random_prune": random_prune}

@@ -1,0 +1,61 @@
+"""Models, optimizers and pruning strategies by name.
+
+Each registry maps the name a configuration gives (``--model``, ``--optimizer``,
+``--pruning``) to a builder that takes the configuration's concern:
+
+* ``MODELS``: build(model_config, presets, masks, seed) -> ModelBase;
+* ``OPTIMIZERS``: build(train_config) -> a function making a fresh optimizer;
+* ``PRUNING``: build(prune_config) -> prune(masks, final_weights) -> masks.
+
+Data sets are registered in ``lottery_ticket.datasets.registry``. A new family
+registers its model in its own package (see the README's worked example).
+"""
+
+import functools
+from typing import Any, Callable, Optional
+
+from lottery_ticket.foundations import pruning
+from lottery_ticket.foundations.model_base import ModelBase
+from lottery_ticket.foundations.model_fc import ModelFc
+from lottery_ticket.foundations.registry import Registry
+from lottery_ticket.foundations.save_restore import Network
+
+ModelBuilder = Callable[[Any, Optional[Network], Optional[Network], Optional[int]], ModelBase]
+OptimizerBuilder = Callable[[Any], Callable[[], Any]]
+PruneBuilder = Callable[[Any], Callable[[Network, Network], Network]]
+
+MODELS: Registry[ModelBuilder] = Registry("model")
+OPTIMIZERS: Registry[OptimizerBuilder] = Registry("optimizer")
+PRUNING: Registry[PruneBuilder] = Registry("pruning strategy")
+
+
+def _fc(config, presets: Optional[Network], masks: Optional[Network],
+        seed: Optional[int]) -> ModelBase:
+    return ModelFc({"layers": [list(layer) for layer in config.layers],
+                    "kernel_initializer": config.kernel_initializer},
+                   presets=presets, masks=masks, seed=seed)
+
+
+MODELS.register("fc", _fc)
+
+
+def _keras_optimizer(name: str, **fixed) -> OptimizerBuilder:
+    def build(config) -> Callable[[], Any]:
+        import tensorflow as tf  # Imported here so that configurations load fast.
+        arguments = {key: getattr(config, value) for key, value in fixed.items()}
+        return functools.partial(getattr(tf.keras.optimizers, name),
+                                 learning_rate=config.learning_rate, **arguments)
+    return build
+
+
+OPTIMIZERS.register("sgd", _keras_optimizer("SGD"))
+OPTIMIZERS.register("momentum", _keras_optimizer("SGD", momentum="momentum"))
+OPTIMIZERS.register("adam", _keras_optimizer("Adam"))
+
+
+def _layerwise(config) -> Callable[[Network, Network], Network]:
+    # Exact round(p * surviving) per layer, ties by index: foundations.pruning.
+    return functools.partial(pruning.prune_by_percent, dict(config.prune_percents))
+
+
+PRUNING.register("layerwise", _layerwise)

@@ -1,0 +1,96 @@
+"""Training one network from an ExperimentConfig, with its provenance recorded.
+
+``train`` is what every run of every family goes through: a lottery level, a
+control, or a single run from the command line. It reads back a complete run
+made with the same settings instead of retraining it, refuses one made with
+other settings, and otherwise trains and writes the run directory.
+"""
+
+import logging
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from lottery_ticket.experiments import build
+from lottery_ticket.experiments import config as config_lib
+from lottery_ticket.experiments.config import ExperimentConfig
+from lottery_ticket.foundations import runs
+from lottery_ticket.foundations import save_restore
+from lottery_ticket.foundations import trainer
+from lottery_ticket.foundations.dataset_base import DatasetBase
+from lottery_ticket.foundations.model_base import ModelBase
+from lottery_ticket.foundations.save_restore import Network
+
+logger = logging.getLogger("lottery_ticket")
+
+
+
+def source_of(network: save_restore.NetworkLike) -> Optional[str]:
+    """How a masks/presets argument is recorded: its absolute path, 'dict' or None."""
+    if network is None:
+        return None
+    if isinstance(network, (str, os.PathLike)):
+        return os.path.abspath(os.fspath(network))
+    return "dict"
+
+
+def identity_defaults() -> Dict[str, Any]:
+    """How a run that predates a setting is compared on it: at the setting's default."""
+    return ExperimentConfig().identity_defaults()
+
+
+def load_if_complete(output_dir: str, run_info: Mapping[str, Any]
+                     ) -> Optional[Tuple[Network, Network, Network]]:
+    """(initial, final, masks) of a complete run made with `run_info`; None if
+    the run is not complete; ValueError naming each setting that differs."""
+    return runs.load_complete_run(output_dir, run_info, identity_defaults(),
+                                  ignore=config_lib.identity_ignore())
+
+
+def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
+                config: ExperimentConfig, run_info: Mapping[str, Any],
+                progress_label: str = "") -> Tuple[Network, Network]:
+    """Trains a model with the configured optimizer, length and evaluation intervals."""
+    validate = config["validate_interval"] if config["validation_size"] else None
+    return trainer.train(
+        dataset, model, build.optimizer_fn(config), config["training_len"], output_dir,
+        test_interval=config["test_interval"] or None, validate_interval=validate or None,
+        run_info=run_info, progress_label=progress_label)
+
+
+def train(output_dir: str, config: ExperimentConfig,
+          masks: save_restore.NetworkLike = None, presets: save_restore.NetworkLike = None,
+          seed: int = 0, train_order_seed: Optional[int] = None,
+          model_seed: Optional[int] = None, run_info: Optional[Mapping[str, Any]] = None
+          ) -> Tuple[Network, Network]:
+    """Trains one network and writes its run directory, unless it is complete.
+
+    Args:
+      output_dir: the run directory (initial/, final/, masks/, metrics.json,
+        summaries/, done.json). A complete run made with the same settings is
+        read back instead of retrained; one made with other settings is a
+        ValueError naming them.
+      config: the experiment configuration (data, model, training).
+      masks, presets: dicts or saved directories (see save_restore.standardize).
+      seed: the run's seed: seeds layers without presets (unless model_seed
+        is given) and the batch order (unless train_order_seed is given).
+      train_order_seed: seeds the batch order; default `seed`.
+      model_seed: seeds layers without presets; default `seed`.
+      run_info: extra facts recorded in done.json and compared on reuse.
+
+    Returns:
+      (initial_weights, final_weights).
+    """
+    build.check(config)
+    order_seed = int(seed if train_order_seed is None else train_order_seed)
+    info = {"config": config.to_json(), "seed": int(seed), "train_order_seed": order_seed,
+            "masks": source_of(masks), "presets": source_of(presets)}
+    info.update(run_info or {})
+    saved = load_if_complete(output_dir, info)
+    if saved is not None:
+        logger.info("%s is already complete; reading it back.", output_dir)
+        return saved[0], saved[1]
+    dataset = build.dataset(config, order_seed)
+    model = build.model(config, save_restore.standardize(presets),
+                        save_restore.standardize(masks),
+                        seed=int(seed if model_seed is None else model_seed))
+    return train_model(dataset, model, output_dir, config, info)

@@ -1,0 +1,53 @@
+"""A small name -> object registry, for data sets, models, optimizers and pruning rules."""
+
+import difflib
+from typing import Dict, Generic, Iterator, List, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Named entries of one kind; an unknown name is an error listing the known ones.
+
+    Example::
+
+        MODELS = Registry("model")
+        MODELS.register("fc", build_fc)
+        MODELS.get("fc")
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: Dict[str, T] = {}
+
+    def register(self, name: str, entry: T, replace: bool = False) -> T:
+        """Adds `entry` under `name`; a name already taken is an error unless `replace`."""
+        if name in self._entries and not replace:
+            raise ValueError(f"a {self.kind} named {name!r} is already registered; pass "
+                             "replace=True to replace it.")
+        self._entries[name] = entry
+        return entry
+
+    def get(self, name: str) -> T:
+        """The entry named `name`.
+
+        Raises:
+          ValueError: no such entry; the message lists the registered names
+            and the closest one.
+        """
+        if name not in self._entries:
+            close = difflib.get_close_matches(str(name), list(self._entries), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown {self.kind} {name!r}.{hint} Registered: "
+                             f"{', '.join(sorted(self._entries))}.")
+        return self._entries[name]
+
+    def names(self) -> List[str]:
+        """The registered names, sorted."""
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

@@ -1,0 +1,227 @@
+"""Run identity: the one owner of ``done.json`` and of what makes two runs the same.
+
+A run directory is complete exactly when its ``done.json`` exists; that file is
+written last, atomically. Its schema::
+
+    {"format_version": 2,
+     "run_info": {"config": {"data": {...}, "model": {...}, "training": {...},
+                             "pruning": {...}},
+                  "seed": ..., "experiment_name": ..., "level": ..., ...},
+     "iterations": ..., "seconds": ..., "final": {...}, "mask_counts": {...},
+     ... provenance (tensorflow, python, kernel settings)}
+
+Runs written before format 2 have no ``format_version`` and keep their
+configuration flat in ``run_info.config`` (and ``prune_percents`` beside it);
+``identity`` reads both shapes into the same flat settings, so an experiment
+made by an older version resumes under a newer one.
+
+Resuming compares the settings asked for now with the ones recorded. A setting
+that a run does not record was added to the library after the run was made, so
+it is taken at its default: adding a setting with a default never makes an
+existing experiment refuse to resume, while giving it another value does.
+"""
+
+import json
+import logging
+import os
+import shutil
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+
+import numpy as np
+
+from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import save_restore
+
+logger = logging.getLogger("lottery_ticket")
+
+FORMAT_VERSION = 2
+DONE_FILENAME = paths.DONE_FILENAME
+# Files and directories a run writes; clearing an incomplete run removes these
+# and nothing else in its directory.
+RUN_CONTENTS = ("initial", "final", "masks", "summaries", paths.METRICS_FILENAME)
+# Format 1 kept this setting beside the configuration instead of inside it.
+_FORMAT1_CONFIG_KEYS = ("prune_percents",)
+
+Identity = Dict[str, Any]
+Network = save_restore.Network
+
+
+def is_complete(run_directory: str) -> bool:
+    """Whether a run finished: its done.json exists."""
+    return os.path.isfile(paths.done(run_directory))
+
+
+def read_done(run_directory: str) -> Dict[str, Any]:
+    """A complete run's done.json.
+
+    Raises:
+      FileNotFoundError: the run is not complete.
+      ValueError: done.json is not a JSON object.
+    """
+    path = paths.done(run_directory)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_directory} is not a complete run: it has no "
+                                f"{DONE_FILENAME}.")
+    try:
+        done = save_restore.read_json(path)
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}).") from error
+    if not isinstance(done, dict):
+        raise ValueError(f"{path} holds a {type(done).__name__}, not a JSON object.")
+    return done
+
+
+def format_version(done: Mapping[str, Any]) -> int:
+    """The schema version a done.json was written with (1 before versions existed)."""
+    return int(done.get("format_version", 1))
+
+
+def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
+    """Writes done.json (atomically, last of a run's files) with the format version."""
+    save_restore.write_json(paths.done(run_directory),
+                            dict(record, format_version=FORMAT_VERSION))
+
+
+def _jsonable(value: Any) -> Any:
+    """The value as JSON would give it back (tuples become lists, numpy to Python)."""
+    return json.loads(json.dumps(value, default=save_restore.json_default))
+
+
+def _config_identity(config: Mapping[str, Any]) -> Identity:
+    """'config.{field}' for a configuration, nested by concern or flat (format 1)."""
+    flat = {}
+    for key, value in config.items():
+        # In format 2 each concern (data, model, ...) is a mapping of fields; field
+        # names are unique across concerns, so the concern is left out of the key.
+        if isinstance(value, Mapping) and key in ("data", "model", "training", "pruning"):
+            for field, field_value in value.items():
+                flat[f"config.{field}"] = field_value
+        else:
+            flat[f"config.{key}"] = value
+    return flat
+
+
+def identity(run_info: Mapping[str, Any], ignore: Iterable[str] = ()) -> Identity:
+    """The flat settings of a run: 'config.{field}' for each configuration field,
+    and the other run_info keys (seed, experiment_name, control, ...) as they are.
+
+    Args:
+      run_info: a done.json's run_info (any format), or one about to be written.
+      ignore: keys left out (settings that do not change a run's results, such
+        as where the data lives or how many levels a trial has).
+
+    Returns:
+      key -> JSON value. Mapping values (e.g. prune_percents) are kept whole,
+      so a layer added or left out is a difference too.
+    """
+    info = _jsonable(dict(run_info))
+    flat: Identity = {}
+    for key, value in info.items():
+        if key == "config" and isinstance(value, Mapping):
+            flat.update(_config_identity(value))
+        elif key in _FORMAT1_CONFIG_KEYS:
+            flat[f"config.{key}"] = value
+        else:
+            flat[key] = value
+    ignored = set(ignore)
+    return {key: value for key, value in flat.items() if key not in ignored}
+
+
+_ABSENT = object()
+
+
+def differences(recorded: Mapping[str, Any], asked: Mapping[str, Any],
+                defaults: Optional[Mapping[str, Any]] = None
+                ) -> Dict[str, Tuple[Any, Any]]:
+    """Settings asked for now that differ from those a run recorded.
+
+    Args:
+      recorded: identity() of the saved run.
+      asked: identity() of the run asked for now.
+      defaults: identity keys -> default values. A key the saved run does not
+        record is compared at its default: the run predates the setting.
+
+    Returns:
+      key -> (recorded value, asked value) for each difference; a key neither
+      recorded nor defaulted shows as recorded None.
+    """
+    defaults = _jsonable(dict(defaults or {}))
+    asked = _jsonable(dict(asked))
+    found = {}
+    for key, value in asked.items():
+        old = recorded.get(key, defaults.get(key, _ABSENT))
+        if old is _ABSENT or old != value:
+            found[key] = (None if old is _ABSENT else old, value)
+    return found
+
+
+def check_same_run(run_directory: str, asked: Mapping[str, Any],
+                   defaults: Optional[Mapping[str, Any]] = None,
+                   ignore: Iterable[str] = ()) -> None:
+    """Raises ValueError naming each setting in which a complete run differs.
+
+    Args:
+      run_directory: a complete run.
+      asked: the run_info (or identity) asked for now.
+      defaults, ignore: as in differences() and identity().
+    """
+    recorded = identity(read_done(run_directory).get("run_info", {}), ignore)
+    found = differences(recorded, identity(asked, ignore), defaults)
+    if found:
+        details = "; ".join(f"{key}: saved {old!r}, asked {new!r}"
+                            for key, (old, new) in sorted(found.items()))
+        raise ValueError(
+            f"{run_directory} is a complete run made with other settings ({details}). "
+            "Reusing it would mix two experiments: use another output directory, or "
+            "the settings it was made with.")
+
+
+def load_complete_run(run_directory: str, asked: Mapping[str, Any],
+                      defaults: Optional[Mapping[str, Any]] = None,
+                      ignore: Iterable[str] = ()
+                      ) -> Optional[Tuple[Network, Network, Network]]:
+    """(initial, final, masks) of a complete run made with `asked`, or None if incomplete.
+
+    Raises:
+      ValueError: the complete run was made with other settings; the message
+        names each one (see check_same_run).
+    """
+    if not is_complete(run_directory):
+        return None
+    check_same_run(run_directory, asked, defaults, ignore)
+    return (save_restore.restore_network(paths.initial(run_directory)),
+            save_restore.restore_network(paths.final(run_directory)),
+            save_restore.restore_network(paths.masks(run_directory)))
+
+
+def clear_incomplete(run_directory: str) -> None:
+    """Removes what an interrupted run left, so it can be redone from its start.
+
+    Only the run's own files (RUN_CONTENTS) are removed; anything else in the
+    directory is left alone.
+
+    Raises:
+      FileExistsError: the run is complete; complete runs are never overwritten.
+    """
+    if is_complete(run_directory):
+        raise FileExistsError(
+            f"the run in {run_directory!r} is already complete (it has "
+            f"{DONE_FILENAME}); it is never overwritten. Choose another "
+            "output directory, or delete that run yourself to redo it.")
+    leftovers = [name for name in RUN_CONTENTS
+                 if os.path.exists(os.path.join(run_directory, name))]
+    if leftovers:
+        logger.warning("%s holds an incomplete run (%s); redoing it from the start.",
+                       run_directory, ", ".join(leftovers))
+    for name in leftovers:
+        target = os.path.join(run_directory, name)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        else:
+            os.remove(target)
+
+
+def mask_counts(masks: Mapping[str, np.ndarray]) -> Dict[str, Tuple[int, int]]:
+    """layer -> [surviving weights, all weights], as done.json records them."""
+    return {name: [int(np.count_nonzero(mask)), int(np.size(mask))]
+            for name, mask in masks.items()}

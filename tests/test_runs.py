@@ -1,0 +1,141 @@
+"""Run identity: done.json's schema, default-aware comparison, old formats resuming."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_split
+from lottery_ticket.datasets import registry as dataset_registry
+from lottery_ticket.experiments import lottery
+from lottery_ticket.experiments.config import ExperimentConfig
+from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import runs
+from lottery_ticket.foundations import save_restore
+from lottery_ticket.foundations.dataset_base import DatasetBase
+
+
+def _synthetic(location, *, flatten=True, validation_size=0, batch_size=20,
+               train_order_seed=0):
+    return DatasetBase(synthetic_split(400, 1), batch_size, synthetic_split(200, 2),
+                       validate=synthetic_split(100, 3) if validation_size else None,
+                       train_order_seed=train_order_seed)
+
+
+dataset_registry.DATASETS.register("synthetic_test", dataset_registry.DatasetSpec(_synthetic),
+                                   replace=True)
+
+SMALL = ExperimentConfig().replace(
+    dataset="synthetic_test", data_location="unused", validation_size=100,
+    layers=[(32, "relu"), (16, "relu"), (10, None)], training_len=("iterations", 20),
+    batch_size=20, test_interval=10, validate_interval=10, levels=1)
+
+
+def _mtimes(directory):
+    return {os.path.join(root, f): os.stat(os.path.join(root, f)).st_mtime_ns
+            for root, _, files in os.walk(directory) for f in files}
+
+
+def test_done_json_has_a_format_version_and_the_config_by_concern(tmp_path):
+    lottery.run_trial(str(tmp_path), SMALL.replace(levels=0), seed=1)
+    done = runs.read_done(paths.run(str(tmp_path), 0))
+    assert done["format_version"] == runs.FORMAT_VERSION == 2
+    assert set(done["run_info"]["config"]) == {"data", "model", "training", "pruning"}
+    assert done["run_info"]["config"]["training"]["training_len"] == ["iterations", 20]
+    assert ExperimentConfig.from_json(done["run_info"]["config"]) == SMALL.replace(levels=0)
+
+
+def _as_older_run(run_dir, drop=(), format1=False):
+    """Rewrites a run's done.json as a run made before some settings existed."""
+    done = runs.read_done(run_dir)
+    info = done["run_info"]
+    nested = info["config"]
+    for concern in nested.values():
+        for name in drop:
+            concern.pop(name, None)
+    if format1:  # flat config, prune_percents beside it, no version
+        flat = {k: v for concern in nested.values() for k, v in concern.items()}
+        info["prune_percents"] = flat.pop("prune_percents")
+        # (format 1 had no dataset either; it is kept here because the test data
+        # set is not the default one.)
+        for name in ("data_location", "flatten", "model", "kernel_initializer",
+                     "pruning", "levels"):
+            flat.pop(name, None)
+        info["config"] = flat
+        del done["format_version"]
+    save_restore.write_json(paths.done(run_dir), done)
+
+
+@pytest.mark.parametrize("format1", [False, True], ids=["format2", "format1"])
+def test_a_run_made_before_a_setting_existed_still_resumes(tmp_path, format1):
+    """Write a trial, pretend its runs predate settings, resume and extend it."""
+    trial = str(tmp_path / "trial")
+    first = lottery.run_trial(trial, SMALL, seed=3)
+    for level in (0, 1):
+        _as_older_run(paths.run(trial, level), drop=("kernel_initializer", "flatten"),
+                      format1=format1)
+    before = _mtimes(trial)
+    resumed = lottery.run_trial(trial, SMALL.replace(levels=2), seed=3)
+    assert [resumed[level].resumed for level in range(3)] == [True, True, False]
+    assert all(_mtimes(trial)[path] == stamp for path, stamp in before.items())
+    for name in first[1].final:
+        np.testing.assert_array_equal(resumed[1].final[name], first[1].final[name])
+    # A new setting asked with a value other than its default is still refused.
+    with pytest.raises(ValueError, match=r"config\.kernel_initializer: saved 'glorot_normal', "
+                                         r"asked 'he_normal'"):
+        lottery.run_trial(trial, SMALL.replace(levels=2, kernel_initializer="he_normal"),
+                          seed=3)
+
+
+def test_resuming_with_other_settings_names_each_one(tmp_path):
+    trial = str(tmp_path / "trial")
+    lottery.run_trial(trial, SMALL.replace(levels=0), seed=1)
+    other = SMALL.replace(levels=0, learning_rate=0.05,
+                          prune_percents={"layer0": 0.2, "layer1": 0.2})
+    with pytest.raises(ValueError) as error:
+        lottery.run_trial(trial, other, seed=1)
+    message = str(error.value)
+    assert "config.learning_rate: saved 0.1, asked 0.05" in message
+    # A layer left out of prune_percents is a difference too (compared whole).
+    assert "config.prune_percents: saved" in message
+    # Where the data lives and how many levels a trial has are not its identity.
+    lottery.run_trial(trial, SMALL.replace(levels=0, data_location="elsewhere"), seed=1)
+
+
+def test_differences_take_a_missing_setting_at_its_default():
+    recorded = {"config.a": 1, "seed": 0}
+    defaults = {"config.b": "x"}
+    assert runs.differences(recorded, {"config.a": 1, "config.b": "x"}, defaults) == {}
+    assert runs.differences(recorded, {"config.b": "y"}, defaults) == {
+        "config.b": ("x", "y")}
+    assert runs.differences(recorded, {"config.c": 2}, defaults) == {"config.c": (None, 2)}
+    assert runs.differences(recorded, {"seed": 1}) == {"seed": (0, 1)}
+
+
+def test_identity_reads_both_formats_alike():
+    nested = {"config": {"training": {"learning_rate": 0.1, "training_len": ("iterations", 5)},
+                         "pruning": {"prune_percents": {"a": 0.2}, "levels": 3}},
+              "seed": 1}
+    flat = {"config": {"learning_rate": 0.1, "training_len": ["iterations", 5]},
+            "prune_percents": {"a": 0.2}, "seed": 1}
+    assert runs.identity(nested, ignore=["config.levels"]) == runs.identity(flat)
+
+
+def test_clearing_an_incomplete_run_removes_only_its_files(tmp_path):
+    run = tmp_path / "run"
+    save_restore.save_network(str(run / "initial"), {"a": np.ones(2)})
+    save_restore.write_json(str(run / "metrics.json"), {})
+    (run / "notes.txt").write_text("mine")
+    runs.clear_incomplete(str(run))
+    assert sorted(os.listdir(run)) == ["notes.txt"]
+    runs.write_done(str(run), {"iterations": 1})
+    assert runs.is_complete(str(run))
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        runs.clear_incomplete(str(run))
+    assert runs.read_done(str(run))["format_version"] == runs.FORMAT_VERSION
+
+
+def test_a_done_json_that_is_not_an_object_is_a_clear_error(tmp_path):
+    save_restore.write_json(str(tmp_path / "done.json"), [1, 2])
+    with pytest.raises(ValueError, match="not a JSON object"):
+        runs.read_done(str(tmp_path))
