@@ -22,6 +22,9 @@ from lottery_ticket.foundations import save_restore
 
 Record = Dict[str, Any]
 SPLITS = ("train", "validate", "test")
+# The original TensorFlow 1 codebase named its lottery runs `same_init`; such
+# trees are read as lottery runs, so they land in the same figures and tables.
+RUN_NAME_ALIASES = {"same_init": "lottery"}
 _TRIAL = re.compile(r"^trial(\w+)$")
 
 
@@ -99,7 +102,8 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
     metrics = read_metrics(run_directory)
     counts = mask_counts(run_directory, done)
     level_dir = os.path.dirname(run_directory)
-    name, run_id = paths.split_run_name(os.path.basename(run_directory))
+    directory_name, run_id = paths.split_run_name(os.path.basename(run_directory))
+    name = RUN_NAME_ALIASES.get(directory_name, directory_name)
     info = done.get("run_info", {})
     record: Record = {
         "path": run_directory,

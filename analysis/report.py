@@ -1,6 +1,6 @@
 """Figures and tables for an experiment tree, from the command line or a notebook.
 
-    python -m lottery_ticket.analysis.report --experiment_path=EXP --output_dir=FIGS \\
+    python -m lottery_ticket.analysis.report --experiment_root=EXP --output_dir=FIGS \\
         [--levels=0,3,7,12] [--format=svg] [--title="LeNet-300-100 on MNIST"]
 
 writes into FIGS:
@@ -17,13 +17,13 @@ writes into FIGS:
 
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Set, Union
 
 from lottery_ticket.analysis import figures
 from lottery_ticket.analysis import metrics
 from lottery_ticket.analysis import reader
 from lottery_ticket.analysis import tables
-from lottery_ticket.cli import errors
+from lottery_ticket.cli import flags
 from lottery_ticket.foundations import save_restore
 
 
@@ -53,13 +53,13 @@ def default_levels(available: Sequence[int], count: int = 5) -> List[int]:
     return sorted(picks)
 
 
-def report(experiment_path: str, output_dir: str, levels: Levels = None,
+def report(experiment_root: str, output_dir: str, levels: Levels = None,
            experiment_name: str = "lottery", image_format: str = "png",
            title: Optional[str] = None) -> Dict[str, object]:
     """Reads an experiment and writes its figures and tables.
 
     Args:
-      experiment_path: experiment root (trial{N}/ inside) or one trial.
+      experiment_root: experiment root (trial{N}/ inside) or one trial.
       output_dir: where the files go (created if needed).
       levels: levels for the curves and histograms; default up to five
         spread over the levels that exist.
@@ -75,11 +75,11 @@ def report(experiment_path: str, output_dir: str, levels: Levels = None,
     """
     if image_format not in figures.FORMATS:
         raise ValueError(f"--format={image_format!r}: use one of {figures.FORMATS}.")
-    records, problems = reader.load_experiment(experiment_path)
+    records, problems = reader.load_experiment(experiment_root)
     if not records:
         detail = "".join(f"\n  {p}" for p in problems[:20])
-        raise ValueError(f"no complete run to analyse under {experiment_path}.{detail}")
-    title = title or os.path.basename(os.path.normpath(os.path.abspath(experiment_path)))
+        raise ValueError(f"no complete run to analyse under {experiment_root}.{detail}")
+    title = title or os.path.basename(os.path.normpath(os.path.abspath(experiment_root)))
     rows = [metrics.run_metrics(r) for r in records]
     summary = metrics.summarize(rows)
     os.makedirs(output_dir, exist_ok=True)
@@ -121,7 +121,7 @@ def report(experiment_path: str, output_dir: str, levels: Levels = None,
                 tickets, out(f"weight_histograms.{image_format}"),
                 f"{title}: initial weights of the {experiment_name} tickets"))
     else:
-        problems.append(reader.Problem(experiment_path, f"no complete {experiment_name!r} "
+        problems.append(reader.Problem(experiment_root, f"no complete {experiment_name!r} "
                                        "runs: accuracy curves and histograms left out"))
     problems_path = out("problems.txt")
     if problems:
@@ -133,11 +133,9 @@ def report(experiment_path: str, output_dir: str, levels: Levels = None,
     return {"written": written, "problems": problems, "summary": summary}
 
 
-def main(experiment_path: str, output_dir: str, levels: Levels = None,
-         experiment_name: str = "lottery", format: str = "png",  # noqa: A002 (flag name)
-         title: Optional[str] = None) -> None:
-    """Command line: writes the report and lists the files and any problems."""
-    result = report(experiment_path, output_dir, levels, experiment_name, format, title)
+def _run(values: Dict[str, object], given: Set[str]) -> None:
+    result = report(values["experiment_root"], values["output_dir"], values["levels"],
+                    values["experiment_name"], values["format"], values["title"])
     for path in result["written"]:
         print(path)
     for problem in result["problems"]:
@@ -146,5 +144,27 @@ def main(experiment_path: str, output_dir: str, levels: Levels = None,
     print(f"{complete} complete runs analysed; {len(result['problems'])} problem(s).")
 
 
+COMMAND = flags.Command(
+    "python -m lottery_ticket.analysis.report",
+    "Reads every run under an experiment root (or one trial) and writes figures, tables "
+    "and problems.txt into --output_dir.",
+    [flags.Flag("experiment_root", flags.REQUIRED, "Experiment root holding trial{N}/ "
+                "directories, or one trial.", str, aliases=("experiment_path",)),
+     flags.Flag("output_dir", flags.REQUIRED, "Where the figures and tables go.", str),
+     flags.Flag("levels", None, "Levels for the curves and histograms, e.g. 0,3,7 "
+                "(default: up to five spread over those that exist)."),
+     flags.Flag("experiment_name", "lottery", "The experiment whose curves and tickets "
+                "are drawn.", str),
+     flags.Flag("format", "png", "png or svg.", str),
+     flags.Flag("title", None, "Names the experiment in every figure (default: the "
+                "folder's name).", Optional[str])],
+    _run)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Command line: writes the report and lists the files and any problems."""
+    COMMAND.run(argv)
+
+
 if __name__ == "__main__":
-    errors.fire_cli(main)
+    main()

@@ -15,8 +15,3 @@ def run_cli(main: Callable[[], Any]) -> Any:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 
-
-def fire_cli(main: Callable) -> None:
-    """Runs `main` with Fire under the same contract (for commands not yet on cli.flags)."""
-    import fire
-    run_cli(lambda: fire.Fire(main))

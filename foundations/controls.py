@@ -18,11 +18,11 @@ own stream, derived from the seed, the control's name and the layer's name.
 """
 
 import zlib
-from typing import Dict, Mapping, Tuple
+from typing import Mapping, Tuple
 
 import numpy as np
+from lottery_ticket.foundations.save_restore import Network
 
-Network = Dict[str, np.ndarray]
 
 REINITIALIZE_MODES = ("reinit", "reuse", "reuse_sign")
 

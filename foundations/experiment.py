@@ -8,10 +8,10 @@ import numpy as np
 
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.model_base import ModelBase
+from lottery_ticket.foundations.save_restore import Network
 
 logger = logging.getLogger("lottery_ticket")
 
-Network = Dict[str, np.ndarray]
 
 
 @dataclasses.dataclass

@@ -43,7 +43,6 @@ RUN_CONTENTS = ("initial", "final", "masks", "summaries", paths.METRICS_FILENAME
 _FORMAT1_CONFIG_KEYS = ("prune_percents",)
 
 Identity = Dict[str, Any]
-Network = save_restore.Network
 
 
 def is_complete(run_directory: str) -> bool:
@@ -69,11 +68,6 @@ def read_done(run_directory: str) -> Dict[str, Any]:
     if not isinstance(done, dict):
         raise ValueError(f"{path} holds a {type(done).__name__}, not a JSON object.")
     return done
-
-
-def format_version(done: Mapping[str, Any]) -> int:
-    """The schema version a done.json was written with (1 before versions existed)."""
-    return int(done.get("format_version", 1))
 
 
 def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
@@ -179,7 +173,7 @@ def check_same_run(run_directory: str, asked: Mapping[str, Any],
 def load_complete_run(run_directory: str, asked: Mapping[str, Any],
                       defaults: Optional[Mapping[str, Any]] = None,
                       ignore: Iterable[str] = ()
-                      ) -> Optional[Tuple[Network, Network, Network]]:
+                      ) -> Optional[Tuple[save_restore.Network, save_restore.Network, save_restore.Network]]:
     """(initial, final, masks) of a complete run made with `asked`, or None if incomplete.
 
     Raises:

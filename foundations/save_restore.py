@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+# The one type of a network, a set of masks or of presets: layer name -> array.
 Network = Dict[str, np.ndarray]
 NetworkLike = Union[None, str, os.PathLike, Dict[str, np.ndarray], Sequence]
 

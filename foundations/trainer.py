@@ -30,10 +30,10 @@ from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.model_base import ModelBase
+from lottery_ticket.foundations.save_restore import Network
 
 logger = logging.getLogger("lottery_ticket")
 
-Network = Dict[str, np.ndarray]
 ProgressFn = Callable[[int, int, Dict[str, Dict[str, float]]], None]
 
 # Evaluation runs over a split in chunks of this many examples to bound memory.

@@ -31,7 +31,7 @@ DEFAULT = ExperimentConfig(
 )
 
 FAMILY = Family(name="mnist_fc", package="lottery_ticket.mnist_fc", defaults=DEFAULT,
-                experiment_root=locations.EXPERIMENT_PATH,
+                experiment_root=locations.EXPERIMENT_ROOT,
                 flag_aliases={"mnist_location": "data_location"},
                 location_flag="mnist_location")
 
@@ -50,7 +50,8 @@ PRUNE_PERCENTS: Dict[str, float] = dict(DEFAULT["prune_percents"])
 NUM_LEVELS = DEFAULT["levels"]  # pruning levels after the dense level 0
 EXPERIMENT_NAME = "lottery"
 MNIST_LOCATION = locations.MNIST_LOCATION
-EXPERIMENT_PATH = locations.EXPERIMENT_PATH
+EXPERIMENT_ROOT = locations.EXPERIMENT_ROOT
+EXPERIMENT_PATH = EXPERIMENT_ROOT
 
 
 def TrainingConfig(**settings: Any) -> ExperimentConfig:  # noqa: N802 (the old class name)

@@ -9,13 +9,17 @@ checksums and mirrors are in ``lottery_ticket.datasets.registry``.
 from typing import Dict, List, Optional
 
 from lottery_ticket.cli import runners
-from lottery_ticket.datasets.download import (DownloadError, checksums, download,  # noqa: F401
-                                              download_file, md5, mirrors)
+# Re-exported: the downloader's functions under the family's module path.
+from lottery_ticket.datasets.download import (  # noqa: F401
+    DownloadError, checksums, download, download_file, md5, mirrors)
 from lottery_ticket.mnist_fc import locations
 
 CHECKSUMS: Dict[str, Dict[str, str]] = {name: checksums(name)
                                         for name in ("mnist", "fashion_mnist")}
 MIRRORS: Dict[str, List[str]] = {name: mirrors(name) for name in CHECKSUMS}
+__all__ = ["CHECKSUMS", "COMMAND", "DownloadError", "MIRRORS", "checksums", "download",
+           "download_file", "main", "md5", "mirrors"]
+
 COMMAND = runners.download(locations.MNIST_LOCATION,
                            program="python -m lottery_ticket.mnist_fc.download_data")
 

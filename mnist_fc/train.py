@@ -4,7 +4,7 @@ The generic function is ``experiments.single_run.train``; this one keeps the
 family's argument names and defaults.
 """
 
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments.config import ExperimentConfig

@@ -222,3 +222,16 @@ def test_real_experiment_through_the_command_line(tmp_path, fashion_mnist_dir):
     assert "| lottery | 2 | 64.06 |" in summary and "| rearrange | 2 | 64.06 |" in summary
     rows = (out / "summary.csv").read_text().splitlines()
     assert rows[1].startswith("lottery,0,1,1,1.0,")
+
+
+def test_original_codebase_same_init_runs_read_as_lottery_runs(tmp_path):
+    write_run(tmp_path, 1, 0, "same_init", kept=(100, 10))
+    write_run(tmp_path, 1, 1, "same_init", kept=(80, 9))
+    write_run(tmp_path, 2, 1, "lottery", kept=(80, 9))
+    records, problems = reader.load_experiment(str(tmp_path))
+    assert problems == []
+    assert [(r["experiment_name"], r["level"], r["trial"]) for r in records] == [
+        ("lottery", 0, "1"), ("lottery", 1, "1"), ("lottery", 1, "2")]
+    summary = metrics.summarize([metrics.run_metrics(r) for r in records])
+    level1 = next(s for s in summary if s["level"] == 1)
+    assert (level1["experiment_name"], level1["runs"]) == ("lottery", 2)
