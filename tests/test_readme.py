@@ -35,7 +35,7 @@ def test_python_examples_run(fashion_mnist_dir, tmp_path, monkeypatch):
         write_run(tree, trial, 0, "lottery")
     for block in blocks:
         block = block.replace('"data/mnist"', repr(fashion_mnist_dir))
-        block = block.replace('"experiments/lottery"', repr(str(tree)))
+        block = block.replace('"results/lottery"', repr(str(tree)))
         exec(compile(block, "README.md", "exec"), namespace)
     assert os.path.isfile(tmp_path / "notebook_runs" / "level1" / "done.json")
     assert sorted(namespace["pruned_conv"].weights) == ["conv0", "conv1", "fc0", "fc1"]
