@@ -51,8 +51,8 @@ def resolve_module(name: str, family: Family, kind: str) -> str:
         candidates.append(f"{family.package}.{kind}.{name}")
     else:
         first, _, rest = name.partition(".")
-        if "." not in rest:
-            candidates.append(f"{PACKAGE}.{first}.{kind}.{rest}")
+        if "." not in rest:  # FAMILY.NAME: a family of this library, or a package
+            candidates += [f"{PACKAGE}.{first}.{kind}.{rest}", f"{first}.{kind}.{rest}"]
     candidates.append(name)
     for candidate in candidates:
         if _exists(candidate):
@@ -83,8 +83,11 @@ def read_argfile(argfile: str, family: Family, argfile_flags: str = "") -> str:
     result = subprocess.run(command + shlex.split(argfile_flags), capture_output=True,
                             text=True, check=False)
     if result.returncode != 0:
-        raise ValueError(f"argfile {argfile} failed (exit {result.returncode}):\n"
-                         f"{result.stderr.strip()}")
+        # Its own last line says why (an `error:` line from our argfiles); one line here too.
+        said = [row for row in result.stderr.strip().splitlines() if row.strip()]
+        why = said[-1].strip() if said else "no message"
+        why = why[len("error:"):].strip() if why.startswith("error:") else why
+        raise ValueError(f"argfile {argfile} failed (exit {result.returncode}): {why}")
     return result.stdout
 
 

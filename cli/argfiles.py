@@ -17,6 +17,7 @@ from typing import Callable, List, Optional, Sequence
 
 from absl import flags
 
+from lottery_ticket.experiments.config import parse_training_len
 from lottery_ticket.experiments.family import Family
 from lottery_ticket.foundations import paths
 
@@ -114,7 +115,8 @@ def _parse(define: Callable[[flags.FlagValues], None], argv: Optional[Sequence[s
     define(values)
     flags.DEFINE_boolean("help", False, "Show this help and exit.", flag_values=values,
                          short_name="h")
-    argv = list(sys.argv if argv is None else argv)
+    # argv holds the flags only, as the runners' main(argv) does.
+    argv = [program] + list(sys.argv[1:] if argv is None else argv)
     try:
         rest = values(argv)
     except flags.Error as error:
@@ -132,7 +134,17 @@ def _parse(define: Callable[[flags.FlagValues], None], argv: Optional[Sequence[s
     return values
 
 
-def _emit(make_lines: Callable[[], List[str]]) -> None:
+def _emit(make_lines: Callable[[], List[str]], values: flags.FlagValues,
+          family: Family) -> None:
+    try:
+        parse_training_len(values.training_len)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if not values[family.location_flag].value:
+        print(f"error: no data location: pass --{family.location_flag}=DIR (the family "
+              "has no default), so that every line can find the data.", file=sys.stderr)
+        sys.exit(2)
     try:
         print("\n".join(make_lines()))
     except ValueError as error:
@@ -141,7 +153,12 @@ def _emit(make_lines: Callable[[], List[str]]) -> None:
 
 
 def lottery_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
-    """Prints one lottery flag line per trial for the parsed flags."""
+    """Prints one lottery flag line per trial for the parsed flags.
+
+    Args:
+      family: the family.
+      argv: the flags (default sys.argv[1:]), without the program's name.
+    """
 
     def define(values: flags.FlagValues) -> None:
         define_trial_flags(family, values)
@@ -151,7 +168,7 @@ def lottery_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
     f = _parse(define, argv, f"{family.argfiles_package}.lottery_experiment_argfile")
     _emit(lambda: lottery_lines(f.trials, f.first_trial, f.levels, f.experiment_root,
                                 f[family.location_flag].value, f.training_len, f.extra,
-                                family.location_flag))
+                                family.location_flag), f, family)
 
 
 def control_main(family: Family, experiment_name: Optional[str],
@@ -164,7 +181,7 @@ def control_main(family: Family, experiment_name: Optional[str],
       experiment_name: the runs' name; None for reinitialize, whose name is --mode.
       presets_from: 'level', 'level0' or None (see control_lines); for
         reinitialize, 'level' except in mode reinit.
-      argv: the command line (default sys.argv).
+      argv: the flags (default sys.argv[1:]), without the program's name.
       modes: the --mode choices, for reinitialize.
     """
 
@@ -186,4 +203,4 @@ def control_main(family: Family, experiment_name: Optional[str],
     _emit(lambda: control_lines(name, f.trials, f.first_trial, f.first_level, f.last_level,
                                 f.runs_per_level, f.experiment_root, f.lottery_name,
                                 f[family.location_flag].value, training_len, source,
-                                f.extra, fixed, family.location_flag))
+                                f.extra, fixed, family.location_flag), f, family)

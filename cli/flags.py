@@ -179,6 +179,9 @@ class Command:
                 if flag.kind is not bool:
                     raise UsageError(f"--{name} needs a value: --{name}=VALUE.")
                 value: Any = not negated
+            elif negated:
+                raise UsageError(f"{typed}: --{name} takes no value; write --{name} or "
+                                 f"--{flag.name}={raw}.")
             else:
                 value = fire_parser.DefaultParseValue(raw)
             values[flag.name] = self._coerce(flag, value, raw)
@@ -191,11 +194,11 @@ class Command:
 
     @staticmethod
     def _coerce(flag: Flag, value: Any, raw: Optional[str]) -> Any:
-        if flag.kind is None or flag.config:
-            return value  # configuration fields are checked by the configuration
-        # Fire reads 007 or 1e3 as numbers; a str flag keeps the text as typed.
+        # Fire reads 007, 2024 or 1e3 as numbers; a text flag keeps the text as typed.
         if flag.kind is str or flag.kind == Optional[str]:
             return raw if raw is not None else value
+        if flag.kind is None or flag.config:
+            return value  # configuration fields are checked by the configuration
         try:
             return config_lib.coerce(f"--{flag.name}", flag.kind, value)
         except ValueError as error:
@@ -219,4 +222,10 @@ def config_from(values: Values, defaults: ExperimentConfig,
     fields = ExperimentConfig.fields()
     chosen = {name: value for name, value in values.items()
               if name in fields and (only is None or name in only)}
-    return defaults.replace(**chosen)
+    try:
+        return defaults.replace(**chosen)
+    except ValueError as error:
+        message = str(error)
+        # The configuration names a setting by its field; on a command line it is a flag.
+        named = [name for name in fields if message.startswith((f"{name}=", f"{name} "))]
+        raise ValueError(f"--{message}" if named else message) from error

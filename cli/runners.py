@@ -85,8 +85,12 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_threads(values["threads"])
         config = flags_lib.config_from(values, family.defaults)
-        output_dir = values["output_dir"] or paths.trial(family.experiment_root,
-                                                          values["seed"])
+        output_dir = values["output_dir"]
+        if output_dir is None:
+            output_dir = paths.trial(family.experiment_root, values["seed"])
+        elif not output_dir.strip():
+            raise ValueError("--output_dir is empty: give the trial directory, or leave "
+                             "the flag out for the default.")
         configure(values["threads"])
         from lottery_ticket.experiments import lottery as lottery_lib  # After configure().
         results = lottery_lib.run_trial(output_dir, config, values["seed"], values["presets"],
@@ -159,13 +163,12 @@ def control(family: Family, name: str) -> Command:
     holds --masks; a flag that changes results and differs from the ticket's
     is refused unless --override names it.
     """
-    from lottery_ticket.experiments import control_runs
-    if name not in control_runs.CONTROL_FUNCTIONS:
-        raise ValueError(f"no control {name!r}; controls: "
-                         f"{sorted(control_runs.CONTROL_FUNCTIONS)}.")
+    if name not in _CONTROL_HELP:
+        raise ValueError(f"no control {name!r}; controls: {sorted(_CONTROL_HELP)}.")
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_threads(values["threads"])
+        from lottery_ticket.experiments import control_runs  # Imports TensorFlow.
         fields = ExperimentConfig.fields()
         ticket = control_runs.ticket_run(values["masks"])
         if ticket is not None:

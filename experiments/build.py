@@ -18,6 +18,12 @@ def check(config: ExperimentConfig) -> None:
     registry.MODELS.get(config["model"])
     registry.OPTIMIZERS.get(config["optimizer"])
     registry.PRUNING.get(config["pruning"])
+    import tensorflow as tf  # Imported here so that configurations load fast.
+    try:
+        tf.keras.initializers.get(config["kernel_initializer"])
+    except ValueError as error:
+        raise ValueError(f"kernel_initializer {config['kernel_initializer']!r} is not a "
+                         "Keras initializer (e.g. glorot_normal, he_normal).") from error
 
 
 @functools.lru_cache(maxsize=2)

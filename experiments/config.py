@@ -10,7 +10,10 @@ a run's identity. Each field carries its help text; runner flags and ``--help``
 are generated from them (see ``lottery_ticket.cli.flags``).
 
 Values are checked and normalized when a configuration is made, so a bad
-setting is an error before any work, naming the setting and the fix.
+setting is an error before any work, naming the setting and the fix. The
+dataclasses' own defaults are the paper's section 2 setup (LeNet-300-100 on
+MNIST, the original codebase's constants); each family states its defaults in
+one ``ExperimentConfig`` of its own.
 """
 
 import dataclasses
@@ -18,8 +21,12 @@ import difflib
 import typing
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
-Layers = Tuple[Tuple[int, Optional[str]], ...]
+# One tuple per layer; what it holds is the model's: (units, activation) for fc.
+Layers = Tuple[Tuple[Any, ...], ...]
 TrainingLen = Tuple[str, int]
+# Layer name -> fraction pruned per level. A named alias: the field's annotation must
+# be this very object for coerce() to recognize it.
+Percents = Dict[str, float]
 
 _TRAINING_UNITS = ("iterations", "epochs")
 
@@ -59,16 +66,18 @@ def _is_int(value: Any) -> bool:
 
 
 def _parse_layers(layers: Any) -> Layers:
+    """A tuple of tuples; what each entry means is the model builder's to check."""
+    def item(value: Any) -> Any:
+        if value in ("None", "linear"):
+            return None
+        return int(value) if _is_int(value) else value
+
     try:
-        parsed = tuple((int(units), None if activation in (None, "None", "linear")
-                        else str(activation)) for units, activation in layers)
-    except (TypeError, ValueError) as error:
+        parsed = tuple(tuple(item(value) for value in layer) for layer in layers)
+    except TypeError as error:
         raise ValueError(
-            f"layers {layers!r} must be a list of (units, activation) pairs, e.g. "
-            "[(300, 'relu'), (100, 'relu'), (10, None)].") from error
-    if not parsed or any(units < 1 for units, _ in parsed):
-        raise ValueError(f"layers {layers!r} must hold at least one layer, each with "
-                         "a positive number of units.")
+            f"layers {layers!r} must be a list of layer descriptions (tuples), e.g. "
+            "[(300, 'relu'), (100, 'relu'), (10, None)] for fc.") from error
     return parsed
 
 
@@ -97,7 +106,7 @@ def coerce(name: str, annotation: Any, value: Any) -> Any:
         return parse_training_len(value)
     if annotation is Layers:
         return _parse_layers(value)
-    if annotation is Dict[str, float]:
+    if annotation is Percents:
         return _parse_percents(value)
     optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(
         annotation)
@@ -181,9 +190,11 @@ class DataConfig(_Concern):
 class ModelConfig(_Concern):
     """Which network."""
     model: str = _field("fc", "Network: a name registered in "
-                        "lottery_ticket.experiments.registry.MODELS (fc, ...).")
+                        "lottery_ticket.experiments.registry.MODELS (fc, or a family's).")
     layers: Layers = _field(((300, "relu"), (100, "relu"), (10, None)),
-                            "The model's layers; for fc, (units, activation) pairs.")
+                            "The model's layer descriptions, read by its builder: for fc, "
+                            "(units, activation) pairs; empty for a model whose "
+                            "architecture is fixed.")
     kernel_initializer: str = _field("glorot_normal", "Keras initializer of kernels "
                                      "without presets.")
 
@@ -217,7 +228,7 @@ class PruneConfig(_Concern):
     """How the masks shrink from one level to the next."""
     pruning: str = _field("layerwise", "Pruning strategy: a name registered in "
                           "experiments.registry.PRUNING (layerwise magnitude, ...).")
-    prune_percents: Dict[str, float] = _field(
+    prune_percents: Percents = _field(
         {"layer0": 0.2, "layer1": 0.2, "layer2": 0.1},
         "Fraction of each layer's surviving weights pruned per level, e.g. "
         "\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\".")

@@ -31,6 +31,10 @@ PRUNING: Registry[PruneBuilder] = Registry("pruning strategy")
 
 def _fc(config, presets: Optional[Network], masks: Optional[Network],
         seed: Optional[int]) -> ModelBase:
+    if not config.layers or any(len(layer) != 2 or not isinstance(layer[0], int)
+                                for layer in config.layers):
+        raise ValueError(f"layers {config.layers!r}: the fc model needs (units, activation) "
+                         "pairs, e.g. [(300, 'relu'), (100, 'relu'), (10, None)].")
     return ModelFc({"layers": [list(layer) for layer in config.layers],
                     "kernel_initializer": config.kernel_initializer},
                    presets=presets, masks=masks, seed=seed)

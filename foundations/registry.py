@@ -22,7 +22,13 @@ class Registry(Generic[T]):
 
     def register(self, name: str, entry: T, replace: bool = False) -> T:
         """Adds `entry` under `name`; a name already taken is an error unless `replace`."""
-        if name in self._entries and not replace:
+        previous = self._entries.get(name)
+        # Reloading the module that registers an entry (a notebook's autoreload)
+        # registers the same function again: that is a replacement, not a clash.
+        reloaded = previous is not None and (
+            getattr(previous, "__module__", None), getattr(previous, "__qualname__", None)
+        ) == (getattr(entry, "__module__", 0), getattr(entry, "__qualname__", 0))
+        if previous is not None and not (replace or reloaded):
             raise ValueError(f"a {self.kind} named {name!r} is already registered; pass "
                              "replace=True to replace it.")
         self._entries[name] = entry
