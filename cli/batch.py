@@ -6,7 +6,8 @@ Every line names its ``--output_dir``; beside that directory the batch keeps
 * ``{output_dir}.log``: everything the line's process printed (appended, one
   header per attempt, so earlier failures stay readable);
 * ``{output_dir}.batch.json``: the line's last outcome. A line whose record
-  says ``done`` for exactly this line is skipped when the batch is rerun.
+  says ``done`` for exactly this line, and whose run is complete (it has
+  ``done.json``), is skipped when the batch is rerun.
 
 A line is marked done only after its process exits with status 0, and the
 runners themselves skip or resume finished work, so a batch stopped at any
@@ -26,6 +27,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 
 logger = logging.getLogger("lottery_ticket")
@@ -122,8 +124,9 @@ def parse_lines(text: str) -> List[Line]:
 
 
 def is_done(line: Line) -> bool:
-    """Whether this exact line already finished in an earlier batch."""
-    if not os.path.isfile(line.record_path):
+    """Whether this exact line already finished in an earlier batch and its run is
+    still there (a run deleted by hand is run again)."""
+    if not os.path.isfile(line.record_path) or not runs.is_complete(line.output_dir):
         return False
     try:
         record = save_restore.read_json(line.record_path)

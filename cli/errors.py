@@ -1,17 +1,47 @@
-"""One error contract for every entry point: a bad input is one `error:` line, exit 2."""
+"""One error contract for every entry point: a bad input is one `error:` line, exit 2.
 
+| what | exit status |
+| --- | --- |
+| bad input (flag, value, file), a directory in use by another runner | 2 |
+| the run diverged (recorded as such, nothing pruned from it) | 3 |
+| interrupted (Ctrl-C, SIGTERM): rerunning the same command resumes | 130 |
+"""
+
+import signal
 import sys
+import threading
 from typing import Any, Callable
 
+from lottery_ticket.foundations import runs
+
 # Errors that mean "the input is wrong": shown as one clear message, not a traceback.
-USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError)
+USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError, runs.LockedError)
+EXIT_USER_ERROR = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt()
 
 
 def run_cli(main: Callable[[], Any]) -> Any:
-    """Calls main(); a user error prints `error: <message>` to stderr and exits 2."""
+    """Calls main() under the contract above, printing one line instead of a traceback."""
+    # SIGTERM (a batch runner or a cluster stopping the job) ends like Ctrl-C.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupted) if main_thread else None
     try:
         return main()
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-
+        sys.exit(EXIT_USER_ERROR)
+    except runs.DivergedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_DIVERGED)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept and the interrupted one is incomplete; "
+              "rerunning the same command resumes.", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -9,8 +9,10 @@ own; a family's runner module is then two lines::
         COMMAND.run()
 """
 
+import glob
 import logging
 import os
+import shutil
 import sys
 from typing import Any, Dict, List, Optional, Set
 
@@ -38,8 +40,7 @@ def configure(threads: Optional[int] = None) -> None:
     """
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    tf = import_tensorflow_quietly()
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))
@@ -49,6 +50,35 @@ def configure(threads: Optional[int] = None) -> None:
     # results differ from a notebook's, so CPUs are left as they are.
     if tf.config.list_physical_devices("GPU"):
         tf.config.experimental.enable_op_determinism()
+
+
+def _machine_has_gpu() -> bool:
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow; on a machine without an NVIDIA GPU, without its CUDA-probe noise.
+
+    TensorFlow logs a dozen lines about missing CUDA drivers while importing,
+    some before its log level applies; where there is no GPU they say nothing
+    useful, so its output is silenced during the import and its C++ log level
+    set to errors-only-if-fatal (unless TF_CPP_MIN_LOG_LEVEL is set already).
+    """
+    if "tensorflow" in sys.modules or _machine_has_gpu():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow
+        return tensorflow
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, quiet = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 2)
+    try:
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(quiet)
+    return tensorflow
 
 
 def _threads_flag() -> Flag:
@@ -168,7 +198,8 @@ def control(family: Family, name: str) -> Command:
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_threads(values["threads"])
-        from lottery_ticket.experiments import control_runs  # Imports TensorFlow.
+        configure(values["threads"])
+        from lottery_ticket.experiments import control_runs  # After configure().
         fields = ExperimentConfig.fields()
         ticket = control_runs.ticket_run(values["masks"])
         if ticket is not None:
@@ -184,7 +215,6 @@ def control(family: Family, name: str) -> Command:
         config = control_runs.config_for_control(
             base, {key: values[key] for key in given if key in fields}, override,
             ticket or "none")
-        configure(values["threads"])
         arguments = dict(masks=values["masks"], presets=values["presets"],
                          seed=values["seed"], config=config,
                          train_order_seed=values["train_order_seed"])

@@ -9,6 +9,7 @@ files, checksums and mirrors of each data set are in ``datasets.registry``.
 import hashlib
 import logging
 import os
+import pathlib
 import urllib.error
 import urllib.request
 from typing import Dict, List, Optional, Sequence
@@ -60,6 +61,8 @@ def download_file(filename: str, expected_md5: str, urls: Sequence[str], locatio
     target = os.path.join(location, filename)
     failures = []
     for base in urls:
+        if os.path.isdir(base):  # a plain local directory is a mirror too
+            base = pathlib.Path(base).resolve().as_uri()
         url = base.rstrip("/") + "/" + filename
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -88,7 +91,8 @@ def download(location: str, dataset: str = "mnist", base_url: Optional[str] = No
     Args:
       location: directory to write the files into (created if missing).
       dataset: a name in datasets.registry.DATASETS ('mnist', 'fashion_mnist').
-      base_url: a mirror to use instead of the public ones.
+      base_url: a mirror to use instead of the public ones: a URL or a local
+        directory holding the files.
       timeout: seconds to wait for each connection.
 
     Returns:
@@ -98,20 +102,24 @@ def download(location: str, dataset: str = "mnist", base_url: Optional[str] = No
       ValueError: an unknown data set.
       DownloadError: a file could not be had intact from any mirror.
     """
-    if dataset not in registry.DATASETS:
-        raise ValueError(f"dataset {dataset!r} is not one of "
-                         f"{registry.DATASETS.names()}.")
-    spec = registry.DATASETS.get(dataset)
+    spec = registry.DATASETS.get(dataset)  # an unknown name lists the known ones
     urls = [base_url] if base_url else list(spec.mirrors)
     os.makedirs(location, exist_ok=True)
-    written = []
+    written, failures = [], []
     for filename, expected in spec.files.items():
         path = os.path.join(location, filename)
         if os.path.isfile(path) and _file_md5(path) == expected:
             logger.info("%s is already present and intact.", path)
         else:
-            download_file(filename, expected, urls, location, timeout)
+            try:
+                download_file(filename, expected, urls, location, timeout)
+            except DownloadError as error:  # go on: every missing file is named at once
+                failures.append(str(error))
+                continue
         written.append(path)
+    if failures:
+        raise DownloadError(f"{len(failures)} of {len(spec.files)} files could not be "
+                            "downloaded:\n" + "\n".join(failures))
     spec.verify(location)
     return written
 

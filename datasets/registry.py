@@ -8,9 +8,12 @@ mirrors, which ``datasets.download`` fetches. A new data set registers one::
 """
 
 import dataclasses
-from typing import Callable, Dict, List
+import hashlib
+import os
+from typing import Any, Callable, Dict, List, Tuple
 
 from lottery_ticket.datasets import dataset_mnist
+from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.registry import Registry
 
@@ -80,3 +83,52 @@ def build(name: str, location: str, *, flatten: bool = True, validation_size: in
     return DATASETS.get(name).build(location, flatten=flatten,
                                     validation_size=validation_size,
                                     batch_size=batch_size, train_order_seed=train_order_seed)
+
+
+_CACHE_FILE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                           "lottery_ticket", "checksums.json")
+_checksums: Dict[Tuple[str, int, int], str] = {}
+
+
+def _md5(path: str) -> str:
+    """MD5 of a file, cached by (path, size, mtime) in memory and in a user cache file."""
+    status = os.stat(path)
+    key = (os.path.abspath(path), status.st_size, status.st_mtime_ns)
+    if key in _checksums:
+        return _checksums[key]
+    text_key = "|".join(str(part) for part in key)
+    stored: Dict[str, str] = {}
+    try:
+        stored = save_restore.read_json(_CACHE_FILE)
+    except (OSError, ValueError):
+        pass
+    if not isinstance(stored, dict):
+        stored = {}
+    if text_key not in stored:
+        digest = hashlib.md5()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        stored[text_key] = digest.hexdigest()
+        try:  # The cache only saves time: a read-only home directory is no error.
+            save_restore.write_json(_CACHE_FILE, stored)
+        except OSError:
+            pass
+    _checksums[key] = stored[text_key]
+    return stored[text_key]
+
+
+def fingerprint(name: str, location: str) -> Dict[str, Any]:
+    """What identifies a data set on disk: its name and the MD5 of each of its files.
+
+    A file may be stored compressed (as published) or not; the one present is
+    checksummed. Missing files are left for the reader to report.
+    """
+    files = {}
+    for filename in DATASETS.get(name).files:
+        for candidate in (filename, filename[:-3] if filename.endswith(".gz") else None):
+            path = os.path.join(location, candidate) if candidate else None
+            if path and os.path.isfile(path):
+                files[candidate] = _md5(path)
+                break
+    return {"dataset": name, "files": files}

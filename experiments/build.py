@@ -1,7 +1,7 @@
 """Data set, model, optimizer and pruning rule from an ExperimentConfig, via registries."""
 
 import functools
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from lottery_ticket.datasets import registry as dataset_registry
 from lottery_ticket.experiments import registry
@@ -18,6 +18,7 @@ def check(config: ExperimentConfig) -> None:
     registry.MODELS.get(config["model"])
     registry.OPTIMIZERS.get(config["optimizer"])
     registry.PRUNING.get(config["pruning"])
+    model(config)  # the builder checks the model's settings (no weights yet)
     import tensorflow as tf  # Imported here so that configurations load fast.
     try:
         tf.keras.initializers.get(config["kernel_initializer"])
@@ -58,3 +59,48 @@ def optimizer_fn(config: ExperimentConfig) -> Callable[[], Any]:
 def prune_fn(config: ExperimentConfig) -> Callable[[Network, Network], Network]:
     """prune(masks, final_weights) -> the next level's masks."""
     return registry.PRUNING.get(config["pruning"])(config.pruning)
+
+
+def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
+              masks: Optional[Network] = None, presets: Optional[Network] = None,
+              pruned: bool = False) -> None:
+    """Checks, before any training, that the data, the model and the inputs fit.
+
+    Args:
+      config: the configuration (for prune_percents).
+      dataset: the data.
+      model: the model; built here.
+      masks, presets: the run's masks and presets, if any: each must name
+        every layer of the model (a missing file would silently train that
+        layer dense, or from a random start).
+      pruned: whether prune_percents will be used (a lottery trial).
+
+    Raises:
+      ValueError: naming the layer, label or setting that does not fit.
+    """
+    model.build(dataset.example_shape)
+    layers = model.layer_names
+    for kind, network in (("masks", masks), ("presets", presets)):
+        missing = [layer for layer in layers if network is not None and layer not in network]
+        if missing:
+            raise ValueError(f"the {kind} have no entry for layer(s) {missing} (no "
+                             f"{missing[0]}.npy): the model's layers are {layers}. Every "
+                             f"layer needs one, or that layer would train unmasked or from a "
+                             "random start.")
+    if pruned:
+        unknown = sorted(set(config["prune_percents"]) - set(layers))
+        if unknown:
+            raise ValueError(f"prune_percents names layer(s) {unknown} that the model does "
+                             f"not have; its layers are {layers}.")
+    outputs = int(model(dataset.test[0][:1]).shape[-1])
+    for name, (_, labels) in dataset.splits.items():
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= outputs:
+            raise ValueError(f"the {name} labels run from {low} to {high}, but the model has "
+                             f"{outputs} outputs (classes 0 to {outputs - 1}): the data set "
+                             "and the model's last layer do not match.")
+
+
+def data_identity(config: ExperimentConfig) -> Dict[str, Any]:
+    """What identifies the data a run trains on: its name and its files' checksums."""
+    return dataset_registry.fingerprint(config["dataset"], config["data_location"])

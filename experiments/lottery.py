@@ -17,7 +17,9 @@ from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import experiment
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
+from lottery_ticket.foundations import trainer
 from lottery_ticket.foundations.save_restore import Network
 
 logger = logging.getLogger("lottery_ticket")
@@ -52,7 +54,8 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
     """
     build.check(config)
     identity = {"config": config.to_json(), "seed": int(seed),
-                "experiment_name": experiment_name}
+                "experiment_name": experiment_name, "data": build.data_identity(config)}
+    levels = config["levels"]
 
     def run_dir(level: int) -> str:
         return paths.run(output_dir, level, experiment_name)
@@ -62,8 +65,12 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
 
     def train_model(level, dataset, model):
         info = dict(identity, level=level, run_id="")
-        return single_run.train_model(dataset, model, run_dir(level), config, info,
-                                      progress_label=f"{experiment_name} level {level} | ")
+        per_level = trainer.training_iterations(config["training_len"], dataset)
+        with runs.lock(run_dir(level)):
+            return single_run.train_model(
+                dataset, model, run_dir(level), config, info,
+                progress_label=f"{experiment_name} level {level} of {levels} | ",
+                iterations_after=per_level * (levels - level))
 
     def make_dataset():
         return build.dataset(config, int(seed))
@@ -71,10 +78,15 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
     def completed_level(level):
         return single_run.load_if_complete(run_dir(level), identity)
 
-    results = experiment.experiment(
-        make_dataset, make_model, train_model, build.prune_fn(config), config["levels"],
-        presets=save_restore.standardize(presets), completed_level=completed_level,
-        reset_weights=reset_weights)
+    preset_values = save_restore.standardize(presets)
+    with runs.lock(output_dir, "trial"):
+        # Everything that can be wrong is found before level 0 trains.
+        build.check_fit(config, make_dataset(), make_model(0, preset_values, None),
+                        presets=preset_values, pruned=True)
+        results = experiment.experiment(
+            make_dataset, make_model, train_model, build.prune_fn(config), levels,
+            presets=preset_values, completed_level=completed_level,
+            reset_weights=reset_weights)
     for level, result in results.items():
         logger.info("level %d: %.2f%% of weights remain%s", level,
                     100 * remaining_fraction(result.masks),

@@ -42,19 +42,24 @@ def load_if_complete(output_dir: str, run_info: Mapping[str, Any]
                      ) -> Optional[Tuple[Network, Network, Network]]:
     """(initial, final, masks) of a complete run made with `run_info`; None if
     the run is not complete; ValueError naming each setting that differs."""
-    return runs.load_complete_run(output_dir, run_info, identity_defaults(),
+    defaults = identity_defaults()
+    if "data" in run_info:
+        # Runs made before the data was recorded cannot be checked against it.
+        defaults["data"] = run_info["data"]
+    return runs.load_complete_run(output_dir, run_info, defaults,
                                   ignore=config_lib.identity_ignore())
 
 
 def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
                 config: ExperimentConfig, run_info: Mapping[str, Any],
-                progress_label: str = "") -> Tuple[Network, Network]:
+                progress_label: str = "", iterations_after: int = 0
+                ) -> Tuple[Network, Network]:
     """Trains a model with the configured optimizer, length and evaluation intervals."""
     validate = config["validate_interval"] if config["validation_size"] else None
     return trainer.train(
         dataset, model, build.optimizer_fn(config), config["training_len"], output_dir,
         test_interval=config["test_interval"] or None, validate_interval=validate or None,
-        run_info=run_info, progress_label=progress_label)
+        run_info=run_info, progress_label=progress_label, iterations_after=iterations_after)
 
 
 def train(output_dir: str, config: ExperimentConfig,
@@ -79,18 +84,28 @@ def train(output_dir: str, config: ExperimentConfig,
 
     Returns:
       (initial_weights, final_weights).
+
+    Raises:
+      ValueError: a setting, the masks or presets (a layer missing) or the
+        data (labels the model cannot output) do not fit, before any work.
+      runs.LockedError: another process is using `output_dir`.
+      runs.DivergedError: training diverged; the run is recorded as such.
     """
     build.check(config)
     order_seed = int(seed if train_order_seed is None else train_order_seed)
     info = {"config": config.to_json(), "seed": int(seed), "train_order_seed": order_seed,
-            "masks": source_of(masks), "presets": source_of(presets)}
+            "masks": source_of(masks), "presets": source_of(presets),
+            "data": build.data_identity(config)}
     info.update(run_info or {})
-    saved = load_if_complete(output_dir, info)
-    if saved is not None:
-        logger.info("%s is already complete; reading it back.", output_dir)
-        return saved[0], saved[1]
-    dataset = build.dataset(config, order_seed)
-    model = build.model(config, save_restore.standardize(presets),
-                        save_restore.standardize(masks),
-                        seed=int(seed if model_seed is None else model_seed))
-    return train_model(dataset, model, output_dir, config, info)
+    with runs.lock(output_dir):
+        saved = load_if_complete(output_dir, info)
+        if saved is not None:
+            logger.info("%s is already complete; reading it back.", output_dir)
+            return saved[0], saved[1]
+        dataset = build.dataset(config, order_seed)
+        mask_values = save_restore.standardize(masks)
+        preset_values = save_restore.standardize(presets)
+        model = build.model(config, preset_values, mask_values,
+                            seed=int(seed if model_seed is None else model_seed))
+        build.check_fit(config, dataset, model, mask_values, preset_values)
+        return train_model(dataset, model, output_dir, config, info)

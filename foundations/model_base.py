@@ -60,6 +60,15 @@ class ModelBase(tf.Module):
         super().__init__(name=name)
         self._presets = save_restore.standardize(presets) or {}
         self._given_masks = save_restore.standardize(masks) or {}
+        for layer, preset in self._presets.items():
+            values = np.asarray(preset)
+            if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+                bad = (int(np.size(values)) if not np.issubdtype(values.dtype, np.number)
+                       else int(np.size(values) - np.isfinite(values).sum()))
+                raise ValueError(
+                    f"preset for layer {layer!r} holds {bad} values that are not finite "
+                    "numbers (NaN or inf): such weights cannot be trained. Check where the "
+                    "presets came from (a diverged run?).")
         for layer, mask in self._given_masks.items():
             values = np.unique(np.asarray(mask))
             if not np.all(np.isin(values, (0, 1))):

@@ -21,11 +21,18 @@ it is taken at its default: adding a setting with a default never makes an
 existing experiment refuse to resume, while giving it another value does.
 """
 
+import contextlib
+import datetime
+import errno
+import fcntl
+import glob
 import json
 import logging
 import os
 import shutil
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+import socket
+import tempfile
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -36,9 +43,14 @@ logger = logging.getLogger("lottery_ticket")
 
 FORMAT_VERSION = 2
 DONE_FILENAME = paths.DONE_FILENAME
+DIVERGED_FILENAME = "diverged.json"
+# Written first, when a run starts: only a directory holding it may be cleared.
+MARKER_FILENAME = ".lottery_ticket_run"
+LOCK_FILENAME = ".locked_by"
 # Files and directories a run writes; clearing an incomplete run removes these
 # and nothing else in its directory.
-RUN_CONTENTS = ("initial", "final", "masks", "summaries", paths.METRICS_FILENAME)
+RUN_CONTENTS = ("initial", "final", "masks", "summaries", paths.METRICS_FILENAME,
+                DIVERGED_FILENAME)
 # Format 1 kept this setting beside the configuration instead of inside it.
 _FORMAT1_CONFIG_KEYS = ("prune_percents",)
 
@@ -71,9 +83,105 @@ def read_done(run_directory: str) -> Dict[str, Any]:
 
 
 def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
-    """Writes done.json (atomically, last of a run's files) with the format version."""
-    save_restore.write_json(paths.done(run_directory),
+    """Writes done.json (last of a run's files) with the format version.
+
+    The file appears atomically and never replaces another: if a done.json
+    appeared meanwhile (another process finished this run), FileExistsError.
+    """
+    path = paths.done(run_directory)
+    text = json.dumps(dict(record, format_version=FORMAT_VERSION), indent=1, sort_keys=True,
+                      default=save_restore.json_default)
+    handle, temporary = tempfile.mkstemp(dir=run_directory, prefix=f".{DONE_FILENAME}.",
+                                         suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(text.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        save_restore.apply_umask(temporary)
+        try:
+            os.link(temporary, path)  # unlike a rename, never replaces a file
+        except FileExistsError:
+            raise FileExistsError(
+                f"{run_directory} was completed by another process while this one ran; "
+                "its results are kept and this run's are discarded.") from None
+    finally:
+        os.remove(temporary)
+
+
+def write_diverged(run_directory: str, record: Mapping[str, Any]) -> None:
+    """Records that a run diverged: it stays incomplete and is never pruned from."""
+    save_restore.write_json(os.path.join(run_directory, DIVERGED_FILENAME),
                             dict(record, format_version=FORMAT_VERSION))
+
+
+def read_diverged(run_directory: str) -> Optional[Dict[str, Any]]:
+    """The divergence record of a run, or None if it has none (or it is unreadable)."""
+    path = os.path.join(run_directory, DIVERGED_FILENAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        record = save_restore.read_json(path)
+    except (OSError, ValueError):
+        return {"reason": f"{DIVERGED_FILENAME} is unreadable"}
+    return record if isinstance(record, dict) else {"reason": str(record)}
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss or weights: the run is recorded as diverged."""
+
+    def __init__(self, output_dir: str, iteration: int, what: str):
+        self.output_dir, self.iteration, self.what = output_dir, iteration, what
+        super().__init__(
+            f"the run in {output_dir} diverged at iteration {iteration}: {what}. It is "
+            f"recorded as diverged ({DIVERGED_FILENAME}), not complete, and nothing "
+            "is pruned from it; a smaller --learning_rate usually helps.")
+
+
+class LockedError(RuntimeError):
+    """Another process holds a trial's or a run's lock."""
+
+
+@contextlib.contextmanager
+def lock(directory: str, what: str = "run") -> Iterator[None]:
+    """Holds an exclusive lock on a trial or run directory while the block runs.
+
+    The lock is an fcntl.flock on the directory itself, so it is released when
+    the holding process ends in any way (a lock left by a dead process never
+    blocks) and no file of the run is touched. While it is held, {directory}/
+    .locked_by names the holder, for the message another process gets.
+
+    Raises:
+      LockedError: another process holds it; the message names its pid and host.
+    """
+    os.makedirs(directory, exist_ok=True)
+    holder_path = os.path.join(directory, LOCK_FILENAME)
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            try:
+                with open(holder_path, encoding="utf-8") as f:
+                    holder = f.read().strip()
+            except OSError:
+                holder = "pid unknown"
+            raise LockedError(
+                f"the {what} in {directory} is in use by another process ({holder}); "
+                "two runners on one directory would corrupt it. Wait for that one to "
+                "finish (or stop it), or use another output directory.") from None
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        save_restore.write_bytes_atomically(holder_path, (
+            f"pid {os.getpid()} on host {socket.gethostname()} since {stamp}").encode())
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(holder_path)
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def _jsonable(value: Any) -> Any:
@@ -188,14 +296,33 @@ def load_complete_run(run_directory: str, asked: Mapping[str, Any],
             save_restore.restore_network(paths.masks(run_directory)))
 
 
+def mark_started(run_directory: str) -> None:
+    """Marks a directory as a run of this project (before any of its files)."""
+    os.makedirs(run_directory, exist_ok=True)
+    marker = os.path.join(run_directory, MARKER_FILENAME)
+    if not os.path.exists(marker):
+        save_restore.write_bytes_atomically(marker, b"a lottery_ticket run\n")
+
+
+def remove_temporaries(directory: str) -> None:
+    """Removes the .*.tmp files an interrupted atomic write left under `directory`."""
+    for path in glob.glob(os.path.join(glob.escape(directory), "**", ".*.tmp"),
+                          recursive=True):
+        if os.path.isfile(path):
+            os.remove(path)
+
+
 def clear_incomplete(run_directory: str) -> None:
     """Removes what an interrupted run left, so it can be redone from its start.
 
-    Only the run's own files (RUN_CONTENTS) are removed; anything else in the
-    directory is left alone.
+    Only the run's own files (RUN_CONTENTS) and leftover temporaries are
+    removed, and only in a directory a run of this project started (it holds
+    the marker written at run start); anything else is left alone.
 
     Raises:
-      FileExistsError: the run is complete; complete runs are never overwritten.
+      FileExistsError: the run is complete (complete runs are never
+        overwritten), or the directory holds run files that no run of this
+        project started there.
     """
     if is_complete(run_directory):
         raise FileExistsError(
@@ -204,6 +331,12 @@ def clear_incomplete(run_directory: str) -> None:
             "output directory, or delete that run yourself to redo it.")
     leftovers = [name for name in RUN_CONTENTS
                  if os.path.exists(os.path.join(run_directory, name))]
+    marked = os.path.exists(os.path.join(run_directory, MARKER_FILENAME))
+    if leftovers and not marked:
+        raise FileExistsError(
+            f"{run_directory} holds {', '.join(leftovers)} but no run of this project "
+            f"started there (it has no {MARKER_FILENAME}), so nothing is deleted. Move "
+            "those files away or choose another output directory.")
     if leftovers:
         logger.warning("%s holds an incomplete run (%s); redoing it from the start.",
                        run_directory, ", ".join(leftovers))
@@ -213,6 +346,8 @@ def clear_incomplete(run_directory: str) -> None:
             shutil.rmtree(target)
         else:
             os.remove(target)
+    if os.path.isdir(run_directory):
+        remove_temporaries(run_directory)
 
 
 def mask_counts(masks: Mapping[str, np.ndarray]) -> Dict[str, Tuple[int, int]]:

@@ -21,6 +21,13 @@ NetworkLike = Union[None, str, os.PathLike, Dict[str, np.ndarray], Sequence]
 _LAYER_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
+def apply_umask(path: str) -> None:
+    """Gives a file made by tempfile (mode 0600) the mode the process's umask asks for."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _write_atomically(path: str, write: Callable) -> None:
     """Calls write(file_object) on a temporary file, then renames it to path."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -32,6 +39,8 @@ def _write_atomically(path: str, write: Callable) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes files private; results are shared as the umask says.
+        apply_umask(temporary)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

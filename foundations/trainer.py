@@ -17,6 +17,7 @@ not once per step.
 """
 
 import logging
+import math
 import os
 import platform
 import time
@@ -42,6 +43,11 @@ _EVALUATION_CHUNK = 10000
 # so that progress can be reported.
 _DEFAULT_CHUNK = 1000
 _PROGRESS_SECONDS = 10.0
+
+
+# Raised by train(); defined beside the run records so that command lines need
+# not import TensorFlow to recognize it.
+DivergedError = runs.DivergedError
 
 
 def training_iterations(training_len: Sequence, dataset: DatasetBase) -> int:
@@ -117,14 +123,24 @@ class _Recorder:
 
 
 def _log_progress(iteration: int, total: int, latest: Mapping[str, Mapping[str, float]],
-                  started: float, label: str) -> None:
+                  started: float, label: str, iterations_after: int = 0) -> None:
     rate = iteration / max(time.time() - started, 1e-9)
     parts = [f"{label}iteration {iteration}/{total}", f"{rate:.0f} it/s"]
+    if iteration < total or iterations_after:
+        eta = f"ETA {_clock((total - iteration) / rate)}"
+        if iterations_after:
+            eta += f" (whole trial {_clock((total - iteration + iterations_after) / rate)})"
+        parts.append(eta)
     for split in ("train", "validate", "test"):
         if split in latest:
             parts.append(f"{split} acc {latest[split]['accuracy']:.4f} "
                          f"loss {latest[split]['loss']:.4f}")
     logger.info(" | ".join(parts))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
@@ -146,6 +162,7 @@ def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
             "give the dataset one (e.g. validation_size=5000) or drop the interval.")
     os.makedirs(output_dir, exist_ok=True)
     runs.clear_incomplete(output_dir)
+    runs.mark_started(output_dir)
 
     model.build(dataset.example_shape)
     initial_weights = model.get_current_weights()
@@ -187,6 +204,12 @@ class CompiledSteps:
             input_signature=[example_spec, tf.TensorSpec([None], tf.int32)])
         self._splits = {name: (tf.constant(x), tf.constant(y))
                         for name, (x, y) in dataset.splits.items() if name != "train"}
+        self._all_finite = tf.function(lambda: tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(v)) for v in self._variables]))
+
+    def weights_finite(self) -> bool:
+        """Whether every trainable variable holds only finite values."""
+        return bool(self._all_finite())
 
     def _train_steps_graph(self, indices: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         loss_total = tf.constant(0.0)
@@ -236,11 +259,25 @@ class CompiledSteps:
         return loss_sum / int(y.shape[0]), correct / int(y.shape[0])
 
 
+def _check_finite(steps: CompiledSteps, output_dir: str, iteration: int,
+                  losses: Mapping[str, float]) -> None:
+    """Raises DivergedError if a loss or a weight is not finite."""
+    for split, loss in losses.items():
+        if not math.isfinite(loss):
+            logger.warning("%s: the %s loss is %s at iteration %d.", output_dir, split, loss,
+                           iteration)
+            raise DivergedError(output_dir, iteration, f"{split} loss {loss}")
+    if not steps.weights_finite():
+        raise DivergedError(output_dir, iteration, "non-finite weights")
+
+
 def _training_loop(steps: CompiledSteps, dataset: DatasetBase, total: int,
-                   recorder: _Recorder, *, test_interval: Optional[int],
+                   recorder: _Recorder, output_dir: str, *, test_interval: Optional[int],
                    validate_interval: Optional[int], train_interval: Optional[int],
-                   progress: Optional[ProgressFn], progress_label: str) -> None:
-    """Trains from iteration 0 to `total`, recording metrics at each boundary."""
+                   progress: Optional[ProgressFn], progress_label: str,
+                   iterations_after: int = 0) -> None:
+    """Trains from iteration 0 to `total`, recording metrics at each boundary and
+    stopping with DivergedError at the first non-finite loss or weight."""
     intervals = {"test": test_interval, "validate": validate_interval if dataset.validate
                  is not None else None}
     started = time.time()
@@ -261,10 +298,14 @@ def _training_loop(steps: CompiledSteps, dataset: DatasetBase, total: int,
         train_accuracy += accuracy * count
         train_steps_done += count
         evaluated = False
+        losses = {"train": loss}
         for split, interval in intervals.items():
             if _due(iteration, interval, total):
-                recorder.add(split, iteration, *steps.evaluate(split))
+                split_loss, split_accuracy = steps.evaluate(split)
+                recorder.add(split, iteration, split_loss, split_accuracy)
+                losses[split] = split_loss
                 evaluated = True
+        _check_finite(steps, output_dir, iteration, losses)
         record_train = (_due(iteration, train_interval, total) if train_interval
                         else evaluated or iteration == total)
         if record_train:
@@ -274,7 +315,8 @@ def _training_loop(steps: CompiledSteps, dataset: DatasetBase, total: int,
         if progress is not None:
             progress(iteration, total, recorder.latest())
         elif time.time() - last_report >= _PROGRESS_SECONDS or iteration == total:
-            _log_progress(iteration, total, recorder.latest(), started, progress_label)
+            _log_progress(iteration, total, recorder.latest(), started, progress_label,
+                          iterations_after)
             # Saved with each report so an interrupted run keeps its metrics so far.
             recorder.save()
             last_report = time.time()
@@ -309,8 +351,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
           save_summaries: bool = True, save_network: bool = True,
           test_interval: Optional[int] = 100, validate_interval: Optional[int] = None,
           train_interval: Optional[int] = None, run_info: Optional[Mapping] = None,
-          progress: Optional[ProgressFn] = None, progress_label: str = ""
-          ) -> Tuple[Network, Network]:
+          progress: Optional[ProgressFn] = None, progress_label: str = "",
+          iterations_after: int = 0) -> Tuple[Network, Network]:
     """Trains `model` on `dataset` and writes the run to `output_dir`.
 
     Args:
@@ -336,9 +378,16 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         time the loop returns to Python; the default logs to the
         'lottery_ticket' logger about every 10 seconds.
       progress_label: text put before the default progress lines.
+      iterations_after: iterations still to come after this run (later
+        levels of a trial), for the default progress lines' whole-trial ETA.
 
     Returns:
       (initial_weights, final_weights): dicts layer name -> effective kernel.
+
+    Raises:
+      DivergedError: a loss (training, or an evaluated split) or a weight
+        became non-finite; the metrics so far and diverged.json are written,
+        done.json is not.
     """
     total, initial_weights = prepare_run(dataset, model, training_len, output_dir,
                                          validate_interval=validate_interval,
@@ -347,9 +396,17 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
     recorder = _Recorder(output_dir, save_summaries)
     started = time.time()
     try:
-        _training_loop(steps, dataset, total, recorder, test_interval=test_interval,
-                       validate_interval=validate_interval, train_interval=train_interval,
-                       progress=progress, progress_label=progress_label)
+        try:
+            _training_loop(steps, dataset, total, recorder, output_dir,
+                           test_interval=test_interval, validate_interval=validate_interval,
+                           train_interval=train_interval, progress=progress,
+                           progress_label=progress_label, iterations_after=iterations_after)
+        except DivergedError as error:
+            recorder.save()
+            runs.write_diverged(output_dir, {"iteration": error.iteration,
+                                             "reason": error.what,
+                                             "run_info": dict(run_info or {})})
+            raise
         final_weights = model.get_current_weights()
         if save_network:
             save_restore.save_network(paths.final(output_dir), final_weights)

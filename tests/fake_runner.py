@@ -2,7 +2,7 @@
 
     python -m fake_runner --output_dir=D [--sleep=S] [--fail] [--label=TEXT]
 
-Writes D/started, sleeps, then appends to D/finished.txt and writes D/done.
+Writes D/started, sleeps, then appends to D/finished.txt and writes D/done.json.
 A run that is already done is left alone, as the real runners do.
 """
 
@@ -18,7 +18,7 @@ parser.add_argument("--fail", action="store_true")
 parser.add_argument("--label", default="")
 args = parser.parse_args()
 os.makedirs(args.output_dir, exist_ok=True)
-done = os.path.join(args.output_dir, "done")
+done = os.path.join(args.output_dir, "done.json")
 if os.path.exists(done):
     print("already complete")
     sys.exit(0)
@@ -30,4 +30,5 @@ if args.fail:
     sys.exit(3)
 with open(os.path.join(args.output_dir, "finished.txt"), "a") as f:
     f.write(args.label + "\n")
-open(done, "w").close()
+with open(done, "w") as f:
+    f.write("{}")

@@ -79,13 +79,13 @@ def test_batch_killed_midway_and_rerun_finishes_each_run_once(tmp_path):
                                             for n in names]))
     process = _argfile_runner(argfile)
     deadline = time.time() + 60
-    while not (tmp_path / "run1" / "done").exists() and time.time() < deadline:
+    while not (tmp_path / "run1" / "done.json").exists() and time.time() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output
     assert "interrupted" in output
-    finished = [n for n in names if (tmp_path / n / "done").exists()]
+    finished = [n for n in names if (tmp_path / n / "done.json").exists()]
     assert 2 <= len(finished) < len(names)
     stamps = {n: os.stat(tmp_path / n / "finished.txt").st_mtime_ns for n in finished}
 

@@ -20,7 +20,7 @@ def test_two_levels_of_2000_iterations_from_the_shell(fashion_mnist_dir, tmp_pat
                "--training_len=('iterations', 2000)", "--iterations=1", "--threads=1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "lottery level 1 | iteration 2000/2000" in result.stderr
+    assert "lottery level 1 of 1 | iteration 2000/2000" in result.stderr
     assert "level 1:  80.04% of weights remain" in result.stdout
     for level in (0, 1):
         run = paths.run(str(trial), level)

@@ -187,7 +187,7 @@ def trial(family_root, fashion_mnist_dir, tmp_path_factory):
 def test_lottery_runner_from_the_shell(trial):
     trial_dir, result = trial
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "lottery level 1 | iteration 200/200" in result.stderr
+    assert "lottery level 1 of 1 | iteration 200/200" in result.stderr
     for level in (0, 1):
         run = paths.run(str(trial_dir), level)
         assert runs.is_complete(run), run

@@ -126,8 +126,14 @@ def test_clearing_an_incomplete_run_removes_only_its_files(tmp_path):
     save_restore.save_network(str(run / "initial"), {"a": np.ones(2)})
     save_restore.write_json(str(run / "metrics.json"), {})
     (run / "notes.txt").write_text("mine")
+    # No run of this project started here: nothing is deleted.
+    with pytest.raises(FileExistsError, match="no run of this project started there"):
+        runs.clear_incomplete(str(run))
+    assert sorted(os.listdir(run)) == ["initial", "metrics.json", "notes.txt"]
+    runs.mark_started(str(run))
+    (run / "initial" / ".layer.npy.123.tmp").write_bytes(b"half")
     runs.clear_incomplete(str(run))
-    assert sorted(os.listdir(run)) == ["notes.txt"]
+    assert sorted(os.listdir(run)) == [runs.MARKER_FILENAME, "notes.txt"]
     runs.write_done(str(run), {"iterations": 1})
     assert runs.is_complete(str(run))
     with pytest.raises(FileExistsError, match="never overwritten"):
