@@ -3,6 +3,9 @@
 * early_stopping_figure: early-stopping iteration, or test accuracy at early
   stopping, against the percent of weights remaining (log scale), one line
   per experiment, error bars from the minimum to the maximum run (Figures 3-4);
+  each experiment has its own marker and line style and is drawn a little to
+  the side of its level (dodged), so two experiments with equal values are
+  both visible;
 * accuracy_curves_figure: test accuracy during training at chosen levels
   (Figure 2);
 * weight_histograms_figure: the winning tickets' initial weights per layer at
@@ -20,11 +23,45 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
+from lottery_ticket.analysis.tables import plural  # noqa: E402
 from lottery_ticket.foundations import save_restore  # noqa: E402
 
 Record = Dict[str, Any]
 FORMATS = ("png", "svg")
 _LINE_ORDER = ("lottery", "reinit", "reuse", "reuse_sign", "rearrange", "random_prune")
+# One per series, so lines with equal values stay distinguishable.
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+_LINESTYLES = ("-", "--", "-.", ":")
+# Horizontal dodge between neighbouring experiments, as a fraction of the
+# x axis's span in decades: equal values side by side instead of on top.
+_DODGE = 0.012
+
+
+def _style(index: int) -> Dict[str, Any]:
+    return {"marker": _MARKERS[index % len(_MARKERS)],
+            "linestyle": _LINESTYLES[index % len(_LINESTYLES)]}
+
+
+def _dodge_step(percents: Sequence[float], series: int) -> float:
+    """Decades between neighbouring series on the log axis: _DODGE of the
+    axis's span, but never so wide that one level's group reaches the next."""
+    logs = np.unique(np.round(np.log10([p for p in percents if p > 0]), 3))
+    if logs.size < 2:
+        return _DODGE
+    step = _DODGE * (logs[-1] - logs[0])
+    gaps = np.diff(logs)
+    gaps = gaps[gaps > 0.005]  # levels, not the small spread within one level
+    if gaps.size:
+        step = min(step, 0.6 * gaps.min() / max(series - 1, 1))
+    return float(step)
+
+
+def runs_per_level(counts: Sequence[int]) -> str:
+    """'1 run per level', '3 runs per level', '1-3 runs per level'."""
+    low, high = min(counts), max(counts)
+    if low == high:
+        return f"{plural(high, 'run')} per level"
+    return f"{low}-{high} runs per level"
 
 
 def _save(figure, path: str) -> str:
@@ -76,16 +113,20 @@ def early_stopping_figure(summary: Sequence[Record], metric: str, path: str,
     scale = 1.0 if metric == "early_stop_iteration" else 100.0
     figure, axes = plt.subplots(figsize=(7, 4.5))
     names = _ordered({row["experiment_name"] for row in summary})
-    for name in names:
+    step = _dodge_step([100 * r["remaining"] for r in summary], len(names))
+    for index, name in enumerate(names):
         rows = sorted((r for r in summary if r["experiment_name"] == name),
                       key=lambda r: -r["remaining"])
-        x = np.array([100 * r["remaining"] for r in rows])
-        mean = np.array([r[f"{metric}_mean"] for r in rows]) * scale
-        low = mean - np.array([r[f"{metric}_min"] for r in rows]) * scale
-        high = np.array([r[f"{metric}_max"] for r in rows]) * scale - mean
-        runs = max(r["runs"] for r in rows)
-        axes.errorbar(x, mean, yerr=[low, high], marker="o", markersize=3, capsize=3,
-                      label=f"{name} (up to {runs} runs per level)")
+        shift = 10 ** ((index - (len(names) - 1) / 2) * step)
+        x = np.array([100 * r["remaining"] for r in rows]) * shift
+        mean = np.array([r[f"{metric}_mean"] for r in rows], dtype=np.float64) * scale
+        # Clipped at 0: the mean of equal values can round a hair past them.
+        low = np.maximum(
+            mean - np.array([r[f"{metric}_min"] for r in rows], dtype=np.float64) * scale, 0)
+        high = np.maximum(
+            np.array([r[f"{metric}_max"] for r in rows], dtype=np.float64) * scale - mean, 0)
+        axes.errorbar(x, mean, yerr=[low, high], markersize=5, capsize=3, **_style(index),
+                      label=f"{name} ({runs_per_level([r['runs'] for r in rows])})")
     _percent_axis(axes, [100 * r["remaining"] for r in summary])
     axes.set_ylabel(labels.get(metric, metric))
     axes.set_title(title)
@@ -109,9 +150,14 @@ def accuracy_curves_figure(curves: Mapping[tuple, Mapping[str, Any]], experiment
         curve = curves.get((experiment_name, level))
         if curve is None:
             continue
-        line, = axes.plot(curve["iteration"], 100 * curve["mean"],
+        # Markers at about ten points, staggered between levels, and a line
+        # style per level: identical curves stay distinguishable.
+        every = max(1, len(curve["iteration"]) // 10)
+        line, = axes.plot(curve["iteration"], 100 * curve["mean"], markersize=6,
+                          fillstyle="none",
+                          markevery=(drawn % every, every), **_style(drawn),
                           label=f"level {level}: {100 * curve['remaining']:.1f}% remaining "
-                                f"({curve['runs']} runs)")
+                                f"({plural(curve['runs'], 'run')})")
         axes.fill_between(curve["iteration"], 100 * curve["min"], 100 * curve["max"],
                           color=line.get_color(), alpha=0.2, linewidth=0)
         drawn += 1
@@ -130,35 +176,57 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
                              path: str, title: str, bins: int = 60) -> str:
     """Histograms of the surviving weights' initial values, one panel per layer.
 
+    Each panel's legend sits below it, outside the axes, so it never covers
+    the bars. Each level has its own line style.
+
     Args:
       tickets: level -> list of {'initial': network, 'masks': network}, one
-        per trial; the trials of a level are pooled.
+        per trial; the trials of a level are pooled. Each ticket's initial
+        and masks hold the same layers with the same shapes
+        (reader.load_ticket checks that).
       path, title: as in early_stopping_figure.
       bins: histogram bins.
     """
-    levels = sorted(tickets)
+    levels = sorted(level for level in tickets if tickets[level])
     if not levels:
         raise ValueError("no winning tickets to draw.")
-    layers = sorted(tickets[levels[0]][0]["masks"])
-    figure, axes_row = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.6),
-                                    squeeze=False)
-    for axes, layer in zip(axes_row[0], layers):
-        values_by_level = {}
+    layers = sorted({layer for level in levels for t in tickets[level] for layer in t["masks"]})
+    # A row of panels, and under each an empty row holding its legend: the
+    # legend is outside the axes, tall enough for every level, and never on
+    # the bars or the axis labels.
+    legend_height = 0.25 + 0.16 * len(levels)
+    figure, grid = plt.subplots(2, len(layers), squeeze=False, layout="constrained",
+                                figsize=(4.2 * len(layers), 3.6 + legend_height),
+                                gridspec_kw={"height_ratios": [3.2, legend_height]})
+    for axes, legend_axes, layer in zip(grid[0], grid[1], layers):
+        legend_axes.axis("off")
+        values_by_level, totals, counts = {}, {}, {}
         for level in levels:
+            having = [t for t in tickets[level] if layer in t["masks"]]
+            if not having:
+                continue
             values_by_level[level] = np.concatenate([
-                np.asarray(t["initial"][layer])[np.asarray(t["masks"][layer]) != 0]
-                for t in tickets[level]])
+                np.asarray(t["initial"][layer]).ravel()[
+                    np.asarray(t["masks"][layer]).ravel() != 0] for t in having])
+            totals[level] = sum(np.size(t["masks"][layer]) for t in having)
+            counts[level] = len(having)
         everything = np.concatenate(list(values_by_level.values()))
-        edges = np.linspace(everything.min(), everything.max(), bins + 1) if everything.size \
-            else np.linspace(-1, 1, bins + 1)
-        for level, values in values_by_level.items():
-            total = np.size(tickets[level][0]["masks"][layer]) * len(tickets[level])
-            axes.hist(values, bins=edges, histtype="step", density=True,
-                      label=f"level {level} ({100 * values.size / total:.1f}% remaining)")
+        everything = everything[np.isfinite(everything)]
+        if everything.size and everything.min() < everything.max():
+            edges = np.linspace(everything.min(), everything.max(), bins + 1)
+        else:  # nothing, or one value: a unit-wide window around it
+            centre = float(everything[0]) if everything.size else 0.0
+            edges = np.linspace(centre - 1, centre + 1, bins + 1)
+        for index, (level, values) in enumerate(values_by_level.items()):
+            share = 100 * values.size / totals[level] if totals[level] else float("nan")
+            axes.hist(values[np.isfinite(values)], bins=edges, histtype="step",
+                      density=bool(values.size), linestyle=_LINESTYLES[index % len(_LINESTYLES)],
+                      linewidth=1.2, label=f"level {level}: {share:.1f}% remaining "
+                                           f"({plural(counts[level], 'run')})")
         axes.set_title(layer)
         axes.set_xlabel("initial weight value")
         axes.set_ylabel("density")
-        axes.legend(fontsize=7)
+        handles, labels = axes.get_legend_handles_labels()
+        legend_axes.legend(handles, labels, fontsize=7, loc="upper center", frameon=False)
     figure.suptitle(title)
-    figure.tight_layout()
     return _save(figure, path)

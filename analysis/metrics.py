@@ -16,7 +16,8 @@ def early_stopping(metrics: Mapping[str, Mapping[str, list]]) -> Dict[str, Any]:
 
     The iteration of minimum validation loss (section 3); where the run has no
     validation split, of minimum test loss (section 2). The first minimum wins
-    a tie.
+    a tie. NaN or infinite losses (a diverging run) are never the minimum;
+    where no loss is finite, the iteration and accuracy are NaN.
 
     Returns:
       {'early_stop_iteration', 'early_stop_split', 'early_stop_test_accuracy'}:
@@ -30,10 +31,14 @@ def early_stopping(metrics: Mapping[str, Mapping[str, list]]) -> Dict[str, Any]:
     if not metrics.get(split, {}).get("iteration"):
         raise ValueError("the run has no validation or test evaluations to stop early on.")
     losses = np.asarray(metrics[split]["loss"], dtype=np.float64)
-    index = int(np.nanargmin(losses))
-    iteration = int(metrics[split]["iteration"][index])
-    result = {"early_stop_iteration": iteration, "early_stop_split": split,
+    finite = np.isfinite(losses)
+    result = {"early_stop_iteration": float("nan"), "early_stop_split": split,
               "early_stop_test_accuracy": float("nan")}
+    if not finite.any():
+        return result
+    index = int(np.argmin(np.where(finite, losses, np.inf)))
+    iteration = int(metrics[split]["iteration"][index])
+    result["early_stop_iteration"] = iteration
     test = metrics.get("test", {})
     if test.get("iteration"):
         nearest = int(np.argmin(np.abs(np.asarray(test["iteration"]) - iteration)))
@@ -48,8 +53,10 @@ def run_metrics(record: Record) -> Record:
     row.update(early_stopping(metrics))
     test = metrics.get("test", {})
     if test.get("accuracy"):
-        row["final_test_accuracy"] = float(test["accuracy"][-1])
-        row["best_test_accuracy"] = float(max(test["accuracy"]))
+        accuracy = np.asarray(test["accuracy"], dtype=np.float64)
+        row["final_test_accuracy"] = float(accuracy[-1])
+        row["best_test_accuracy"] = (float(np.nanmax(accuracy)) if np.isfinite(accuracy).any()
+                                     else float("nan"))
     else:
         row["final_test_accuracy"] = row["best_test_accuracy"] = float("nan")
     return row
@@ -95,7 +102,9 @@ def curves(records: Iterable[Record], split: str = "test", value: str = "accurac
            ) -> Dict[tuple, Dict[str, np.ndarray]]:
     """Per (experiment_name, level): mean, min and max of a curve across runs.
 
-    Runs are aligned on the iterations they all evaluated.
+    Runs are aligned on the iterations they all evaluated. A NaN value makes
+    its iteration's mean, minimum and maximum NaN (a gap in the figure), so a
+    point is never the mean of fewer runs than `runs` says.
 
     Returns:
       (experiment_name, level) -> {'iteration', 'mean', 'min', 'max', 'runs',

@@ -12,12 +12,19 @@ writes into FIGS:
     summary.csv, summary.md    mean / min / max per experiment and level
     runs.csv                   one row per run with its metrics
     evaluations.csv            one row per run, split and evaluated iteration
-    problems.txt               incomplete or malformed runs, by path (if any)
+    problems.txt               incomplete, diverged or malformed runs, by path (if any)
+
+A run that is incomplete, diverged or damaged (done.json or metrics.json
+malformed, a truncated .npy file, no finite loss ...) is listed in
+problems.txt with its path and the reason, and left out of every table and
+figure; the rest of the tree is analysed. summary.md names the diverged runs
+and counts the others, so a reader of the table knows what is not in it.
+Nothing under the experiment root is ever written.
 """
 
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Set, Union
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from lottery_ticket.analysis import figures
 from lottery_ticket.analysis import metrics
@@ -68,20 +75,45 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
       title: names the experiment in every figure; default the folder name.
 
     Returns:
-      {'written': [paths], 'problems': [reader.Problem], 'summary': rows}.
+      {'written': [paths], 'problems': [reader.Problem], 'diverged':
+      [reader.Problem] (the diverged runs, also in problems), 'summary': rows}.
 
     Raises:
-      ValueError: no complete run could be read (the problems say why).
+      ValueError: no complete run could be read (the problems say why), or
+        none of the chosen levels has a run of `experiment_name`.
     """
     if image_format not in figures.FORMATS:
         raise ValueError(f"--format={image_format!r}: use one of {figures.FORMATS}.")
     records, problems = reader.load_experiment(experiment_root)
-    if not records:
+
+    def nothing_to_analyse() -> ValueError:
         detail = "".join(f"\n  {p}" for p in problems[:20])
-        raise ValueError(f"no complete run to analyse under {experiment_root}.{detail}")
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        return ValueError(f"no complete run to analyse under {experiment_root}.{detail}{more}")
+
+    if not records:
+        raise nothing_to_analyse()
     title = title or os.path.basename(os.path.normpath(os.path.abspath(experiment_root)))
+    available = sorted({r["level"] for r in records
+                        if r["experiment_name"] == experiment_name})
+    chosen = _parse_levels(levels) or default_levels(available)
+    if available and not set(chosen) & set(available):
+        raise ValueError(f"--levels={','.join(map(str, chosen))}: no complete "
+                         f"{experiment_name!r} run at those levels; levels with runs: "
+                         f"{','.join(map(str, available))}.")
+    # The tickets are read before any table is written: a run whose networks
+    # turn out unreadable is a problem, and left out of the tables too.
+    tickets, damaged = _read_tickets(records, experiment_name, chosen)
+    if damaged:
+        problems += damaged
+        bad = {p.path for p in damaged}
+        records = [r for r in records if r["path"] not in bad]
+        if not records:
+            raise nothing_to_analyse()
     rows = [metrics.run_metrics(r) for r in records]
     summary = metrics.summarize(rows)
+    diverged = [p for p in problems if p.kind == reader.DIVERGED]
+    left_out = sum(p.kind in (reader.INCOMPLETE, reader.MALFORMED) for p in problems)
     os.makedirs(output_dir, exist_ok=True)
 
     def out(name: str) -> str:
@@ -90,7 +122,8 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
     written = []
     tables.write_csv(out("summary.csv"), summary)
     save_restore.write_bytes_atomically(
-        out("summary.md"), tables.summary_markdown(summary, title).encode("utf-8"))
+        out("summary.md"), tables.summary_markdown(
+            summary, title, [p.path for p in diverged], left_out).encode("utf-8"))
     tables.write_csv(out("runs.csv"), rows)
     tables.write_csv(out("evaluations.csv"), reader.evaluations(records))
     written += [out(n) for n in ("summary.csv", "summary.md", "runs.csv", "evaluations.csv")]
@@ -102,27 +135,28 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
         summary, "early_stop_test_accuracy", out(f"early_stop_accuracy.{image_format}"),
         f"{title}: test accuracy at early stopping"))
 
-    available = sorted({r["level"] for r in records
-                        if r["experiment_name"] == experiment_name})
-    chosen = _parse_levels(levels) or default_levels(available)
-    if available:
+    def left_out(figure: str, why: str) -> None:
+        stale = out(f"{figure}.{image_format}")
+        if os.path.exists(stale):
+            os.remove(stale)  # An earlier report's figure would mislead.
+        problems.append(reader.Problem(experiment_root, f"{why}: {figure} left out",
+                                       reader.NOTE))
+
+    at = f" at levels {','.join(map(str, chosen))}" if available else ""
+    curves = metrics.curves(records)
+    if any((experiment_name, level) in curves for level in chosen):
         written.append(figures.accuracy_curves_figure(
-            metrics.curves(records), experiment_name, chosen,
-            out(f"accuracy_curves.{image_format}"),
+            curves, experiment_name, chosen, out(f"accuracy_curves.{image_format}"),
             f"{title}: test accuracy during training ({experiment_name})"))
-        tickets: Dict[int, list] = {}
-        for record in records:
-            if record["experiment_name"] == experiment_name and record["level"] in chosen:
-                tickets.setdefault(record["level"], []).append({
-                    "initial": reader.load_network(record["path"], "initial"),
-                    "masks": reader.load_network(record["path"], "masks")})
-        if tickets:
-            written.append(figures.weight_histograms_figure(
-                tickets, out(f"weight_histograms.{image_format}"),
-                f"{title}: initial weights of the {experiment_name} tickets"))
     else:
-        problems.append(reader.Problem(experiment_root, f"no complete {experiment_name!r} "
-                                       "runs: accuracy curves and histograms left out"))
+        left_out("accuracy_curves", f"no complete {experiment_name!r} runs with test "
+                                    f"evaluations{at}")
+    if tickets:
+        written.append(figures.weight_histograms_figure(
+            tickets, out(f"weight_histograms.{image_format}"),
+            f"{title}: initial weights of the {experiment_name} tickets"))
+    else:
+        left_out("weight_histograms", f"no complete {experiment_name!r} runs{at}")
     problems_path = out("problems.txt")
     if problems:
         save_restore.write_bytes_atomically(
@@ -130,7 +164,25 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
         written.append(problems_path)
     elif os.path.exists(problems_path):
         os.remove(problems_path)  # A stale list from an earlier report would mislead.
-    return {"written": written, "problems": problems, "summary": summary}
+    return {"written": written, "problems": problems, "diverged": diverged,
+            "summary": summary}
+
+
+def _read_tickets(records: Sequence[reader.Record], experiment_name: str,
+                  levels: Sequence[int]) -> Tuple[Dict[int, list], List[reader.Problem]]:
+    """level -> [{'initial', 'masks'}] of the chosen runs, and a Problem for
+    each run whose networks cannot be read."""
+    tickets: Dict[int, list] = {}
+    damaged = []
+    for record in records:
+        if record["experiment_name"] == experiment_name and record["level"] in levels:
+            try:
+                ticket = reader.load_ticket(record["path"])
+            except reader.MalformedRun as error:
+                damaged.append(reader.Problem(record["path"], str(error), error.kind))
+                continue
+            tickets.setdefault(record["level"], []).append(ticket)
+    return tickets, damaged
 
 
 def _run(values: Dict[str, object], given: Set[str]) -> None:
@@ -140,8 +192,13 @@ def _run(values: Dict[str, object], given: Set[str]) -> None:
         print(path)
     for problem in result["problems"]:
         print(f"problem: {problem}", file=sys.stderr)
+    if result["diverged"]:
+        print(f"{tables.plural(len(result['diverged']), 'diverged run')} excluded from every "
+              "table and figure: " + ", ".join(p.path for p in result["diverged"]),
+              file=sys.stderr)
     complete = sum(row["runs"] for row in result["summary"])
-    print(f"{complete} complete runs analysed; {len(result['problems'])} problem(s).")
+    print(f"{tables.plural(complete, 'complete run')} analysed; "
+          f"{len(result['problems'])} problem(s).")
 
 
 COMMAND = flags.Command(
