@@ -6,8 +6,8 @@ Every line names its ``--output_dir``; beside that directory the batch keeps
 * ``{output_dir}.log``: everything the line's process printed (appended, one
   header per attempt, so earlier failures stay readable);
 * ``{output_dir}.batch.json``: the line's last outcome. A line whose record
-  says ``done`` for exactly this line, and whose run is complete (it has
-  ``done.json``), is skipped when the batch is rerun.
+  says ``done`` for exactly this line, and whose runs are all still complete,
+  is skipped when the batch is rerun.
 
 A line is marked done only after its process exits with status 0, and the
 runners themselves skip or resume finished work, so a batch stopped at any
@@ -124,15 +124,19 @@ def parse_lines(text: str) -> List[Line]:
 
 
 def is_done(line: Line) -> bool:
-    """Whether this exact line already finished in an earlier batch and its run is
-    still there (a run deleted by hand is run again)."""
-    if not os.path.isfile(line.record_path) or not runs.is_complete(line.output_dir):
+    """Whether this exact line already finished in an earlier batch and the runs it
+    made are still there (a run deleted by hand makes its line run again)."""
+    if not os.path.isfile(line.record_path) or not os.path.isdir(line.output_dir):
         return False
     try:
         record = save_restore.read_json(line.record_path)
     except (OSError, ValueError):
         return False
-    return record.get("status") == "done" and record.get("line") == line.text
+    if not isinstance(record, dict) or record.get("status") != "done" or (
+            record.get("line") != line.text):
+        return False
+    made = record.get("runs", [])
+    return all(os.path.isfile(os.path.join(line.output_dir, done)) for done in made)
 
 
 def visible_gpus() -> List[str]:
@@ -213,6 +217,12 @@ def run_batch(runner_module: str, lines: Sequence[Line], workers: int = 1,
                         returncode)
         if stop_signal:
             summary.interrupted = True
+            # Lines that finished while the signal arrived are done, not stopped.
+            for slot, entry in list(running.items()):
+                if entry.process.poll() == 0:
+                    del running[slot]
+                    _finish(entry, 0, runner_module)
+                    summary.done.append(entry.line)
             logger.warning("signal %d: stopping %d running line(s); their runs stay "
                            "incomplete and are redone when the batch is rerun.",
                            stop_signal[0], len(running))
@@ -253,6 +263,10 @@ def _finish(entry: _Running, returncode: int, runner_module: str) -> None:
     entry.log.close()
     save_restore.write_json(entry.line.record_path, {
         "status": "done" if returncode == 0 else "failed",
+        # The runs the line made (a trial's levels, or the run itself), so that a
+        # run deleted later is noticed.
+        "runs": (runs.complete_runs(entry.line.output_dir)
+                 if returncode == 0 and os.path.isdir(entry.line.output_dir) else []),
         "line": entry.line.text,
         "runner": runner_module,
         "returncode": returncode,

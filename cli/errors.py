@@ -5,10 +5,15 @@
 | bad input (flag, value, file), a directory in use by another runner | 2 |
 | the run diverged (recorded as such, nothing pruned from it) | 3 |
 | interrupted (Ctrl-C, SIGTERM): rerunning the same command resumes | 130 |
+
+LOTTERY_TICKET_TRACEBACK=1 shows the traceback behind an `error:` line, for
+telling a library bug (which can raise ValueError too) from bad input.
 """
 
+import os
 import signal
 import sys
+import traceback
 import threading
 from typing import Any, Callable
 
@@ -25,6 +30,12 @@ def _interrupted(signum, frame):
     raise KeyboardInterrupt()
 
 
+def _say(error: BaseException) -> None:
+    if os.environ.get("LOTTERY_TICKET_TRACEBACK"):
+        traceback.print_exc()
+    print(f"error: {error}", file=sys.stderr)
+
+
 def run_cli(main: Callable[[], Any]) -> Any:
     """Calls main() under the contract above, printing one line instead of a traceback."""
     # SIGTERM (a batch runner or a cluster stopping the job) ends like Ctrl-C.
@@ -33,10 +44,10 @@ def run_cli(main: Callable[[], Any]) -> Any:
     try:
         return main()
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        _say(error)
         sys.exit(EXIT_USER_ERROR)
     except runs.DivergedError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _say(error)
         sys.exit(EXIT_DIVERGED)
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept and the interrupted one is incomplete; "

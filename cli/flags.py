@@ -24,6 +24,7 @@ from fire import parser as fire_parser
 from lottery_ticket.cli import errors
 from lottery_ticket.experiments import config as config_lib
 from lottery_ticket.experiments.config import ExperimentConfig
+from lottery_ticket.foundations import registry
 
 REQUIRED = object()
 Values = Dict[str, Any]
@@ -67,9 +68,9 @@ class Flag:
         return repr(value) if isinstance(value, (dict, list, tuple)) else str(value)
 
 
-def config_flags(defaults: ExperimentConfig, aliases: Mapping[str, str] = None,
-                 exclude: Sequence[str] = (), default_text: Mapping[str, str] = None
-                 ) -> List[Flag]:
+def config_flags(defaults: ExperimentConfig, aliases: Optional[Mapping[str, str]] = None,
+                 exclude: Sequence[str] = (),
+                 default_text: Optional[Mapping[str, str]] = None) -> List[Flag]:
     """One flag per configuration field, with the field's help and `defaults`' value.
 
     Args:
@@ -161,7 +162,7 @@ class Command:
             if flag.kind is bool:
                 return flag, True
         known = sorted(self._by_name)
-        guess = config_lib.closest(name, known)
+        guess = registry.closest(name, known)
         hint = f"; did you mean --{guess}?" if guess else ""
         raise UsageError(f"unknown flag --{name}{hint} (--help lists every flag).")
 

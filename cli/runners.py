@@ -56,7 +56,7 @@ def _machine_has_gpu() -> bool:
     return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
 
 
-def import_tensorflow_quietly():
+def import_tensorflow_quietly() -> Any:
     """Imports TensorFlow; on a machine without an NVIDIA GPU, without its CUDA-probe noise.
 
     TensorFlow logs a dozen lines about missing CUDA drivers while importing,
@@ -203,8 +203,8 @@ def control(family: Family, name: str) -> Command:
         fields = ExperimentConfig.fields()
         ticket = control_runs.ticket_run(values["masks"])
         if ticket is not None:
-            base = control_runs.ticket_config(ticket, family.defaults)
-            if not base["data_location"]:
+            base = control_runs.ticket_config(ticket)
+            if not base["data_location"]:  # recorded by runs of format 2 on
                 base = base.replace(data_location=family.defaults["data_location"])
         else:
             logger.warning("%s is not inside a complete run, so there is no ticket "
@@ -217,7 +217,7 @@ def control(family: Family, name: str) -> Command:
             ticket or "none")
         arguments = dict(masks=values["masks"], presets=values["presets"],
                          seed=values["seed"], config=config,
-                         train_order_seed=values["train_order_seed"])
+                         train_order_seed=values["train_order_seed"], override=override)
         if name == "reinitialize":
             arguments["mode"] = values["mode"]
         control_runs.CONTROL_FUNCTIONS[name](values["output_dir"], **arguments)
@@ -239,7 +239,7 @@ def control(family: Family, name: str) -> Command:
         Flag("train_order_seed", None, "Seeds the batch order (default: --seed; the "
              "argfiles pass the trial's seed).", Optional[int]),
         Flag("override", "", "Comma-separated settings that may differ from the "
-             "ticket's, e.g. --override=training_len.", str),
+             "ticket's, e.g. --override=training_len ('data' for other data files).", str),
         _threads_flag(),
     ]
     if name == "reinitialize":

@@ -39,14 +39,6 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def _file_md5(path: str) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_file(filename: str, expected_md5: str, urls: Sequence[str], location: str,
                   timeout: float = 60.0) -> str:
     """Fetches one file from the first mirror that serves it intact.
@@ -108,7 +100,7 @@ def download(location: str, dataset: str = "mnist", base_url: Optional[str] = No
     written, failures = [], []
     for filename, expected in spec.files.items():
         path = os.path.join(location, filename)
-        if os.path.isfile(path) and _file_md5(path) == expected:
+        if os.path.isfile(path) and registry.file_md5(path) == expected:
             logger.info("%s is already present and intact.", path)
         else:
             try:

@@ -90,6 +90,15 @@ _CACHE_FILE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("
 _checksums: Dict[Tuple[str, int, int], str] = {}
 
 
+def file_md5(path: str) -> str:
+    """Hex MD5 of a file, read in blocks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _md5(path: str) -> str:
     """MD5 of a file, cached by (path, size, mtime) in memory and in a user cache file."""
     status = os.stat(path)
@@ -105,11 +114,7 @@ def _md5(path: str) -> str:
     if not isinstance(stored, dict):
         stored = {}
     if text_key not in stored:
-        digest = hashlib.md5()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        stored[text_key] = digest.hexdigest()
+        stored[text_key] = file_md5(path)
         try:  # The cache only saves time: a read-only home directory is no error.
             save_restore.write_json(_CACHE_FILE, stored)
         except OSError:
@@ -121,14 +126,21 @@ def _md5(path: str) -> str:
 def fingerprint(name: str, location: str) -> Dict[str, Any]:
     """What identifies a data set on disk: its name and the MD5 of each of its files.
 
-    A file may be stored compressed (as published) or not; the one present is
-    checksummed. Missing files are left for the reader to report.
+    A file may be stored compressed (as published) or not; the one the reader
+    reads (the uncompressed one, where both exist) is checksummed. A data set
+    registered without a list of files is identified by every file in its
+    location. Missing files are left for the reader to report.
     """
+    expected = list(DATASETS.get(name).files)
+    if not expected and os.path.isdir(location):
+        expected = sorted(entry for entry in os.listdir(location)
+                          if os.path.isfile(os.path.join(location, entry)))
     files = {}
-    for filename in DATASETS.get(name).files:
-        for candidate in (filename, filename[:-3] if filename.endswith(".gz") else None):
-            path = os.path.join(location, candidate) if candidate else None
-            if path and os.path.isfile(path):
+    for filename in expected:
+        stem = filename[:-3] if filename.endswith(".gz") else filename
+        for candidate in dict.fromkeys((stem, filename)):  # as dataset_mnist.find_file
+            path = os.path.join(location, candidate)
+            if os.path.isfile(path):
                 files[candidate] = _md5(path)
                 break
     return {"dataset": name, "files": files}

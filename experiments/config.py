@@ -17,9 +17,10 @@ one ``ExperimentConfig`` of its own.
 """
 
 import dataclasses
-import difflib
 import typing
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Tuple
+
+from lottery_ticket.foundations import registry
 
 # One tuple per layer; what it holds is the model's: (units, activation) for fc.
 Layers = Tuple[Tuple[Any, ...], ...]
@@ -31,7 +32,7 @@ Percents = Dict[str, float]
 _TRAINING_UNITS = ("iterations", "epochs")
 
 
-def _field(default: Any, help: str, identity: bool = True):  # noqa: A002 (help text)
+def _field(default: Any, help: str, identity: bool = True) -> Any:  # noqa: A002
     """A configuration field with its help; identity=False for settings that do not
     change a run's results (where data lives, how many levels a trial has)."""
     metadata = {"help": help, "identity": identity}
@@ -270,10 +271,6 @@ class ExperimentConfig:
             for field in dataclasses.fields(part):
                 yield field.name, getattr(part, field.name)
 
-    def flat(self) -> Dict[str, Any]:
-        """name -> value of every field."""
-        return dict(self)
-
     def __getitem__(self, name: str) -> Any:
         """config['learning_rate']: a field by its (unique) name, from its concern."""
         fields = ExperimentConfig.fields()
@@ -333,14 +330,8 @@ def identity_ignore() -> Tuple[str, ...]:
     return tuple(f"config.{name}" for name in ExperimentConfig.non_identity_fields())
 
 
-def closest(name: str, known) -> Optional[str]:
-    """The known name most like `name`, if any is close."""
-    matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def unknown_setting_message(name: str, known) -> str:
+def unknown_setting_message(name: str, known: Iterable[str]) -> str:
     """'unknown setting X; did you mean Y?' with the list of settings."""
-    guess = closest(name, known)
+    guess = registry.closest(name, known)
     hint = f" Did you mean {guess!r}?" if guess else ""
     return (f"unknown setting {name!r}.{hint} Settings: {', '.join(sorted(known))}.")

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
+from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
 from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments.config import ExperimentConfig
@@ -33,7 +34,6 @@ from lottery_ticket.foundations.save_restore import Network
 
 
 REINITIALIZE_MODES = controls.REINITIALIZE_MODES
-CONTROLS = REINITIALIZE_MODES + ("rearrange", "random_prune")
 
 
 def ticket_run(masks: save_restore.NetworkLike) -> Optional[str]:
@@ -44,12 +44,11 @@ def ticket_run(masks: save_restore.NetworkLike) -> Optional[str]:
     return run if runs.is_complete(run) else None
 
 
-def ticket_config(ticket_directory: str, base: Optional[ExperimentConfig] = None
-                  ) -> ExperimentConfig:
+def ticket_config(ticket_directory: str) -> ExperimentConfig:
     """The configuration a complete run recorded in its done.json (any format).
 
-    Settings the run does not record (it predates them) keep their value in
-    `base` (default: the dataclasses' defaults).
+    Settings the run does not record (it predates them) take the dataclasses'
+    defaults, as when comparing runs; a location it does not record is ''.
 
     Raises:
       FileNotFoundError: the run is not complete.
@@ -64,57 +63,85 @@ def ticket_config(ticket_directory: str, base: Optional[ExperimentConfig] = None
     if "prune_percents" in info:  # format 1 kept it beside the configuration
         values["prune_percents"] = info["prune_percents"]
     try:
-        return ExperimentConfig.from_json(values, base)
+        return ExperimentConfig.from_json(values, ExperimentConfig().replace(data_location=""))
     except ValueError as error:
         raise ValueError(f"the configuration recorded in {ticket_directory}: {error}") \
             from error
 
 
-def config_for_control(ticket: ExperimentConfig, given: Mapping[str, Any],
-                       override: Iterable[str] = (), ticket_directory: str = "the ticket"
-                       ) -> ExperimentConfig:
-    """The ticket's configuration with the settings given explicitly.
-
-    Args:
-      ticket: the ticket's configuration (ticket_config).
-      given: settings asked for explicitly (flag name -> value).
-      override: names of settings that may differ from the ticket's.
-      ticket_directory: named in the error.
-
-    Raises:
-      ValueError: a given setting that changes results differs from the
-        ticket's and is not in `override` (a control must train like its
-        ticket), or `override` names an unknown setting.
-    """
+def _check_override(override: Iterable[str]) -> set:
     override = set(override)
     fields = ExperimentConfig.fields()
-    for name in sorted(override - set(fields)):
+    for name in sorted(override - set(fields) - {"data"}):
         raise ValueError(f"--override names {config_lib.unknown_setting_message(name, fields)}")
-    config = ticket.replace(**given)
-    free = set(ExperimentConfig.non_identity_fields()) | override
-    conflicts = [name for name in sorted(given) if name not in free
-                 and config[name] != ticket[name]]
+    return override
+
+
+def check_like_ticket(config: ExperimentConfig, ticket: ExperimentConfig,
+                      override: Iterable[str] = (), ticket_directory: str = "the ticket"
+                      ) -> None:
+    """Raises ValueError if `config` differs from the ticket's in a setting that
+    changes results and that `override` does not name: a control trains like its
+    ticket unless told otherwise."""
+    free = set(ExperimentConfig.non_identity_fields()) | _check_override(override)
+    conflicts = [name for name in ExperimentConfig.fields()
+                 if name not in free and config[name] != ticket[name]]
     if conflicts:
         details = "; ".join(f"--{name}: ticket {ticket[name]!r}, asked {config[name]!r}"
                             for name in conflicts)
         raise ValueError(
             f"a control trains like its ticket, but {details} (ticket: "
-            f"{ticket_directory}). Leave the flag out to use the ticket's value, or pass "
-            f"--override={','.join(conflicts)} to train the control differently.")
+            f"{ticket_directory}). Leave the setting out to use the ticket's value, or "
+            f"pass --override={','.join(conflicts)} to train the control differently.")
+
+
+def config_for_control(ticket: ExperimentConfig, given: Mapping[str, Any],
+                       override: Iterable[str] = (), ticket_directory: str = "the ticket"
+                       ) -> ExperimentConfig:
+    """The ticket's configuration with the settings given explicitly (flag name ->
+    value); a given setting that differs is refused unless `override` names it
+    (see check_like_ticket)."""
+    config = ticket.replace(**given)
+    check_like_ticket(config, ticket, override, ticket_directory)
     return config
 
 
-def _resolve(config: Optional[ExperimentConfig], masks: save_restore.NetworkLike
-             ) -> ExperimentConfig:
-    if config is not None:
-        return config
+def resolve(masks: save_restore.NetworkLike, config: Optional[ExperimentConfig] = None,
+            override: Iterable[str] = ()) -> ExperimentConfig:
+    """A control's configuration, checked against its ticket's.
+
+    The ticket is the complete run holding `masks` (a masks/ directory). With
+    a ticket, `config` defaults to the ticket's configuration, and a given
+    `config` may differ from it only in the settings `override` names; the
+    data must be the ticket's (same files, by checksum) unless `override`
+    names 'data'. Without a ticket (masks given as a dict, say), `config` is
+    required.
+
+    Raises:
+      ValueError: naming each difference, or the missing configuration.
+    """
+    override = _check_override(override)
     ticket = ticket_run(masks)
     if ticket is None:
-        raise ValueError(
-            "no configuration given and the masks are not inside a complete run whose "
-            "done.json records one: pass config=..., or the masks/ directory of a "
-            "finished lottery run.")
-    return ticket_config(ticket)
+        if config is None:
+            raise ValueError(
+                "no configuration given and the masks are not inside a complete run whose "
+                "done.json records one: pass config=..., or the masks/ directory of a "
+                "finished lottery run.")
+        return config
+    recorded = ticket_config(ticket)
+    if config is None:
+        config = recorded
+    check_like_ticket(config, recorded, override, ticket)
+    ticket_data = runs.read_done(ticket).get("run_info", {}).get("data")
+    if ticket_data is not None and "data" not in override and config["data_location"]:
+        asked = build.data_identity(config)
+        if asked != ticket_data:
+            raise ValueError(
+                f"the data at {config['data_location']} is not the data the ticket "
+                f"{ticket} trained on (ticket: {ticket_data}, here: {asked}); point "
+                "--data_location at the ticket's data, or pass --override=data.")
+    return config
 
 
 def _train_control(control: str, output_dir: str, config: ExperimentConfig,
@@ -133,7 +160,8 @@ def _train_control(control: str, output_dir: str, config: ExperimentConfig,
 def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
                  presets: save_restore.NetworkLike = None, mode: str = "reinit",
                  seed: int = 0, config: Optional[ExperimentConfig] = None,
-                 train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:
+                 train_order_seed: Optional[int] = None, override: Iterable[str] = ()
+                 ) -> Tuple[Network, Network]:
     """Trains the ticket's masks from a random initialization.
 
     Args:
@@ -146,15 +174,18 @@ def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
         reuse_sign.
       seed: the control's seed; other seeds give other initializations.
       config: the configuration; default the ticket's (read from the run
-        that holds `masks`).
+        that holds `masks`). It may differ from the ticket's only in the
+        settings `override` names (see resolve).
       train_order_seed: batch order; default `seed`.
+      override: settings (or 'data') in which the control may differ from
+        its ticket.
 
     Returns:
       (initial_weights, final_weights).
     """
     if mode not in REINITIALIZE_MODES:
         raise ValueError(f"mode {mode!r} is not one of {REINITIALIZE_MODES}.")
-    config = _resolve(config, masks)
+    config = resolve(masks, config, override)
     mask_values = save_restore.standardize(masks)
     if mode == "reinit":
         new_presets, model_seed = None, controls.reinit_seed(int(seed))
@@ -173,12 +204,13 @@ def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
 def rearrange(output_dir: str, masks: save_restore.NetworkLike,
               presets: save_restore.NetworkLike, seed: int = 0,
               config: Optional[ExperimentConfig] = None,
-              train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:
+              train_order_seed: Optional[int] = None, override: Iterable[str] = ()
+              ) -> Tuple[Network, Network]:
     """Trains the ticket's initial values moved to random positions in each layer.
 
     Args as in reinitialize; `presets` is the ticket's initial weights.
     """
-    config = _resolve(config, masks)
+    config = resolve(masks, config, override)
     new_masks, new_presets = controls.rearrange(save_restore.standardize(masks),
                                                 save_restore.standardize(presets), int(seed))
     return _train_control("rearrange", output_dir, config, new_masks, new_presets, int(seed),
@@ -189,7 +221,8 @@ def rearrange(output_dir: str, masks: save_restore.NetworkLike,
 def random_prune(output_dir: str, masks: save_restore.NetworkLike,
                  presets: save_restore.NetworkLike, seed: int = 0,
                  config: Optional[ExperimentConfig] = None,
-                 train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:
+                 train_order_seed: Optional[int] = None, override: Iterable[str] = ()
+                 ) -> Tuple[Network, Network]:
     """Trains random masks of the ticket's per-layer size from the original init.
 
     Args as in reinitialize; `masks` is read only for its per-layer counts and
@@ -199,7 +232,7 @@ def random_prune(output_dir: str, masks: save_restore.NetworkLike,
       ValueError: `presets` has zeros where the random mask keeps weights,
         i.e. masked initial weights were passed instead of the level-0 ones.
     """
-    config = _resolve(config, masks)
+    config = resolve(masks, config, override)
     original = save_restore.standardize(presets)
     new_masks = controls.random_masks(save_restore.standardize(masks), int(seed))
     for name, mask in new_masks.items():

@@ -54,7 +54,8 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
     """
     build.check(config)
     identity = {"config": config.to_json(), "seed": int(seed),
-                "experiment_name": experiment_name, "data": build.data_identity(config)}
+                "experiment_name": experiment_name, "data": build.data_identity(config),
+                "presets": single_run.source_of(presets)}
     levels = config["levels"]
 
     def run_dir(level: int) -> str:

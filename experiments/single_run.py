@@ -8,7 +8,7 @@ other settings, and otherwise trains and writes the run directory.
 
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
@@ -33,16 +33,12 @@ def source_of(network: save_restore.NetworkLike) -> Optional[str]:
     return "dict"
 
 
-def identity_defaults() -> Dict[str, Any]:
-    """How a run that predates a setting is compared on it: at the setting's default."""
-    return ExperimentConfig().identity_defaults()
-
-
 def load_if_complete(output_dir: str, run_info: Mapping[str, Any]
                      ) -> Optional[Tuple[Network, Network, Network]]:
     """(initial, final, masks) of a complete run made with `run_info`; None if
     the run is not complete; ValueError naming each setting that differs."""
-    defaults = identity_defaults()
+    # Lottery runs before format 2 recorded no presets: they were made without.
+    defaults = dict(ExperimentConfig().identity_defaults(), presets=None)
     if "data" in run_info:
         # Runs made before the data was recorded cannot be checked against it.
         defaults["data"] = run_info["data"]

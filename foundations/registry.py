@@ -1,9 +1,15 @@
 """A small name -> object registry, for data sets, models, optimizers and pruning rules."""
 
 import difflib
-from typing import Dict, Generic, Iterator, List, TypeVar
+from typing import Dict, Generic, Iterable, Iterator, List, Optional, TypeVar
 
 T = TypeVar("T")
+
+
+def closest(name: str, known: Iterable[str]) -> Optional[str]:
+    """The known name most like `name`, if one is close (for 'did you mean')."""
+    matches = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 class Registry(Generic[T]):
@@ -42,8 +48,8 @@ class Registry(Generic[T]):
             and the closest one.
         """
         if name not in self._entries:
-            close = difflib.get_close_matches(str(name), list(self._entries), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            close = closest(name, self._entries)
+            hint = f" Did you mean {close!r}?" if close else ""
             raise ValueError(f"unknown {self.kind} {name!r}.{hint} Registered: "
                              f"{', '.join(sorted(self._entries))}.")
         return self._entries[name]

@@ -46,6 +46,8 @@ DONE_FILENAME = paths.DONE_FILENAME
 DIVERGED_FILENAME = "diverged.json"
 # Written first, when a run starts: only a directory holding it may be cleared.
 MARKER_FILENAME = ".lottery_ticket_run"
+LOCK_FILE = ".lock"
+# Names the lock's holder while it is held.
 LOCK_FILENAME = ".locked_by"
 # Files and directories a run writes; clearing an incomplete run removes these
 # and nothing else in its directory.
@@ -103,8 +105,10 @@ def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
             os.link(temporary, path)  # unlike a rename, never replaces a file
         except FileExistsError:
             raise FileExistsError(
-                f"{run_directory} was completed by another process while this one ran; "
-                "its results are kept and this run's are discarded.") from None
+                f"{run_directory} was completed by another process while this one ran "
+                "(two runners without a common lock); its done.json is kept, but its "
+                "other files may have been replaced: check that run, or delete it and "
+                "run it again.") from None
     finally:
         os.remove(temporary)
 
@@ -146,17 +150,24 @@ class LockedError(RuntimeError):
 def lock(directory: str, what: str = "run") -> Iterator[None]:
     """Holds an exclusive lock on a trial or run directory while the block runs.
 
-    The lock is an fcntl.flock on the directory itself, so it is released when
-    the holding process ends in any way (a lock left by a dead process never
-    blocks) and no file of the run is touched. While it is held, {directory}/
-    .locked_by names the holder, for the message another process gets.
+    The lock is an fcntl.flock on {directory}/.lock, a file that is created
+    once and never written (so no file of a finished run changes). flock is
+    released when the holding process ends in any way, so a lock left by a
+    dead process never blocks; on NFS, Linux turns it into a lock on the
+    server, which holds across machines. While it is held, {directory}/
+    .locked_by names the holder, for the message another process gets. If no
+    run started in the directory (the work was refused first), the lock file,
+    and the directory if this call made it, are removed again.
 
     Raises:
       LockedError: another process holds it; the message names its pid and host.
     """
+    created = not os.path.isdir(directory)
     os.makedirs(directory, exist_ok=True)
     holder_path = os.path.join(directory, LOCK_FILENAME)
-    handle = os.open(directory, os.O_RDONLY)
+    lock_path = os.path.join(directory, LOCK_FILE)
+    new_lock = not os.path.exists(lock_path)
+    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -180,6 +191,12 @@ def lock(directory: str, what: str = "run") -> Iterator[None]:
         finally:
             with contextlib.suppress(OSError):
                 os.remove(holder_path)
+            # Refused before any work (no run started here): leave no trace.
+            if new_lock and not os.path.exists(os.path.join(directory, MARKER_FILENAME)):
+                with contextlib.suppress(OSError):
+                    os.remove(lock_path)
+                    if created:
+                        os.rmdir(directory)
     finally:
         os.close(handle)  # releases the lock
 
@@ -312,12 +329,35 @@ def remove_temporaries(directory: str) -> None:
             os.remove(path)
 
 
+def _only_run_files(run_directory: str) -> bool:
+    """Whether a directory holds nothing but what a run writes (a run interrupted
+    before runs were marked, by an earlier version of this library)."""
+    allowed = set(RUN_CONTENTS) | {LOCK_FILE, LOCK_FILENAME}
+    for name in os.listdir(run_directory):
+        path = os.path.join(run_directory, name)
+        if name.endswith(".tmp"):
+            continue
+        if name not in allowed:
+            return False
+        if name in ("initial", "final", "masks"):
+            if not os.path.isdir(path) or any(
+                    not (entry.endswith(".npy") or entry.endswith(".tmp"))
+                    for entry in os.listdir(path)):
+                return False
+        if name == "summaries":
+            if not os.path.isdir(path) or any(not entry.startswith("events.out.tfevents")
+                                              for entry in os.listdir(path)):
+                return False
+    return True
+
+
 def clear_incomplete(run_directory: str) -> None:
     """Removes what an interrupted run left, so it can be redone from its start.
 
     Only the run's own files (RUN_CONTENTS) and leftover temporaries are
     removed, and only in a directory a run of this project started (it holds
-    the marker written at run start); anything else is left alone.
+    the marker written at run start, or, for runs of versions before the
+    marker, nothing but run files); anything else is left alone.
 
     Raises:
       FileExistsError: the run is complete (complete runs are never
@@ -331,7 +371,8 @@ def clear_incomplete(run_directory: str) -> None:
             "output directory, or delete that run yourself to redo it.")
     leftovers = [name for name in RUN_CONTENTS
                  if os.path.exists(os.path.join(run_directory, name))]
-    marked = os.path.exists(os.path.join(run_directory, MARKER_FILENAME))
+    marked = (os.path.exists(os.path.join(run_directory, MARKER_FILENAME))
+              or _only_run_files(run_directory))
     if leftovers and not marked:
         raise FileExistsError(
             f"{run_directory} holds {', '.join(leftovers)} but no run of this project "
@@ -348,6 +389,15 @@ def clear_incomplete(run_directory: str) -> None:
             os.remove(target)
     if os.path.isdir(run_directory):
         remove_temporaries(run_directory)
+
+
+def complete_runs(directory: str) -> list:
+    """Paths, relative to `directory`, of the done.json of every complete run under it."""
+    found = []
+    for root, _, files in os.walk(directory):
+        if DONE_FILENAME in files:
+            found.append(os.path.relpath(os.path.join(root, DONE_FILENAME), directory))
+    return sorted(found)
 
 
 def mask_counts(masks: Mapping[str, np.ndarray]) -> Dict[str, Tuple[int, int]]:

@@ -408,6 +408,10 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
                                              "run_info": dict(run_info or {})})
             raise
         final_weights = model.get_current_weights()
+        if runs.is_complete(output_dir):
+            raise FileExistsError(
+                f"{output_dir} was completed by another process while this one trained; "
+                "its results are kept and this run's are discarded.")
         if save_network:
             save_restore.save_network(paths.final(output_dir), final_weights)
         recorder.save()

@@ -15,9 +15,9 @@ from lottery_ticket.foundations import save_restore
 from lottery_ticket.mnist_fc import constants
 
 
-def run_experiment(output_dir: str, mnist_location: str = constants.MNIST_LOCATION,
+def run_experiment(output_dir: str, mnist_location: Optional[str] = None,
                    config: Optional[ExperimentConfig] = None,
-                   levels: int = constants.NUM_LEVELS,
+                   levels: Optional[int] = None,
                    prune_percents: Optional[Mapping[str, float]] = None,
                    experiment_name: str = constants.EXPERIMENT_NAME,
                    seed: int = 0, presets: save_restore.NetworkLike = None,
@@ -26,10 +26,10 @@ def run_experiment(output_dir: str, mnist_location: str = constants.MNIST_LOCATI
 
     Args:
       output_dir: the trial directory.
-      mnist_location: directory of the IDX files.
+      mnist_location: directory of the IDX files; default the configuration's.
       config: the configuration (default constants.DEFAULT); `levels`,
-        `prune_percents` and `mnist_location` replace its fields.
-      levels: pruning levels after level 0.
+        `prune_percents` and `mnist_location`, where given, replace its fields.
+      levels: pruning levels after level 0; default the configuration's.
       prune_percents: layer -> fraction of surviving weights pruned per level;
         default the configuration's.
       experiment_name: the run directories' name within each level.
@@ -39,8 +39,9 @@ def run_experiment(output_dir: str, mnist_location: str = constants.MNIST_LOCATI
     Returns:
       level -> experiment.LevelResult.
     """
-    changes = {"data_location": mnist_location, "levels": levels}
-    if prune_percents is not None:
-        changes["prune_percents"] = prune_percents
+    changes = {name: value for name, value in (("data_location", mnist_location),
+                                               ("levels", levels),
+                                               ("prune_percents", prune_percents))
+               if value is not None}
     config = (config or constants.DEFAULT).replace(**changes)
     return lottery.run_trial(output_dir, config, seed, presets, experiment_name)

@@ -5,7 +5,7 @@ uniformly at random, and trains from the original (level-0) initialization.
 The generic control is ``experiments.control_runs.random_prune``.
 """
 
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 from lottery_ticket.experiments import control_runs
 from lottery_ticket.experiments.config import ExperimentConfig
@@ -18,7 +18,8 @@ def random_prune(output_dir: str, masks: save_restore.NetworkLike,
                  presets: save_restore.NetworkLike, seed: int = 0,
                  mnist_location: Optional[str] = None,
                  config: Optional[ExperimentConfig] = None,
-                 train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:
+                 train_order_seed: Optional[int] = None, override: Iterable[str] = ()
+                 ) -> Tuple[Network, Network]:
     """Trains a randomly pruned network of the ticket's size.
 
     Args as in mnist_fc.reinitialize.reinitialize; `presets` is the dense
@@ -26,4 +27,4 @@ def random_prune(output_dir: str, masks: save_restore.NetworkLike,
     """
     return control_runs.random_prune(output_dir, masks, presets, seed,
                                      train.control_config(config, masks, mnist_location),
-                                     train_order_seed)
+                                     train_order_seed, override)

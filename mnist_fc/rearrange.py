@@ -5,7 +5,7 @@ the connections move to uniformly random positions within the layer (paper,
 section 2.2). The generic control is ``experiments.control_runs.rearrange``.
 """
 
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 from lottery_ticket.experiments import control_runs
 from lottery_ticket.experiments.config import ExperimentConfig
@@ -18,7 +18,8 @@ def rearrange(output_dir: str, masks: save_restore.NetworkLike,
               presets: save_restore.NetworkLike, seed: int = 0,
               mnist_location: Optional[str] = None,
               config: Optional[ExperimentConfig] = None,
-              train_order_seed: Optional[int] = None) -> Tuple[Network, Network]:
+              train_order_seed: Optional[int] = None, override: Iterable[str] = ()
+              ) -> Tuple[Network, Network]:
     """Trains the ticket's initial values rearranged within each layer.
 
     Args as in mnist_fc.reinitialize.reinitialize; `presets` is the ticket's
@@ -26,4 +27,4 @@ def rearrange(output_dir: str, masks: save_restore.NetworkLike,
     """
     return control_runs.rearrange(output_dir, masks, presets, seed,
                                   train.control_config(config, masks, mnist_location),
-                                  train_order_seed)
+                                  train_order_seed, override)

@@ -13,7 +13,7 @@ from lottery_ticket.foundations.save_restore import Network
 from lottery_ticket.mnist_fc import constants
 
 
-def train(output_dir: str, mnist_location: str = constants.MNIST_LOCATION,
+def train(output_dir: str, mnist_location: Optional[str] = None,
           config: Optional[ExperimentConfig] = None,
           masks: save_restore.NetworkLike = None, presets: save_restore.NetworkLike = None,
           seed: int = 0, train_order_seed: Optional[int] = None,
@@ -23,25 +23,30 @@ def train(output_dir: str, mnist_location: str = constants.MNIST_LOCATION,
     Args:
       output_dir: the run directory; a complete run with the same settings is
         read back, one with other settings is a ValueError.
-      mnist_location: directory of the MNIST (or Fashion-MNIST) IDX files.
+      mnist_location: directory of the MNIST (or Fashion-MNIST) IDX files;
+        default the configuration's.
       config: default constants.DEFAULT.
       masks, presets: dicts or saved directories.
       seed, train_order_seed, run_info: as in single_run.train.
     """
-    config = (config or constants.DEFAULT).replace(data_location=mnist_location)
+    config = config or constants.DEFAULT
+    if mnist_location is not None:
+        config = config.replace(data_location=mnist_location)
     return single_run.train(output_dir, config, masks=masks, presets=presets, seed=seed,
                             train_order_seed=train_order_seed, run_info=run_info)
 
 
 def control_config(config: Optional[ExperimentConfig], masks: save_restore.NetworkLike,
-                   mnist_location: Optional[str]) -> ExperimentConfig:
-    """A control's configuration: `config`, else the ticket's (read from the run
-    holding `masks`), else DEFAULT; `mnist_location` replaces the data location."""
+                   mnist_location: Optional[str]) -> Optional[ExperimentConfig]:
+    """A control's configuration before its ticket check: `config`, else the
+    ticket's (read from the run holding `masks`), with `mnist_location` as the
+    data location if given; None if there is neither (the control then says so)."""
     from lottery_ticket.experiments import control_runs
     if config is None:
         ticket = control_runs.ticket_run(masks)
-        config = (control_runs.ticket_config(ticket, constants.DEFAULT) if ticket
-                  else constants.DEFAULT)
+        if ticket is None:
+            return None
+        config = control_runs.ticket_config(ticket)
     if mnist_location is not None:
         config = config.replace(data_location=mnist_location)
     elif not config["data_location"]:

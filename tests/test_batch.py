@@ -1,5 +1,6 @@
 """Argfile batches: splitting, parallel lines, failures, interruption, resuming."""
 
+import json
 import os
 import shlex
 import signal
@@ -85,7 +86,9 @@ def test_batch_killed_midway_and_rerun_finishes_each_run_once(tmp_path):
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output
     assert "interrupted" in output
-    finished = [n for n in names if (tmp_path / n / "done.json").exists()]
+    # Finished as the batch recorded it (a line can end just as the signal arrives).
+    finished = [n for n in names if (tmp_path / f"{n}.batch.json").exists() and json.loads(
+        (tmp_path / f"{n}.batch.json").read_text())["status"] == "done"]
     assert 2 <= len(finished) < len(names)
     stamps = {n: os.stat(tmp_path / n / "finished.txt").st_mtime_ns for n in finished}
 

@@ -394,3 +394,48 @@ def test_progress_lines_say_the_level_and_the_eta(unchanged, fashion_mnist_dir, 
         assert "cuInit" not in result.stderr and "absl::InitializeLog" not in result.stderr
     assert json.loads(open(paths.done(paths.run(str(tmp_path / "t"), 0))).read())[
         "iterations"] == 100
+
+
+# Controls from Python are held to their ticket too (settings and data).
+def test_a_control_from_python_must_match_its_ticket(tmp_path, unchanged, fashion_mnist_dir):
+    from lottery_ticket.experiments import control_runs
+    masks = paths.masks(paths.run(unchanged, 1))
+    ticket = control_runs.ticket_config(paths.run(unchanged, 1))
+    assert control_runs.resolve(masks) == ticket
+    longer = ticket.replace(training_len=("iterations", 50000))
+    with pytest.raises(ValueError, match=r"--training_len: ticket \('iterations', 100\)"):
+        control_runs.reinitialize(str(tmp_path / "reinit1"), masks, config=longer)
+    assert control_runs.resolve(masks, longer, override=["training_len"]) == longer
+    # Other data under the same name: refused, naming both fingerprints.
+    other = tmp_path / "other_data"
+    shutil.copytree(fashion_mnist_dir, other)
+    labels = other / "train-labels-idx1-ubyte.gz"
+    data = bytearray(gzip.decompress(labels.read_bytes()))
+    data[8:] = bytes(reversed(data[8:]))
+    labels.write_bytes(gzip.compress(bytes(data)))
+    with pytest.raises(ValueError, match="is not the data the ticket"):
+        control_runs.rearrange(str(tmp_path / "rearrange1"), masks,
+                               paths.initial(paths.run(unchanged, 1)),
+                               config=ticket.replace(data_location=str(other)))
+    assert not os.path.exists(tmp_path / "reinit1") and not os.path.exists(
+        tmp_path / "rearrange1")
+
+
+# A finished lottery trial in a batch is skipped; a level deleted by hand is redone.
+@pytest.mark.slow
+def test_a_batch_skips_a_finished_trial_until_a_level_is_deleted(tmp_path, fashion_mnist_dir):
+    trial = tmp_path / "trial1"
+    argfile = tmp_path / "lottery.args"
+    argfile.write_text(f"--output_dir={trial} --mnist_location={fashion_mnist_dir} "
+                       f"--levels=1 {' '.join(TINY)}\n")
+    command = [RUNNERS + "argfile_runner", "--runner=lottery_experiment",
+               f"--argfile={argfile}"]
+    assert run(*command).returncode == 0
+    again = run(*command)
+    assert "0 done, 1 skipped (already done), 0 failed, of 1 lines" in again.stdout
+    level0 = checksums(paths.run(str(trial), 0))
+    shutil.rmtree(paths.run(str(trial), 1))
+    third = run(*command)
+    assert "1 done, 0 skipped (already done), 0 failed, of 1 lines" in third.stdout
+    assert runs.is_complete(paths.run(str(trial), 1))
+    assert checksums(paths.run(str(trial), 0)) == level0

@@ -145,3 +145,33 @@ def test_a_done_json_that_is_not_an_object_is_a_clear_error(tmp_path):
     save_restore.write_json(str(tmp_path / "done.json"), [1, 2])
     with pytest.raises(ValueError, match="not a JSON object"):
         runs.read_done(str(tmp_path))
+
+
+def test_an_interrupted_run_of_an_older_version_is_redone(tmp_path):
+    """Runs interrupted before runs were marked hold only run files: they are cleared."""
+    run = tmp_path / "run"
+    save_restore.save_network(str(run / "initial"), {"layer0": np.ones(2)})
+    save_restore.save_network(str(run / "masks"), {"layer0": np.ones(2)})
+    (run / "summaries").mkdir()
+    (run / "summaries" / "events.out.tfevents.1.host").write_bytes(b"x")
+    save_restore.write_json(str(run / "metrics.json"), {})
+    runs.clear_incomplete(str(run))
+    assert os.listdir(run) == []
+    # A file of someone else's among them: nothing is deleted.
+    save_restore.save_network(str(run / "initial"), {"layer0": np.ones(2)})
+    (run / "initial" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="no run of this project"):
+        runs.clear_incomplete(str(run))
+    assert sorted(os.listdir(run / "initial")) == ["layer0.npy", "notes.txt"]
+
+
+def test_the_family_wrapper_keeps_the_configurations_levels_and_presets_are_identity(
+        tmp_path):
+    from lottery_ticket.mnist_fc import lottery_experiment
+    trial = str(tmp_path / "trial")
+    results = lottery_experiment.run_experiment(trial, config=SMALL.replace(levels=0), seed=2)
+    assert sorted(results) == [0]
+    presets = save_restore.restore_network(paths.initial(paths.run(trial, 0)))
+    presets = {name: value * 2 for name, value in presets.items()}
+    with pytest.raises(ValueError, match="presets: saved None, asked 'dict'"):
+        lottery.run_trial(trial, SMALL.replace(levels=1), seed=2, presets=presets)

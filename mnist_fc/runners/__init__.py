@@ -1,1 +1,1 @@
-"""Command-line (Fire) entry points for the mnist_fc experiments."""
+"""Command-line entry points of the mnist_fc family: thin modules over lottery_ticket.cli."""
