@@ -30,7 +30,8 @@ SPLITS = ("train", "validate", "test")
 # The original TensorFlow 1 codebase named its lottery runs `same_init`; such
 # trees are read as lottery runs, so they land in the same figures and tables.
 RUN_NAME_ALIASES = {"same_init": "lottery"}
-_TRIAL = re.compile(r"^trial(\w+)$")
+TRIAL_PATTERN = re.compile(r"^trial(\w+)$")
+_TRIAL = TRIAL_PATTERN
 
 
 # Problem.kind values.

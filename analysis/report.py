@@ -60,6 +60,25 @@ def default_levels(available: Sequence[int], count: int = 5) -> List[int]:
     return sorted(picks)
 
 
+def _mixed_lengths(records: List[reader.Record]) -> List[reader.Problem]:
+    """A note for each experiment and level whose runs trained for different lengths
+    (the table averages them together, which is rarely what was meant)."""
+    lengths: Dict[tuple, Dict[object, List[str]]] = {}
+    for record in records:
+        key = (record["experiment_name"], record["level"])
+        lengths.setdefault(key, {}).setdefault(record.get("iterations"), []).append(
+            record["path"])
+    notes = []
+    for (name, level), by_length in sorted(lengths.items(), key=lambda item: str(item[0])):
+        if len(by_length) > 1:
+            detail = "; ".join(f"{length} iterations: {', '.join(sorted(found))}"
+                               for length, found in sorted(by_length.items(), key=str))
+            notes.append(reader.Problem(
+                f"{name} at level {level}", "runs trained for different lengths are "
+                f"averaged together ({detail})", reader.NOTE))
+    return notes
+
+
 def report(experiment_root: str, output_dir: str, levels: Levels = None,
            experiment_name: str = "lottery", image_format: str = "png",
            title: Optional[str] = None) -> Dict[str, object]:
@@ -84,6 +103,16 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
     """
     if image_format not in figures.FORMATS:
         raise ValueError(f"--format={image_format!r}: use one of {figures.FORMATS}.")
+    root, out_dir = os.path.abspath(experiment_root), os.path.abspath(output_dir)
+    inside = out_dir == root or out_dir.startswith(root + os.sep)
+    # Beside the trials is fine; in the root of a single trial or in a trial, the
+    # figures would land among the runs.
+    into_runs = inside and (out_dir == root or reader.TRIAL_PATTERN.match(
+        os.path.basename(root)) or reader.TRIAL_PATTERN.match(
+        os.path.relpath(out_dir, root).split(os.sep)[0]))
+    if into_runs:
+        raise ValueError(f"--output_dir={output_dir} is inside the experiment it reports "
+                         "on; write the report elsewhere (e.g. a figures/ folder beside it).")
     records, problems = reader.load_experiment(experiment_root)
 
     def nothing_to_analyse() -> ValueError:
@@ -112,6 +141,7 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
             raise nothing_to_analyse()
     rows = [metrics.run_metrics(r) for r in records]
     summary = metrics.summarize(rows)
+    problems += _mixed_lengths(records)
     diverged = [p for p in problems if p.kind == reader.DIVERGED]
     left_out = sum(p.kind in (reader.INCOMPLETE, reader.MALFORMED) for p in problems)
     os.makedirs(output_dir, exist_ok=True)

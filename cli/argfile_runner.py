@@ -73,6 +73,8 @@ def read_argfile(argfile: str, family: Family, argfile_flags: str = "") -> str:
         if not os.path.isfile(argfile):
             raise ValueError(f"argfile script {argfile} does not exist.")
         command = [sys.executable, argfile]
+    elif os.sep in argfile or os.path.splitext(argfile)[1] in (".args", ".txt"):
+        raise ValueError(f"--argfile={argfile}: no such file.")
     else:
         try:
             module = resolve_module(argfile, family, "argfiles")

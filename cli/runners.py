@@ -86,6 +86,12 @@ def _threads_flag() -> Flag:
                 "the batch runner gives each worker cores / workers).", Optional[int])
 
 
+def _check_seeds(values: Dict[str, Any]) -> None:
+    for name in ("seed", "train_order_seed"):
+        if values.get(name) is not None and values[name] < 0:
+            raise ValueError(f"--{name}={values[name]}: seeds are whole numbers from 0 up.")
+
+
 def _check_threads(threads: Optional[int]) -> None:
     if threads is not None and threads < 1:
         raise ValueError(f"--threads={threads}: give a positive number of threads, or "
@@ -114,6 +120,7 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_threads(values["threads"])
+        _check_seeds(values)
         config = flags_lib.config_from(values, family.defaults)
         output_dir = values["output_dir"]
         if output_dir is None:
@@ -150,6 +157,7 @@ def train(family: Family, module: str = "train") -> Command:
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_threads(values["threads"])
+        _check_seeds(values)
         config = flags_lib.config_from(values, family.defaults)
         configure(values["threads"])
         from lottery_ticket.experiments import single_run  # After configure().
@@ -198,23 +206,24 @@ def control(family: Family, name: str) -> Command:
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_threads(values["threads"])
+        _check_seeds(values)
         configure(values["threads"])
         from lottery_ticket.experiments import control_runs  # After configure().
         fields = ExperimentConfig.fields()
+        # Bad values are named first, whatever the ticket.
+        flags_lib.config_from(values, family.defaults, only=given & set(fields))
         ticket = control_runs.ticket_run(values["masks"])
-        if ticket is not None:
-            base = control_runs.ticket_config(ticket)
-            if not base["data_location"]:  # recorded by runs of format 2 on
-                base = base.replace(data_location=family.defaults["data_location"])
-        else:
-            logger.warning("%s is not inside a complete run, so there is no ticket "
-                           "configuration to read; using the %s defaults and your flags.",
-                           values["masks"], family.name)
-            base = family.defaults
+        if ticket is None:
+            raise ValueError(
+                f"--masks={values['masks']} is not the masks/ directory of a complete run "
+                "(its parent has no done.json), so there is no ticket to train like. Point "
+                "it at a finished lottery run's masks/, or finish that run first.")
+        base = control_runs.ticket_config(ticket)
+        if not base["data_location"]:  # recorded by runs of format 2 on
+            base = base.replace(data_location=family.defaults["data_location"])
         override = [item for item in values["override"].replace(" ", "").split(",") if item]
         config = control_runs.config_for_control(
-            base, {key: values[key] for key in given if key in fields}, override,
-            ticket or "none")
+            base, {key: values[key] for key in given if key in fields}, override, ticket)
         arguments = dict(masks=values["masks"], presets=values["presets"],
                          seed=values["seed"], config=config,
                          train_order_seed=values["train_order_seed"], override=override)

@@ -28,6 +28,7 @@ from lottery_ticket.experiments import config as config_lib
 from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import controls
+from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations.save_restore import Network
@@ -144,10 +145,53 @@ def resolve(masks: save_restore.NetworkLike, config: Optional[ExperimentConfig] 
     return config
 
 
+def ticket_masks(masks: save_restore.NetworkLike) -> Network:
+    """A ticket's masks, checked: 0/1 values, and every layer keeps a weight."""
+    values = save_restore.standardize(masks)
+    for layer, mask in values.items():
+        mask = np.asarray(mask)
+        if not np.isin(np.unique(mask), (0, 1)).all():
+            raise ValueError(f"the ticket's mask for layer {layer!r} holds values other than "
+                             "0 and 1: masks mark surviving weights with 1.")
+        if not mask.any():
+            raise ValueError(f"the ticket's mask for layer {layer!r} keeps no weight: a "
+                             "network with an empty layer cannot learn.")
+    return values
+
+
+def ticket_presets(presets: save_restore.NetworkLike, masks: Network) -> Network:
+    """A ticket's initial weights, checked to belong to its masks: nonzero at every
+    surviving position (initial weights of another level's run are 0 there)."""
+    values = save_restore.standardize(presets)
+    for layer, mask in masks.items():
+        if layer in values and np.shape(values[layer]) == np.shape(mask):
+            zeros = int(np.count_nonzero(np.asarray(values[layer])[np.asarray(mask) != 0] == 0))
+            if zeros:
+                raise ValueError(
+                    f"the presets for layer {layer!r} are 0 at {zeros} positions the "
+                    "ticket's mask keeps: they look like another run's initial weights. "
+                    "Pass the initial/ of the run whose masks/ you pass.")
+    return values
+
+
+def _check_run_name(control: str, output_dir: str) -> None:
+    """Inside a trial, a control's directory is {control}{run_id}: the report reads
+    runs by their directory's name, so a reinit run named 'lottery' would be
+    counted as a ticket."""
+    parent = os.path.basename(os.path.dirname(os.path.abspath(output_dir)))
+    name, run_id = paths.split_run_name(os.path.basename(os.path.abspath(output_dir)))
+    if parent.isdigit() and name != control:
+        raise ValueError(
+            f"--output_dir={output_dir} is in a level directory, where the report reads a "
+            f"run's kind from its name; a {control} run must be named {control}{{run_id}} "
+            f"(e.g. {control}1), not {os.path.basename(os.path.abspath(output_dir))!r}.")
+
+
 def _train_control(control: str, output_dir: str, config: ExperimentConfig,
                    masks: Network, presets: Optional[Network], seed: int,
                    sources: Mapping[str, Any], train_order_seed: Optional[int],
                    model_seed: Optional[int] = None) -> Tuple[Network, Network]:
+    _check_run_name(control, output_dir)
     info = {"control": control, "control_seed": int(seed)}
     info.update({key: single_run.source_of(value) for key, value in sources.items()})
     return single_run.train(
@@ -186,14 +230,15 @@ def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
     if mode not in REINITIALIZE_MODES:
         raise ValueError(f"mode {mode!r} is not one of {REINITIALIZE_MODES}.")
     config = resolve(masks, config, override)
-    mask_values = save_restore.standardize(masks)
+    mask_values = ticket_masks(masks)
     if mode == "reinit":
         new_presets, model_seed = None, controls.reinit_seed(int(seed))
     else:
         if presets is None:
             raise ValueError(f"mode {mode!r} samples from the ticket's initial weights: "
                              "pass --presets=DIR (the lottery run's initial/).")
-        new_presets = controls.reuse_presets(mask_values, save_restore.standardize(presets),
+        new_presets = controls.reuse_presets(mask_values,
+                                             ticket_presets(presets, mask_values),
                                              int(seed), keep_sign=mode == "reuse_sign")
         model_seed = int(seed)
     return _train_control(mode, output_dir, config, mask_values, new_presets, int(seed),
@@ -211,8 +256,9 @@ def rearrange(output_dir: str, masks: save_restore.NetworkLike,
     Args as in reinitialize; `presets` is the ticket's initial weights.
     """
     config = resolve(masks, config, override)
-    new_masks, new_presets = controls.rearrange(save_restore.standardize(masks),
-                                                save_restore.standardize(presets), int(seed))
+    mask_values = ticket_masks(masks)
+    new_masks, new_presets = controls.rearrange(
+        mask_values, ticket_presets(presets, mask_values), int(seed))
     return _train_control("rearrange", output_dir, config, new_masks, new_presets, int(seed),
                           {"ticket_masks": masks, "ticket_presets": presets},
                           train_order_seed)
@@ -234,7 +280,7 @@ def random_prune(output_dir: str, masks: save_restore.NetworkLike,
     """
     config = resolve(masks, config, override)
     original = save_restore.standardize(presets)
-    new_masks = controls.random_masks(save_restore.standardize(masks), int(seed))
+    new_masks = controls.random_masks(ticket_masks(masks), int(seed))
     for name, mask in new_masks.items():
         if name in original and np.any(np.asarray(original[name])[mask != 0] == 0):
             raise ValueError(

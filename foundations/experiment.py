@@ -86,7 +86,7 @@ def experiment(make_dataset: Callable[[], DatasetBase],
         if saved is not None:
             initial, final, saved_masks = saved
             if masks is not None and not _same(masks, saved_masks):
-                raise RuntimeError(
+                raise ValueError(
                     f"level {level} was saved with masks that differ from the ones "
                     "pruning gives now: the saved experiment was made with other "
                     "settings. Use a new output directory.")

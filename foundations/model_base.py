@@ -123,7 +123,7 @@ class ModelBase(tf.Module):
             if unknown:
                 raise ValueError(
                     f"{kind}s given for layers {unknown} that the network does not "
-                    f"have; its layers are {self._layer_names}.")
+                    f"have; its layers are {list(self._layer_names)}.")
 
     # -- Layers ---------------------------------------------------------------
 

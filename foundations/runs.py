@@ -162,6 +162,9 @@ def lock(directory: str, what: str = "run") -> Iterator[None]:
     Raises:
       LockedError: another process holds it; the message names its pid and host.
     """
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise FileExistsError(f"{directory} is a file, not a directory: choose another "
+                              "output directory.")
     created = not os.path.isdir(directory)
     os.makedirs(directory, exist_ok=True)
     holder_path = os.path.join(directory, LOCK_FILENAME)
@@ -274,6 +277,16 @@ def differences(recorded: Mapping[str, Any], asked: Mapping[str, Any],
     return found
 
 
+def _describe(key: str, old: Any, new: Any) -> str:
+    """'key: saved X, asked Y'; for the data, narrowed to the entries that differ,
+    so the message names the file that changed."""
+    if key.split(".")[0] == "data" and isinstance(old, Mapping) and isinstance(new, Mapping):
+        parts = [_describe(f"{key}.{name}", old.get(name), new.get(name))
+                 for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+        return "; ".join(parts)
+    return f"{key}: saved {old!r}, asked {new!r}"
+
+
 def check_same_run(run_directory: str, asked: Mapping[str, Any],
                    defaults: Optional[Mapping[str, Any]] = None,
                    ignore: Iterable[str] = ()) -> None:
@@ -287,8 +300,7 @@ def check_same_run(run_directory: str, asked: Mapping[str, Any],
     recorded = identity(read_done(run_directory).get("run_info", {}), ignore)
     found = differences(recorded, identity(asked, ignore), defaults)
     if found:
-        details = "; ".join(f"{key}: saved {old!r}, asked {new!r}"
-                            for key, (old, new) in sorted(found.items()))
+        details = "; ".join(_describe(key, old, new) for key, (old, new) in sorted(found.items()))
         raise ValueError(
             f"{run_directory} is a complete run made with other settings ({details}). "
             "Reusing it would mix two experiments: use another output directory, or "

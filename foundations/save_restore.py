@@ -98,8 +98,12 @@ def restore_network(directory: str) -> Network:
     network = {}
     for filename in sorted(os.listdir(directory)):
         if filename.endswith(".npy") and not filename.startswith("."):
-            network[filename[:-4]] = np.load(os.path.join(directory, filename),
-                                              allow_pickle=False)
+            path = os.path.join(directory, filename)
+            try:
+                network[filename[:-4]] = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as error:
+                raise ValueError(f"{path} cannot be read as a layer's array ({error}); the "
+                                 "file is damaged or not a saved array.") from error
     if not network:
         raise FileNotFoundError(f"no .npy layer files in {directory!r}.")
     return network

@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import time
+import weakref
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -172,6 +173,22 @@ def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
     return total, initial_weights
 
 
+# One copy of each data set's arrays on the device, shared by every run that trains
+# on it: each level of a trial used to copy the training set again, and the copies
+# stayed alive with the compiled functions that captured them (about 200 MB a level).
+_DEVICE_DATA: "weakref.WeakKeyDictionary[DatasetBase, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _device_data(dataset: DatasetBase) -> tuple:
+    """(x_train, y_train, {split: (x, y)}) as tensors, made once per data set."""
+    if dataset not in _DEVICE_DATA:
+        splits = {name: (tf.constant(x), tf.constant(y))
+                  for name, (x, y) in dataset.splits.items() if name != "train"}
+        _DEVICE_DATA[dataset] = (tf.constant(dataset.train[0]),
+                                 tf.constant(dataset.train[1]), splits)
+    return _DEVICE_DATA[dataset]
+
+
 class CompiledSteps:
     """The compiled training and evaluation functions of one model on one dataset.
 
@@ -189,8 +206,7 @@ class CompiledSteps:
         model.build(dataset.example_shape)
         self.model = model
         self.optimizer = optimizer
-        self._x_train = tf.constant(dataset.train[0])
-        self._y_train = tf.constant(dataset.train[1])
+        self._x_train, self._y_train, self._splits = _device_data(dataset)
         self._variables = list(model.trainable_variables)
         optimizer.build(self._variables)
         # A fixed signature traces each function once, whatever the number of
@@ -202,8 +218,6 @@ class CompiledSteps:
         self._evaluation_sums = tf.function(
             self._evaluation_sums_graph,
             input_signature=[example_spec, tf.TensorSpec([None], tf.int32)])
-        self._splits = {name: (tf.constant(x), tf.constant(y))
-                        for name, (x, y) in dataset.splits.items() if name != "train"}
         self._all_finite = tf.function(lambda: tf.reduce_all(
             [tf.reduce_all(tf.math.is_finite(v)) for v in self._variables]))
 

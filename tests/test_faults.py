@@ -192,7 +192,7 @@ def test_resuming_on_other_data_is_refused(tmp_path, unchanged, fashion_mnist_di
     labels.write_bytes(gzip.compress(bytes(data)))
     result = run(RUNNERS + "lottery_experiment", f"--output_dir={unchanged}",
                  f"--mnist_location={other}", "--levels=2", "--seed=1", *TINY)
-    one_error(result, 2, "data: saved", "t10k-labels-idx1-ubyte.gz")
+    one_error(result, 2, "data.files.t10k-labels-idx1-ubyte.gz: saved")
     assert not os.path.exists(paths.run(unchanged, 2))
     # The same files elsewhere are the same data: where it lives is not identity.
     copy = tmp_path / "same_data"
@@ -439,3 +439,40 @@ def test_a_batch_skips_a_finished_trial_until_a_level_is_deleted(tmp_path, fashi
     assert "1 done, 0 skipped (already done), 0 failed, of 1 lines" in third.stdout
     assert runs.is_complete(paths.run(str(trial), 1))
     assert checksums(paths.run(str(trial), 0)) == level0
+
+
+# Found by a hostile probe.
+def test_controls_refuse_what_does_not_belong_to_a_ticket(tmp_path, unchanged):
+    from lottery_ticket.experiments import control_runs
+    level0, level1 = paths.run(unchanged, 0), paths.run(unchanged, 1)
+    # Masks outside any complete run: no ticket to train like.
+    loose = tmp_path / "loose_masks"
+    shutil.copytree(paths.masks(level1), loose)
+    result = run(RUNNERS + "rearrange", f"--output_dir={tmp_path / 'r1'}", f"--masks={loose}",
+                 f"--presets={paths.initial(level1)}")
+    one_error(result, 2, "is not the masks/ directory of a complete run")
+    # Initial weights of another level: 0 where these masks keep weights.
+    with pytest.raises(ValueError, match="look like another run's initial weights"):
+        control_runs.reinitialize(str(tmp_path / "reuse1"), paths.masks(level0),
+                                  paths.initial(level1), mode="reuse")
+    # Masks that are not 0/1.
+    halves = {name: mask * 0.5 for name, mask in
+              save_restore.restore_network(paths.masks(level1)).items()}
+    with pytest.raises(ValueError, match="values other than 0 and 1"):
+        control_runs.rearrange(str(tmp_path / "rearrange1"), halves, paths.initial(level1),
+                               config=control_runs.ticket_config(level1))
+    # A control named like a lottery run, in a level directory.
+    result = run(RUNNERS + "reinitialize", f"--output_dir={unchanged}/1/lottery2",
+                 f"--masks={paths.masks(level1)}")
+    one_error(result, 2, "a reinit run must be named reinit{run_id}")
+    assert not os.path.exists(os.path.join(unchanged, "1", "lottery2"))
+
+
+def test_an_output_path_that_cannot_be_made_is_one_line(tmp_path, fashion_mnist_dir):
+    (tmp_path / "a_file").write_text("x")
+    result = run(RUNNERS + "lottery_experiment", f"--output_dir={tmp_path / 'a_file' / 'sub'}",
+                 f"--mnist_location={fashion_mnist_dir}", *TINY)
+    one_error(result, 2, "a_file")
+    result = run(RUNNERS + "lottery_experiment", f"--output_dir={tmp_path / 'a_file'}",
+                 f"--mnist_location={fashion_mnist_dir}", *TINY)
+    one_error(result, 2, "is a file, not a directory")

@@ -425,3 +425,21 @@ def test_a_figure_with_nothing_to_draw_is_a_note_not_an_abort(tmp_path):
         "no complete 'lottery' runs with test evaluations at levels 0: accuracy_curves "
         "left out"]
     assert (out / "weight_histograms.png").exists()
+
+
+def test_runs_of_different_lengths_averaged_together_are_noted(tmp_path):
+    from test_analysis import write_run
+    from lottery_ticket.analysis import report
+    from lottery_ticket.foundations import paths, save_restore
+    root = tmp_path / "exp"
+    for trial in (1, 2):
+        run = write_run(root, trial, 0, "lottery")
+    done = save_restore.read_json(paths.done(run))
+    done["iterations"] = 50000
+    save_restore.write_json(paths.done(run), done)
+    result = report.report(str(root), str(tmp_path / "figures"))
+    notes = [str(p) for p in result["problems"] if "different lengths" in str(p)]
+    assert len(notes) == 1 and "lottery at level 0" in notes[0]
+    assert "400 iterations" in notes[0] and "50000 iterations" in notes[0]
+    with pytest.raises(ValueError, match="inside the experiment"):
+        report.report(str(root), str(root / "trial1" / "figures"))
