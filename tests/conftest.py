@@ -1,6 +1,11 @@
-"""Shared fixtures: real data locations and small synthetic datasets."""
+"""Shared fixtures: real data locations, a local mirror, small synthetic datasets."""
 
+import functools
+import hashlib
+import http.server
 import os
+import shutil
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -62,3 +67,32 @@ def small_dataset() -> DatasetBase:
 
 LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
 SMALL_FC = {"layers": [(32, "relu"), (16, "relu"), (10, None)]}
+
+
+@pytest.fixture
+def mnist_mirror(mnist_test_dir, tmp_path):
+    """Serves a copy of the MNIST test files on 127.0.0.1 (an ephemeral port).
+
+    Yields (base URL, the served directory); the training images are missing,
+    as they are here.
+    """
+    served = tmp_path / "served"
+    shutil.copytree(mnist_test_dir, served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", served
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def checksums(directory) -> dict:
+    """relative path -> MD5 of every file under `directory`."""
+    found = {}
+    for parent, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, directory)] = hashlib.md5(f.read()).hexdigest()
+    return found

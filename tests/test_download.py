@@ -1,10 +1,7 @@
 """The downloader against a local HTTP server serving the real MNIST files."""
 
-import functools
-import http.server
 import os
 import shutil
-import threading
 
 import pytest
 
@@ -16,18 +13,8 @@ AVAILABLE = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
 
 
 @pytest.fixture
-def server(mnist_test_dir, tmp_path):
-    """Serves a copy of the MNIST test files on 127.0.0.1 (an ephemeral port)."""
-    served = tmp_path / "served"
-    shutil.copytree(mnist_test_dir, served)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/", served
-    httpd.shutdown()
-    httpd.server_close()
+def server(mnist_mirror):
+    return mnist_mirror
 
 
 def test_downloads_and_verifies_each_file(server, tmp_path, mnist_test_dir):

@@ -6,23 +6,19 @@ data. Each checks the exit status, the one-line message, and the checksums of ev
 file of the finished runs before and after.
 """
 
-import functools
 import gzip
-import hashlib
-import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from conftest import REPO, synthetic_split
+from conftest import REPO, checksums, synthetic_split
 from lottery_ticket.datasets import registry as dataset_registry
 from lottery_ticket.experiments import lottery
 from lottery_ticket.experiments.config import ExperimentConfig
@@ -55,17 +51,6 @@ def one_error(result, status, *fragments):
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
-
-
-def checksums(directory):
-    """path -> MD5 of every file under `directory`."""
-    found = {}
-    for root, _, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                found[path] = hashlib.md5(f.read()).hexdigest()
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -344,22 +329,8 @@ def test_ctrl_c_is_one_line_and_the_rerun_resumes(tmp_path, fashion_mnist_dir):
     assert not os.path.exists(leftover)
 
 
-@pytest.fixture
-def mirror(mnist_test_dir, tmp_path):
-    """The MNIST test files served on 127.0.0.1 (the training images are missing)."""
-    served = tmp_path / "served"
-    shutil.copytree(mnist_test_dir, served)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/", served
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def test_the_downloader_names_every_missing_file_at_once(tmp_path, mirror):
-    url, served = mirror
+def test_the_downloader_names_every_missing_file_at_once(tmp_path, mnist_mirror):
+    url, served = mnist_mirror
     os.remove(served / "t10k-labels-idx1-ubyte.gz")
     result = run("lottery_ticket.mnist_fc.download_data", f"--location={tmp_path / 'out'}",
                  f"--base_url={url}")

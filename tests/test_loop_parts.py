@@ -9,7 +9,6 @@ import tensorflow as tf
 
 from conftest import SMALL_FC, synthetic_dataset
 from lottery_ticket.foundations import experiment
-from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import pruning
 from lottery_ticket.foundations import trainer

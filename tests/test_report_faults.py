@@ -3,7 +3,6 @@ path and reason, left out of every table and figure, and never touched; the
 rest is analysed. Synthetic trees only (no training), so these are fast."""
 
 import csv
-import hashlib
 import io
 import math
 import os
@@ -19,6 +18,7 @@ from lottery_ticket.analysis import report
 from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
+from conftest import checksums
 from test_analysis import write_run
 
 LEVELS = ((0, (100, 10)), (1, (80, 9)), (2, (64, 8)))
@@ -33,17 +33,6 @@ def _tree(root):
                       validate_loss=[3, 2, 1, 0.5, 0.9])
             write_run(root, trial, level, "reinit", 1, kept=kept)
     return root
-
-
-def checksums(directory):
-    """relative path -> sha256 of every file under directory."""
-    found = {}
-    for parent, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(parent, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-    return found
 
 
 def _csv(path):
@@ -428,9 +417,6 @@ def test_a_figure_with_nothing_to_draw_is_a_note_not_an_abort(tmp_path):
 
 
 def test_runs_of_different_lengths_averaged_together_are_noted(tmp_path):
-    from test_analysis import write_run
-    from lottery_ticket.analysis import report
-    from lottery_ticket.foundations import paths, save_restore
     root = tmp_path / "exp"
     for trial in (1, 2):
         run = write_run(root, trial, 0, "lottery")

@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 from conftest import SMALL_FC, synthetic_dataset
-from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations import trainer
