@@ -86,13 +86,12 @@ def _threads_flag() -> Flag:
                 "the batch runner gives each worker cores / workers).", Optional[int])
 
 
-def _check_seeds(values: Dict[str, Any]) -> None:
+def _check_runner_flags(values: Dict[str, Any]) -> None:
+    """The runners' own numeric flags: seeds from 0 up, a positive thread count."""
     for name in ("seed", "train_order_seed"):
         if values.get(name) is not None and values[name] < 0:
             raise ValueError(f"--{name}={values[name]}: seeds are whole numbers from 0 up.")
-
-
-def _check_threads(threads: Optional[int]) -> None:
+    threads = values.get("threads")
     if threads is not None and threads < 1:
         raise ValueError(f"--threads={threads}: give a positive number of threads, or "
                          "leave the flag out for TensorFlow's choice.")
@@ -119,8 +118,7 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
     """Runs or resumes one trial of the lottery ticket experiment."""
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
-        _check_threads(values["threads"])
-        _check_seeds(values)
+        _check_runner_flags(values)
         config = flags_lib.config_from(values, family.defaults)
         output_dir = values["output_dir"]
         if output_dir is None:
@@ -156,8 +154,7 @@ def train(family: Family, module: str = "train") -> Command:
     """Trains one network, optionally with masks and presets from other runs."""
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
-        _check_threads(values["threads"])
-        _check_seeds(values)
+        _check_runner_flags(values)
         config = flags_lib.config_from(values, family.defaults)
         configure(values["threads"])
         from lottery_ticket.experiments import single_run  # After configure().
@@ -205,8 +202,7 @@ def control(family: Family, name: str) -> Command:
         raise ValueError(f"no control {name!r}; controls: {sorted(_CONTROL_HELP)}.")
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
-        _check_threads(values["threads"])
-        _check_seeds(values)
+        _check_runner_flags(values)
         configure(values["threads"])
         from lottery_ticket.experiments import control_runs  # After configure().
         fields = ExperimentConfig.fields()
