@@ -20,6 +20,9 @@ _SUBPACKAGES = find_packages(where=HERE, exclude=["tests", "tests.*", "bench", "
                                                   "build", "build.*"])
 
 
+_RAY = ["ray>=2.9"]
+_SLURM = ["submitit>=1.5"]
+
 
 class _BuildPy(build_py):
     """Leaves this setup.py out of the installed package."""
@@ -40,5 +43,13 @@ setup(
     package_dir={"lottery_ticket": "."},
     packages=["lottery_ticket"] + ["lottery_ticket." + p for p in _SUBPACKAGES],
     install_requires=_requirements(),
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        # Cluster engines for the argfile runner's --backend, imported only when asked for.
+        "ray": _RAY,
+        "slurm": _SLURM,
+        # The tests run notebooks in a real Jupyter kernel and batches on real Ray and
+        # Slurm, so they need every extra.
+        "test": ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"]
+                + _RAY + _SLURM,
+    },
 )
