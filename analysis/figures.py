@@ -1,4 +1,9 @@
-"""The paper's figures, drawn headless with matplotlib (Agg).
+"""The paper's figures, drawn with matplotlib's object-oriented API.
+
+Every function returns a ``matplotlib.figure.Figure`` (in a notebook it
+displays inline as the value of a cell) and, given a path, also writes it
+there atomically. No pyplot: importing this module and drawing these figures
+leave the host's backend, pyplot's figure list and rcParams alone.
 
 * early_stopping_figure: early-stopping iteration, or test accuracy at early
   stopping, against the percent of weights remaining (log scale), one line
@@ -14,17 +19,14 @@
 
 import io
 import os
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-matplotlib.use("Agg")  # Headless: figures are files, never windows.
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
-
-from lottery_ticket.analysis.tables import plural  # noqa: E402
-from lottery_ticket.foundations import save_restore  # noqa: E402
+from lottery_ticket.analysis.tables import plural
+from lottery_ticket.foundations import save_restore
 
 Record = Dict[str, Any]
 FORMATS = ("png", "svg")
@@ -64,17 +66,44 @@ def runs_per_level(counts: Sequence[int]) -> str:
     return f"{low}-{high} runs per level"
 
 
-def _save(figure, path: str) -> str:
+class ShownFigure(Figure):
+    """A Figure that shows itself as a PNG where IPython displays it.
+
+    Jupyter draws figures inline through a formatter that pyplot's inline
+    backend registers; a figure made without pyplot in a kernel where pyplot was
+    never imported would show only as text. This one renders itself instead.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
+
+
+def check_path(path: str) -> None:
+    """Raises ValueError unless `path` ends in one of FORMATS."""
     extension = os.path.splitext(path)[1].lstrip(".").lower()
     if extension not in FORMATS:
-        raise ValueError(f"figure format {extension!r} is not one of {FORMATS}.")
+        raise ValueError(f"figure format {extension!r} of {path} is not one of {FORMATS}: "
+                         "name the file .png or .svg.")
+
+
+def save(figure: Figure, path: str) -> str:
+    """Writes `figure` to `path` (.png or .svg) atomically; returns the path."""
+    check_path(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # Drawn to memory first, then written atomically like every result file.
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=extension, dpi=150, bbox_inches="tight")
-    plt.close(figure)
+    figure.savefig(buffer, format=os.path.splitext(path)[1].lstrip(".").lower(), dpi=150,
+                   bbox_inches="tight")
     save_restore.write_bytes_atomically(path, buffer.getvalue())
     return path
+
+
+def _finish(figure: Figure, path: Optional[str]) -> Figure:
+    if path is not None:
+        save(figure, path)
+    return figure
 
 
 def _ordered(names) -> List[str]:
@@ -95,23 +124,31 @@ def _percent_axis(axes, percents: Sequence[float]) -> None:
     axes.grid(True, which="both", alpha=0.3)
 
 
-def early_stopping_figure(summary: Sequence[Record], metric: str, path: str,
-                          title: str) -> str:
+def early_stopping_figure(summary: Sequence[Record], metric: str,
+                          path: Optional[str] = None, title: str = "") -> Figure:
     """One line per experiment name of `metric` against weights remaining.
 
     Args:
       summary: rows from metrics.summarize.
       metric: 'early_stop_iteration' or 'early_stop_test_accuracy' (or any
         summarized metric).
-      path: where to write (.png or .svg).
+      path: where to also write it (.png or .svg); None writes nothing.
       title: the figure's title (name the experiment).
+
+    Returns:
+      The figure.
     """
     labels = {"early_stop_iteration": "early-stopping iteration",
               "early_stop_test_accuracy": "test accuracy at early stopping (%)",
               "final_test_accuracy": "final test accuracy (%)",
               "best_test_accuracy": "best test accuracy (%)"}
     scale = 1.0 if metric == "early_stop_iteration" else 100.0
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    if path is not None:
+        check_path(path)
+    if not summary:
+        raise ValueError("no summary rows to draw: the experiment has no complete runs.")
+    figure = ShownFigure(figsize=(7, 4.5))
+    axes = figure.subplots()
     names = _ordered({row["experiment_name"] for row in summary})
     step = _dodge_step([100 * r["remaining"] for r in summary], len(names))
     for index, name in enumerate(names):
@@ -131,11 +168,12 @@ def early_stopping_figure(summary: Sequence[Record], metric: str, path: str,
     axes.set_ylabel(labels.get(metric, metric))
     axes.set_title(title)
     axes.legend(fontsize=8)
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
 def accuracy_curves_figure(curves: Mapping[tuple, Mapping[str, Any]], experiment_name: str,
-                           levels: Sequence[int], path: str, title: str) -> str:
+                           levels: Sequence[int], path: Optional[str] = None,
+                           title: str = "") -> Figure:
     """Test accuracy against training iteration at the chosen levels.
 
     Args:
@@ -143,8 +181,14 @@ def accuracy_curves_figure(curves: Mapping[tuple, Mapping[str, Any]], experiment
       experiment_name: whose curves to draw (e.g. 'lottery').
       levels: pruning levels to draw; levels without runs are left out.
       path, title: as in early_stopping_figure.
+
+    Returns:
+      The figure.
     """
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    if path is not None:
+        check_path(path)
+    figure = ShownFigure(figsize=(7, 4.5))
+    axes = figure.subplots()
     drawn = 0
     for level in levels:
         curve = curves.get((experiment_name, level))
@@ -162,18 +206,18 @@ def accuracy_curves_figure(curves: Mapping[tuple, Mapping[str, Any]], experiment
                           color=line.get_color(), alpha=0.2, linewidth=0)
         drawn += 1
     if not drawn:
-        plt.close(figure)
         raise ValueError(f"no {experiment_name!r} runs at levels {list(levels)} to draw.")
     axes.set_xlabel("training iteration")
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
-    return _save(figure, path)
+    return _finish(figure, path)
 
 
 def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping]]],
-                             path: str, title: str, bins: int = 60) -> str:
+                             path: Optional[str] = None, title: str = "",
+                             bins: int = 60) -> Figure:
     """Histograms of the surviving weights' initial values, one panel per layer.
 
     Each panel's legend sits below it, outside the axes, so it never covers
@@ -186,7 +230,12 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
         (reader.load_ticket checks that).
       path, title: as in early_stopping_figure.
       bins: histogram bins.
+
+    Returns:
+      The figure.
     """
+    if path is not None:
+        check_path(path)
     levels = sorted(level for level in tickets if tickets[level])
     if not levels:
         raise ValueError("no winning tickets to draw.")
@@ -195,9 +244,10 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
     # legend is outside the axes, tall enough for every level, and never on
     # the bars or the axis labels.
     legend_height = 0.25 + 0.16 * len(levels)
-    figure, grid = plt.subplots(2, len(layers), squeeze=False, layout="constrained",
-                                figsize=(4.2 * len(layers), 3.6 + legend_height),
-                                gridspec_kw={"height_ratios": [3.2, legend_height]})
+    figure = ShownFigure(layout="constrained",
+                         figsize=(4.2 * len(layers), 3.6 + legend_height))
+    grid = figure.subplots(2, len(layers), squeeze=False,
+                           gridspec_kw={"height_ratios": [3.2, legend_height]})
     for axes, legend_axes, layer in zip(grid[0], grid[1], layers):
         legend_axes.axis("off")
         values_by_level, totals, counts = {}, {}, {}
@@ -229,4 +279,4 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
         handles, labels = axes.get_legend_handles_labels()
         legend_axes.legend(handles, labels, fontsize=7, loc="upper center", frameon=False)
     figure.suptitle(title)
-    return _save(figure, path)
+    return _finish(figure, path)

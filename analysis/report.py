@@ -158,12 +158,15 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
     tables.write_csv(out("evaluations.csv"), reader.evaluations(records))
     written += [out(n) for n in ("summary.csv", "summary.md", "runs.csv", "evaluations.csv")]
 
-    written.append(figures.early_stopping_figure(
-        summary, "early_stop_iteration", out(f"early_stop_iteration.{image_format}"),
-        f"{title}: early-stopping iteration"))
-    written.append(figures.early_stopping_figure(
-        summary, "early_stop_test_accuracy", out(f"early_stop_accuracy.{image_format}"),
-        f"{title}: test accuracy at early stopping"))
+    def draw(name: str, figure_title: str, make_figure, *arguments) -> None:
+        path = out(f"{name}.{image_format}")
+        make_figure(*arguments, path=path, title=figure_title)
+        written.append(path)
+
+    draw("early_stop_iteration", f"{title}: early-stopping iteration",
+         figures.early_stopping_figure, summary, "early_stop_iteration")
+    draw("early_stop_accuracy", f"{title}: test accuracy at early stopping",
+         figures.early_stopping_figure, summary, "early_stop_test_accuracy")
 
     def left_out(figure: str, why: str) -> None:
         stale = out(f"{figure}.{image_format}")
@@ -175,16 +178,14 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
     at = f" at levels {','.join(map(str, chosen))}" if available else ""
     curves = metrics.curves(records)
     if any((experiment_name, level) in curves for level in chosen):
-        written.append(figures.accuracy_curves_figure(
-            curves, experiment_name, chosen, out(f"accuracy_curves.{image_format}"),
-            f"{title}: test accuracy during training ({experiment_name})"))
+        draw("accuracy_curves", f"{title}: test accuracy during training ({experiment_name})",
+             figures.accuracy_curves_figure, curves, experiment_name, chosen)
     else:
         left_out("accuracy_curves", f"no complete {experiment_name!r} runs with test "
                                     f"evaluations{at}")
     if tickets:
-        written.append(figures.weight_histograms_figure(
-            tickets, out(f"weight_histograms.{image_format}"),
-            f"{title}: initial weights of the {experiment_name} tickets"))
+        draw("weight_histograms", f"{title}: initial weights of the {experiment_name} tickets",
+             figures.weight_histograms_figure, tickets)
     else:
         left_out("weight_histograms", f"no complete {experiment_name!r} runs{at}")
     problems_path = out("problems.txt")

@@ -318,7 +318,7 @@ def test_only_diverged_runs_is_a_clear_error(tmp_path):
 def drawn(monkeypatch):
     """The figures report.report draws, by file name, drawn before they are saved."""
     found = {}
-    save = figures._save
+    save = figures.save
 
     def capture(figure, path):
         figure.canvas.draw()
@@ -331,7 +331,7 @@ def drawn(monkeypatch):
         }
         return save(figure, path)
 
-    monkeypatch.setattr(figures, "_save", capture)
+    monkeypatch.setattr(figures, "save", capture)
     return found
 
 
