@@ -20,6 +20,7 @@ from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations import trainer
+from lottery_ticket.foundations.progress import Progress
 from lottery_ticket.foundations.save_restore import Network
 
 logger = logging.getLogger("lottery_ticket")
@@ -36,8 +37,8 @@ def remaining_fraction(masks: Network) -> float:
 def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
               presets: save_restore.NetworkLike = None,
               experiment_name: str = EXPERIMENT_NAME,
-              reset_weights: Optional[Callable[[experiment.LevelResult], Network]] = None
-              ) -> Dict[int, experiment.LevelResult]:
+              reset_weights: Optional[Callable[[experiment.LevelResult], Network]] = None,
+              progress: Progress = None) -> Dict[int, experiment.LevelResult]:
     """Runs (or resumes) one trial of config['levels'] pruning levels after level 0.
 
     Args:
@@ -48,6 +49,7 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
       experiment_name: the run directories' name within each level.
       reset_weights: given level 0's result, the weights survivors are reset
         to; default level 0's initial weights (see foundations.experiment).
+      progress: as in trainer.train (False: show nothing).
 
     Returns:
       level -> experiment.LevelResult.
@@ -71,7 +73,7 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
             return single_run.train_model(
                 dataset, model, run_dir(level), config, info,
                 progress_label=f"{experiment_name} level {level} of {levels} | ",
-                iterations_after=per_level * (levels - level))
+                iterations_after=per_level * (levels - level), progress=progress)
 
     def make_dataset():
         return build.dataset(config, int(seed))

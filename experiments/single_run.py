@@ -18,6 +18,7 @@ from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations import trainer
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.model_base import ModelBase
+from lottery_ticket.foundations.progress import Progress
 from lottery_ticket.foundations.save_restore import Network
 
 logger = logging.getLogger("lottery_ticket")
@@ -48,21 +49,25 @@ def load_if_complete(output_dir: str, run_info: Mapping[str, Any]
 
 def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
                 config: ExperimentConfig, run_info: Mapping[str, Any],
-                progress_label: str = "", iterations_after: int = 0
-                ) -> Tuple[Network, Network]:
-    """Trains a model with the configured optimizer, length and evaluation intervals."""
+                progress_label: str = "", iterations_after: int = 0,
+                progress: Progress = None) -> Tuple[Network, Network]:
+    """Trains a model with the configured optimizer, length and evaluation intervals.
+
+    Returns trainer.train's TrainResult (which unpacks as (initial, final)).
+    """
     validate = config["validate_interval"] if config["validation_size"] else None
     return trainer.train(
         dataset, model, build.optimizer_fn(config), config["training_len"], output_dir,
         test_interval=config["test_interval"] or None, validate_interval=validate or None,
-        run_info=run_info, progress_label=progress_label, iterations_after=iterations_after)
+        run_info=run_info, progress=progress, progress_label=progress_label,
+        iterations_after=iterations_after)
 
 
 def train(output_dir: str, config: ExperimentConfig,
           masks: save_restore.NetworkLike = None, presets: save_restore.NetworkLike = None,
           seed: int = 0, train_order_seed: Optional[int] = None,
-          model_seed: Optional[int] = None, run_info: Optional[Mapping[str, Any]] = None
-          ) -> Tuple[Network, Network]:
+          model_seed: Optional[int] = None, run_info: Optional[Mapping[str, Any]] = None,
+          progress: Progress = None) -> Tuple[Network, Network]:
     """Trains one network and writes its run directory, unless it is complete.
 
     Args:
@@ -77,9 +82,11 @@ def train(output_dir: str, config: ExperimentConfig,
       train_order_seed: seeds the batch order; default `seed`.
       model_seed: seeds layers without presets; default `seed`.
       run_info: extra facts recorded in done.json and compared on reuse.
+      progress: as in trainer.train (False: show nothing).
 
     Returns:
-      (initial_weights, final_weights).
+      (initial_weights, final_weights): a trainer.TrainResult, with the
+      run's metrics, when it was trained now.
 
     Raises:
       ValueError: a setting, the masks or presets (a layer missing) or the
@@ -104,4 +111,4 @@ def train(output_dir: str, config: ExperimentConfig,
         model = build.model(config, preset_values, mask_values,
                             seed=int(seed if model_seed is None else model_seed))
         build.check_fit(config, dataset, model, mask_values, preset_values)
-        return train_model(dataset, model, output_dir, config, info)
+        return train_model(dataset, model, output_dir, config, info, progress=progress)

@@ -16,7 +16,7 @@ Biases start at 0 (or at ``bias_initializer``) and are never masked.
 """
 
 import zlib
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -89,6 +89,19 @@ class ModelBase(tf.Module):
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Computes logits from inputs with dense_layer / conv2d_layer."""
         raise NotImplementedError("subclasses of ModelBase define forward().")
+
+    def trace_key(self) -> Optional[Hashable]:
+        """What, besides the layers' shapes and masks, decides forward()'s computation.
+
+        The trainer traces its compiled functions once and reuses them for
+        later runs of models of the same class whose trace keys are equal and
+        whose variables have the same names and shapes, loading each run's
+        values into the variables it traced. Return a hashable of every
+        constructor argument that changes the computation (activations,
+        dropout rates, strides...), not of values that only set initial weights.
+        The default, None, never reuses: always correct, only slower to start.
+        """
+        return None
 
     # -- Calling and building -----------------------------------------------------
 

@@ -1,6 +1,6 @@
 """A fully-connected network (LeNet-300-100 with the default hyperparameters)."""
 
-from typing import Any, Mapping, Optional
+from typing import Any, Hashable, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -30,6 +30,10 @@ class ModelFc(ModelBase):
                              for units, activation in hyperparameters["layers"]]
         self._kernel_initializer = hyperparameters.get("kernel_initializer", "glorot_normal")
         super().__init__(presets=presets, masks=masks, seed=seed, name="model_fc")
+
+    def trace_key(self) -> Hashable:
+        """The layers' sizes and activations: all that decides the computation."""
+        return tuple(self._layer_specs)
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Flattens the inputs and applies the dense layers; returns logits."""

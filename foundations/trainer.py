@@ -14,20 +14,32 @@ The iterations between two evaluations run inside one compiled tf.function
 (a tf.while_loop over batches of indices into the training set, which stays
 on the device), so the Python interpreter is entered once per evaluation,
 not once per step.
+
+Compiled functions are traced once per architecture, data set and optimizer
+setting in a process and reused by later runs (the levels of a trial, the
+controls, a ticket after its dense network in a notebook): the run's values
+are assigned into the variables the functions were traced with, and the
+trained values are assigned back into the caller's model. A model class
+opts in through ``ModelBase.trace_key``.
 """
 
+import collections
+import copy
+import functools
+import json
 import logging
 import math
 import os
 import platform
 import time
 import weakref
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import progress as progress_lib
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations.dataset_base import DatasetBase
@@ -36,14 +48,15 @@ from lottery_ticket.foundations.save_restore import Network
 
 logger = logging.getLogger("lottery_ticket")
 
-ProgressFn = Callable[[int, int, Dict[str, Dict[str, float]]], None]
+ProgressFn = progress_lib.ProgressFn
 
 # Evaluation runs over a split in chunks of this many examples to bound memory.
 _EVALUATION_CHUNK = 10000
 # Without any evaluation interval, the loop still returns to Python this often
 # so that progress can be reported.
 _DEFAULT_CHUNK = 1000
-_PROGRESS_SECONDS = 10.0
+# Compiled programs kept per data set (most recently used first out last).
+_ENGINES_PER_DATASET = 4
 
 
 # Raised by train(); defined beside the run records so that command lines need
@@ -123,27 +136,6 @@ class _Recorder:
             self.writer.close()
 
 
-def _log_progress(iteration: int, total: int, latest: Mapping[str, Mapping[str, float]],
-                  started: float, label: str, iterations_after: int = 0) -> None:
-    rate = iteration / max(time.time() - started, 1e-9)
-    parts = [f"{label}iteration {iteration}/{total}", f"{rate:.0f} it/s"]
-    if iteration < total or iterations_after:
-        eta = f"ETA {_clock((total - iteration) / rate)}"
-        if iterations_after:
-            eta += f" (whole trial {_clock((total - iteration + iterations_after) / rate)})"
-        parts.append(eta)
-    for split in ("train", "validate", "test"):
-        if split in latest:
-            parts.append(f"{split} acc {latest[split]['accuracy']:.4f} "
-                         f"loss {latest[split]['loss']:.4f}")
-    logger.info(" | ".join(parts))
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
                 output_dir: str, *, validate_interval: Optional[int] = None,
                 save_network: bool = True) -> Tuple[int, Network]:
@@ -211,19 +203,28 @@ class CompiledSteps:
         optimizer.build(self._variables)
         # A fixed signature traces each function once, whatever the number of
         # batches or the size of an evaluation chunk.
+        # Each function wraps a partial of its own, so TensorFlow counts its
+        # traces per instance: one trace each is not the "retracing" it warns of.
         self._train_steps = tf.function(
-            self._train_steps_graph,
+            functools.partial(self._train_steps_graph),
             input_signature=[tf.TensorSpec([None, dataset.train_batch_size], tf.int32)])
         example_spec = tf.TensorSpec([None] + list(dataset.example_shape), tf.float32)
         self._evaluation_sums = tf.function(
-            self._evaluation_sums_graph,
+            functools.partial(self._evaluation_sums_graph),
             input_signature=[example_spec, tf.TensorSpec([None], tf.int32)])
-        self._all_finite = tf.function(lambda: tf.reduce_all(
-            [tf.reduce_all(tf.math.is_finite(v)) for v in self._variables]))
+        self._all_finite = tf.function(functools.partial(self._all_finite_graph))
+
+    def _all_finite_graph(self) -> tf.Tensor:
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in self._variables])
 
     def weights_finite(self) -> bool:
         """Whether every trainable variable holds only finite values."""
         return bool(self._all_finite())
+
+    def tracing_counts(self) -> Dict[str, int]:
+        """How often each compiled function has been traced (1 once used)."""
+        return {"train_steps": self._train_steps.experimental_get_tracing_count(),
+                "evaluation": self._evaluation_sums.experimental_get_tracing_count()}
 
     def _train_steps_graph(self, indices: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         loss_total = tf.constant(0.0)
@@ -273,6 +274,78 @@ class CompiledSteps:
         return loss_sum / int(y.shape[0]), correct / int(y.shape[0])
 
 
+# Compiled programs by data set, then by what decides their computation.
+_ENGINES: "weakref.WeakKeyDictionary[DatasetBase, collections.OrderedDict]" = (
+    weakref.WeakKeyDictionary())
+
+
+def _optimizer_key(optimizer: Any) -> Optional[Hashable]:
+    try:
+        config = dict(optimizer.get_config())
+    except (AttributeError, NotImplementedError, TypeError):
+        return None
+    config.pop("name", None)  # Names differ between equal optimizers.
+    return (type(optimizer).__module__, type(optimizer).__qualname__,
+            json.dumps(config, sort_keys=True, default=repr))
+
+
+def _engine_key(model: ModelBase, optimizer: Any) -> Optional[Hashable]:
+    """What two runs must share to share compiled functions, or None."""
+    model_key = model.trace_key()
+    optimizer_key = _optimizer_key(optimizer)
+    if model_key is None or optimizer_key is None:
+        return None
+    layout = tuple((v.name, tuple(v.shape), v.dtype.name, v.trainable)
+                   for v in model.variables)
+    return (type(model), model_key, layout, optimizer_key)
+
+
+def _assign_all(source: Sequence[tf.Variable], target: Sequence[tf.Variable]) -> None:
+    if len(source) != len(target) or any(
+            tuple(a.shape) != tuple(b.shape) for a, b in zip(source, target)):
+        raise RuntimeError("compiled functions were reused for a different variable "
+                           "layout; this is a bug in trainer._engine_key.")
+    for value, variable in zip(source, target):
+        variable.assign(value)
+
+
+def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any) -> CompiledSteps:
+    """Compiled functions for training `model` with `optimizer` on `dataset`.
+
+    Reuses the functions an earlier run in this process traced for the same
+    model class and trace key, variable layout, optimizer setting and data
+    set: that run's private copy of the model is loaded with `model`'s
+    values and its optimizer is reset to `optimizer`'s fresh state, so the
+    numbers are those of a fresh trace. Call `finish_steps` after training
+    to copy the trained values back into `model`. Without a trace key (the
+    default for a ModelBase subclass) the functions are made for `model`.
+    """
+    model.build(dataset.example_shape)
+    key = _engine_key(model, optimizer)
+    if key is None:
+        return CompiledSteps(dataset, model, optimizer)
+    engines = _ENGINES.setdefault(dataset, collections.OrderedDict())
+    steps = engines.get(key)
+    if steps is None:
+        # A private copy, so that later runs never change a model the caller holds.
+        steps = CompiledSteps(dataset, copy.deepcopy(model), optimizer)
+        engines[key] = steps
+        while len(engines) > _ENGINES_PER_DATASET:
+            engines.popitem(last=False)
+    else:
+        engines.move_to_end(key)
+        optimizer.build(steps.model.trainable_variables)
+        _assign_all(optimizer.variables, steps.optimizer.variables)
+    _assign_all(model.variables, steps.model.variables)
+    return steps
+
+
+def finish_steps(steps: CompiledSteps, model: ModelBase) -> None:
+    """Copies the trained values from shared compiled functions into `model`."""
+    if steps.model is not model:
+        _assign_all(steps.model.variables, model.variables)
+
+
 def _check_finite(steps: CompiledSteps, output_dir: str, iteration: int,
                   losses: Mapping[str, float]) -> None:
     """Raises DivergedError if a loss or a weight is not finite."""
@@ -288,14 +361,13 @@ def _check_finite(steps: CompiledSteps, output_dir: str, iteration: int,
 def _training_loop(steps: CompiledSteps, dataset: DatasetBase, total: int,
                    recorder: _Recorder, output_dir: str, *, test_interval: Optional[int],
                    validate_interval: Optional[int], train_interval: Optional[int],
-                   progress: Optional[ProgressFn], progress_label: str,
-                   iterations_after: int = 0) -> None:
+                   reporter: progress_lib.Reporter) -> None:
     """Trains from iteration 0 to `total`, recording metrics at each boundary and
     stopping with DivergedError at the first non-finite loss or weight."""
     intervals = {"test": test_interval, "validate": validate_interval if dataset.validate
                  is not None else None}
-    started = time.time()
-    last_report = started
+    reporter.start(total)
+    last_save = time.time()
     for split, interval in intervals.items():
         if interval:
             recorder.add(split, 0, *steps.evaluate(split))
@@ -326,22 +398,20 @@ def _training_loop(steps: CompiledSteps, dataset: DatasetBase, total: int,
             recorder.add("train", iteration, train_loss / train_steps_done,
                          train_accuracy / train_steps_done)
             train_loss, train_accuracy, train_steps_done = 0.0, 0.0, 0
-        if progress is not None:
-            progress(iteration, total, recorder.latest())
-        elif time.time() - last_report >= _PROGRESS_SECONDS or iteration == total:
-            _log_progress(iteration, total, recorder.latest(), started, progress_label,
-                          iterations_after)
-            # Saved with each report so an interrupted run keeps its metrics so far.
+        reporter.update(iteration, total, recorder.latest())
+        if time.time() - last_save >= progress_lib.LOG_SECONDS:
+            # Saved now and then so that an interrupted run keeps its metrics so far.
             recorder.save()
-            last_report = time.time()
+            last_save = time.time()
 
 
 def _write_record(output_dir: str, *, total: int, training_len: Sequence, seconds: float,
                   model: ModelBase, dataset: DatasetBase,
                   final_metrics: Dict[str, Dict[str, float]],
-                  run_info: Optional[Mapping]) -> None:
-    """Writes done.json, whose presence marks the run in `output_dir` complete."""
-    runs.write_done(output_dir, {
+                  run_info: Optional[Mapping]) -> Dict[str, Any]:
+    """Writes done.json, whose presence marks the run in `output_dir` complete;
+    returns what it wrote."""
+    record = {
         "iterations": total,
         "training_len": list(training_len),
         "seconds": seconds,
@@ -357,7 +427,38 @@ def _write_record(output_dir: str, *, total: int, training_len: Sequence, second
         "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "python": platform.python_version(),
         "run_info": dict(run_info or {}),
-    })
+    }
+    runs.write_done(output_dir, record)
+    return dict(record, format_version=runs.FORMAT_VERSION)
+
+
+class TrainResult(tuple):
+    """(initial_weights, final_weights), with the run's metrics and record.
+
+    Unpacks as a pair, as `initial, final = train(...)` expects; also has
+
+    * ``initial``, ``final``: dicts layer name -> effective kernel;
+    * ``metrics``: {split: {"iteration": [...], "loss": [...], "accuracy":
+      [...]}}, the numbers written to metrics.json;
+    * ``record``: the contents of done.json;
+    * ``output_dir``: where the run was written.
+    """
+
+    initial: Network
+    final: Network
+    metrics: Dict[str, Dict[str, list]]
+    record: Dict[str, Any]
+    output_dir: str
+
+    def __new__(cls, initial: Network, final: Network, metrics: Dict[str, Dict[str, list]],
+                record: Dict[str, Any], output_dir: str) -> "TrainResult":
+        result = super().__new__(cls, (initial, final))
+        result.initial, result.final = initial, final
+        result.metrics, result.record, result.output_dir = metrics, record, output_dir
+        return result
+
+    def __getnewargs__(self):
+        return (self.initial, self.final, self.metrics, self.record, self.output_dir)
 
 
 def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any],
@@ -365,8 +466,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
           save_summaries: bool = True, save_network: bool = True,
           test_interval: Optional[int] = 100, validate_interval: Optional[int] = None,
           train_interval: Optional[int] = None, run_info: Optional[Mapping] = None,
-          progress: Optional[ProgressFn] = None, progress_label: str = "",
-          iterations_after: int = 0) -> Tuple[Network, Network]:
+          progress: progress_lib.Progress = None, progress_label: str = "",
+          iterations_after: int = 0) -> TrainResult:
     """Trains `model` on `dataset` and writes the run to `output_dir`.
 
     Args:
@@ -388,39 +489,45 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         records at every test/validate evaluation.
       run_info: JSON-serializable facts about the run (hyperparameters,
         level, trial, ...), written into done.json.
-      progress: called as progress(iteration, total, latest_metrics) each
-        time the loop returns to Python; the default logs to the
-        'lottery_ticket' logger about every 10 seconds.
+      progress: None (the default) shows a live progress line under the cell
+        in a Jupyter kernel and elsewhere logs a line to the 'lottery_ticket'
+        logger about every 10 seconds; False shows nothing; a function is
+        called as progress(iteration, total, latest_metrics) each time the
+        loop returns to Python.
       progress_label: text put before the default progress lines.
       iterations_after: iterations still to come after this run (later
         levels of a trial), for the default progress lines' whole-trial ETA.
 
     Returns:
-      (initial_weights, final_weights): dicts layer name -> effective kernel.
+      A TrainResult: unpacks as (initial_weights, final_weights), dicts layer
+      name -> effective kernel; its `metrics` are those of metrics.json and
+      its `record` that of done.json. `model` holds the trained values.
 
     Raises:
       DivergedError: a loss (training, or an evaluated split) or a weight
         became non-finite; the metrics so far and diverged.json are written,
         done.json is not.
     """
+    reporter = progress_lib.Reporter(progress, progress_label, iterations_after)
     total, initial_weights = prepare_run(dataset, model, training_len, output_dir,
                                          validate_interval=validate_interval,
                                          save_network=save_network)
-    steps = CompiledSteps(dataset, model, optimizer_fn())
+    steps = compiled_steps(dataset, model, optimizer_fn())
     recorder = _Recorder(output_dir, save_summaries)
     started = time.time()
     try:
         try:
             _training_loop(steps, dataset, total, recorder, output_dir,
                            test_interval=test_interval, validate_interval=validate_interval,
-                           train_interval=train_interval, progress=progress,
-                           progress_label=progress_label, iterations_after=iterations_after)
+                           train_interval=train_interval, reporter=reporter)
         except DivergedError as error:
+            finish_steps(steps, model)
             recorder.save()
             runs.write_diverged(output_dir, {"iteration": error.iteration,
                                              "reason": error.what,
                                              "run_info": dict(run_info or {})})
             raise
+        finish_steps(steps, model)
         final_weights = model.get_current_weights()
         if runs.is_complete(output_dir):
             raise FileExistsError(
@@ -432,7 +539,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
     finally:
         recorder.close()
 
-    _write_record(output_dir, total=total, training_len=training_len,
-                  seconds=time.time() - started, model=model, dataset=dataset,
-                  final_metrics=recorder.latest(), run_info=run_info)
-    return initial_weights, final_weights
+    record = _write_record(output_dir, total=total, training_len=training_len,
+                           seconds=time.time() - started, model=model, dataset=dataset,
+                           final_metrics=recorder.latest(), run_info=run_info)
+    return TrainResult(initial_weights, final_weights, copy.deepcopy(recorder.metrics),
+                       record, output_dir)
