@@ -2,14 +2,19 @@
 
 Each file is tried at each mirror in turn, checked against its published MD5,
 and written atomically; files already present with the right checksum are
-kept. ``base_url`` points at another mirror (a local copy, for instance). The
-files, checksums and mirrors of each data set are in ``datasets.registry``.
+kept. Archives (a data set's ``archives``, such as CIFAR-10's tar.gz) are then
+extracted into the same location: only regular files and folders, none
+outside the location, each file written atomically and left untouched where
+it is already there with the same bytes. ``base_url`` points at another
+mirror (a local copy, for instance). The files, checksums and mirrors of each
+data set are in ``datasets.registry``.
 """
 
 import hashlib
 import logging
 import os
 import pathlib
+import tarfile
 import urllib.error
 import urllib.request
 from typing import Dict, List, Optional, Sequence
@@ -76,6 +81,60 @@ def download_file(filename: str, expected_md5: str, urls: Sequence[str], locatio
         "--base_url=URL of a mirror that has it.")
 
 
+def _member_path(archive: str, member: tarfile.TarInfo, location: str) -> str:
+    """Where a member goes; DownloadError for one that is not a plain file or folder
+    inside the location (absolute, '..', links, devices)."""
+    name = os.path.normpath(member.name)
+    if not (member.isfile() or member.isdir()):
+        raise DownloadError(f"{archive}: refusing to extract {member.name!r}: it is a link "
+                            "or a special file, which a data set archive never holds.")
+    if os.path.isabs(member.name) or name == ".." or name.startswith(".." + os.sep) \
+            or os.path.splitdrive(member.name)[0]:
+        raise DownloadError(f"{archive}: refusing to extract {member.name!r}: the path "
+                            f"leads outside {location}.")
+    return os.path.join(location, name)
+
+
+def extract_archive(archive: str, location: str) -> List[str]:
+    """Extracts a tar.gz archive into `location`, safely.
+
+    Every member is checked before anything is written, so an archive with
+    one unsafe member writes nothing. Files are written atomically; one
+    already there with the same bytes is left untouched.
+
+    Returns:
+      The paths of the files in the archive.
+
+    Raises:
+      DownloadError: the archive is damaged, or a member is a link, a special
+        file, or would land outside `location`.
+    """
+    files = []
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()
+            targets = [_member_path(archive, member, location) for member in members]
+            for member, target in zip(members, targets):
+                if member.isdir():
+                    os.makedirs(target, exist_ok=True)
+                    continue
+                data = tar.extractfile(member).read()
+                files.append(target)
+                if os.path.isfile(target) and os.path.getsize(target) == len(data):
+                    with open(target, "rb") as f:
+                        if f.read() == data:
+                            continue
+                try:
+                    save_restore.write_bytes_atomically(target, data)
+                except OSError as error:
+                    raise DownloadError(f"cannot write {target} ({error}).") from error
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise DownloadError(f"{archive}: cannot be extracted ({error}); delete it and "
+                            "download it again.") from error
+    logger.info("extracted %d files from %s", len(files), archive)
+    return files
+
+
 def download(location: str, dataset: str = "mnist", base_url: Optional[str] = None,
              timeout: float = 60.0) -> List[str]:
     """Downloads the files of a registered data set into `location`.
@@ -88,11 +147,12 @@ def download(location: str, dataset: str = "mnist", base_url: Optional[str] = No
       timeout: seconds to wait for each connection.
 
     Returns:
-      Paths of the files.
+      Paths of the files, then of the files extracted from its archives.
 
     Raises:
       ValueError: an unknown data set.
-      DownloadError: a file could not be had intact from any mirror.
+      DownloadError: a file could not be had intact from any mirror, or an
+        archive could not be extracted safely.
     """
     spec = registry.DATASETS.get(dataset)  # an unknown name lists the known ones
     urls = [base_url] if base_url else list(spec.mirrors)
@@ -112,6 +172,8 @@ def download(location: str, dataset: str = "mnist", base_url: Optional[str] = No
     if failures:
         raise DownloadError(f"{len(failures)} of {len(spec.files)} files could not be "
                             "downloaded:\n" + "\n".join(failures))
+    for archive in spec.archives:
+        written += extract_archive(os.path.join(location, archive), location)
     spec.verify(location)
     return written
 

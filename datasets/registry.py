@@ -10,8 +10,9 @@ mirrors, which ``datasets.download`` fetches. A new data set registers one::
 import dataclasses
 import hashlib
 import os
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from lottery_ticket.datasets import cifar10
 from lottery_ticket.datasets import dataset_mnist
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations.dataset_base import DatasetBase
@@ -31,11 +32,18 @@ class DatasetSpec:
       mirrors: base URLs tried in turn.
       verify: verify(location) reads the files back after a download, so a
         file that does not parse is found before anyone trains on it.
+      archives: names in `files` that are tar.gz archives: the downloader
+        extracts them into the location (safely: no path may leave it).
+      read_files: read_files(location) -> the files (relative to the
+        location) that the reader reads there, checksummed as the data's
+        identity; None: the entries of `files`.
     """
     build: Builder
     files: Dict[str, str] = dataclasses.field(default_factory=dict)
     mirrors: List[str] = dataclasses.field(default_factory=list)
     verify: Callable[[str], None] = lambda location: None
+    archives: Tuple[str, ...] = ()
+    read_files: Optional[Callable[[str], List[str]]] = None
 
 
 def _build_idx(location: str, *, flatten: bool = True, validation_size: int = 0,
@@ -71,6 +79,29 @@ DATASETS.register("fashion_mnist", DatasetSpec(
            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
     mirrors=["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
     verify=_verify_idx))
+
+
+def _build_cifar10(location: str, *, flatten: bool = True, validation_size: int = 0,
+                   batch_size: int = 60, train_order_seed: int = 0) -> DatasetBase:
+    return cifar10.DatasetCifar10(location, flatten=flatten, train_order_seed=train_order_seed,
+                                  train_batch_size=batch_size, validation_size=validation_size)
+
+
+def _verify_cifar10(location: str) -> None:
+    cifar10.load(location)
+
+
+# The python-pickle archive Alex Krizhevsky publishes, with its published MD5; the
+# downloader extracts it to cifar-10-batches-py/. The reader also takes the binary
+# version (cifar-10-binary.tar.gz, MD5 in CIFAR10_BINARY_MD5), placed by hand.
+DATASETS.register("cifar10", DatasetSpec(
+    _build_cifar10,
+    files={cifar10.PYTHON_ARCHIVE: "c58f30108f718f92721af3b95e74349a"},
+    mirrors=["https://www.cs.toronto.edu/~kriz/"],
+    verify=_verify_cifar10,
+    archives=(cifar10.PYTHON_ARCHIVE,),
+    read_files=cifar10.data_files))
+CIFAR10_BINARY_MD5 = {cifar10.BINARY_ARCHIVE: "c32a1d4ab5d03f1284b67883e8d87530"}
 
 
 def build(name: str, location: str, *, flatten: bool = True, validation_size: int = 0,
@@ -128,10 +159,17 @@ def fingerprint(name: str, location: str) -> Dict[str, Any]:
 
     A file may be stored compressed (as published) or not; the one the reader
     reads (the uncompressed one, where both exist) is checksummed. A data set
-    registered without a list of files is identified by every file in its
-    location. Missing files are left for the reader to report.
+    with ``read_files`` is identified by the files it names (CIFAR-10: the
+    extracted batches, or the archive where only that is there); one
+    registered without a list of files by every file in its location.
+    Missing files are left for the reader to report.
     """
-    expected = list(DATASETS.get(name).files)
+    spec = DATASETS.get(name)
+    if spec.read_files is not None:
+        return {"dataset": name, "files": {
+            relative: _md5(os.path.join(location, relative))
+            for relative in spec.read_files(location)}}
+    expected = list(spec.files)
     if not expected and os.path.isdir(location):
         expected = sorted(entry for entry in os.listdir(location)
                           if os.path.isfile(os.path.join(location, entry)))

@@ -20,6 +20,7 @@ import dataclasses
 import typing
 from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
+from lottery_ticket.foundations import pruning as pruning_lib
 from lottery_ticket.foundations import registry
 
 # One tuple per layer; what it holds is the model's: (units, activation) for fc.
@@ -228,16 +229,32 @@ class TrainConfig(_Concern):
 class PruneConfig(_Concern):
     """How the masks shrink from one level to the next."""
     pruning: str = _field("layerwise", "Pruning strategy: a name registered in "
-                          "experiments.registry.PRUNING (layerwise magnitude, ...).")
+                          "experiments.registry.PRUNING: layerwise (each layer loses its "
+                          "own fraction), global (the layers that share a rate in "
+                          "prune_percents are pooled under one threshold) or unit (whole "
+                          "units: kernel columns and conv filters).")
     prune_percents: Percents = _field(
         {"layer0": 0.2, "layer1": 0.2, "layer2": 0.1},
         "Fraction of each layer's surviving weights pruned per level, e.g. "
-        "\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\".")
+        "\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\" (units for --pruning=unit).")
+    prune_scores: str = _field("magnitude", "What ranks weights for pruning, lowest "
+                               "first: magnitude or random (seeded by prune_seed); for "
+                               "--pruning=unit: magnitude (= input_magnitude), "
+                               "output_magnitude, magnitude_product or random.")
+    prune_seed: int = _field(0, "Seed of random pruning scores: the same seed gives the "
+                             "same masks.")
     levels: int = _field(30, "Pruning levels after the dense level 0 (a larger number "
                          "extends a finished trial).", identity=False)
 
     def check(self) -> None:
         _check_at_least("levels", self.levels, 0)
+        _check_at_least("prune_seed", self.prune_seed, 0)
+        known = pruning_lib.score_names()
+        if self.prune_scores not in known:
+            guess = registry.closest(self.prune_scores, known)
+            hint = f" Did you mean {guess!r}?" if guess else ""
+            raise ValueError(f"prune_scores {self.prune_scores!r} is not a pruning score."
+                             f"{hint} Scores: {', '.join(known)}.")
 
 
 CONCERNS = (("data", DataConfig), ("model", ModelConfig), ("training", TrainConfig),

@@ -5,7 +5,9 @@ Each registry maps the name a configuration gives (``--model``, ``--optimizer``,
 
 * ``MODELS``: build(model_config, presets, masks, seed) -> ModelBase;
 * ``OPTIMIZERS``: build(train_config) -> a function making a fresh optimizer;
-* ``PRUNING``: build(prune_config) -> prune(masks, final_weights) -> masks.
+* ``PRUNING``: build(prune_config) -> prune(masks, final_weights) -> masks;
+  ``layerwise``, ``global`` and ``unit`` are the selections of
+  ``foundations.pruning.prune``, ranked by ``--prune_scores``.
 
 Data sets are registered in ``lottery_ticket.datasets.registry``. A new family
 registers its model in its own package (see the README's worked example).
@@ -57,9 +59,21 @@ OPTIMIZERS.register("momentum", _keras_optimizer("SGD", momentum="momentum"))
 OPTIMIZERS.register("adam", _keras_optimizer("Adam"))
 
 
-def _layerwise(config) -> Callable[[Network, Network], Network]:
-    # Exact round(p * surviving) per layer, ties by index: foundations.pruning.
-    return functools.partial(pruning.prune_by_percent, dict(config.prune_percents))
+def _selection(selection: str) -> PruneBuilder:
+    """A builder of foundations.pruning.prune with this selection and the configured
+    scores, percents and seed (checked here, before any training)."""
+    def build(config) -> Callable[[Network, Network], Network]:
+        pruning.check_strategy(selection, config.prune_scores, config.prune_seed)
+        return functools.partial(pruning.prune, dict(config.prune_percents),
+                                 scores=config.prune_scores, selection=selection,
+                                 seed=config.prune_seed)
+    build.__qualname__ = f"_selection.{selection}"  # one registry entry per selection
+    return build
 
 
-PRUNING.register("layerwise", _layerwise)
+# Exact round(p * surviving) per layer, ties by index: the paper's, and the default.
+PRUNING.register("layerwise", _selection("layerwise"))
+# The layers that share a rate in prune_percents form one pool under one threshold.
+PRUNING.register("global", _selection("global"))
+# Whole units (kernel columns, conv filters) and the next layer's matching inputs.
+PRUNING.register("unit", _selection("unit"))

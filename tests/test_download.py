@@ -1,10 +1,13 @@
-"""The downloader against a local HTTP server serving the real MNIST files."""
+"""The downloader against a local HTTP server serving the real MNIST files; safe extraction."""
 
+import io
 import os
 import shutil
+import tarfile
 
 import pytest
 
+from lottery_ticket.datasets import download
 from lottery_ticket.mnist_fc import download_data
 
 CHECKSUMS = download_data.CHECKSUMS["mnist"]
@@ -68,5 +71,77 @@ def test_intact_files_are_kept_and_the_cli_exits_nonzero(server, tmp_path, mnist
 
 
 def test_unknown_dataset_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match="fashion_mnist"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'imagenet'\. Registered: "
+                                         r"cifar10, (.*, )?fashion_mnist, (.*, )?mnist"):
+        download_data.download(str(tmp_path), "imagenet")
+    with pytest.raises(ValueError, match=r"unknown dataset 'cifar'\. Did you mean 'cifar10'\?"):
         download_data.download(str(tmp_path), "cifar")
+
+
+def _archive(path, members):
+    """A tar.gz of (TarInfo, bytes or None) members."""
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return str(path)
+
+
+def _file(name):
+    return tarfile.TarInfo(name), b"data"
+
+
+def _folder(name):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info, None
+
+
+def _link(name, kind, target):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+@pytest.mark.parametrize("member, message", [
+    (_file("../escape.txt"), "the path leads outside"),
+    (_file("folder/../../escape.txt"), "the path leads outside"),
+    (_file("/tmp/absolute.txt"), "the path leads outside"),
+    (_link("folder/link", tarfile.SYMTYPE, "/etc/passwd"), "it is a link or a special file"),
+    (_link("folder/hard", tarfile.LNKTYPE, "folder/ok.txt"), "it is a link or a special file"),
+])
+def test_extraction_refuses_unsafe_members_and_writes_nothing(tmp_path, member, message):
+    archive = _archive(tmp_path / "a.tar.gz", [_file("folder/ok.txt"), member])
+    target = tmp_path / "nested" / "out"
+    target.mkdir(parents=True)
+    with pytest.raises(download_data.DownloadError, match=f"a.tar.gz: refusing to extract "
+                                                          f".*{message}"):
+        download.extract_archive(archive, str(target))
+    assert os.listdir(target) == [] and sorted(os.listdir(tmp_path / "nested")) == ["out"]
+
+
+def test_extraction_writes_files_and_keeps_identical_ones(tmp_path):
+    archive = _archive(tmp_path / "a.tar.gz", [
+        _folder("folder"), _file("folder/same.txt"), _file("folder/new.txt"),
+        _file("./top.txt")])
+    target = tmp_path / "out"
+    (target / "folder").mkdir(parents=True)
+    (target / "folder" / "same.txt").write_bytes(b"data")
+    (target / "folder" / "new.txt").write_bytes(b"other")
+    stamp = os.stat(target / "folder" / "same.txt").st_mtime_ns
+    os.utime(target / "folder" / "new.txt", ns=(1, 1))
+    written = download.extract_archive(archive, str(target))
+    assert written == [str(target / "folder" / "same.txt"), str(target / "folder" / "new.txt"),
+                       str(target / "top.txt")]
+    assert os.stat(target / "folder" / "same.txt").st_mtime_ns == stamp
+    assert (target / "folder" / "new.txt").read_bytes() == b"data"
+    assert (target / "top.txt").read_bytes() == b"data"
+    assert sorted(os.listdir(target / "folder")) == ["new.txt", "same.txt"]  # no temporaries
+
+
+def test_a_damaged_archive_is_an_error_naming_it(tmp_path):
+    (tmp_path / "a.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(download_data.DownloadError, match=r"a.tar.gz: cannot be extracted "
+                                                          r".*download it again"):
+        download.extract_archive(str(tmp_path / "a.tar.gz"), str(tmp_path / "out"))
