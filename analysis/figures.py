@@ -138,17 +138,23 @@ def early_stopping_figure(summary: Sequence[Record], metric: str,
     Returns:
       The figure.
     """
-    labels = {"early_stop_iteration": "early-stopping iteration",
-              "early_stop_test_accuracy": "test accuracy at early stopping (%)",
-              "final_test_accuracy": "final test accuracy (%)",
-              "best_test_accuracy": "best test accuracy (%)"}
-    scale = 1.0 if metric == "early_stop_iteration" else 100.0
     if path is not None:
         check_path(path)
     if not summary:
         raise ValueError("no summary rows to draw: the experiment has no complete runs.")
     figure = ShownFigure(figsize=(7, 4.5))
-    axes = figure.subplots()
+    _early_stopping_axes(figure.subplots(), summary, metric, title)
+    return _finish(figure, path)
+
+
+_METRIC_LABELS = {"early_stop_iteration": "early-stopping iteration",
+                  "early_stop_test_accuracy": "test accuracy at early stopping (%)",
+                  "final_test_accuracy": "final test accuracy (%)",
+                  "best_test_accuracy": "best test accuracy (%)"}
+
+
+def _early_stopping_axes(axes, summary: Sequence[Record], metric: str, title: str) -> None:
+    scale = 1.0 if metric == "early_stop_iteration" else 100.0
     names = _ordered({row["experiment_name"] for row in summary})
     step = _dodge_step([100 * r["remaining"] for r in summary], len(names))
     for index, name in enumerate(names):
@@ -165,9 +171,39 @@ def early_stopping_figure(summary: Sequence[Record], metric: str,
         axes.errorbar(x, mean, yerr=[low, high], markersize=5, capsize=3, **_style(index),
                       label=f"{name} ({runs_per_level([r['runs'] for r in rows])})")
     _percent_axis(axes, [100 * r["remaining"] for r in summary])
-    axes.set_ylabel(labels.get(metric, metric))
+    axes.set_ylabel(_METRIC_LABELS.get(metric, metric))
     axes.set_title(title)
     axes.legend(fontsize=8)
+
+
+def comparison_figure(summary: Sequence[Record], series: Sequence[str],
+                      path: Optional[str] = None, title: str = "") -> Figure:
+    """Early-stopping iteration and test accuracy there, side by side, for chosen series.
+
+    The paper's Figure 4 compares iterative with one-shot pruning this way;
+    the report also draws the lottery runs rewound to different iterations.
+
+    Args:
+      summary: rows from metrics.summarize.
+      series: the experiment names to draw (e.g. ['lottery', 'oneshot']).
+      path, title: as in early_stopping_figure.
+
+    Returns:
+      The figure.
+    """
+    if path is not None:
+        check_path(path)
+    rows = [row for row in summary if row["experiment_name"] in set(series)]
+    missing = sorted(set(series) - {row["experiment_name"] for row in rows})
+    if missing:
+        raise ValueError(f"no runs of {missing} to compare; experiments with runs: "
+                         f"{sorted({row['experiment_name'] for row in summary})}.")
+    figure = ShownFigure(figsize=(12, 4.5), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    _early_stopping_axes(left, rows, "early_stop_iteration", "early-stopping iteration")
+    _early_stopping_axes(right, rows, "early_stop_test_accuracy",
+                         "test accuracy at early stopping")
+    figure.suptitle(title)
     return _finish(figure, path)
 
 

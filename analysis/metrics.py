@@ -49,7 +49,7 @@ def early_stopping(metrics: Mapping[str, Mapping[str, list]]) -> Dict[str, Any]:
 def run_metrics(record: Record) -> Record:
     """The record (without its curves) plus early stopping and test accuracies."""
     metrics = record["metrics"]
-    row = {key: value for key, value in record.items() if key != "metrics"}
+    row = {key: value for key, value in record.items() if key not in ("metrics", "settings")}
     row.update(early_stopping(metrics))
     test = metrics.get("test", {})
     if test.get("accuracy"):
@@ -60,6 +60,44 @@ def run_metrics(record: Record) -> Record:
     else:
         row["final_test_accuracy"] = row["best_test_accuracy"] = float("nan")
     return row
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] == "iterations":
+        return str(value[1])
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v:g}" if isinstance(v, float) else f"{k}: {v}"
+                               for k, v in sorted(value.items())) + "}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def label_series(records: Sequence[Record], keep: Sequence[str] = ("training_len",)
+                 ) -> List[Record]:
+    """Records whose experiment name says the settings that set its runs apart.
+
+    Runs under one experiment name that differ in a setting that changes
+    results (rewind_iteration, pruning, model, ...) are not averaged together:
+    each group becomes its own series, named e.g. ``lottery (rewind_iteration=500)``,
+    with ``base_name`` keeping the directory's name. Settings in `keep` do not
+    split (runs of different training lengths are noted by the report instead).
+
+    Returns:
+      New records (the inputs are not changed), in the same order.
+    """
+    by_name: Dict[str, List[Record]] = {}
+    for record in records:
+        by_name.setdefault(record["experiment_name"], []).append(record)
+    labelled = {}
+    for name, members in by_name.items():
+        settings = [m.get("settings", {}) for m in members]
+        keys = sorted({k for s in settings for k in s} - set(keep))
+        differing = [k for k in keys
+                     if len({repr(s.get(k)) for s in settings}) > 1]
+        for member, setting in zip(members, settings):
+            suffix = ", ".join(f"{k}={_label(setting.get(k))}" for k in differing)
+            labelled[id(member)] = dict(member, base_name=name, experiment_name=(
+                f"{name} ({suffix})" if suffix else name))
+    return [labelled[id(record)] for record in records]
 
 
 def _spread(values: Sequence[float]) -> Dict[str, float]:

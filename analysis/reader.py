@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from lottery_ticket.experiments import config as config_lib
 from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
@@ -243,8 +244,10 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
     Returns:
       A dict with path, trial, level, experiment_name, run_id, the
       per-layer and overall fraction of weights remaining (``remaining``,
-      ``remaining_{layer}``), the seeds and timing from done.json, and
-      ``metrics`` (split -> lists).
+      ``remaining_{layer}``), the seeds and timing from done.json,
+      ``metrics`` (split -> lists) and ``settings`` (configuration field ->
+      value, for the fields that change results; a field the run predates
+      at its default).
 
     Raises:
       MalformedRun: the run is incomplete (IncompleteRun), diverged
@@ -279,6 +282,7 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
         "train_order_seed": done.get("train_order_seed"),
         "control": info.get("control", "lottery" if name == "lottery" else None),
         "metrics": metrics,
+        "settings": settings_of(info),
     }
     kept = sum(k for k, _ in counts.values())
     total = sum(t for _, t in counts.values())
@@ -286,6 +290,16 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
     for layer, (layer_kept, layer_total) in sorted(counts.items()):
         record[f"remaining_{layer}"] = layer_kept / layer_total
     return record
+
+
+def settings_of(run_info: Dict[str, Any]) -> Dict[str, Any]:
+    """The configuration fields of a run that change its results, as JSON values."""
+    recorded = runs.identity(run_info, ignore=config_lib.identity_ignore())
+    settings = {}
+    for key, default in config_lib.ExperimentConfig().identity_defaults().items():
+        if key not in config_lib.identity_ignore():
+            settings[key[len("config."):]] = recorded.get(key, default)
+    return settings
 
 
 def _trial_name(directory: str) -> Optional[str]:

@@ -7,6 +7,10 @@ writes into FIGS:
 
     early_stop_iteration.png   early-stopping iteration vs weights remaining
     early_stop_accuracy.png    test accuracy at early stopping vs weights remaining
+    iterative_vs_oneshot.png   both early-stopping panels for lottery and oneshot runs
+                               (when the tree has one-shot runs; the paper's Figure 4)
+    rewinding.png              both panels for lottery runs rewound to different
+                               iterations (when the tree has more than one)
     accuracy_curves.png        test accuracy during training at the chosen levels
     weight_histograms.png      the tickets' initial weights per layer at those levels
     summary.csv, summary.md    mean / min / max per experiment and level
@@ -19,6 +23,9 @@ malformed, a truncated .npy file, no finite loss ...) is listed in
 problems.txt with its path and the reason, and left out of every table and
 figure; the rest of the tree is analysed. summary.md names the diverged runs
 and counts the others, so a reader of the table knows what is not in it.
+Runs of one experiment name that differ in a setting that changes results
+(rewind_iteration, pruning, model ...) are separate series, named by that
+setting (metrics.label_series), never averaged together.
 Nothing under the experiment root is ever written.
 """
 
@@ -114,6 +121,7 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
         raise ValueError(f"--output_dir={output_dir} is inside the experiment it reports "
                          "on; write the report elsewhere (e.g. a figures/ folder beside it).")
     records, problems = reader.load_experiment(experiment_root)
+    records = metrics.label_series(records)
 
     def nothing_to_analyse() -> ValueError:
         detail = "".join(f"\n  {p}" for p in problems[:20])
@@ -123,6 +131,14 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
     if not records:
         raise nothing_to_analyse()
     title = title or os.path.basename(os.path.normpath(os.path.abspath(experiment_root)))
+    series = sorted({r["experiment_name"] for r in records
+                     if r["base_name"] == experiment_name})
+    if experiment_name not in series and series:
+        problems.append(reader.Problem(
+            experiment_root, f"the {experiment_name!r} runs differ in their settings; the "
+            f"curves and histograms show {series[0]!r} (--experiment_name picks another "
+            f"of {series})", reader.NOTE))
+        experiment_name = series[0]
     available = sorted({r["level"] for r in records
                         if r["experiment_name"] == experiment_name})
     chosen = _parse_levels(levels) or default_levels(available)
@@ -167,6 +183,22 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
          figures.early_stopping_figure, summary, "early_stop_iteration")
     draw("early_stop_accuracy", f"{title}: test accuracy at early stopping",
          figures.early_stopping_figure, summary, "early_stop_test_accuracy")
+    names = sorted({r["experiment_name"] for r in records})
+    by_base = {base: [n for n in names if n == base or n.startswith(base + " (")]
+               for base in ("lottery", "oneshot")}
+    rewound = {repr(r["settings"].get("rewind_iteration")) for r in records
+               if r["base_name"] == "lottery"}
+    comparisons = {
+        "iterative_vs_oneshot": (f"{title}: iterative vs one-shot pruning",
+                                 by_base["lottery"] + by_base["oneshot"]
+                                 if by_base["lottery"] and by_base["oneshot"] else None),
+        "rewinding": (f"{title}: lottery runs rewound to different iterations",
+                      by_base["lottery"] if len(rewound) > 1 else None)}
+    for name, (figure_title, chosen_series) in comparisons.items():
+        if chosen_series:
+            draw(name, figure_title, figures.comparison_figure, summary, chosen_series)
+        elif os.path.exists(out(f"{name}.{image_format}")):
+            os.remove(out(f"{name}.{image_format}"))  # An earlier report's would mislead.
 
     def left_out(figure: str, why: str) -> None:
         stale = out(f"{figure}.{image_format}")

@@ -1,0 +1,73 @@
+"""Runs that differ in their settings are separate series; comparison figures."""
+
+import json
+import os
+
+from test_analysis import write_run
+from lottery_ticket.analysis import metrics, reader, report
+from lottery_ticket.foundations import paths
+
+LEVELS = ((0, (100, 10)), (1, (80, 8)), (2, (64, 7)))
+
+
+def _with_config(run, **concerns):
+    """Records the run as made with these configuration settings (format 2)."""
+    with open(paths.done(run), encoding="utf-8") as f:
+        done = json.load(f)
+    done["run_info"]["config"] = concerns
+    with open(paths.done(run), "w", encoding="utf-8") as f:
+        json.dump(done, f)
+    return run
+
+
+def _tree(root, oneshot=False):
+    for level, kept in LEVELS:
+        write_run(root, 1, level, "lottery", kept=kept)
+        _with_config(write_run(root, 2, level, "lottery", kept=kept),
+                     pruning={"pruning": "global"})
+        if level:
+            write_run(root, 1, level, "reinit", 1, kept=kept)
+            if oneshot:
+                write_run(root, 1, level, "oneshot", kept=kept)
+
+
+def test_runs_differing_in_a_setting_are_labelled_apart(tmp_path):
+    _tree(tmp_path / "exp")
+    records, problems = reader.load_experiment(str(tmp_path / "exp"))
+    assert not problems
+    assert records[0]["settings"]["pruning"] in ("layerwise", "global")
+    labelled = metrics.label_series(records)
+    names = {(r["base_name"], r["experiment_name"]) for r in labelled}
+    assert names == {("lottery", "lottery (pruning=global)"),
+                     ("lottery", "lottery (pruning=layerwise)"), ("reinit", "reinit")}
+    # The records given are not changed.
+    assert {r["experiment_name"] for r in records} == {"lottery", "reinit"}
+    summary = metrics.summarize(metrics.run_metrics(r) for r in labelled)
+    lottery = [row for row in summary if row["experiment_name"].startswith("lottery")]
+    assert len(lottery) == 6 and all(row["runs"] == 1 for row in lottery)
+
+
+def test_the_report_draws_each_series_and_says_which_curves_it_shows(tmp_path):
+    _tree(tmp_path / "exp")
+    result = report.report(str(tmp_path / "exp"), str(tmp_path / "out"))
+    names = {row["experiment_name"] for row in result["summary"]}
+    assert names == {"lottery (pruning=global)", "lottery (pruning=layerwise)", "reinit"}
+    notes = [str(p) for p in result["problems"] if p.kind == reader.NOTE]
+    assert any("curves and histograms show 'lottery (pruning=global)'" in n for n in notes)
+    assert os.path.exists(tmp_path / "out" / "accuracy_curves.png")
+    assert not os.path.exists(tmp_path / "out" / "iterative_vs_oneshot.png")
+
+
+def test_one_shot_runs_get_the_iterative_vs_one_shot_figure(tmp_path):
+    _tree(tmp_path / "exp", oneshot=True)
+    stale = tmp_path / "out" / "rewinding.png"
+    os.makedirs(stale.parent)
+    stale.write_bytes(b"an earlier report's")
+    result = report.report(str(tmp_path / "exp"), str(tmp_path / "out"))
+    figure = str(tmp_path / "out" / "iterative_vs_oneshot.png")
+    assert figure in result["written"]
+    with open(figure, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not stale.exists()
+    oneshot = [row for row in result["summary"] if row["experiment_name"] == "oneshot"]
+    assert [row["level"] for row in oneshot] == [1, 2]
