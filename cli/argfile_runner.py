@@ -8,6 +8,8 @@
 `lottery_experiment_argfile`), of another family (`mnist_fc.train`), or by
 their full module path; `--argfile` may also be a text file of lines or a .py
 script. Lines already done are skipped; each line logs to {output_dir}.log.
+`--backend` runs the lines on this machine (local, the default), as tasks of a
+Ray cluster (ray) or as one Slurm job array (slurm); see cli.batch.
 Exit status: 0 all done, 1 some line failed, 130 interrupted, 2 bad input.
 """
 
@@ -17,7 +19,7 @@ import os
 import shlex
 import subprocess
 import sys
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List, Optional, Set
 
 from lottery_ticket.cli import batch
 from lottery_ticket.cli.flags import REQUIRED, Command, Flag
@@ -93,6 +95,57 @@ def read_argfile(argfile: str, family: Family, argfile_flags: str = "") -> str:
     return result.stdout
 
 
+BACKENDS = ("local", "ray", "slurm")
+# Flags that only mean something on one backend: given with another, an error.
+_BACKEND_FLAGS = {"ray_address": "ray", "slurm_partition": "slurm", "slurm_time": "slurm",
+                  "slurm_folder": "slurm", "cpus_per_line": "ray or slurm",
+                  "gpus_per_line": "ray or slurm"}
+
+
+def _check_backend(values: Dict[str, Any], given: Set[str]) -> str:
+    backend = values["backend"]
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend={backend}: choose one of {', '.join(BACKENDS)}.")
+    for name, where in _BACKEND_FLAGS.items():
+        if name in given and backend not in where.split(" or "):
+            backends = where.replace(" or ", " or --backend=")
+            raise ValueError(f"--{name} applies to --backend={backends} "
+                             f"only (this batch runs with --backend={backend}).")
+    if values["cpus_per_line"] < 1:
+        raise ValueError(f"--cpus_per_line={values['cpus_per_line']}: give each line at "
+                         "least one CPU.")
+    if values["gpus_per_line"] < 0:
+        raise ValueError(f"--gpus_per_line={values['gpus_per_line']}: 0 or more.")
+    if values["slurm_time"] < 1:
+        raise ValueError(f"--slurm_time={values['slurm_time']}: the time limit of each "
+                         "line in minutes, at least 1.")
+    return backend
+
+
+def _slurm_options(values: Dict[str, Any], given: Set[str], lines: List[batch.Line]):
+    from lottery_ticket.cli import batch_slurm  # pylint: disable=import-outside-toplevel
+    return batch_slurm.SlurmOptions(
+        folder=os.path.abspath(values["slurm_folder"] or batch_slurm.default_folder(lines)),
+        partition=values["slurm_partition"], time_minutes=values["slurm_time"],
+        cpus_per_line=values["cpus_per_line"], gpus_per_line=values["gpus_per_line"],
+        max_running=values["workers"] if "workers" in given else None)
+
+
+def _engine(backend: str, module: str, values: Dict[str, Any], given: Set[str],
+            lines: List[batch.Line]) -> batch.Engine:
+    """The engine of a backend; Ray and submitit are imported only here."""
+    max_running: Optional[int] = values["workers"] if "workers" in given else None
+    if backend == "ray":
+        from lottery_ticket.cli import batch_ray  # pylint: disable=import-outside-toplevel
+        local_cpus = values["workers"] * values["cpus_per_line"] if max_running else None
+        return batch_ray.RayEngine(module, values["ray_address"], values["cpus_per_line"],
+                                   values["gpus_per_line"], max_running, local_cpus)
+    if backend == "slurm":
+        from lottery_ticket.cli import batch_slurm  # pylint: disable=import-outside-toplevel
+        return batch_slurm.SlurmEngine(module, _slurm_options(values, given, lines))
+    return batch.LocalEngine(module, workers=values["workers"])
+
+
 def command(family: Family) -> Command:
     """The argfile runner of a family."""
 
@@ -100,6 +153,7 @@ def command(family: Family) -> Command:
         if values["workers"] < 1:
             raise ValueError(f"--workers={values['workers']}: run at least one line at "
                              "a time.")
+        backend = _check_backend(values, given)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             datefmt="%H:%M:%S")
         module = resolve_module(values["runner"], family, "runners")
@@ -111,8 +165,17 @@ def command(family: Family) -> Command:
             for line in lines:
                 state = "done" if batch.is_done(line) else "to run"
                 print(f"[{state}] python -m {module} {line.text}")
+            if backend == "slurm":
+                from lottery_ticket.cli import batch_slurm  # pylint: disable=C0415
+                print(batch_slurm.describe(lines, _slurm_options(values, given, lines),
+                                           module))
+            elif backend == "ray":
+                where = values["ray_address"] or "a local Ray instance"
+                print(f"ray: each line a task with {values['cpus_per_line']} CPU(s) and "
+                      f"{values['gpus_per_line']} GPU(s) on {where}")
             return
-        summary = batch.run_batch(module, lines, workers=values["workers"])
+        engine = _engine(backend, module, values, given, lines)
+        summary = batch.drive(engine, lines)
         print(batch.format_summary(summary))
         sys.exit(summary.exit_code)
 
@@ -121,11 +184,27 @@ def command(family: Family) -> Command:
              "rearrange, random_prune (this family's), FAMILY.NAME, or a module path.", str),
         Flag("argfile", REQUIRED, "An argfile module (this family's, FAMILY.NAME, or a "
              "module path), a .py script, or a text file of flag lines.", str),
-        Flag("workers", 1, "Lines run at once, as separate processes.", int),
+        Flag("workers", 1, "Lines run at once: processes on this machine (local); at most "
+             "this many tasks at once, and the CPUs of a local instance (ray); the array's "
+             "%N limit (slurm).", int),
         Flag("argfile_flags", "", "Flags for the argfile module, as one quoted string.",
              str),
-        Flag("dry_run", False, "List the commands and whether each is done; run nothing.",
-             bool),
+        Flag("dry_run", False, "List the commands and whether each is done (and, on "
+             "slurm, the job array that would be submitted); run nothing.", bool),
+        Flag("backend", "local", "Where lines run: local (processes on this machine), "
+             'ray (tasks of a Ray cluster; pip install ".[ray]"), slurm (one Slurm job '
+             'array, through submitit; pip install ".[slurm]").', str),
+        Flag("ray_address", None, "ray: the cluster, auto or HOST:PORT; none starts a "
+             "local Ray instance.", Optional[str]),
+        Flag("cpus_per_line", 1, "ray, slurm: CPUs of each line (its TensorFlow threads "
+             "follow).", int),
+        Flag("gpus_per_line", 0, "ray, slurm: GPUs of each line.", int),
+        Flag("slurm_partition", None, "slurm: the partition; none: the cluster's default.",
+             Optional[str]),
+        Flag("slurm_time", 60, "slurm: the time limit of each line, in minutes.", int),
+        Flag("slurm_folder", None, "slurm: where submitit keeps job scripts, job logs and "
+             "the batch's job ids (on a shared filesystem); default: DIR.slurm beside DIR, "
+             "the directory holding every line's output.", Optional[str]),
     ]
     return Command(f"python -m {family.runners_package}.argfile_runner",
                    "Runs a runner once per flag line of an argfile, in parallel and "

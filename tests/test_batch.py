@@ -23,6 +23,24 @@ def fake_runner_importable(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", TESTS + (os.pathsep + path if path else ""))
 
 
+RUNNER = "lottery_ticket.mnist_fc.runners.argfile_runner"
+
+
+def write_argfile(tmp_path, specs):
+    """tmp_path/batch.args: one fake_runner line per (name, flags), output in out/NAME."""
+    path = tmp_path / "batch.args"
+    path.write_text("\n".join(shlex.join([f"--output_dir={tmp_path / 'out' / name}"]
+                                         + flags) for name, flags in specs) + "\n")
+    return path
+
+
+def start_driver(argfile, *flags, env=None):
+    """The argfile runner on fake_runner lines, as a process (output merged, text)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", RUNNER, "--runner=fake_runner", f"--argfile={argfile}"]
+        + list(flags), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
 def lines_for(tmp_path, specs):
     return "\n".join(shlex.join([f"--output_dir={tmp_path / name}"] + list(flags))
                      for name, flags in specs)
@@ -141,3 +159,58 @@ def test_argfiles_print_one_line_per_run(tmp_path):
     random_prune = argfiles.control_lines(
         "random_prune", 1, 1, 2, 2, 1, "/exp", "lottery", "/d", "iterations:1", "level0")
     assert "--presets=/exp/trial1/0/lottery/initial" in shlex.split(random_prune[0])
+
+
+def test_a_line_another_process_runs_is_busy_not_failed(tmp_path):
+    from lottery_ticket.foundations import runs
+    text = lines_for(tmp_path, [("a", ["--label=a"]), ("b", ["--label=b"])])
+    lines = batch.parse_lines(text)
+    with runs.lock(str(tmp_path / "a")):  # as a worker running line 1 elsewhere would
+        summary = batch.run_batch("fake_runner", lines, workers=1)
+        # A duplicate on a cluster worker does not even start the runner.
+        outcome = batch.run_line(lines[0], "fake_runner")
+    assert [line.number for line in summary.busy] == [1] and not summary.failed
+    assert [line.number for line in summary.done] == [2]
+    assert summary.exit_code == 1
+    assert outcome.status == batch.BUSY and f"pid {os.getpid()}" in outcome.note
+    assert "BUSY line 1" in batch.format_summary(summary)
+    # The line's log and record belong to whoever runs it: the duplicate left them alone.
+    assert not (tmp_path / "a.batch.json").exists() and not (tmp_path / "a.log").exists()
+    again = batch.run_batch("fake_runner", lines, workers=1)
+    assert [line.number for line in again.done] == [1] and again.exit_code == 0
+
+
+def test_flags_of_another_backend_are_one_error(tmp_path):
+    argfile = tmp_path / "batch.args"
+    argfile.write_text(lines_for(tmp_path, [("a", ["--label=a"])]))
+    for flags, message in [
+            (["--ray_address=auto"], "error: --ray_address applies to --backend=ray only "
+                                     "(this batch runs with --backend=local)."),
+            (["--backend=spark"], "error: --backend=spark: choose one of local, ray, "
+                                  "slurm.")]:
+        result = subprocess.run(
+            [sys.executable, "-m", "lottery_ticket.mnist_fc.runners.argfile_runner",
+             "--runner=fake_runner", f"--argfile={argfile}"] + flags,
+            capture_output=True, text=True, check=False)
+        assert result.returncode == 2
+        assert result.stderr.strip() == message
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("backend,module", [("ray", "ray"), ("slurm", "submitit")])
+def test_a_backend_whose_extra_is_missing_is_one_error(tmp_path, backend, module):
+    # A module that fails to import, first on the path: as if it were not installed.
+    (tmp_path / "shadow" / module).mkdir(parents=True)
+    (tmp_path / "shadow" / module / "__init__.py").write_text(
+        f"raise ImportError(\"No module named '{module}'\")\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tmp_path / "shadow") + os.pathsep + env["PYTHONPATH"]
+    process = start_driver(write_argfile(tmp_path, [("a", ["--label=a"])]),
+                           f"--backend={backend}", env=env)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert output.strip().splitlines() == [
+        f"error: --backend={backend} needs {module}, which is not installed (No module "
+        f"named '{module}'): pip install \"lottery_ticket[{backend}]\" (or pip install "
+        f"\".[{backend}]\" in a checkout)."]
+    assert not (tmp_path / "out" / "a").exists()

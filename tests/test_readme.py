@@ -15,7 +15,10 @@ def test_ci_runs_the_readme_test_command():
     ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
     command = 'python -m pip install -e ".[test]" && python -m pytest'
     assert f"    {command}\n" in README
-    assert command in ci
+    # CI runs the same two steps, with the Slurm test cluster started between them.
+    install, test = command.split(" && ")
+    assert f"\n{install}\n" in ci and ci.rstrip().endswith(f"\n{test}")
+    assert ci.index(install) < ci.index("tests/cluster/start_slurm.sh") < ci.rindex(test)
 
 
 def test_quick_start_commands_name_real_modules():
