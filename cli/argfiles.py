@@ -17,7 +17,7 @@ from typing import Callable, List, Optional, Sequence
 
 from absl import flags
 
-from lottery_ticket.experiments.config import parse_training_len
+from lottery_ticket.experiments.config import parse_level_list, parse_training_len
 from lottery_ticket.experiments.family import Family
 from lottery_ticket.foundations import paths
 
@@ -43,6 +43,11 @@ def define_trial_flags(family: Family, values: flags.FlagValues) -> None:
     flags.DEFINE_multi_string("extra", [], "A flag added to every line, e.g. "
                               "--extra=--learning_rate=0.05 (repeatable).",
                               flag_values=values)
+    flags.DEFINE_integer("rewind_iteration", 0, "Late resetting: the trials' "
+                         "--rewind_iteration (lottery and one-shot lines carry it; "
+                         "controls that start from level 0 take its rewind{K}/ "
+                         "snapshot as presets). 0: none.", lower_bound=0,
+                         flag_values=values)
 
 
 def define_control_flags(family: Family, values: flags.FlagValues) -> None:
@@ -61,14 +66,41 @@ def define_control_flags(family: Family, values: flags.FlagValues) -> None:
 
 def lottery_lines(trials: int, first_trial: int, levels: int, experiment_root: str,
                   data_location: str, training_len: str, extra: Sequence[str] = (),
-                  location_flag: str = "data_location") -> List[str]:
+                  location_flag: str = "data_location", rewind_iteration: int = 0
+                  ) -> List[str]:
     """The lottery flag lines, one per trial (trial N: seed N), quoted for a shell."""
     lines = []
     for trial in range(first_trial, first_trial + trials):
         args = [f"--output_dir={paths.trial(experiment_root, trial)}",
                 f"--seed={trial}", f"--levels={levels}",
                 f"--{location_flag}={data_location}", f"--training_len={training_len}"]
-        lines.append(shlex.join(args + list(extra)))
+        lines.append(shlex.join(args + _rewind_args(rewind_iteration) + list(extra)))
+    return lines
+
+
+def _rewind_args(rewind_iteration: int) -> List[str]:
+    return [f"--rewind_iteration={rewind_iteration}"] if rewind_iteration else []
+
+
+def oneshot_lines(trials: int, first_trial: int, levels: Sequence[int], experiment_root: str,
+                  data_location: str, training_len: str, extra: Sequence[str] = (),
+                  location_flag: str = "data_location", rewind_iteration: int = 0,
+                  lottery_name: str = "lottery", experiment_name: str = "oneshot"
+                  ) -> List[str]:
+    """One one-shot flag line per trial and level: {root}/trial{T}/{k}/oneshot, seed T
+    (the trial's), pruned from the trial's level 0 ({root}/trial{T}/0/{lottery_name})."""
+    lines = []
+    for trial in range(first_trial, first_trial + trials):
+        trial_dir = paths.trial(experiment_root, trial)
+        for level in levels:
+            args = [f"--output_dir={paths.run(trial_dir, level, experiment_name)}",
+                    f"--seed={trial}", f"--{location_flag}={data_location}",
+                    f"--training_len={training_len}"]
+            if lottery_name != "lottery":
+                args.append(f"--lottery_name={lottery_name}")
+            if experiment_name != "oneshot":
+                args.append(f"--experiment_name={experiment_name}")
+            lines.append(shlex.join(args + _rewind_args(rewind_iteration) + list(extra)))
     return lines
 
 
@@ -76,13 +108,14 @@ def control_lines(experiment_name: str, trials: int, first_trial: int, first_lev
                   last_level: int, runs_per_level: int, experiment_root: str,
                   lottery_name: str, data_location: str, training_len: Optional[str],
                   presets_from: Optional[str], extra: Sequence[str] = (),
-                  fixed: Sequence[str] = (), location_flag: str = "data_location"
-                  ) -> List[str]:
+                  fixed: Sequence[str] = (), location_flag: str = "data_location",
+                  rewind_iteration: int = 0) -> List[str]:
     """One shell-quoted flag line per control run.
 
     Run R of trial T at level L writes {root}/trial{T}/{L}/{experiment_name}{R},
     reads the lottery run's masks at level L and, per `presets_from`, its
-    initial weights at level L ('level'), at level 0 ('level0') or none (None).
+    initial weights at level L ('level'), at level 0 ('level0'; with
+    `rewind_iteration` K, level 0's rewind{K}/ snapshot) or none (None).
     Its seed is 1000 * T + R, so every control run draws differently, and its
     batch order is the trial's (seed T), as in the lottery runs. The training
     settings come from the ticket; `training_len` is written only if given.
@@ -100,7 +133,9 @@ def control_lines(experiment_name: str, trials: int, first_trial: int, first_lev
                 if presets_from == "level":
                     args.append(f"--presets={paths.initial(ticket)}")
                 elif presets_from == "level0":
-                    args.append(f"--presets={paths.initial(paths.run(trial_dir, 0, lottery_name))}")
+                    level0 = paths.run(trial_dir, 0, lottery_name)
+                    args.append(f"--presets={paths.rewind(level0, rewind_iteration)}"
+                                if rewind_iteration else f"--presets={paths.initial(level0)}")
                 args += [f"--seed={1000 * trial + run_id}", f"--train_order_seed={trial}",
                          f"--{location_flag}={data_location}"]
                 if training_len:
@@ -168,7 +203,38 @@ def lottery_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
     f = _parse(define, argv, f"{family.argfiles_package}.lottery_experiment_argfile")
     _emit(lambda: lottery_lines(f.trials, f.first_trial, f.levels, f.experiment_root,
                                 f[family.location_flag].value, f.training_len, f.extra,
-                                family.location_flag), f, family)
+                                family.location_flag, f.rewind_iteration), f, family)
+
+
+def oneshot_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
+    """Prints one one-shot flag line per trial and level for the parsed flags.
+
+    Args:
+      family: the family.
+      argv: the flags (default sys.argv[1:]), without the program's name.
+    """
+
+    def define(values: flags.FlagValues) -> None:
+        define_trial_flags(family, values)
+        flags.DEFINE_string("oneshot_levels", None, "Comma-separated levels to reach in one "
+                            "shot, e.g. 3,7,12 (default: every level 1..--last_level).",
+                            flag_values=values)
+        flags.DEFINE_integer("last_level", family.defaults["levels"],
+                             "Last level when --oneshot_levels is not given.",
+                             flag_values=values)
+        flags.DEFINE_string("lottery_name", "lottery", "experiment_name of the trials' "
+                            "runs, whose level 0 the one-shot runs prune.", flag_values=values)
+
+    f = _parse(define, argv, f"{family.argfiles_package}.oneshot_argfile")
+
+    def lines() -> List[str]:
+        levels = parse_level_list(f.oneshot_levels if f.oneshot_levels is not None
+                              else range(1, f.last_level + 1))
+        return oneshot_lines(f.trials, f.first_trial, levels, f.experiment_root,
+                             f[family.location_flag].value, f.training_len, f.extra,
+                             family.location_flag, f.rewind_iteration, f.lottery_name)
+
+    _emit(lines, f, family)
 
 
 def control_main(family: Family, experiment_name: Optional[str],
@@ -203,4 +269,5 @@ def control_main(family: Family, experiment_name: Optional[str],
     _emit(lambda: control_lines(name, f.trials, f.first_trial, f.first_level, f.last_level,
                                 f.runs_per_level, f.experiment_root, f.lottery_name,
                                 f[family.location_flag].value, training_len, source,
-                                f.extra, fixed, family.location_flag), f, family)
+                                f.extra, fixed, family.location_flag, f.rewind_iteration),
+          f, family)

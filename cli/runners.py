@@ -27,7 +27,7 @@ logger = logging.getLogger("lottery_ticket")
 # --iterations is the original codebase's name for the number of pruning levels.
 LEVEL_ALIASES = {"iterations": "levels"}
 # Settings of a whole trial, which a single run or a control does not take.
-TRIAL_ONLY = ("levels", "pruning", "prune_percents")
+TRIAL_ONLY = ("levels", "pruning", "prune_percents", "prune_scores", "prune_seed")
 
 
 def configure(threads: Optional[int] = None) -> None:
@@ -105,7 +105,19 @@ def _config_flags(family: Family, exclude=(), default_text=None) -> List[Flag]:
     aliases = dict(family.flag_aliases)
     aliases.update({alias: name for alias, name in LEVEL_ALIASES.items()
                     if name not in exclude})
+    # --help names each model's default where --model changes it.
+    by_model = {name: "; ".join(f"{model}: {Flag(name, config[name], '').describe_default()}"
+                                for model, config in family.model_defaults.items())
+                for name in ExperimentConfig.fields() if name != "model"
+                and len({repr(c[name]) for c in family.model_defaults.values()}) > 1}
+    default_text = dict(by_model, **(default_text or {}))
     return flags_lib.config_flags(family.defaults, aliases, exclude, default_text)
+
+
+def _config(family: Family, values: Dict[str, Any], given: Set[str]) -> ExperimentConfig:
+    """The given flags over the family's defaults for the chosen --model (a family
+    whose models have their own learning rates, lengths... sets model_defaults)."""
+    return flags_lib.config_from(values, family.defaults_for(values["model"]), only=given)
 
 
 def _remaining_lines(results) -> List[str]:
@@ -119,7 +131,7 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_runner_flags(values)
-        config = flags_lib.config_from(values, family.defaults)
+        config = _config(family, values, given)
         output_dir = values["output_dir"]
         if output_dir is None:
             output_dir = paths.trial(family.experiment_root, values["seed"])
@@ -150,12 +162,62 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
                    own + _config_flags(family), run)
 
 
+def _oneshot_place(output_dir: str, experiment_name: str) -> tuple:
+    """(trial directory, level) of a one-shot run directory {trial}/{level}/{name}."""
+    run = os.path.abspath(output_dir)
+    level = os.path.basename(os.path.dirname(run))
+    if (os.path.basename(run) != experiment_name or not level.isdigit()
+            or int(level) < 1):
+        raise ValueError(
+            f"--output_dir={output_dir} is not a one-shot run directory: it must be "
+            f"{{trial}}/{{level}}/{experiment_name} with a level >= 1 (e.g. "
+            f"results/lottery/trial1/3/{experiment_name}), since the report reads a run's "
+            "level and kind from its path.")
+    return os.path.dirname(os.path.dirname(run)), int(level)
+
+
+def oneshot(family: Family, module: str = "oneshot") -> Command:
+    """Prunes a trial's trained level 0 straight to one level's weights remaining."""
+
+    def run(values: Dict[str, Any], given: Set[str]) -> None:
+        _check_runner_flags(values)
+        config = flags_lib.config_from(values, family.defaults)
+        trial_dir, level = _oneshot_place(values["output_dir"], values["experiment_name"])
+        configure(values["threads"])
+        from lottery_ticket.experiments import lottery as lottery_lib  # After configure().
+        from lottery_ticket.experiments import oneshot as oneshot_lib
+        results = oneshot_lib.run_oneshot(trial_dir, config, [level], values["seed"],
+                                          values["presets"], values["lottery_name"],
+                                          values["experiment_name"])
+        print(f"run directory: {values['output_dir']}")
+        print(f"level {level}: {100 * lottery_lib.remaining_fraction(results[level].masks):6.2f}"
+              "% of weights remain")
+
+    own = [
+        Flag("output_dir", REQUIRED, "The one-shot run directory, {trial}/{level}/oneshot: "
+             "level 0 of {trial} is read back, or trained there first if missing.", str),
+        Flag("seed", 0, "The trial's seed (its level 0's).", int),
+        Flag("experiment_name", "oneshot", "Name of the one-shot run directories.", str),
+        Flag("lottery_name", "lottery", "Name of the trial's runs ({trial}/0/{name} is its "
+             "level 0).", str),
+        Flag("presets", None, "Directory of level-0 initial weights, if the trial had them.",
+             Optional[str]),
+        _threads_flag(),
+    ]
+    return Command(_program(family, module),
+                   "One-shot pruning: from a trial's trained level 0, prunes straight to the "
+                   "weights iterative pruning keeps at the level of --output_dir, resets "
+                   "the survivors (to iteration 0, or --rewind_iteration) and trains. "
+                   "Rerunning reads a finished run back.",
+                   own + _config_flags(family, exclude=("levels",)), run)
+
+
 def train(family: Family, module: str = "train") -> Command:
     """Trains one network, optionally with masks and presets from other runs."""
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_runner_flags(values)
-        config = flags_lib.config_from(values, family.defaults)
+        config = _config(family, values, given)
         configure(values["threads"])
         from lottery_ticket.experiments import single_run  # After configure().
         single_run.train(values["output_dir"], config, masks=values["masks"],

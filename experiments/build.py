@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, Optional
 from lottery_ticket.datasets import registry as dataset_registry
 from lottery_ticket.experiments import registry
 from lottery_ticket.experiments.config import ExperimentConfig
+from lottery_ticket.foundations import trainer
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.model_base import ModelBase
 from lottery_ticket.foundations.save_restore import Network
@@ -76,8 +77,15 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
       pruned: whether prune_percents will be used (a lottery trial).
 
     Raises:
-      ValueError: naming the layer, label or setting that does not fit.
+      ValueError: naming the layer, label or setting that does not fit (a
+        rewind_iteration at or after the end of training, too).
     """
+    total = trainer.training_iterations(config["training_len"], dataset)
+    if config["rewind_iteration"] >= total:
+        raise ValueError(
+            f"rewind_iteration is {config['rewind_iteration']} but training_len "
+            f"{config['training_len']} is {total} iterations on this data: the snapshot "
+            f"must be taken before training ends. Pass --rewind_iteration below {total}.")
     model.build(dataset.example_shape)
     layers = model.layer_names
     for kind, network in (("masks", masks), ("presets", presets)):

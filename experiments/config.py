@@ -18,7 +18,7 @@ one ``ExperimentConfig`` of its own.
 
 import dataclasses
 import typing
-from typing import Any, Dict, Iterable, Iterator, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from lottery_ticket.foundations import pruning as pruning_lib
 from lottery_ticket.foundations import registry
@@ -60,6 +60,27 @@ def parse_training_len(training_len: Any) -> TrainingLen:
     raise ValueError(
         f"training_len {training_len!r} must be ('iterations', N) or ('epochs', N) "
         "with N a positive integer, e.g. --training_len=iterations:2000.")
+
+
+def parse_level_list(levels: Any) -> List[int]:
+    """Distinct levels >= 1, sorted, from a list or the text '3,7,12'.
+
+    Raises:
+      ValueError: not a list of distinct whole numbers >= 1 (the message shows the form).
+    """
+    if isinstance(levels, str):
+        items = levels.split(",")
+    else:
+        items = list(levels) if isinstance(levels, Iterable) else [levels]
+    texts = [str(item).strip() for item in items]
+    if (not texts or any(isinstance(item, bool) for item in items)
+            or not all(text.isdigit() for text in texts)
+            or min(int(text) for text in texts) < 1 or len(set(map(int, texts))) != len(texts)):
+        raise ValueError(f"one-shot levels {levels!r} must be distinct pruning levels >= 1, "
+                         "e.g. --oneshot_levels=3,7,12 (level k keeps what iterative "
+                         "pruning keeps at level k).")
+    parsed = [int(text) for text in texts]
+    return sorted(parsed)
 
 
 def _is_int(value: Any) -> bool:
@@ -199,6 +220,15 @@ class ModelConfig(_Concern):
                             "architecture is fixed.")
     kernel_initializer: str = _field("glorot_normal", "Keras initializer of kernels "
                                      "without presets.")
+    dropout: float = _field(0.0, "Fraction of the fully-connected hidden layers' outputs "
+                            "dropped in training (0: none; 0.5 in the paper's section 5); "
+                            "evaluation never drops. For models that support it (conv2, "
+                            "conv4, conv6).")
+
+    def check(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout is {self.dropout}; it is a fraction in [0, 1) "
+                             "(0.5 drops half the activations, 0 turns dropout off).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +245,12 @@ class TrainConfig(_Concern):
                                 "iterations (0: never).")
     validate_interval: int = _field(100, "Evaluate the validation split every this "
                                     "many iterations (0: never).")
+    rewind_iteration: int = _field(0, "Late resetting (rewinding): level 0 saves its "
+                                   "weights at iteration K (rewind{K}/) and every later "
+                                   "level, one-shot run and control resets its survivors "
+                                   "to them and trains from iteration K to the end (N-K "
+                                   "iterations, the same batches as level 0 from K on). "
+                                   "0: reset to the initialization and train from 0.")
 
     def check(self) -> None:
         if not self.learning_rate > 0:
@@ -223,6 +259,13 @@ class TrainConfig(_Concern):
         _check_at_least("batch_size", self.batch_size, 1)
         _check_at_least("test_interval", self.test_interval, 0)
         _check_at_least("validate_interval", self.validate_interval, 0)
+        _check_at_least("rewind_iteration", self.rewind_iteration, 0)
+        unit, amount = self.training_len
+        if unit == "iterations" and self.rewind_iteration >= amount:
+            raise ValueError(
+                f"rewind_iteration is {self.rewind_iteration} but training_len is "
+                f"{amount} iterations: the snapshot must be taken before training ends. "
+                f"Pass --rewind_iteration below {amount}.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """An experiment family: one architecture's defaults and where its entry points live."""
 
 import dataclasses
-from typing import Dict
+from typing import Dict, Mapping
 
 from lottery_ticket.experiments.config import ExperimentConfig
 
@@ -19,6 +19,10 @@ class Family:
       flag_aliases: extra flag names: alias -> configuration field (e.g.
         {'mnist_location': 'data_location'}).
       location_flag: the flag name its argfiles write for the data location.
+      model_defaults: model name -> the defaults of runs of that model, for a
+        family whose models differ in their settings (cifar10_conv: learning
+        rate, length, prune_percents); a runner given --model starts from
+        these before applying the other flags. Models not named use `defaults`.
     """
     name: str
     package: str
@@ -26,6 +30,15 @@ class Family:
     experiment_root: str
     flag_aliases: Dict[str, str] = dataclasses.field(default_factory=dict)
     location_flag: str = "data_location"
+    model_defaults: Mapping[str, ExperimentConfig] = dataclasses.field(default_factory=dict)
+
+    def defaults_for(self, model: str) -> ExperimentConfig:
+        """The default configuration of the family's runs of `model`."""
+        return self.model_defaults.get(model, self.defaults)
+
+    def for_model(self, model: str) -> "Family":
+        """This family with `model`'s defaults as its defaults (e.g. for argfiles)."""
+        return dataclasses.replace(self, defaults=self.defaults_for(model))
 
     @property
     def runners_package(self) -> str:

@@ -5,10 +5,16 @@ configured strategy, resets the survivors and trains again. Runs land in
 ``{output_dir}/{level}/{experiment_name}/``. Calling it again with the same
 configuration resumes after the last completed level; more levels extend the
 trial; other settings are refused, naming each one.
+
+With ``rewind_iteration`` K > 0 (late resetting), level 0 also saves its
+weights at iteration K to ``{output_dir}/0/{experiment_name}/rewind{K}/``, and
+every later level resets its survivors to them and trains from iteration K to
+the end (N - K iterations, with level 0's batches of those iterations).
 """
 
 import logging
-from typing import Callable, Dict, Optional
+import os
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -34,6 +40,60 @@ def remaining_fraction(masks: Network) -> float:
     return kept / max(1, sum(int(np.size(m)) for m in masks.values()))
 
 
+def rewound_weights(level0_dir: str, rewind_iteration: int) -> Network:
+    """Level 0's saved weights at the rewind iteration, or a ValueError saying why
+    they are missing and what to do."""
+    directory = paths.rewind(level0_dir, rewind_iteration)
+    if not os.path.isdir(directory):
+        raise ValueError(
+            f"{level0_dir} is complete but has no {os.path.basename(directory)}/, the "
+            f"weights at iteration {rewind_iteration} that later levels are reset to "
+            "(--rewind_iteration): they were deleted, or the run predates them. Level 0 "
+            "must be trained again to make them: delete that run directory and rerun "
+            "(later levels depend on it), or use a new output directory.")
+    return save_restore.restore_network(directory)
+
+
+def rewinder(level0_dir: str, rewind_iteration: int
+             ) -> Callable[[experiment.LevelResult], Network]:
+    """reset_weights for foundations.experiment: level 0's weights at the rewind
+    iteration, read from its run (so a resumed level 0 gives the same bits)."""
+    def reset_weights(level0: experiment.LevelResult) -> Network:
+        return rewound_weights(level0_dir, rewind_iteration)
+    return reset_weights
+
+
+def level_trainer(config: ExperimentConfig, run_dir: Callable[[int], str],
+                  identity: Callable[[int], Mapping[str, Any]], label: Callable[[int], str],
+                  iterations_after: Callable[[int], int], progress: Progress = None
+                  ) -> Callable:
+    """train_model(level, dataset, model) for foundations.experiment: each level
+    under its run directory's lock, recording identity(level); level 0 from
+    iteration 0, saving the rewind snapshot if any; later levels from the
+    rewind iteration."""
+    rewind = config["rewind_iteration"]
+
+    def train_model(level, dataset, model):
+        info = dict(identity(level), level=level, run_id="")
+        with runs.lock(run_dir(level)):
+            return single_run.train_model(
+                dataset, model, run_dir(level), config, info,
+                progress_label=label(level),
+                iterations_after=iterations_after(level), progress=progress,
+                start_iteration=0 if level == 0 else rewind,
+                snapshot_iterations=(rewind,) if level == 0 and rewind else ())
+
+    return train_model
+
+
+def trial_identity(config: ExperimentConfig, seed: int, experiment_name: str,
+                   presets: save_restore.NetworkLike) -> Dict[str, Any]:
+    """What a trial's runs record and are compared on when resumed."""
+    return {"config": config.to_json(), "seed": int(seed),
+            "experiment_name": experiment_name, "data": build.data_identity(config),
+            "presets": single_run.source_of(presets)}
+
+
 def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
               presets: save_restore.NetworkLike = None,
               experiment_name: str = EXPERIMENT_NAME,
@@ -48,16 +108,24 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
       presets: optional level-0 initial weights (dict or directory).
       experiment_name: the run directories' name within each level.
       reset_weights: given level 0's result, the weights survivors are reset
-        to; default level 0's initial weights (see foundations.experiment).
+        to; default level 0's initial weights (see foundations.experiment), or
+        with config['rewind_iteration'] K > 0 its weights at iteration K.
       progress: as in trainer.train (False: show nothing).
 
     Returns:
-      level -> experiment.LevelResult.
+      level -> experiment.LevelResult, with each level's metrics.
+
+    Raises:
+      ValueError: a bad setting, or (before any work) a rewind iteration at or
+        after the end of training; a resumed level 0 without its rewind
+        snapshot.
     """
     build.check(config)
-    identity = {"config": config.to_json(), "seed": int(seed),
-                "experiment_name": experiment_name, "data": build.data_identity(config),
-                "presets": single_run.source_of(presets)}
+    rewind = config["rewind_iteration"]
+    if rewind and reset_weights is not None:
+        raise ValueError("both reset_weights and rewind_iteration say what survivors are "
+                         "reset to: pass one of them.")
+    identity = trial_identity(config, seed, experiment_name, presets)
     levels = config["levels"]
 
     def run_dir(level: int) -> str:
@@ -66,20 +134,20 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
     def make_model(level, level_presets, masks):
         return build.model(config, level_presets, masks, seed=seed)
 
-    def train_model(level, dataset, model):
-        info = dict(identity, level=level, run_id="")
-        per_level = trainer.training_iterations(config["training_len"], dataset)
-        with runs.lock(run_dir(level)):
-            return single_run.train_model(
-                dataset, model, run_dir(level), config, info,
-                progress_label=f"{experiment_name} level {level} of {levels} | ",
-                iterations_after=per_level * (levels - level), progress=progress)
-
     def make_dataset():
         return build.dataset(config, int(seed))
 
+    per_level = trainer.training_iterations(config["training_len"], make_dataset())
+    train_model = level_trainer(
+        config, run_dir, lambda level: identity,
+        lambda level: f"{experiment_name} level {level} of {levels} | ",
+        lambda level: (per_level - rewind) * (levels - level), progress)
+
     def completed_level(level):
-        return single_run.load_if_complete(run_dir(level), identity)
+        return single_run.load_if_complete(run_dir(level), identity, with_metrics=True)
+
+    if rewind:
+        reset_weights = rewinder(run_dir(0), rewind)
 
     preset_values = save_restore.standardize(presets)
     with runs.lock(output_dir, "trial"):

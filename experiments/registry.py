@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 from lottery_ticket.foundations import pruning
 from lottery_ticket.foundations.model_base import ModelBase
+from lottery_ticket.foundations.model_conv import ModelConv
 from lottery_ticket.foundations.model_fc import ModelFc
 from lottery_ticket.foundations.registry import Registry
 from lottery_ticket.foundations.save_restore import Network
@@ -37,12 +38,39 @@ def _fc(config, presets: Optional[Network], masks: Optional[Network],
                                 for layer in config.layers):
         raise ValueError(f"layers {config.layers!r}: the fc model needs (units, activation) "
                          "pairs, e.g. [(300, 'relu'), (100, 'relu'), (10, None)].")
+    _no_dropout(config, "fc")
     return ModelFc({"layers": [list(layer) for layer in config.layers],
                     "kernel_initializer": config.kernel_initializer},
                    presets=presets, masks=masks, seed=seed)
 
 
+def _no_dropout(config, model: str) -> None:
+    if config.dropout:
+        raise ValueError(f"dropout {config.dropout}: the {model} model has no dropout; "
+                         "leave --dropout=0, or use a model that has it (conv2, conv4, "
+                         "conv6).")
+
+
 MODELS.register("fc", _fc)
+
+
+def _conv(architecture: str) -> ModelBuilder:
+    """The builder of the paper's Conv-2/4/6 (foundations.model_conv)."""
+    def build(config, presets: Optional[Network], masks: Optional[Network],
+              seed: Optional[int]) -> ModelBase:
+        if config.layers:
+            raise ValueError(f"layers {config.layers!r}: {architecture} has a fixed "
+                             "architecture; leave layers empty (--layers=\"()\").")
+        return ModelConv(architecture, dropout=config.dropout,
+                         kernel_initializer=config.kernel_initializer,
+                         presets=presets, masks=masks, seed=seed)
+    build.__qualname__ = f"_conv.{architecture}"
+    return build
+
+
+# The paper's section 3 networks: 3x3 convolutions and 2x2 max-pools, then 256, 256, 10.
+for _architecture in ("conv2", "conv4", "conv6"):
+    MODELS.register(_architecture, _conv(_architecture))
 
 
 def _keras_optimizer(name: str, **fixed) -> OptimizerBuilder:

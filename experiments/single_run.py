@@ -8,11 +8,12 @@ other settings, and otherwise trains and writes the run directory.
 
 import logging
 import os
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
 from lottery_ticket.experiments.config import ExperimentConfig
+from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations import trainer
@@ -34,33 +35,47 @@ def source_of(network: save_restore.NetworkLike) -> Optional[str]:
     return "dict"
 
 
-def load_if_complete(output_dir: str, run_info: Mapping[str, Any]
-                     ) -> Optional[Tuple[Network, Network, Network]]:
-    """(initial, final, masks) of a complete run made with `run_info`; None if
-    the run is not complete; ValueError naming each setting that differs."""
+def load_if_complete(output_dir: str, run_info: Mapping[str, Any],
+                     with_metrics: bool = False) -> Optional[Tuple]:
+    """(initial, final, masks) of a complete run made with `run_info`, and its
+    metrics (from metrics.json) if `with_metrics`; None if the run is not
+    complete; ValueError naming each setting that differs."""
     # Lottery runs before format 2 recorded no presets: they were made without.
     defaults = dict(ExperimentConfig().identity_defaults(), presets=None)
     if "data" in run_info:
         # Runs made before the data was recorded cannot be checked against it.
         defaults["data"] = run_info["data"]
-    return runs.load_complete_run(output_dir, run_info, defaults,
-                                  ignore=config_lib.identity_ignore())
+    saved = runs.load_complete_run(output_dir, run_info, defaults,
+                                   ignore=config_lib.identity_ignore())
+    if saved is None or not with_metrics:
+        return saved
+    return saved + (save_restore.read_json(paths.metrics(output_dir)),)
 
 
 def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
                 config: ExperimentConfig, run_info: Mapping[str, Any],
                 progress_label: str = "", iterations_after: int = 0,
-                progress: Progress = None) -> Tuple[Network, Network]:
+                progress: Progress = None, start_iteration: Optional[int] = None,
+                snapshot_iterations: Sequence[int] = ()) -> Tuple[Network, Network]:
     """Trains a model with the configured optimizer, length and evaluation intervals.
+
+    Args:
+      start_iteration: where training starts; default the configured
+        rewind_iteration (a rewound run trains from K to the end). Level 0 of
+        a trial passes 0.
+      snapshot_iterations: iterations whose weights are saved to rewind{K}/.
 
     Returns trainer.train's TrainResult (which unpacks as (initial, final)).
     """
     validate = config["validate_interval"] if config["validation_size"] else None
+    if start_iteration is None:
+        start_iteration = config["rewind_iteration"]
     return trainer.train(
         dataset, model, build.optimizer_fn(config), config["training_len"], output_dir,
         test_interval=config["test_interval"] or None, validate_interval=validate or None,
         run_info=run_info, progress=progress, progress_label=progress_label,
-        iterations_after=iterations_after)
+        iterations_after=iterations_after, start_iteration=start_iteration,
+        snapshot_iterations=snapshot_iterations)
 
 
 def train(output_dir: str, config: ExperimentConfig,
@@ -69,6 +84,10 @@ def train(output_dir: str, config: ExperimentConfig,
           model_seed: Optional[int] = None, run_info: Optional[Mapping[str, Any]] = None,
           progress: Progress = None) -> Tuple[Network, Network]:
     """Trains one network and writes its run directory, unless it is complete.
+
+    A configured rewind_iteration K > 0 trains from iteration K to the end,
+    as a rewound level of a trial does (a control trains like its ticket):
+    pass the rewound weights as presets (e.g. {trial}/0/lottery/rewind{K}).
 
     Args:
       output_dir: the run directory (initial/, final/, masks/, metrics.json,

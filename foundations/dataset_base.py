@@ -1,4 +1,8 @@
-"""DatasetBase: in-memory numpy splits and a seeded training-batch order."""
+"""DatasetBase: in-memory numpy splits and a seeded training-batch order.
+
+Splits are (x, y) pairs: x float32, y int32 class ids or float32 targets. The
+test and validation splits are optional.
+"""
 
 from typing import Dict, Optional, Tuple
 
@@ -16,11 +20,19 @@ def _check_split(name: str, split) -> Split:
             f"the {name} split has {len(x)} examples but {len(y)} labels.")
     if len(x) == 0:
         raise ValueError(f"the {name} split is empty.")
-    return x.astype(np.float32, copy=False), y.astype(np.int32, copy=False)
+    if y.dtype.kind in "biu":
+        labels = y.astype(np.int32, copy=False)  # class ids (and 0/1 flags)
+    elif y.dtype.kind == "f":
+        labels = y.astype(np.float32, copy=False)  # targets of e.g. a sigmoid loss
+    else:
+        raise ValueError(
+            f"the {name} split's labels have dtype {y.dtype}; give integer class ids "
+            "or float targets (numbers), e.g. y.astype(np.int32).")
+    return x.astype(np.float32, copy=False), labels
 
 
 class DatasetBase:
-    """Training, test and optional validation splits held as numpy arrays.
+    """Training and optional test and validation splits held as numpy arrays.
 
     Training batches follow a fixed order: each epoch is a fresh permutation
     of the training set drawn from ``train_order_seed`` and the epoch number,
@@ -29,19 +41,33 @@ class DatasetBase:
     the same batches, and any stretch of iterations can be produced on its own.
 
     Args:
-      train: (x, y) training examples; y holds integer class ids.
+      train: (x, y) training examples. y holds integer class ids (stored as
+        int32) for the default softmax loss, or float targets (float32) for
+        a model whose loss takes them (ModelBase.loss); y may have more
+        axes than one ([N, 1], [N, k]) if the loss expects them.
       train_batch_size: examples per training batch.
-      test: (x, y) test examples.
+      test: (x, y) test examples, or None for a dataset without a test split
+        (the trainer then needs test_interval=None; it never evaluates one).
       validate: optional (x, y) validation examples.
       train_order_seed: seeds the batch order; None draws one, kept in
         ``self.train_order_seed`` so a run can still be repeated.
     """
 
-    def __init__(self, train: Split, train_batch_size: int, test: Split,
+    def __init__(self, train: Split, train_batch_size: int, test: Optional[Split] = None,
                  validate: Optional[Split] = None, train_order_seed: Optional[int] = None):
         self.train = _check_split("train", train)
-        self.test = _check_split("test", test)
+        self.test = None if test is None else _check_split("test", test)
         self.validate = None if validate is None else _check_split("validate", validate)
+        for split_name, split in (("test", self.test), ("validate", self.validate)):
+            if split is not None and (split[0].shape[1:] != self.train[0].shape[1:]
+                                      or split[1].shape[1:] != self.train[1].shape[1:]
+                                      or split[1].dtype != self.train[1].dtype):
+                raise ValueError(
+                    f"the {split_name} split's examples {split[0].shape[1:]} and labels "
+                    f"{split[1].shape[1:]} {split[1].dtype} differ from the training "
+                    f"split's {self.train[0].shape[1:]} and {self.train[1].shape[1:]} "
+                    f"{self.train[1].dtype}: every split needs the same shapes and label "
+                    "type.")
         if int(train_batch_size) < 1 or int(train_batch_size) > len(self.train[0]):
             raise ValueError(
                 f"train_batch_size {train_batch_size} must be between 1 and the "
@@ -53,8 +79,10 @@ class DatasetBase:
 
     @property
     def splits(self) -> Dict[str, Split]:
-        """The evaluation splits: 'train', 'test' and, if present, 'validate'."""
-        splits = {"train": self.train, "test": self.test}
+        """The splits present: 'train' and, if present, 'test' and 'validate'."""
+        splits = {"train": self.train}
+        if self.test is not None:
+            splits["test"] = self.test
         if self.validate is not None:
             splits["validate"] = self.validate
         return splits

@@ -12,11 +12,24 @@ calls reuse them. For each layer:
   optimizer; the raw kernel also starts at 0 there, so even decoupled weight
   decay leaves it at 0.
 
-Biases start at 0 (or at ``bias_initializer``) and are never masked.
+Biases start at 0 (or at ``bias_initializer``). As an option they take presets
+and masks too, under the key ``"{layer}.bias"`` (``bias_key(layer)``) in the same
+dicts: a masked bias is applied as ``bias * mask``, so a pruned unit's bias is
+exactly 0. Without such keys biases are unmasked, as before.
+
+``dropout_layer`` drops activations during training only. Its randomness is
+stateless: each call's pattern comes from a per-layer seed (derived from the
+model's seed) and a step counter, both variables of the model, so a run is
+repeated bit for bit and the trainer's reuse of compiled functions (which
+copies every variable, see ``trace_key``) gives the numbers of a fresh run.
+
+The loss and accuracy are softmax cross-entropy over integer class ids. A
+subclass with another output sets ``loss`` and ``accuracy`` (see their
+docstrings), e.g. ``loss = staticmethod(sigmoid_cross_entropy)``.
 """
 
 import zlib
-from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -26,6 +39,74 @@ from lottery_ticket.foundations import save_restore
 Initializer = Union[None, str, Callable]
 Activation = Union[None, str, Callable[[tf.Tensor], tf.Tensor]]
 Size = Union[int, Tuple[int, int]]
+
+BIAS_SUFFIX = ".bias"
+
+
+def bias_key(layer: str) -> str:
+    """The key of a layer's bias in presets, masks and weights: '{layer}.bias'."""
+    return layer + BIAS_SUFFIX
+
+
+def unit_bias_masks(masks: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Bias masks that prune the bias of every unit whose incoming weights are all pruned.
+
+    Args:
+      masks: layer name -> kernel mask ([inputs, units] dense, [h, w, in,
+        filters] conv), e.g. from ``pruning.prune(..., selection="unit")``.
+        Bias entries already in `masks` are ignored.
+
+    Returns:
+      {bias_key(layer): float32 0/1 array [units]} for every kernel mask.
+    """
+    result = {}
+    for layer, mask in masks.items():
+        if layer.endswith(BIAS_SUFFIX):
+            continue
+        mask = np.asarray(mask)
+        if mask.ndim < 2:
+            raise ValueError(f"mask for layer {layer!r} has shape {mask.shape}; a kernel "
+                             "mask has the units on its last axis ([inputs, units]).")
+        alive = mask.reshape(-1, mask.shape[-1]).any(axis=0)
+        result[bias_key(layer)] = alive.astype(np.float32)
+    return result
+
+
+def softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Mean softmax cross-entropy; labels are integer class ids [batch]."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=logits))
+
+
+def softmax_accuracy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Fraction of examples whose largest logit is the label."""
+    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)),
+                                  tf.float32))
+
+
+def _binary_logits(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    # One output unit ([batch, 1]) against labels [batch]: drop the unit axis,
+    # or the two would broadcast to [batch, batch].
+    if logits.shape.rank == labels.shape.rank + 1 and logits.shape[-1] == 1:
+        logits = tf.squeeze(logits, axis=-1)
+    return logits
+
+
+def sigmoid_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Mean binary cross-entropy of sigmoid outputs; labels are 0/1 (any dtype, or
+    probabilities in [0, 1]) of shape [batch] or the logits' shape."""
+    logits = _binary_logits(logits, labels)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.cast(labels, logits.dtype), logits=logits))
+
+
+def sigmoid_accuracy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Fraction of outputs on the label's side of 0.5 (a logit above 0 predicts 1)."""
+    logits = _binary_logits(logits, labels)
+    predictions = tf.cast(logits > 0, tf.float32)
+    targets = tf.cast(tf.cast(labels, tf.float32) > 0.5, tf.float32)
+    return tf.reduce_mean(tf.cast(tf.equal(predictions, targets), tf.float32))
 
 
 def _derived_seed(seed: int, name: str) -> int:
@@ -46,9 +127,11 @@ class ModelBase(tf.Module):
     """Base class for networks with masked, preset-initialized layers.
 
     Args:
-      presets: layer name -> initial kernel values (dict or saved directory).
+      presets: layer name -> initial kernel values (dict or saved directory);
+        optionally bias_key(layer) ('{layer}.bias') -> initial bias values.
       masks: layer name -> 0/1 array of the kernel's shape (dict or directory).
-        Layers without a mask are dense.
+        Layers without a mask are dense. Optionally bias_key(layer) -> 0/1
+        array [units]: the bias is applied as bias * mask.
       seed: seeds the default initializers; the same seed gives the same
         initial weights. None draws a seed, kept in ``self.seed``.
       name: the tf.Module name.
@@ -81,6 +164,9 @@ class ModelBase(tf.Module):
         self._kernels: Dict[str, tf.Variable] = {}
         self._biases: Dict[str, tf.Variable] = {}
         self._mask_variables: Dict[str, tf.Variable] = {}
+        self._bias_mask_variables: Dict[str, tf.Variable] = {}
+        self._dropout_seeds: Dict[str, tf.Variable] = {}
+        self._dropout_step: Optional[tf.Variable] = None
         self._layer_names = []
         self._built = False
 
@@ -113,6 +199,9 @@ class ModelBase(tf.Module):
         if first_call:
             self._built = True
             self._check_all_used()
+        if training and self._dropout_step is not None:
+            # After forward() has read it: the next training call draws new patterns.
+            self._dropout_step.assign_add(1)
         return outputs
 
     def build(self, input_shape: Sequence[int]) -> "ModelBase":
@@ -131,12 +220,14 @@ class ModelBase(tf.Module):
         return self._built
 
     def _check_all_used(self) -> None:
+        known = set(self._kernels) | {bias_key(name) for name in self._biases}
         for kind, given in (("preset", self._presets), ("mask", self._given_masks)):
-            unknown = sorted(set(given) - set(self._kernels))
+            unknown = sorted(set(given) - known)
             if unknown:
                 raise ValueError(
                     f"{kind}s given for layers {unknown} that the network does not "
-                    f"have; its layers are {list(self._layer_names)}.")
+                    f"have; its layers are {list(self._layer_names)} (biases: "
+                    f"{sorted(bias_key(name) for name in self._biases)}).")
 
     # -- Layers ---------------------------------------------------------------
 
@@ -201,16 +292,31 @@ class ModelBase(tf.Module):
         value = kernel_initializer(shape, dtype=tf.float32)
         return np.asarray(value, dtype=np.float32)
 
-    def _bias(self, name: str, size: int, bias_initializer: Optional[Callable]) -> tf.Variable:
+    def _bias(self, name: str, size: int, bias_initializer: Optional[Callable]) -> tf.Tensor:
+        """The effective bias of a layer (bias * mask), creating it on first use."""
         if name not in self._biases:
+            key = bias_key(name)
+            preset, mask = self._presets.get(key), self._given_masks.get(key)
+            for kind, given in (("preset", preset), ("mask", mask)):
+                if given is not None and tuple(np.shape(given)) != (size,):
+                    raise ValueError(
+                        f"{kind} for {key!r} has shape {tuple(np.shape(given))}, but the "
+                        f"layer's bias has shape {(size,)}.")
             with tf.init_scope():
-                if bias_initializer is None:
+                if preset is not None:
+                    initial = np.asarray(preset, dtype=np.float32)
+                elif bias_initializer is None:
                     initial = np.zeros([size], np.float32)
                 else:
                     initial = np.asarray(bias_initializer([size], dtype=tf.float32),
                                          dtype=np.float32)
+                if mask is not None:
+                    mask = np.asarray(mask, dtype=np.float32)
+                    initial = initial * mask
+                    self._bias_mask_variables[name] = tf.Variable(
+                        mask, trainable=False, name=f"{name}_bias_mask")
                 self._biases[name] = tf.Variable(initial, name=f"{name}_bias")
-        return self._biases[name]
+        return self.effective_bias(name)
 
     def dense_layer(self, name: str, inputs: tf.Tensor, units: int,
                     activation: Activation = None, use_bias: bool = True,
@@ -223,7 +329,8 @@ class ModelBase(tf.Module):
           inputs: [batch, features] tensor with a static feature size.
           units: output size.
           activation: None, a callable, or a Keras activation name ('relu').
-          use_bias: whether to add a bias (never masked).
+          use_bias: whether to add a bias (masked only if masks hold
+            bias_key(name)).
           kernel_initializer: used when there is no preset: a Keras
             initializer (instance or name; unseeded ones get a seed derived
             from the model's seed and the layer's name) or a callable
@@ -271,6 +378,56 @@ class ModelBase(tf.Module):
         activation = _resolve_activation(activation)
         return outputs if activation is None else activation(outputs)
 
+    def dropout_layer(self, name: str, inputs: tf.Tensor, rate: float,
+                      training: bool) -> tf.Tensor:
+        """Inverted dropout during training; the identity at evaluation or rate 0.
+
+        The pattern of each training call is drawn statelessly from this
+        layer's seed (derived from the model's seed and `name`) and the
+        model's training-call counter, both model variables: the same seeds
+        give the same patterns, and a model's numbers do not depend on what
+        else ran in the process.
+
+        Args:
+          name: the dropout layer's name (unique among dropout layers).
+          inputs: the activations to drop.
+          rate: fraction dropped, in [0, 1).
+          training: whether this is a training call.
+        """
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate {rate} of layer {name!r} must be in [0, 1) "
+                             "(0.5 drops half the activations; 0 turns dropout off).")
+        if rate == 0.0:
+            return inputs
+        if name not in self._dropout_seeds:
+            if self._built:
+                raise ValueError(
+                    f"dropout layer {name!r} appeared after the network was built; "
+                    "forward() must create the same layers on every call.")
+            with tf.init_scope():
+                if self._dropout_step is None:
+                    self._dropout_step = tf.Variable(
+                        tf.constant(0, tf.int64), trainable=False, name="dropout_step")
+                self._dropout_seeds[name] = tf.Variable(
+                    tf.constant(_derived_seed(self.seed, "dropout:" + name), tf.int64),
+                    trainable=False, name=f"{name}_dropout_seed")
+        if not training:
+            return inputs
+        seed = tf.stack([self._dropout_seeds[name].read_value(),
+                         self._dropout_step.read_value()])
+        return tf.nn.experimental.stateless_dropout(inputs, rate, seed=seed)
+
+    def set_training_step(self, step: int) -> None:
+        """Sets the counter of training calls that dropout patterns are drawn from.
+
+        The trainer sets it to a run's first iteration (0, or K for a run
+        rewound to iteration K, which then drops what level 0 dropped from K
+        on). No effect on a model without dropout.
+        """
+        if self._dropout_step is not None:
+            self._dropout_step.assign(int(step))
+
     # -- Reading the network back -------------------------------------------------
 
     def _require_built(self) -> None:
@@ -289,10 +446,19 @@ class ModelBase(tf.Module):
         """Effective kernels (kernel * mask) as a dict layer name -> array."""
         return self.get_current_weights()
 
-    def get_current_weights(self) -> Dict[str, np.ndarray]:
-        """Effective kernels (kernel * mask) as a dict layer name -> array."""
+    def get_current_weights(self, include_biases: bool = False) -> Dict[str, np.ndarray]:
+        """Effective kernels (kernel * mask) as a dict layer name -> array.
+
+        Args:
+          include_biases: also give each layer's effective bias (bias * mask)
+            under bias_key(layer), e.g. to pass as presets that reset the
+            biases with the kernels.
+        """
         self._require_built()
-        return {name: self.effective_kernel(name).numpy() for name in self._layer_names}
+        weights = {name: self.effective_kernel(name).numpy() for name in self._layer_names}
+        if include_biases:
+            weights.update({bias_key(name): value for name, value in self.biases.items()})
+        return weights
 
     def effective_kernel(self, name: str) -> tf.Tensor:
         """The kernel of one layer with its mask applied."""
@@ -300,11 +466,29 @@ class ModelBase(tf.Module):
         kernel = self._kernels[name]
         return tf.convert_to_tensor(kernel) if mask is None else kernel * mask
 
+    def effective_bias(self, name: str) -> tf.Tensor:
+        """The bias of one layer with its mask (if it has one) applied."""
+        mask = self._bias_mask_variables.get(name)
+        bias = self._biases[name]
+        return tf.convert_to_tensor(bias) if mask is None else bias * mask
+
     @property
     def biases(self) -> Dict[str, np.ndarray]:
-        """Biases as a dict layer name -> array."""
+        """Effective biases (bias * mask) as a dict layer name -> array."""
         self._require_built()
-        return {name: value.numpy() for name, value in self._biases.items()}
+        return {name: self.effective_bias(name).numpy() for name in self._biases}
+
+    @property
+    def bias_masks(self) -> Dict[str, np.ndarray]:
+        """The bias masks the model was given, keyed bias_key(layer); empty if none.
+
+        They are not part of ``masks`` (whose entries are kernels, what
+        pruning and the saved masks/ hold): pass both to rebuild the model,
+        ``masks={**model.masks, **model.bias_masks}``.
+        """
+        self._require_built()
+        return {bias_key(name): mask.numpy()
+                for name, mask in self._bias_mask_variables.items()}
 
     @property
     def masks(self) -> Dict[str, np.ndarray]:
@@ -320,16 +504,25 @@ class ModelBase(tf.Module):
         return dict(self._presets)
 
     # -- Loss and accuracy --------------------------------------------------------
+    # The trainer calls model.loss(outputs, labels) and model.accuracy(outputs,
+    # labels) on forward()'s outputs and a batch of labels in the data set's
+    # dtype. A subclass with another kind of output replaces both, as functions
+    # of (outputs, labels) -> scalar tensor; for one sigmoid output:
+    #     loss = staticmethod(sigmoid_cross_entropy)
+    #     accuracy = staticmethod(sigmoid_accuracy)
 
     @staticmethod
     def loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        """Mean softmax cross-entropy; labels are integer class ids."""
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.cast(labels, tf.int32), logits=logits))
+        """Mean softmax cross-entropy; labels are integer class ids.
+
+        Override in a subclass for another loss (see sigmoid_cross_entropy).
+        """
+        return softmax_cross_entropy(logits, labels)
 
     @staticmethod
     def accuracy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        """Fraction of examples whose largest logit is the label."""
-        predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)),
-                                      tf.float32))
+        """Fraction of examples whose largest logit is the label.
+
+        Override in a subclass with `loss` (see sigmoid_accuracy).
+        """
+        return softmax_accuracy(logits, labels)

@@ -6,6 +6,8 @@ Layout (kept from the original codebase)::
         initial/{layer}.npy    weights before training
         final/{layer}.npy      weights after training
         masks/{layer}.npy      0/1 masks the run trained with
+        rewind{K}/{layer}.npy  weights at iteration K (level 0 of a trial with
+                               rewind_iteration=K: what later levels reset to)
         metrics.json           loss and accuracy per evaluated split
         summaries/             TensorBoard event files
         done.json              written last: the run is complete
@@ -23,6 +25,7 @@ METRICS_FILENAME = "metrics.json"
 
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*[A-Za-z_]$|^[A-Za-z_]$")
 _RUN_ID = re.compile(r"^[0-9]*$")
+_REWIND = re.compile(r"^rewind[0-9]+$")
 
 
 def trial(parent_directory: str, trial_name: Union[int, str]) -> str:
@@ -68,6 +71,19 @@ def final(run_directory: str) -> str:
 def masks(run_directory: str) -> str:
     """Directory of a run's masks."""
     return os.path.join(run_directory, "masks")
+
+
+def rewind(run_directory: str, iteration: int) -> str:
+    """Directory of a run's weights at `iteration` (``rewind{iteration}/``), the
+    snapshot that late resetting (rewinding) resets later levels to."""
+    if int(iteration) != iteration or int(iteration) < 1:
+        raise ValueError(f"a rewind snapshot is taken at an iteration >= 1, got {iteration!r}.")
+    return os.path.join(run_directory, f"rewind{int(iteration)}")
+
+
+def is_rewind(name: str) -> bool:
+    """Whether a directory name is a rewind snapshot's (``rewind{K}``)."""
+    return bool(_REWIND.match(name))
 
 
 def metrics(run_directory: str) -> str:

@@ -9,6 +9,7 @@ module costs nothing and changes nothing.
 """
 
 import html
+import inspect
 import logging
 import sys
 import time
@@ -46,9 +47,13 @@ def clock(seconds: float) -> str:
 
 
 def describe(iteration: int, total: int, latest: Latest, seconds: float, label: str = "",
-             iterations_after: int = 0) -> str:
-    """One progress line: iteration, rate, ETA and the latest metrics."""
-    rate = iteration / max(seconds, 1e-9)
+             iterations_after: int = 0, first_iteration: int = 0) -> str:
+    """One progress line: iteration, rate, ETA and the latest metrics.
+
+    The rate counts the iterations trained since `first_iteration` (a rewound
+    run starts past 0) over `seconds`.
+    """
+    rate = (iteration - first_iteration) / max(seconds, 1e-9)
     parts = [f"{label}iteration {iteration}/{total}", f"{rate:.0f} it/s"]
     if iteration < total or iterations_after:
         eta = f"ETA {clock((total - iteration) / rate)}" if rate > 0 else "ETA unknown"
@@ -96,6 +101,8 @@ class Reporter:
                             f"progress(iteration, total, latest); got {progress!r}.")
         self._function = progress if callable(progress) and not isinstance(
             progress, bool) else None
+        if self._function is not None:
+            _check_callback(self._function)
         self._silent = progress is False
         self._label, self._after = label, iterations_after
         self._display = None
@@ -103,9 +110,12 @@ class Reporter:
                          and in_jupyter_kernel())
         self._started = time.time()
         self._last = float("-inf")
+        self._first = 0
 
-    def start(self, total: int) -> None:
-        """Marks the start of training (the rate is measured from here)."""
+    def start(self, total: int, first_iteration: int = 0) -> None:
+        """Marks the start of training at `first_iteration` (the rate is measured
+        from here)."""
+        self._first = int(first_iteration)
         self._started = time.time()
         self._last = self._started
         if self._jupyter:
@@ -127,9 +137,21 @@ class Reporter:
             return
         self._last = now
         text = describe(iteration, total, latest, now - self._started, self._label,
-                        self._after)
+                        self._after, self._first)
         if self._display is not None:
             self._display.update(_Line(text, iteration, total))
         else:
             logger.info(text)
 
+
+def _check_callback(function: Callable) -> None:
+    """Raises TypeError, before any training, unless `function` takes
+    (iteration, total, latest) positionally."""
+    try:
+        inspect.signature(function).bind(0, 1, {})
+    except TypeError as error:
+        raise TypeError(f"progress={function!r} cannot be called as progress(iteration, "
+                        f"total, latest_metrics): {error}. Give a function of three "
+                        "arguments, or False for no progress.") from None
+    except ValueError:  # no signature to inspect (some builtins): find out when called
+        pass

@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import time
 import weakref
 from typing import Any, Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple
@@ -79,15 +80,17 @@ def training_iterations(training_len: Sequence, dataset: DatasetBase) -> int:
     return int(amount) * dataset.iterations_per_epoch
 
 
-def _boundaries(total: int, intervals: Sequence[Optional[int]]) -> list:
-    """Iterations at which the compiled loop hands control back to Python."""
-    points = {total}
+def _boundaries(total: int, intervals: Sequence[Optional[int]], start: int = 0,
+                snapshots: Sequence[int] = ()) -> list:
+    """Iterations after `start` at which the compiled loop hands control back to
+    Python: multiples of each interval, each snapshot iteration and `total`."""
+    points = {total} | {int(k) for k in snapshots}
     given = [int(i) for i in intervals if i]
     for interval in given or [_DEFAULT_CHUNK]:
         if interval < 1:
             raise ValueError(f"evaluation intervals must be positive, got {interval}.")
         points.update(range(interval, total, interval))
-    return sorted(points)
+    return sorted(point for point in points if point > start)
 
 
 def _op_determinism():
@@ -136,9 +139,38 @@ class _Recorder:
             self.writer.close()
 
 
+def check_iterations(total: int, start_iteration: int = 0,
+                     snapshot_iterations: Sequence[int] = ()) -> None:
+    """Raises ValueError unless 0 <= start_iteration < total and every snapshot
+    iteration lies in (start_iteration, total]."""
+    if int(start_iteration) != start_iteration or not 0 <= start_iteration < total:
+        raise ValueError(
+            f"start_iteration is {start_iteration!r}, but training runs to iteration "
+            f"{total}: it must be a whole number from 0 to {total - 1} (a rewound run "
+            "starts at the rewind iteration, which must come before the end).")
+    for iteration in snapshot_iterations:
+        if int(iteration) != iteration or not start_iteration < iteration <= total:
+            raise ValueError(
+                f"snapshot iteration {iteration!r} is not between start_iteration "
+                f"{start_iteration} (exclusive) and the last iteration {total}: weights "
+                "can only be saved at an iteration this run trains to.")
+
+
+def _clear_snapshots(output_dir: str) -> None:
+    """Removes the rewind{K}/ snapshots an interrupted run of this project left
+    (a run only clears what it knows it wrote: only in a marked directory)."""
+    if not os.path.exists(os.path.join(output_dir, runs.MARKER_FILENAME)):
+        return
+    for name in os.listdir(output_dir):
+        if paths.is_rewind(name) and os.path.isdir(os.path.join(output_dir, name)):
+            shutil.rmtree(os.path.join(output_dir, name))
+
+
 def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
                 output_dir: str, *, validate_interval: Optional[int] = None,
-                save_network: bool = True) -> Tuple[int, Network]:
+                test_interval: Optional[int] = None,
+                save_network: bool = True, start_iteration: int = 0,
+                snapshot_iterations: Sequence[int] = ()) -> Tuple[int, Network]:
     """Checks a run's arguments and readies its directory and model.
 
     Clears an incomplete run in `output_dir` (a complete one raises
@@ -149,15 +181,23 @@ def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
       (total_iterations, initial_weights).
     """
     total = training_iterations(training_len, dataset)
+    check_iterations(total, start_iteration, snapshot_iterations)
     if validate_interval and dataset.validate is None:
         raise ValueError(
             "validate_interval is set but the dataset has no validation split; "
             "give the dataset one (e.g. validation_size=5000) or drop the interval.")
+    if test_interval and dataset.test is None:
+        raise ValueError(
+            f"test_interval is {test_interval} but the dataset has no test split; pass "
+            "test_interval=None (or --test_interval=0), or give the dataset a test split.")
     os.makedirs(output_dir, exist_ok=True)
     runs.clear_incomplete(output_dir)
+    _clear_snapshots(output_dir)
     runs.mark_started(output_dir)
 
     model.build(dataset.example_shape)
+    # Dropout patterns follow the iteration, so a rewound run drops as level 0 did.
+    model.set_training_step(start_iteration)
     initial_weights = model.get_current_weights()
     if save_network:
         save_restore.save_network(paths.initial(output_dir), initial_weights)
@@ -211,7 +251,8 @@ class CompiledSteps:
         example_spec = tf.TensorSpec([None] + list(dataset.example_shape), tf.float32)
         self._evaluation_sums = tf.function(
             functools.partial(self._evaluation_sums_graph),
-            input_signature=[example_spec, tf.TensorSpec([None], tf.int32)])
+            input_signature=[example_spec, tf.TensorSpec(
+                [None] + list(dataset.train[1].shape[1:]), tf.as_dtype(dataset.train[1].dtype))])
         self._all_finite = tf.function(functools.partial(self._all_finite_graph))
 
     def _all_finite_graph(self) -> tf.Tensor:
@@ -361,20 +402,23 @@ def _check_finite(steps: CompiledSteps, output_dir: str, iteration: int,
 def _training_loop(steps: CompiledSteps, dataset: DatasetBase, total: int,
                    recorder: _Recorder, output_dir: str, *, test_interval: Optional[int],
                    validate_interval: Optional[int], train_interval: Optional[int],
-                   reporter: progress_lib.Reporter) -> None:
-    """Trains from iteration 0 to `total`, recording metrics at each boundary and
+                   reporter: progress_lib.Reporter, start: int = 0,
+                   snapshot: Optional[Callable[[int], None]] = None,
+                   snapshot_iterations: Sequence[int] = ()) -> None:
+    """Trains from iteration `start` to `total`, recording metrics at each
+    boundary, calling snapshot(iteration) at each snapshot iteration, and
     stopping with DivergedError at the first non-finite loss or weight."""
     intervals = {"test": test_interval, "validate": validate_interval if dataset.validate
                  is not None else None}
-    reporter.start(total)
+    reporter.start(total, start)
     last_save = time.time()
     for split, interval in intervals.items():
         if interval:
-            recorder.add(split, 0, *steps.evaluate(split))
+            recorder.add(split, start, *steps.evaluate(split))
     train_loss, train_accuracy, train_steps_done = 0.0, 0.0, 0
-    iteration = 0
+    iteration = start
     for boundary in _boundaries(total, [test_interval, intervals["validate"],
-                                        train_interval]):
+                                        train_interval], start, snapshot_iterations):
         count = boundary - iteration
         loss, accuracy = steps.train_steps(dataset.batch_indices(iteration, count))
         iteration = boundary
@@ -392,6 +436,8 @@ def _training_loop(steps: CompiledSteps, dataset: DatasetBase, total: int,
                 losses[split] = split_loss
                 evaluated = True
         _check_finite(steps, output_dir, iteration, losses)
+        if snapshot is not None and iteration in snapshot_iterations:
+            snapshot(iteration)
         record_train = (_due(iteration, train_interval, total) if train_interval
                         else evaluated or iteration == total)
         if record_train:
@@ -408,14 +454,15 @@ def _training_loop(steps: CompiledSteps, dataset: DatasetBase, total: int,
 def _write_record(output_dir: str, *, total: int, training_len: Sequence, seconds: float,
                   model: ModelBase, dataset: DatasetBase,
                   final_metrics: Dict[str, Dict[str, float]],
-                  run_info: Optional[Mapping]) -> Dict[str, Any]:
+                  run_info: Optional[Mapping], start_iteration: int = 0,
+                  snapshot_iterations: Sequence[int] = ()) -> Dict[str, Any]:
     """Writes done.json, whose presence marks the run in `output_dir` complete;
     returns what it wrote."""
     record = {
         "iterations": total,
         "training_len": list(training_len),
         "seconds": seconds,
-        "iterations_per_second": total / max(seconds, 1e-9),
+        "iterations_per_second": (total - start_iteration) / max(seconds, 1e-9),
         "model_seed": model.seed,
         "train_order_seed": dataset.train_order_seed,
         "train_batch_size": dataset.train_batch_size,
@@ -428,6 +475,11 @@ def _write_record(output_dir: str, *, total: int, training_len: Sequence, second
         "python": platform.python_version(),
         "run_info": dict(run_info or {}),
     }
+    # Only when used, so that a run without them records exactly what it did before.
+    if start_iteration:
+        record["start_iteration"] = int(start_iteration)
+    if snapshot_iterations:
+        record["snapshot_iterations"] = sorted(int(k) for k in snapshot_iterations)
     runs.write_done(output_dir, record)
     return dict(record, format_version=runs.FORMAT_VERSION)
 
@@ -441,7 +493,10 @@ class TrainResult(tuple):
     * ``metrics``: {split: {"iteration": [...], "loss": [...], "accuracy":
       [...]}}, the numbers written to metrics.json;
     * ``record``: the contents of done.json;
-    * ``output_dir``: where the run was written.
+    * ``output_dir``: where the run was written;
+    * ``snapshots``: iteration -> effective kernels and biases (under
+      model_base.bias_key(layer)) at that iteration, for each of train()'s
+      snapshot_iterations.
     """
 
     initial: Network
@@ -449,16 +504,20 @@ class TrainResult(tuple):
     metrics: Dict[str, Dict[str, list]]
     record: Dict[str, Any]
     output_dir: str
+    snapshots: Dict[int, Network]
 
     def __new__(cls, initial: Network, final: Network, metrics: Dict[str, Dict[str, list]],
-                record: Dict[str, Any], output_dir: str) -> "TrainResult":
+                record: Dict[str, Any], output_dir: str,
+                snapshots: Optional[Dict[int, Network]] = None) -> "TrainResult":
         result = super().__new__(cls, (initial, final))
         result.initial, result.final = initial, final
         result.metrics, result.record, result.output_dir = metrics, record, output_dir
+        result.snapshots = dict(snapshots or {})
         return result
 
     def __getnewargs__(self):
-        return (self.initial, self.final, self.metrics, self.record, self.output_dir)
+        return (self.initial, self.final, self.metrics, self.record, self.output_dir,
+                self.snapshots)
 
 
 def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any],
@@ -467,7 +526,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
           test_interval: Optional[int] = 100, validate_interval: Optional[int] = None,
           train_interval: Optional[int] = None, run_info: Optional[Mapping] = None,
           progress: progress_lib.Progress = None, progress_label: str = "",
-          iterations_after: int = 0) -> TrainResult:
+          iterations_after: int = 0, start_iteration: int = 0,
+          snapshot_iterations: Sequence[int] = ()) -> TrainResult:
     """Trains `model` on `dataset` and writes the run to `output_dir`.
 
     Args:
@@ -481,7 +541,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
       save_summaries: write TensorBoard event files under summaries/.
       save_network: write initial/, final/ and masks/ (one .npy per layer).
       test_interval: evaluate the whole test split every this many iterations
-        (and at iterations 0 and N); None or 0 never.
+        (and at iterations 0 and N); None or 0 never (required for a dataset
+        without a test split: asking for one is a ValueError).
       validate_interval: the same for the validation split, if the dataset
         has one.
       train_interval: record the mean loss and accuracy of the training
@@ -497,6 +558,14 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
       progress_label: text put before the default progress lines.
       iterations_after: iterations still to come after this run (later
         levels of a trial), for the default progress lines' whole-trial ETA.
+      start_iteration: the iteration training starts at (a rewound level
+        starts at the rewind iteration K): it trains iterations K..N-1, with
+        the dataset's batches of those absolute iterations, evaluates first at
+        K and records iterations on the same axis as a run from 0.
+      snapshot_iterations: iterations after which the effective kernels and
+        biases ('{layer}.bias') are kept (TrainResult.snapshots) and, with
+        save_network, saved to rewind{K}/ (paths.rewind), ready to pass as
+        presets, before training goes on.
 
     Returns:
       A TrainResult: unpacks as (initial_weights, final_weights), dicts layer
@@ -511,15 +580,29 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
     reporter = progress_lib.Reporter(progress, progress_label, iterations_after)
     total, initial_weights = prepare_run(dataset, model, training_len, output_dir,
                                          validate_interval=validate_interval,
-                                         save_network=save_network)
+                                         test_interval=test_interval,
+                                         save_network=save_network,
+                                         start_iteration=start_iteration,
+                                         snapshot_iterations=snapshot_iterations)
     steps = compiled_steps(dataset, model, optimizer_fn())
     recorder = _Recorder(output_dir, save_summaries)
+    snapshots: Dict[int, Network] = {}
+
+    def snapshot(iteration: int) -> None:
+        # steps.model is the network being trained (a shared copy when reused). The
+        # biases too: a rewound network is the whole network at that iteration.
+        snapshots[iteration] = steps.model.get_current_weights(include_biases=True)
+        if save_network:
+            save_restore.save_network(paths.rewind(output_dir, iteration), snapshots[iteration])
+
     started = time.time()
     try:
         try:
             _training_loop(steps, dataset, total, recorder, output_dir,
                            test_interval=test_interval, validate_interval=validate_interval,
-                           train_interval=train_interval, reporter=reporter)
+                           train_interval=train_interval, reporter=reporter,
+                           start=start_iteration, snapshot=snapshot,
+                           snapshot_iterations=tuple(snapshot_iterations))
         except DivergedError as error:
             finish_steps(steps, model)
             recorder.save()
@@ -541,6 +624,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
 
     record = _write_record(output_dir, total=total, training_len=training_len,
                            seconds=time.time() - started, model=model, dataset=dataset,
-                           final_metrics=recorder.latest(), run_info=run_info)
+                           final_metrics=recorder.latest(), run_info=run_info,
+                           start_iteration=start_iteration,
+                           snapshot_iterations=snapshot_iterations)
     return TrainResult(initial_weights, final_weights, copy.deepcopy(recorder.metrics),
-                       record, output_dir)
+                       record, output_dir, snapshots)

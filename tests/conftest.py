@@ -60,6 +60,36 @@ def synthetic_dataset(train_order_seed: int = 0, validate: bool = True,
                        train_order_seed=train_order_seed)
 
 
+def _registered_synthetic(location, *, flatten=True, validation_size=0, batch_size=20,
+                          train_order_seed=0) -> DatasetBase:
+    return DatasetBase(synthetic_split(400, 1), batch_size, synthetic_split(200, 2),
+                       validate=synthetic_split(100, 3) if validation_size else None,
+                       train_order_seed=train_order_seed)
+
+
+def register_synthetic_dataset(name: str = "synthetic_test") -> str:
+    """Registers the synthetic data as a data set a configuration can name (its
+    location is not read; validation_size > 0 gives the 100 validation examples)."""
+    from lottery_ticket.datasets import registry as dataset_registry
+    dataset_registry.DATASETS.register(
+        name, dataset_registry.DatasetSpec(_registered_synthetic), replace=True)
+    return name
+
+
+def interrupting(train, run_suffix: str, at_iteration: int = 0):
+    """trainer.train, except that a run whose directory ends in `run_suffix` (e.g.
+    os.path.join("1", "lottery")) raises KeyboardInterrupt once it reaches
+    `at_iteration`, as Ctrl-C would."""
+    def interrupted(dataset, model, optimizer_fn, training_len, output_dir, **params):
+        if output_dir.endswith(run_suffix):
+            def stop(iteration, total, latest):
+                if iteration >= at_iteration:
+                    raise KeyboardInterrupt()
+            params["progress"] = stop
+        return train(dataset, model, optimizer_fn, training_len, output_dir, **params)
+    return interrupted
+
+
 @pytest.fixture
 def small_dataset() -> DatasetBase:
     return synthetic_dataset()

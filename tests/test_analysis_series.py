@@ -71,3 +71,38 @@ def test_one_shot_runs_get_the_iterative_vs_one_shot_figure(tmp_path):
     assert not stale.exists()
     oneshot = [row for row in result["summary"] if row["experiment_name"] == "oneshot"]
     assert [row["level"] for row in oneshot] == [1, 2]
+
+
+def test_figures_name_bad_metrics_and_paths(tmp_path):
+    import pytest
+    from lottery_ticket.analysis import figures
+    rows = [{"experiment_name": "lottery", "level": 0, "runs": 1, "remaining": 1.0,
+             "early_stop_iteration_mean": 100, "early_stop_iteration_min": 100,
+             "early_stop_iteration_max": 100}]
+    with pytest.raises(ValueError, match="metric 'bogus' is not in the summary; "
+                                         "summarized metrics: early_stop_iteration"):
+        figures.early_stopping_figure(rows, "bogus")
+    with pytest.raises(ValueError, match="has no file name"):
+        figures.early_stopping_figure(rows, "early_stop_iteration", path=str(tmp_path / ".png"))
+    with pytest.raises(ValueError, match=r"not one of \('png', 'svg'\)"):
+        figures.early_stopping_figure(rows, "early_stop_iteration", path=str(tmp_path / "a.pdf"))
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(OSError, match=f"cannot write the figure {blocked}/a.png"):
+        figures.early_stopping_figure(rows, "early_stop_iteration", path=str(blocked / "a.png"))
+    figure = figures.early_stopping_figure(rows, "early_stop_iteration",
+                                           path=str(tmp_path / "new" / "a.svg"))
+    assert (tmp_path / "new" / "a.svg").read_text().startswith("<?xml")
+    assert figure.axes[0].get_ylabel() == "early-stopping iteration"
+
+
+def test_lottery_runs_rewound_to_different_iterations_get_the_rewinding_figure(tmp_path):
+    root = tmp_path / "exp"
+    for level, kept in LEVELS:
+        write_run(root, 1, level, "lottery", kept=kept)  # predates rewinding: K=0
+        _with_config(write_run(root, 2, level, "lottery", kept=kept),
+                     training={"rewind_iteration": 100})
+    result = report.report(str(root), str(tmp_path / "out"))
+    assert str(tmp_path / "out" / "rewinding.png") in result["written"]
+    names = sorted({row["experiment_name"] for row in result["summary"]})
+    assert names == ["lottery (rewind_iteration=0)", "lottery (rewind_iteration=100)"]

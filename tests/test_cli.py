@@ -22,8 +22,8 @@ from lottery_ticket.cli import runners as runners_lib
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.mnist_fc import constants
 
-RUNNERS = ("lottery_experiment", "train", "reinitialize", "rearrange", "random_prune",
-           "argfile_runner")
+RUNNERS = ("lottery_experiment", "oneshot", "train", "reinitialize", "rearrange",
+           "random_prune", "argfile_runner")
 CONTROLS = ("reinitialize", "rearrange", "random_prune")
 ARGFILES = ("lottery_experiment_argfile", "rearrange_argfile", "reinitialize_argfile",
             "random_prune_argfile")

@@ -5,25 +5,15 @@ import os
 import numpy as np
 import pytest
 
-from conftest import synthetic_split
-from lottery_ticket.datasets import registry as dataset_registry
+from conftest import register_synthetic_dataset
 from lottery_ticket.experiments import lottery
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
-from lottery_ticket.foundations.dataset_base import DatasetBase
 
 
-def _synthetic(location, *, flatten=True, validation_size=0, batch_size=20,
-               train_order_seed=0):
-    return DatasetBase(synthetic_split(400, 1), batch_size, synthetic_split(200, 2),
-                       validate=synthetic_split(100, 3) if validation_size else None,
-                       train_order_seed=train_order_seed)
-
-
-dataset_registry.DATASETS.register("synthetic_test", dataset_registry.DatasetSpec(_synthetic),
-                                   replace=True)
+register_synthetic_dataset()
 
 SMALL = ExperimentConfig().replace(
     dataset="synthetic_test", data_location="unused", validation_size=100,

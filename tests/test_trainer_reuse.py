@@ -113,3 +113,15 @@ def test_progress_goes_to_the_log_a_function_or_nowhere(tmp_path, caplog):
     with pytest.raises(TypeError, match="progress must be"):
         trainer.train(dataset, ModelFc(SMALL_FC, seed=0), MOMENTUM, ("iterations", 40),
                       str(tmp_path / "bad"), progress="yes")
+    # A function of the wrong arity is refused before the run directory is made.
+    with pytest.raises(TypeError, match=r"cannot be called as progress\(iteration"):
+        trainer.train(dataset, ModelFc(SMALL_FC, seed=0), MOMENTUM, ("iterations", 40),
+                      str(tmp_path / "arity"), progress=lambda latest: None)
+    assert not (tmp_path / "arity").exists()
+
+
+def test_the_rate_counts_from_the_first_iteration_trained():
+    from lottery_ticket.foundations import progress
+    line = progress.describe(300, 300, {}, 2.0, first_iteration=100)
+    assert "100 it/s" in line
+    assert "150 it/s" in progress.describe(300, 300, {}, 2.0)

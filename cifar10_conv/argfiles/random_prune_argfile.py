@@ -1,0 +1,17 @@
+"""Prints one random_prune flag line per control run (level-0 initial weights).
+
+    python -m lottery_ticket.cifar10_conv.argfiles.random_prune_argfile \\
+        --trials=5 --last_level=20 --experiment_root=DIR --data_location=DIR
+"""
+
+from lottery_ticket.cifar10_conv import constants
+from lottery_ticket.cli import argfiles
+
+
+def main(argv=None) -> None:
+    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
+    argfiles.control_main(constants.FAMILY, "random_prune", "level0", argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Runs a runner once per flag line of an argfile: in parallel, resumable.
+
+    python -m lottery_ticket.cifar10_conv.runners.argfile_runner \\
+        --runner=lottery_experiment --argfile=lottery_experiment_argfile \\
+        --argfile_flags="--trials=5 --model=conv4 --experiment_root=DIR --data_location=DIR"
+
+See lottery_ticket.cli.argfile_runner; short names are this family's modules.
+"""
+
+from lottery_ticket.cifar10_conv import constants
+from lottery_ticket.cli import argfile_runner
+
+COMMAND = argfile_runner.command(constants.FAMILY)
+
+
+def main(argv=None) -> None:
+    """Runs the command line (default sys.argv); --help lists every flag."""
+    COMMAND.run(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Command line for the random rearrangement control of a conv ticket.
+
+    python -m lottery_ticket.cifar10_conv.runners.rearrange \\
+        --output_dir=EXP/trial1/3/rearrange1 --masks=EXP/trial1/3/lottery/masks \\
+        --presets=EXP/trial1/3/lottery/initial --seed=1"""
+
+from lottery_ticket.cifar10_conv import constants
+from lottery_ticket.cli import runners
+
+COMMAND = runners.control(constants.FAMILY, "rearrange")
+
+
+def main(argv=None) -> None:
+    """Runs the command line (default sys.argv); --help lists every flag."""
+    COMMAND.run(argv)
+
+
+if __name__ == "__main__":
+    main()
