@@ -32,24 +32,27 @@ class _BuildPy(build_py):
         return [m for m in modules if not (package == "lottery_ticket" and m[1] == "setup")]
 
 
-setup(
-    name="lottery_ticket",
-    cmdclass={"build_py": _BuildPy},
-    version="0.1.0",
-    description="Lottery ticket hypothesis experiments in TensorFlow 2.",
-    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
-    long_description_content_type="text/markdown",
-    python_requires=">=3.10",
-    package_dir={"lottery_ticket": "."},
-    packages=["lottery_ticket"] + ["lottery_ticket." + p for p in _SUBPACKAGES],
-    install_requires=_requirements(),
-    extras_require={
-        # Cluster engines for the argfile runner's --backend, imported only when asked for.
-        "ray": _RAY,
-        "slurm": _SLURM,
-        # The tests run notebooks in a real Jupyter kernel and batches on real Ray and
-        # Slurm, so they need every extra.
-        "test": ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"]
-                + _RAY + _SLURM,
-    },
-)
+# In an editable install this file is importable as `lottery_ticket.setup`; only a
+# build (which runs it as __main__) may call setup().
+if __name__ == "__main__":
+    setup(
+        name="lottery_ticket",
+        cmdclass={"build_py": _BuildPy},
+        version="0.1.0",
+        description="Lottery ticket hypothesis experiments in TensorFlow 2.",
+        long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+        long_description_content_type="text/markdown",
+        python_requires=">=3.10",
+        package_dir={"lottery_ticket": "."},
+        packages=["lottery_ticket"] + ["lottery_ticket." + p for p in _SUBPACKAGES],
+        install_requires=_requirements(),
+        extras_require={
+            # Cluster engines for the argfile runner's --backend, imported only when asked for.
+            "ray": _RAY,
+            "slurm": _SLURM,
+            # The tests run notebooks in a real Jupyter kernel and batches on real Ray and
+            # Slurm, so they need every extra.
+            "test": ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"]
+                    + _RAY + _SLURM,
+        },
+    )

@@ -81,22 +81,31 @@ class ShownFigure(Figure):
 
 
 def check_path(path: str) -> None:
-    """Raises ValueError unless `path` ends in one of FORMATS."""
-    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    """Raises ValueError unless `path` names a file ending in one of FORMATS."""
+    stem, extension = os.path.splitext(os.path.basename(path))
+    extension = extension.lstrip(".").lower()
+    if not stem or stem.startswith(".") and not extension:
+        raise ValueError(f"figure path {path!r} has no file name: give one such as "
+                         "figures/early_stop.png.")
     if extension not in FORMATS:
         raise ValueError(f"figure format {extension!r} of {path} is not one of {FORMATS}: "
                          "name the file .png or .svg.")
 
 
 def save(figure: Figure, path: str) -> str:
-    """Writes `figure` to `path` (.png or .svg) atomically; returns the path."""
+    """Writes `figure` to `path` (.png or .svg) atomically, creating its directory
+    if needed; returns the path."""
     check_path(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # Drawn to memory first, then written atomically like every result file.
     buffer = io.BytesIO()
     figure.savefig(buffer, format=os.path.splitext(path)[1].lstrip(".").lower(), dpi=150,
                    bbox_inches="tight")
-    save_restore.write_bytes_atomically(path, buffer.getvalue())
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        save_restore.write_bytes_atomically(path, buffer.getvalue())
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write the figure {path}: "
+                                   f"{error.strerror or error}") from error
     return path
 
 
@@ -132,7 +141,8 @@ def early_stopping_figure(summary: Sequence[Record], metric: str,
       summary: rows from metrics.summarize.
       metric: 'early_stop_iteration' or 'early_stop_test_accuracy' (or any
         summarized metric).
-      path: where to also write it (.png or .svg); None writes nothing.
+      path: where to also write it (.png or .svg; its directory is created if
+        needed); None writes nothing.
       title: the figure's title (name the experiment).
 
     Returns:
@@ -154,6 +164,10 @@ _METRIC_LABELS = {"early_stop_iteration": "early-stopping iteration",
 
 
 def _early_stopping_axes(axes, summary: Sequence[Record], metric: str, title: str) -> None:
+    if summary and f"{metric}_mean" not in summary[0]:
+        known = sorted(key[:-len("_mean")] for key in summary[0] if key.endswith("_mean"))
+        raise ValueError(f"metric {metric!r} is not in the summary; summarized metrics: "
+                         f"{', '.join(known)}.")
     scale = 1.0 if metric == "early_stop_iteration" else 100.0
     names = _ordered({row["experiment_name"] for row in summary})
     step = _dodge_step([100 * r["remaining"] for r in summary], len(names))
