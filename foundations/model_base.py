@@ -176,6 +176,11 @@ class ModelBase(tf.Module):
         """Computes logits from inputs with dense_layer / conv2d_layer."""
         raise NotImplementedError("subclasses of ModelBase define forward().")
 
+    # The trainer evaluates a split in chunks of this many examples, which bounds
+    # the memory of the activations: 10,000 (a whole MNIST test split) suits small
+    # networks; a subclass with large activations (convolutions) sets fewer.
+    evaluation_chunk: int = 10000
+
     def trace_key(self) -> Optional[Hashable]:
         """What, besides the layers' shapes and masks, decides forward()'s computation.
 

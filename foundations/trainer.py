@@ -51,8 +51,6 @@ logger = logging.getLogger("lottery_ticket")
 
 ProgressFn = progress_lib.ProgressFn
 
-# Evaluation runs over a split in chunks of this many examples to bound memory.
-_EVALUATION_CHUNK = 10000
 # Without any evaluation interval, the loop still returns to Python this often
 # so that progress can be reported.
 _DEFAULT_CHUNK = 1000
@@ -307,9 +305,10 @@ class CompiledSteps:
         """(loss, accuracy) of the model over a whole non-training split."""
         x, y = self._splits[split]
         loss_sum, correct = 0.0, 0.0
-        for start in range(0, int(y.shape[0]), _EVALUATION_CHUNK):
-            loss, accurate = self._evaluation_sums(x[start:start + _EVALUATION_CHUNK],
-                                                   y[start:start + _EVALUATION_CHUNK])
+        chunk = max(1, int(self.model.evaluation_chunk))
+        for start in range(0, int(y.shape[0]), chunk):
+            loss, accurate = self._evaluation_sums(x[start:start + chunk],
+                                                   y[start:start + chunk])
             loss_sum += float(loss)
             correct += float(accurate)
         return loss_sum / int(y.shape[0]), correct / int(y.shape[0])

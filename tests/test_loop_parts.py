@@ -52,10 +52,10 @@ def test_prepare_run_builds_saves_and_refuses_a_complete_run(tmp_path):
 
 
 @pytest.mark.parametrize("chunk", [10000, 64])  # one chunk; uneven chunks (200 = 3*64 + 8)
-def test_evaluate_matches_a_direct_computation(monkeypatch, chunk):
-    monkeypatch.setattr(trainer, "_EVALUATION_CHUNK", chunk)
+def test_evaluate_matches_a_direct_computation(chunk):
     dataset = synthetic_dataset()
     model = ModelFc(SMALL_FC, masks=_sparse_masks(), seed=2)
+    model.evaluation_chunk = chunk  # a model's own chunk size (ModelConv: 1,000)
     steps = trainer.CompiledSteps(dataset, model, SGD())
     for split in ("test", "validate"):
         x, y = dataset.splits[split]
