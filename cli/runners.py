@@ -181,7 +181,7 @@ def oneshot(family: Family, module: str = "oneshot") -> Command:
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_runner_flags(values)
-        config = flags_lib.config_from(values, family.defaults)
+        config = _config(family, values, given)
         trial_dir, level = _oneshot_place(values["output_dir"], values["experiment_name"])
         configure(values["threads"])
         from lottery_ticket.experiments import lottery as lottery_lib  # After configure().

@@ -45,8 +45,8 @@ PIXELS = SIDE * SIDE * CHANNELS
 RECORD = 1 + PIXELS  # binary format: label byte, then the pixels
 CLASSES = 10
 
-HOW_TO_GET = ("Download CIFAR-10 with `python -m lottery_ticket.mnist_fc.download_data "
-              "--dataset=cifar10 --location=DIR` (or datasets.download.download(DIR, "
+HOW_TO_GET = ("Download CIFAR-10 with `python -m lottery_ticket.cifar10_conv.download_data "
+              "--location=DIR` (or datasets.download.download(DIR, "
               "'cifar10')), or place cifar-10-batches-py/ (from cifar-10-python.tar.gz, "
               "https://www.cs.toronto.edu/~kriz/) there by hand.")
 

@@ -100,7 +100,7 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
         if unknown:
             raise ValueError(f"prune_percents names layer(s) {unknown} that the model does "
                              f"not have; its layers are {layers}.")
-    outputs = int(model(dataset.test[0][:1]).shape[-1])
+    outputs = int(model(dataset.train[0][:1]).shape[-1])
     for name, (_, labels) in dataset.splits.items():
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= outputs:

@@ -298,6 +298,11 @@ class PruneConfig(_Concern):
             hint = f" Did you mean {guess!r}?" if guess else ""
             raise ValueError(f"prune_scores {self.prune_scores!r} is not a pruning score."
                              f"{hint} Scores: {', '.join(known)}.")
+        if self.prune_seed and "random" not in self.prune_scores:
+            # A seed that changes nothing would still set runs apart (identity, series).
+            raise ValueError(f"prune_seed={self.prune_seed} only applies to random pruning "
+                             f"scores, not to prune_scores={self.prune_scores!r}: drop it, "
+                             "or set prune_scores=random.")
 
 
 CONCERNS = (("data", DataConfig), ("model", ModelConfig), ("training", TrainConfig),

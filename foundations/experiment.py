@@ -232,7 +232,8 @@ def oneshot_percents(percents: Mapping[str, float], masks: Mapping[str, np.ndarr
                                 _survivors_after(percents[name], counts[name], level))
                 for name in percents}
     if selection == "global":
-        pools = groups if groups is not None else pruning.rate_groups(percents, order)
+        pools = groups if groups is not None else pruning.rate_groups(
+            percents, order, pruning.output_layer(masks, order))
     elif selection == "layerwise":
         pools = [[name] for name in percents]
     else:
@@ -269,13 +270,16 @@ def oneshot_pruning(percents: Mapping[str, float], *, selection: str = "layerwis
         seed (here, before any training).
     """
     pruning.check_strategy(selection, scores, seed)
-    if selection == "global" and groups is None:
-        groups = pruning.rate_groups(percents, order)
 
     def prune(masks: Network, final_weights: Network, level: int) -> Network:
-        rates = oneshot_percents(percents, masks, level, selection, groups, order)
+        pools = groups
+        if selection == "global" and pools is None:
+            # From the per-level rates, so that one-step rates that happen to
+            # coincide never merge two pools.
+            pools = pruning.rate_groups(percents, order, pruning.output_layer(masks, order))
+        rates = oneshot_percents(percents, masks, level, selection, pools, order)
         return pruning.prune(rates, masks, final_weights, scores=scores, selection=selection,
-                             seed=seed, groups=groups, order=order, **prune_options)
+                             seed=seed, groups=pools, order=order, **prune_options)
 
     return prune
 

@@ -41,7 +41,7 @@ seed gives the same masks at every level, however the levels are reached.
 
 import re
 import zlib
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -236,16 +236,28 @@ def select_layerwise(percents: Mapping[str, float], masks: Arrays,
     return new_masks
 
 
-def rate_groups(percents: Mapping[str, float],
-                order: Optional[Sequence[str]] = None) -> List[List[str]]:
-    """The default pools of global selection: the layers that share a rate.
+def output_layer(masks: Arrays, order: Optional[Sequence[str]] = None) -> str:
+    """The network's last layer (in `order`, or the names' natural order)."""
+    return _ordered(list(masks), order)[-1]
+
+
+def rate_groups(percents: Mapping[str, float], order: Optional[Sequence[str]] = None,
+                output: Optional[str] = None) -> List[List[str]]:
+    """The default pools of global selection: the layers that share a rate, except
+    the output layer, which is always pruned on its own at its own rate.
 
     Pools and the layers in them are in layer order, e.g. LeNet's percents
-    give [['layer0', 'layer1'], ['layer2']].
+    give [['layer0', 'layer1'], ['layer2']], and Conv-2's (convolutions and
+    output at 10%, fc at 20%) [['conv0', 'conv1'], ['fc0', 'fc1'], ['output']].
+
+    Args:
+      percents: layer name -> rate.
+      order: the layer order; default the names' natural order.
+      output: the network's output layer (see output_layer), if known.
     """
-    pools: Dict[float, List[str]] = {}
+    pools: Dict[Any, List[str]] = {}
     for name in _ordered(list(percents), order):
-        pools.setdefault(float(percents[name]), []).append(name)
+        pools.setdefault(name if name == output else float(percents[name]), []).append(name)
     return list(pools.values())
 
 
@@ -283,8 +295,8 @@ def select_global(percents: Mapping[str, float], masks: Arrays, scores: Arrays,
       masks: layer name -> 0/1 array; layers not in `percents` are copied.
       scores: layer name -> scores of the layer's weights, comparable across
         layers (raw magnitudes are, as in the literature's global pruning).
-      groups: the pools, lists of layer names; default rate_groups(percents):
-        the layers that share a rate.
+      groups: the pools, lists of layer names; default rate_groups: the layers
+        that share a rate, with the output layer (the last of `masks`) alone.
       order: the layer order for ties; default the names' natural order.
 
     Returns:
@@ -296,7 +308,7 @@ def select_global(percents: Mapping[str, float], masks: Arrays, scores: Arrays,
         mix rates.
     """
     if groups is None:
-        groups = rate_groups(percents, order)
+        groups = rate_groups(percents, order, output_layer(masks, order))
     else:
         _check_groups(percents, groups)
     new_masks = _copy_masks(masks)

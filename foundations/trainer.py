@@ -235,6 +235,8 @@ class CompiledSteps:
     def __init__(self, dataset: DatasetBase, model: ModelBase, optimizer: Any):
         model.build(dataset.example_shape)
         self.model = model
+        # Whether a run is training with these functions now (see compiled_steps).
+        self.in_use = False
         self.optimizer = optimizer
         self._x_train, self._y_train, self._splits = _device_data(dataset)
         self._variables = list(model.trainable_variables)
@@ -329,15 +331,42 @@ def _optimizer_key(optimizer: Any) -> Optional[Hashable]:
             json.dumps(config, sort_keys=True, default=repr))
 
 
+# What the traced computation calls on the model, besides its variables.
+_TRACED = ("__init__", "forward", "loss", "accuracy", "__call__")
+
+
+def _defined_in(cls: type, name: str) -> type:
+    return next(klass for klass in cls.__mro__ if name in vars(klass))
+
+
+def _trusted_trace_key(model: ModelBase) -> Optional[Hashable]:
+    """model.trace_key(), where it speaks for the model's whole computation.
+
+    A subclass that changes the constructor, forward, loss or accuracy without
+    declaring its own trace_key (a ModelFc subclass with an extra argument,
+    say) inherits a key that cannot know about its change, and an instance
+    with its own loss or forward differs from its class: neither is shared.
+    """
+    cls = type(model)
+    if any(name in vars(model) for name in _TRACED):
+        return None
+    owner = _defined_in(cls, "trace_key")
+    if not all(issubclass(owner, _defined_in(cls, name)) for name in _TRACED):
+        return None
+    return model.trace_key()
+
+
 def _engine_key(model: ModelBase, optimizer: Any) -> Optional[Hashable]:
     """What two runs must share to share compiled functions, or None."""
-    model_key = model.trace_key()
+    model_key = _trusted_trace_key(model)
     optimizer_key = _optimizer_key(optimizer)
     if model_key is None or optimizer_key is None:
         return None
     layout = tuple((v.name, tuple(v.shape), v.dtype.name, v.trainable)
                    for v in model.variables)
-    return (type(model), model_key, layout, optimizer_key)
+    # The functions themselves: one patched on the class after a trace differs.
+    functions = tuple(getattr(_defined_in(type(model), name), name) for name in _TRACED)
+    return (type(model), model_key, layout, optimizer_key, functions)
 
 
 def _assign_all(source: Sequence[tf.Variable], target: Sequence[tf.Variable]) -> None:
@@ -366,6 +395,10 @@ def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any) -> Co
         return CompiledSteps(dataset, model, optimizer)
     engines = _ENGINES.setdefault(dataset, collections.OrderedDict())
     steps = engines.get(key)
+    if steps is not None and steps.in_use:
+        # Another run (another thread, or one started from a progress callback) is
+        # training with these functions: this one gets its own.
+        return CompiledSteps(dataset, model, optimizer)
     if steps is None:
         # A private copy, so that later runs never change a model the caller holds.
         steps = CompiledSteps(dataset, copy.deepcopy(model), optimizer)
@@ -377,13 +410,19 @@ def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any) -> Co
         optimizer.build(steps.model.trainable_variables)
         _assign_all(optimizer.variables, steps.optimizer.variables)
     _assign_all(model.variables, steps.model.variables)
+    steps.in_use = True
     return steps
 
 
 def finish_steps(steps: CompiledSteps, model: ModelBase) -> None:
-    """Copies the trained values from shared compiled functions into `model`."""
-    if steps.model is not model:
-        _assign_all(steps.model.variables, model.variables)
+    """Copies the trained values from shared compiled functions into `model` and
+    frees the functions for the next run (also after an error: `model` then holds
+    the values training reached, as if it had been trained in place)."""
+    try:
+        if steps.model is not model:
+            _assign_all(steps.model.variables, model.variables)
+    finally:
+        steps.in_use = False
 
 
 def _check_finite(steps: CompiledSteps, output_dir: str, iteration: int,
@@ -603,13 +642,16 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
                            start=start_iteration, snapshot=snapshot,
                            snapshot_iterations=tuple(snapshot_iterations))
         except DivergedError as error:
-            finish_steps(steps, model)
             recorder.save()
             runs.write_diverged(output_dir, {"iteration": error.iteration,
                                              "reason": error.what,
                                              "run_info": dict(run_info or {})})
             raise
-        finish_steps(steps, model)
+        except BaseException:
+            recorder.save()  # An interrupted run keeps its metrics so far.
+            raise
+        finally:
+            finish_steps(steps, model)
         final_weights = model.get_current_weights()
         if runs.is_complete(output_dir):
             raise FileExistsError(

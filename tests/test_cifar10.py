@@ -201,8 +201,8 @@ def test_the_data_identity_is_the_batches_read(python_dir, tmp_path):
 
 def test_no_data_says_what_was_looked_for_and_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no CIFAR-10 data in .*cifar-10-batches-py/"
-                                                r".*cifar-10-python.tar.gz.*download_data "
-                                                r"--dataset=cifar10"):
+                                                r".*cifar-10-python.tar.gz.*"
+                                                r"cifar10_conv.download_data --location"):
         cifar10.DatasetCifar10(str(tmp_path))
 
 

@@ -161,3 +161,27 @@ def test_two_level_conv2_lottery_run_on_fashion_mnist(fashion_mnist_dir, tmp_pat
         assert int(mask.sum()) == sizes[name] - int(np.floor(rates[name] * sizes[name] + 0.5))
     final = np.load(trial / "1" / "lottery" / "final" / "fc0.npy")
     assert not final[masks["fc0"] == 0].any()
+
+
+@pytest.mark.parametrize("runner", ["lottery_experiment", "oneshot"])
+def test_trial_runners_start_from_the_chosen_models_defaults(runner, monkeypatch, tmp_path):
+    """A one-shot line of a Conv-4 trial must be the Conv-4 trial's configuration."""
+    import importlib
+    from lottery_ticket.experiments import oneshot
+    seen = {}
+
+    def capture(trial_dir, config, *args, **kwargs):
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(lottery, "run_trial", capture)
+    monkeypatch.setattr(oneshot, "run_oneshot", capture)
+    module = importlib.import_module(f"lottery_ticket.cifar10_conv.runners.{runner}")
+    output = tmp_path / "trial1" / ("3/oneshot" if runner == "oneshot" else "")
+    with pytest.raises(SystemExit):
+        module.main([f"--output_dir={output}", "--model=conv4",
+                     f"--data_location={tmp_path}", "--learning_rate=0.001"])
+    config = seen["config"]
+    assert config["model"] == "conv4" and config["learning_rate"] == 0.001
+    assert config["training_len"] == ("iterations", 25000)
+    assert config["prune_percents"] == constants.CONFIGS["conv4"]["prune_percents"]

@@ -63,6 +63,23 @@ def test_global_pools_the_layers_that_share_a_rate():
         ["layer1", "layer10"], ["layer2"]]
 
 
+def test_global_keeps_the_output_layer_in_a_pool_of_its_own():
+    """Conv-2's convolutions and output layer share a rate, but not a threshold."""
+    percents = {"conv0": 0.1, "conv1": 0.1, "fc0": 0.2, "fc1": 0.2, "output": 0.1}
+    assert pruning.rate_groups(percents, output="output") == [
+        ["conv0", "conv1"], ["fc0", "fc1"], ["output"]]
+    shapes = {"conv0": (3, 3, 1, 4), "conv1": (3, 3, 4, 4), "fc0": (64, 8), "fc1": (8, 8),
+              "output": (8, 10)}
+    masks = {name: np.ones(shape, np.float32) for name, shape in shapes.items()}
+    rng = np.random.default_rng(0)
+    weights = {name: rng.normal(size=shape) for name, shape in shapes.items()}
+    weights["output"] = weights["output"] / 100  # smallest: one shared threshold takes it
+    new = pruning.prune(percents, masks, weights, selection="global")
+    assert new["output"].sum() == 80 - pruning.count_to_prune(0.1, 80)
+    convs = new["conv0"].sum() + new["conv1"].sum()
+    assert convs == 36 + 144 - pruning.count_to_prune(0.1, 180)
+
+
 def test_global_prunes_exactly_the_pool_count_across_layers_of_different_sizes():
     masks = _dense(LENET)
     # layer1's weights are 10x smaller, so one threshold takes them first.
@@ -112,27 +129,31 @@ def test_global_and_layerwise_agree_on_a_pool_of_one_layer():
 
 
 def test_global_ties_go_to_the_earlier_layer_then_the_lower_index():
-    weights = {"layer10": np.full(4, 0.5), "layer2": np.full(4, 0.5)}
+    # "out" is the output layer (last), pruned apart: the two others share a pool.
+    weights = {"layer10": np.full(4, 0.5), "layer2": np.full(4, 0.5), "out": np.ones(4)}
     masks = {name: np.ones(4) for name in weights}
     new = pruning.prune({"layer10": 0.5, "layer2": 0.5}, masks, weights, selection="global")
     # layer2 comes before layer10 in layer order, whatever the dicts' order.
     np.testing.assert_array_equal(new["layer2"], [0, 0, 0, 0])
     np.testing.assert_array_equal(new["layer10"], [1, 1, 1, 1])
     reordered = pruning.prune({"layer2": 0.5, "layer10": 0.5},
-                              {"layer2": np.ones(4), "layer10": np.ones(4)},
-                              {"layer2": weights["layer2"], "layer10": weights["layer10"]},
+                              {"out": np.ones(4), "layer2": np.ones(4), "layer10": np.ones(4)},
+                              {"layer2": weights["layer2"], "layer10": weights["layer10"],
+                               "out": weights["out"]},
                               selection="global")
     for name in weights:
         np.testing.assert_array_equal(reordered[name], new[name])
     # The model's own order, where given, decides instead.
     ordered = pruning.prune({"layer10": 0.5, "layer2": 0.5}, masks, weights,
-                            selection="global", order=["layer10", "layer2"])
+                            selection="global", order=["layer10", "layer2", "out"])
     np.testing.assert_array_equal(ordered["layer10"], [0, 0, 0, 0])
     np.testing.assert_array_equal(ordered["layer2"], [1, 1, 1, 1])
 
 
 def test_global_explicit_groups():
-    weights = {"a": np.array([1.0, 2.0]), "b": np.array([0.1, 0.2]), "c": np.array([3.0, 4.0])}
+    # "z" is the output layer, not pruned here; a, b and c share a rate and a pool.
+    weights = {"a": np.array([1.0, 2.0]), "b": np.array([0.1, 0.2]), "c": np.array([3.0, 4.0]),
+               "z": np.array([0.01, 0.01])}
     masks = {name: np.ones(2) for name in weights}
     percents = {"a": 0.5, "b": 0.5, "c": 0.5}
     by_rate = pruning.prune(percents, masks, weights, selection="global")
@@ -434,6 +455,10 @@ def test_configuration_errors_come_before_any_pruning():
         ExperimentConfig().replace(prune_scores="randm")
     with pytest.raises(ValueError, match="prune_seed is -1; it must be at least 0"):
         ExperimentConfig().replace(prune_seed=-1)
+    # A seed magnitude scores ignore would only set otherwise equal runs apart.
+    with pytest.raises(ValueError, match="prune_seed=3 only applies to random pruning"):
+        ExperimentConfig().replace(prune_seed=3)
+    assert ExperimentConfig().replace(prune_scores="random", prune_seed=3)["prune_seed"] == 3
     # A unit score with a weight selection is found when the strategy is built.
     with pytest.raises(ValueError, match="unknown weight score 'output_magnitude' for global"):
         build.prune_fn(ExperimentConfig().replace(pruning="global",

@@ -125,3 +125,82 @@ def test_the_rate_counts_from_the_first_iteration_trained():
     line = progress.describe(300, 300, {}, 2.0, first_iteration=100)
     assert "100 it/s" in line
     assert "150 it/s" in progress.describe(300, 300, {}, 2.0)
+
+
+class ScaledFc(ModelFc):
+    """A subclass whose extra argument changes the computation, without a trace key
+    of its own: it must not share the functions traced for another scale."""
+
+    def __init__(self, hyperparameters, scale, **kwargs):
+        self.scale = scale
+        super().__init__(hyperparameters, **kwargs)
+
+    def forward(self, inputs, training=False):
+        return super().forward(inputs * self.scale, training)
+
+
+def test_models_that_compute_differently_never_share(tmp_path):
+    dataset = synthetic_dataset()
+    for scale in (1.0, 3.0):
+        _train(dataset, ScaledFc(SMALL_FC, scale, seed=0), tmp_path / f"scale{scale}")
+    again = _train(dataset, ScaledFc(SMALL_FC, 3.0, seed=0), tmp_path / "again")
+    reference = trainer.train(dataset, _unshared(ScaledFc(SMALL_FC, 3.0, seed=0)), MOMENTUM,
+                              ("iterations", 60), str(tmp_path / "reference"), progress=False,
+                              test_interval=20, validate_interval=30)
+    np.testing.assert_array_equal(again.final["layer0"], reference.final["layer0"])
+    # An instance with its own loss is not the class's computation either.
+    plain = _train(dataset, ModelFc(SMALL_FC, seed=0), tmp_path / "plain")
+    scaled_loss = ModelFc(SMALL_FC, seed=0)
+    scaled_loss.loss = lambda logits, labels: 100.0 * ModelFc.loss(logits, labels)
+    louder = _train(dataset, scaled_loss, tmp_path / "louder")
+    assert louder.metrics["test"]["loss"][0] == pytest.approx(
+        100 * plain.metrics["test"]["loss"][0], rel=1e-5)
+
+
+def _unshared(model):
+    model.trace_key = lambda: None
+    return model
+
+
+def test_concurrent_runs_each_get_their_own_functions(tmp_path, masks):
+    import threading
+    dataset = synthetic_dataset()
+    sequential = {seed: _train(dataset, ModelFc(SMALL_FC, masks=masks, seed=seed),
+                               tmp_path / f"sequential{seed}") for seed in (1, 2)}
+    threaded = {}
+
+    def run(seed):
+        threaded[seed] = _train(dataset, ModelFc(SMALL_FC, masks=masks, seed=seed),
+                                tmp_path / f"threaded{seed}", test_interval=5)
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for seed in (1, 2):
+        np.testing.assert_array_equal(threaded[seed].final["layer0"],
+                                      sequential[seed].final["layer0"])
+
+
+def test_an_interrupted_run_leaves_the_model_trained_so_far_and_its_metrics(tmp_path):
+    dataset = synthetic_dataset()
+    _train(dataset, ModelFc(SMALL_FC, seed=0), tmp_path / "first")  # the functions exist
+
+    def interrupt(iteration, total, latest):
+        if iteration == 40:
+            raise KeyboardInterrupt
+
+    model = ModelFc(SMALL_FC, seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(dataset, model, MOMENTUM, ("iterations", 60),
+                      str(tmp_path / "interrupted"), test_interval=20, progress=interrupt)
+    initial = np.load(tmp_path / "interrupted" / "initial" / "layer0.npy")
+    assert not np.array_equal(model.weights["layer0"], initial)
+    with open(tmp_path / "interrupted" / "metrics.json", encoding="utf-8") as f:
+        assert json.load(f)["test"]["iteration"] == [0, 20, 40]
+    assert not runs.is_complete(str(tmp_path / "interrupted"))
+    # The functions are free again: the next run shares them and gives fresh numbers.
+    again = _train(dataset, ModelFc(SMALL_FC, seed=0), tmp_path / "again")
+    fresh = _train(dataset, UntracedFc(SMALL_FC, seed=0), tmp_path / "fresh")
+    np.testing.assert_array_equal(again.final["layer0"], fresh.final["layer0"])
