@@ -13,6 +13,7 @@ Ray cluster (ray) or as one Slurm job array (slurm); see cli.batch.
 Exit status: 0 all done, 1 some line failed, 130 interrupted, 2 bad input.
 """
 
+import ast
 import importlib.util
 import logging
 import os
@@ -63,14 +64,70 @@ def resolve_module(name: str, family: Family, kind: str) -> str:
                      f"{', '.join(candidates)}.")
 
 
+def _is_program(module: str) -> bool:
+    """Whether a module's source defines main() or runs as a program (an
+    `if __name__ == "__main__":` block), read without importing it (a runner
+    imports TensorFlow, and a plain script runs on import)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.submodule_search_locations is not None:  # a package: python -m runs __main__
+        return _exists(f"{module}.__main__")
+    try:
+        tree = ast.parse(spec.loader.get_source(module) or "")
+    except (ImportError, OSError, SyntaxError, UnicodeDecodeError, AttributeError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "main":
+            return True
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
+            return True
+    return False
+
+
+def check_runner(module: str) -> None:
+    """Refuses a module that is not a runner.
+
+    A runner of this library is a module of a family's `runners` package
+    (`lottery_ticket.mnist_fc.runners.train`), the argfile runner excepted; any
+    other module must be a program: define main() or have an
+    `if __name__ == "__main__":` block.
+
+    Raises:
+      ValueError: the module is not a runner; one line saying what a runner is.
+    """
+    parts = module.split(".")
+    if parts[0] == PACKAGE:
+        runner = "runners" in parts[:-1] and parts[-1] != "argfile_runner"
+    else:
+        runner = _is_program(module)
+    if not runner:
+        raise ValueError(f"--runner={module} is not a runner: give one of a family's "
+                         "runners (train, lottery_experiment, reinitialize, rearrange, "
+                         "random_prune, oneshot; FAMILY.NAME; or its module path) or a "
+                         "program module with a main() or an "
+                         "`if __name__ == \"__main__\":` block.")
+
+
 def read_argfile(argfile: str, family: Family, argfile_flags: str = "") -> str:
     """The flag lines of an argfile module or .py script, or of a text file."""
+    if os.path.isdir(argfile):
+        raise ValueError(f"--argfile={argfile} is a directory; give a text file of flag "
+                         "lines, an argfile .py script or an argfile module.")
     if os.path.isfile(argfile) and not argfile.endswith(".py"):
         if argfile_flags:
             raise ValueError(f"--argfile_flags only applies to argfile scripts; {argfile} "
                              "is a text file of lines.")
-        with open(argfile, encoding="utf-8") as f:
-            return f.read()
+        try:
+            with open(argfile, encoding="utf-8") as f:
+                return f.read()
+        except UnicodeDecodeError as error:
+            raise ValueError(f"--argfile={argfile} is not a text file of flag lines (not "
+                             f"UTF-8 text: byte {error.object[error.start]:#04x} at "
+                             f"position {error.start}).") from error
     if argfile.endswith(".py"):
         if not os.path.isfile(argfile):
             raise ValueError(f"argfile script {argfile} does not exist.")
@@ -84,8 +141,12 @@ def read_argfile(argfile: str, family: Family, argfile_flags: str = "") -> str:
             raise ValueError(f"--argfile={argfile} is neither a file nor an argfile "
                              f"module ({error})") from error
         command = [sys.executable, "-m", module]
-    result = subprocess.run(command + shlex.split(argfile_flags), capture_output=True,
-                            text=True, check=False)
+    try:
+        result = subprocess.run(command + shlex.split(argfile_flags), capture_output=True,
+                                text=True, check=False)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"argfile {argfile} printed something that is not UTF-8 text "
+                         f"({error}); it must print flag lines.") from error
     if result.returncode != 0:
         # Its own last line says why (an `error:` line from our argfiles); one line here too.
         said = [row for row in result.stderr.strip().splitlines() if row.strip()]
@@ -124,8 +185,10 @@ def _check_backend(values: Dict[str, Any], given: Set[str]) -> str:
 
 def _slurm_options(values: Dict[str, Any], given: Set[str], lines: List[batch.Line]):
     from lottery_ticket.cli import batch_slurm  # pylint: disable=import-outside-toplevel
+    folder = os.path.abspath(values["slurm_folder"] or batch_slurm.default_folder(lines))
+    batch_slurm.check_folder(folder, given="slurm_folder" in given)
     return batch_slurm.SlurmOptions(
-        folder=os.path.abspath(values["slurm_folder"] or batch_slurm.default_folder(lines)),
+        folder=folder,
         partition=values["slurm_partition"], time_minutes=values["slurm_time"],
         cpus_per_line=values["cpus_per_line"], gpus_per_line=values["gpus_per_line"],
         max_running=values["workers"] if "workers" in given else None)
@@ -157,13 +220,16 @@ def command(family: Family) -> Command:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                             datefmt="%H:%M:%S")
         module = resolve_module(values["runner"], family, "runners")
+        check_runner(module)
         lines: List[batch.Line] = batch.parse_lines(
             read_argfile(values["argfile"], family, values["argfile_flags"]))
         if not lines:
             raise ValueError(f"argfile {values['argfile']} gave no lines to run.")
         if values["dry_run"]:
             for line in lines:
-                state = "done" if batch.is_done(line) else "to run"
+                note = batch.stale_note(line)
+                state = ("done" if batch.is_done(line, module)
+                         else "to run" + (f"; {note}" if note else ""))
                 print(f"[{state}] python -m {module} {line.text}")
             if backend == "slurm":
                 from lottery_ticket.cli import batch_slurm  # pylint: disable=C0415
@@ -195,7 +261,8 @@ def command(family: Family) -> Command:
              'ray (tasks of a Ray cluster; pip install ".[ray]"), slurm (one Slurm job '
              'array, through submitit; pip install ".[slurm]").', str),
         Flag("ray_address", None, "ray: the cluster, auto or HOST:PORT; none starts a "
-             "local Ray instance.", Optional[str]),
+             "new local Ray instance (whatever RAY_ADDRESS or an earlier `ray start` "
+             "says).", Optional[str]),
         Flag("cpus_per_line", 1, "ray, slurm: CPUs of each line (its TensorFlow threads "
              "follow).", int),
         Flag("gpus_per_line", 0, "ray, slurm: GPUs of each line.", int),
@@ -204,7 +271,8 @@ def command(family: Family) -> Command:
         Flag("slurm_time", 60, "slurm: the time limit of each line, in minutes.", int),
         Flag("slurm_folder", None, "slurm: where submitit keeps job scripts, job logs and "
              "the batch's job ids (on a shared filesystem); default: DIR.slurm beside DIR, "
-             "the directory holding every line's output.", Optional[str]),
+             "the directory holding every line's output directory, above any trial{N}/ "
+             "and level directory (outside the experiment).", Optional[str]),
     ]
     return Command(f"python -m {family.runners_package}.argfile_runner",
                    "Runs a runner once per flag line of an argfile, in parallel and "

@@ -7,8 +7,8 @@ Every line names its ``--output_dir``; beside that directory the batch keeps
   header per attempt, so earlier failures stay readable);
 * ``{output_dir}.batch.json``: the line's last outcome (``running`` while an
   attempt runs, then ``done``, ``failed`` or ``stopped``). A line whose record
-  says ``done`` for exactly this line, and whose runs are all still complete,
-  is skipped when the batch is rerun.
+  says ``done`` for exactly this line and runner, and whose runs are all still
+  complete, is skipped when the batch is rerun.
 
 A line is marked done only after its process exits with status 0, and the
 runners themselves skip or resume finished work, so a batch stopped at any
@@ -180,24 +180,50 @@ def read_record(line: Line) -> Optional[Dict[str, Any]]:
     return record if isinstance(record, dict) else None
 
 
-def is_done(line: Line) -> bool:
-    """Whether this exact line already finished in an earlier batch and the runs it
-    made are still there (a run deleted by hand makes its line run again)."""
+def is_done(line: Line, runner_module: str) -> bool:
+    """Whether this exact line already finished under this runner in an earlier batch
+    and the runs it made are still there (a run deleted by hand makes its line run
+    again). A line done under another runner runs: that runner's own checks of the
+    runs' identity decide what it redoes."""
     if not os.path.isdir(line.output_dir):
         return False
     record = read_record(line)
-    if record is None or record.get("status") != DONE or record.get("line") != line.text:
+    if (record is None or record.get("status") != DONE or record.get("line") != line.text
+            or record.get("runner") != runner_module):
         return False
     made = record.get("runs", [])
     return all(os.path.isfile(os.path.join(line.output_dir, done)) for done in made)
 
 
-def split_done(lines: Sequence[Line]) -> Tuple[Summary, List[Line]]:
-    """A Summary with the lines already done as skipped, and the lines still to run."""
+def stale_note(line: Line) -> str:
+    """For a line whose record says `running`: whether that attempt is gone (its
+    driver was killed) or may still run; '' for any other record."""
+    record = read_record(line)
+    if record is None or record.get("status") != RUNNING:
+        return ""
+    host, pid = record.get("host"), record.get("pid")
+    if host != socket.gethostname():
+        return f"its record says running on {host} (pid {pid}) since {record.get('started')}"
+    if isinstance(pid, int) and _alive(pid):
+        return f"running now (pid {pid}, {record.get('attempt') or 'another batch'})"
+    return f"stale running record: pid {pid} is gone; the line runs again"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def split_done(lines: Sequence[Line], runner_module: str) -> Tuple[Summary, List[Line]]:
+    """A Summary with the lines already done (under this runner) as skipped, and the
+    lines still to run."""
     summary = Summary(total=len(lines))
     pending = []
     for line in lines:
-        (summary.skipped if is_done(line) else pending).append(line)
+        (summary.skipped if is_done(line, runner_module) else pending).append(line)
     if summary.skipped:
         logger.info("%d of %d lines already done; skipping them.", len(summary.skipped),
                     len(lines))
@@ -346,7 +372,7 @@ def close_attempt(entry: Attempt, returncode: Optional[int]) -> Outcome:
         outcome = Outcome(DONE, 0, seconds)
     elif (busy := busy_outcome(line)) is not None:
         outcome = dataclasses.replace(busy, returncode=returncode, seconds=seconds)
-    elif is_done(line):
+    elif is_done(line, entry.runner_module):
         outcome = Outcome(DONE, returncode, seconds, "finished by another process")
     elif stopped:
         outcome = Outcome(STOPPED, returncode, seconds,
@@ -424,7 +450,7 @@ def run_line(line: Line, runner_module: str, python: str = sys.executable,
     lock another process holds is BUSY without starting the runner. An interrupt
     here (KeyboardInterrupt, SystemExit from a signal handler) stops the runner,
     records the line as stopped, and is raised on."""
-    if is_done(line):
+    if is_done(line, runner_module):
         return Outcome(DONE, 0, 0.0, "already done")
     busy = busy_outcome(line)
     if busy is not None:
@@ -447,6 +473,7 @@ class Engine:
     unfinished, or stop on a signal; close always."""
 
     name = "engine"
+    runner_module = ""  # the runner every line runs with
 
     def start(self, lines: List[Line]) -> None:
         """Begins running these lines (none of them done)."""
@@ -509,7 +536,8 @@ class Progress:
             self.last = time.time()
 
     def state(self) -> str:
-        """'done 3, failed 1, running 2, pending 5, about 0:04:10 left'."""
+        """'done 3, failed 1, busy 1, running 2, pending 5, about 0:04:10 left' (busy
+        only when some line is)."""
         running, waiting = self.engine.counts()
         remaining = running + waiting
         if self.durations and remaining:
@@ -517,9 +545,11 @@ class Progress:
             eta = f"about {format_seconds(mean * remaining / self.engine.parallelism())} left"
         else:
             eta = "ETA unknown" if remaining else "nothing left"
+        # Busy lines are counted apart, as the summary counts them.
+        busy = f", busy {len(self.summary.busy)}" if self.summary.busy else ""
         return (f"done {len(self.summary.done) + len(self.summary.skipped)}, failed "
-                f"{len(self.summary.failed) + len(self.summary.busy)}, running {running}, "
-                f"pending {waiting}, {eta}")
+                f"{len(self.summary.failed)}{busy}, running {running}, pending {waiting}, "
+                f"{eta}")
 
 
 def drive(engine: Engine, lines: Sequence[Line]) -> Summary:
@@ -529,7 +559,7 @@ def drive(engine: Engine, lines: Sequence[Line]) -> Summary:
       A Summary. SIGINT or SIGTERM stops the running lines (their runs stay
       incomplete and are redone next time) and returns with `interrupted` set.
     """
-    summary, pending = split_done(lines)
+    summary, pending = split_done(lines, engine.runner_module)
     progress = Progress(summary, engine)
     started = time.time()
     stop_signal: List[int] = []
@@ -537,13 +567,27 @@ def drive(engine: Engine, lines: Sequence[Line]) -> Summary:
     def on_signal(number, frame):
         stop_signal.append(number)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def interrupt(number, frame):
+        stop_signal.append(number)
+        raise KeyboardInterrupt
+
+    # While the engine starts (connecting to a cluster, submitting), a signal
+    # interrupts it: a start that blocks must not swallow Ctrl-C. Once lines run,
+    # a signal is only recorded, and the loop below stops them in order.
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if pending:
-            engine.start(pending)
-            # Engines may take the signals over while starting (ray.init does).
-            for sig in previous:
-                signal.signal(sig, on_signal)
+        try:
+            if pending:
+                engine.start(pending)
+        except KeyboardInterrupt:
+            stop_signal.append(signal.SIGINT)
+        except SystemExit as error:
+            # ray.init puts in a SIGTERM handler of its own that exits with 15.
+            if error.code != signal.SIGTERM:
+                raise
+            stop_signal.append(signal.SIGTERM)
+        for sig in previous:
+            signal.signal(sig, on_signal)
         while engine.unfinished() and not stop_signal:
             for line, outcome in engine.poll():
                 summary.add(line, outcome)

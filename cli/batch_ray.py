@@ -8,6 +8,7 @@ proves it before anything runs. Ray is an optional extra, imported only here.
 
 import logging
 import os
+import socket
 import sys
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -20,6 +21,7 @@ logger = logging.getLogger("lottery_ticket")
 _WAIT_SECONDS = 1.0
 _CANCEL_GRACE_SECONDS = 15.0
 _PROBE_SECONDS = 120.0
+_CONNECT_SECONDS = 15.0
 
 
 def import_ray() -> Any:
@@ -37,7 +39,6 @@ def _line_task(line: Line, runner_module: str, cwd: str, cpus: int, attempt: str
 
 def _probe_task(directory: str, driver_name: str, token: str) -> Tuple[str, str]:
     """On one node: reads the driver's probe file and writes this node's."""
-    import socket  # pylint: disable=import-outside-toplevel
     host = socket.gethostname()
     try:
         with open(os.path.join(directory, driver_name), encoding="utf-8") as f:
@@ -52,6 +53,60 @@ def _probe_task(directory: str, driver_name: str, token: str) -> Tuple[str, str]
     except OSError as error:
         return host, f"cannot write there ({error})"
     return host, name
+
+
+def resolve_address(ray: Any, address: str) -> str:
+    """HOST:PORT of the cluster an address names: 'auto' means RAY_ADDRESS or the
+    last `ray start` on this machine (/tmp/ray/ray_current_cluster), as for ray.init.
+
+    Raises:
+      ValueError: 'auto' finds no cluster, or the address does not parse.
+    """
+    if "://" in address:
+        return address.split("://", 1)[1].rstrip("/")
+    try:
+        where = ray._private.services.canonicalize_bootstrap_address(  # pylint: disable=W0212
+            address)
+    except Exception as error:  # pylint: disable=broad-except
+        raise ValueError(f"--ray_address={address}: {str(error).strip()}") from error
+    if where is None:
+        raise ValueError(f"--ray_address={address} names no cluster; leave --ray_address "
+                         "out to start a local Ray instance.")
+    return where
+
+
+def check_reachable(where: str, address: str,
+                    seconds: float = _CONNECT_SECONDS) -> None:
+    """Proves, within `seconds`, that a gRPC server (a Ray GCS or Ray Client server)
+    answers at HOST:PORT: it must answer the HTTP/2 connection preface with its
+    SETTINGS frame. Interruptible (plain socket calls).
+
+    Raises:
+      ValueError: nothing answers, or something that is not gRPC; names the flag.
+    """
+    host, _, port = where.rpartition(":")
+    fix = ("start the cluster (ray start --head) or correct --ray_address; without "
+           "--ray_address the batch starts a local Ray instance of its own.")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds) as s:
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+                return  # a TLS handshake first: the TCP connection is all we check
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(
+                [0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            frame = b""
+            while len(frame) < 9:
+                chunk = s.recv(9 - len(frame))
+                if not chunk:
+                    break
+                frame += chunk
+    except (OSError, ValueError) as error:
+        why = (f"no answer within {seconds:.0f} s" if isinstance(error, socket.timeout)
+               else getattr(error, "strerror", None) or str(error))
+        raise ValueError(f"--ray_address={address}: no Ray cluster answers at {where} "
+                         f"({why}); {fix}") from error
+    if len(frame) < 9 or frame[3] != 4:
+        raise ValueError(f"--ray_address={address}: what answers at {where} is not a Ray "
+                         f"cluster (no gRPC); {fix}")
 
 
 def shared_root(lines: Sequence[Line]) -> str:
@@ -115,7 +170,8 @@ class RayEngine(batch.Engine):
     Args:
       runner_module: the runner.
       address: 'auto', 'HOST:PORT' or 'ray://HOST:PORT' of a running cluster; None
-        starts a local Ray instance on 127.0.0.1 with `local_cpus` CPUs.
+        starts a new local Ray instance on 127.0.0.1 with `local_cpus` CPUs (never
+        one that RAY_ADDRESS or an earlier `ray start` names).
       cpus_per_line, gpus_per_line: resources per line (the scheduler runs as many
         lines at once as the cluster holds).
       max_running: at most this many lines submitted at once (None: all).
@@ -142,14 +198,25 @@ class RayEngine(batch.Engine):
 
     def start(self, lines: List[Line]) -> None:
         ray = self.ray
+        # Set first: a start interrupted inside ray.init still shuts Ray down.
+        self.started_ray = True
         if self.address:
-            logger.info("connecting to the Ray cluster at %s", self.address)
-            ray.init(address=self.address, log_to_driver=False)
+            where = resolve_address(ray, self.address)
+            logger.info("connecting to the Ray cluster at %s (%s)", self.address, where)
+            # ray.init retries an unreachable cluster for minutes, in calls that
+            # hold off Ctrl-C: a bounded check of our own goes first.
+            check_reachable(where, self.address)
+            try:
+                ray.init(address=self.address, log_to_driver=False)
+            except (ConnectionError, RuntimeError) as error:
+                raise ValueError(f"--ray_address={self.address}: cannot connect to the Ray "
+                                 f"cluster at {where} ({error}).") from error
         else:
             logger.info("starting a local Ray instance with %d CPUs", self.local_cpus)
-            ray.init(num_cpus=self.local_cpus, include_dashboard=False,
+            # "local": a new instance even where RAY_ADDRESS or a `ray start` on this
+            # machine names a cluster (which would refuse num_cpus).
+            ray.init(address="local", num_cpus=self.local_cpus, include_dashboard=False,
                      _node_ip_address="127.0.0.1", log_to_driver=False)
-        self.started_ray = True
         resources = ray.cluster_resources()
         self._check_fits(resources)
         self._capacity = max(1, int(resources.get("CPU", 1) // max(self.cpus_per_line, 1)))

@@ -17,12 +17,17 @@ otherwise (SIGKILL, a dropped ssh session) leaves them running, and the next
 run re-attaches to them.
 """
 
+import contextlib
 import dataclasses
 import getpass
+import io
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -44,6 +49,11 @@ _RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT"}
 # Pending reasons that mean the request does not fit the partition: it would wait forever.
 _NEVER_RUNS = ("PartitionConfig", "PartitionTimeLimit", "PartitionNodeLimit",
                "BadConstraints", "ReqNodeNotAvail")
+# What slurmstepd writes in a job's stderr when it ends the job at its time limit.
+_TIME_LIMIT_MARK = "DUE TO TIME LIMIT"
+# Directories of an experiment's layout (trial{N}/{level}/): the default folder
+# goes above them, as the analysis reads every directory inside them.
+_LAYOUT_DIRECTORY = re.compile(r"^(trial\w+|\d+)$")
 
 
 def import_submitit() -> Any:
@@ -86,10 +96,70 @@ class SlurmOptions:
 
 
 def default_folder(lines: Sequence[Line]) -> str:
-    """{the deepest directory holding every line's output}.slurm, beside it: outside
-    the experiment tree, so that the analysis never meets it."""
-    common = os.path.commonpath([os.path.abspath(line.output_dir) for line in lines])
-    return common.rstrip(os.sep) + ".slurm"
+    """DIR.slurm beside DIR, where DIR holds every line's output directory and is
+    above any trial{N}/ or level directory: outside the experiment tree (the
+    analysis reads every directory inside trials and levels), and the same
+    whatever the current directory.
+
+    Raises:
+      ValueError: the lines share no directory but /; --slurm_folder is needed.
+    """
+    common = os.path.commonpath([os.path.dirname(os.path.abspath(line.output_dir))
+                                 for line in lines])
+    while _LAYOUT_DIRECTORY.match(os.path.basename(common)):
+        common = os.path.dirname(common)
+    if common == os.path.dirname(common):
+        raise ValueError("the lines' output directories share no directory but "
+                         f"{common}, beside which there is no default Slurm folder; give "
+                         "--slurm_folder=DIR, a directory every node shares.")
+    return common + ".slurm"
+
+
+def check_folder(folder: str, given: bool) -> None:
+    """Proves that the Slurm folder exists or can be made, without leaving anything.
+
+    Raises:
+      ValueError: it cannot; names --slurm_folder and the fix.
+    """
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    why = ""
+    if not os.path.isdir(existing):
+        why = f"{existing} is not a directory"
+    else:
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".batch_probe_", dir=existing))
+        except OSError as error:
+            why = f"cannot write in {existing}: {error.strerror or error}"
+    if why:
+        raise ValueError(_folder_problem(folder, why, given))
+
+
+def _folder_problem(folder: str, why: str, given: bool) -> str:
+    which = f"--slurm_folder={folder}" if given else f"the default Slurm folder {folder}"
+    return (f"{which} cannot be made ({why}); give --slurm_folder=DIR, a writable "
+            "directory on a filesystem every node shares.")
+
+
+def check_partition(partition: Optional[str]) -> None:
+    """Refuses a partition that `sinfo` does not list (nothing checked where sinfo
+    cannot answer: sbatch then says it).
+
+    Raises:
+      ValueError: no such partition; lists those there are.
+    """
+    if not partition or not _which("sinfo"):
+        return
+    try:
+        result = subprocess.run(["sinfo", "--noheader", "--format=%P"], capture_output=True,
+                                text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return
+    known = [name.strip().rstrip("*") for name in result.stdout.split() if name.strip()]
+    if result.returncode == 0 and known and partition not in known:
+        raise ValueError(f"--slurm_partition={partition}: no such partition; sinfo lists "
+                         f"{', '.join(sorted(set(known)))}.")
 
 
 def _line_job(line: Line, runner_module: str, cwd: str, cpus: int) -> Outcome:
@@ -111,9 +181,12 @@ class BatchState:
     def __init__(self, folder: str):
         self.path = os.path.join(folder, STATE_FILE)
         self.lines: Dict[str, Dict[str, Any]] = {}
+        self.limits: Dict[str, int] = {}  # job id -> its time limit in minutes
         if os.path.isfile(self.path):
             try:
-                self.lines = save_restore.read_json(self.path).get("lines", {})
+                state = save_restore.read_json(self.path)
+                self.lines = state.get("lines", {})
+                self.limits = state.get("time_minutes", {})
             except (OSError, ValueError, AttributeError) as error:
                 raise ValueError(f"{self.path} cannot be read ({error}); it records the "
                                  "jobs of earlier submissions. Move it away only once "
@@ -129,13 +202,15 @@ class BatchState:
         entry = self.lines.get(self.key(line), {})
         return list(entry.get("jobs", [])) if entry.get("line") == line.text else []
 
-    def add(self, line: Line, job_id: str) -> None:
+    def add(self, line: Line, job_id: str, time_minutes: int) -> None:
         """Records a submission (save() writes it)."""
         self.lines[self.key(line)] = {"line": line.text, "jobs": self.jobs(line) + [job_id]}
+        self.limits[job_id] = time_minutes
 
     def save(self) -> None:
         """Writes the state atomically."""
-        save_restore.write_json(self.path, {"lines": self.lines})
+        save_restore.write_json(self.path, {"lines": self.lines,
+                                            "time_minutes": self.limits})
 
 
 def squeue_states(job_ids: Sequence[str]) -> Dict[str, str]:
@@ -173,6 +248,7 @@ class Queue:
                 if not _which(tool):
                     raise ValueError(f"--backend=slurm: {tool} is not on PATH; run the "
                                      "batch on a Slurm login node (or use --backend=local).")
+            check_partition(options.partition)
         self.jobs: Dict[str, Any] = {}  # job id -> submitit Job, for jobs submitted here
 
     def submit(self, lines: Sequence[Line], runner_module: str, cwd: str) -> List[str]:
@@ -183,8 +259,12 @@ class Queue:
             executor.update_parameters(timeout_min=options.time_minutes)
         else:
             executor = self.submitit.SlurmExecutor(folder=options.folder)
+            # signal_delay_s=0: submitit asks Slurm for USR2 this long before the time
+            # limit and then ends a job that cannot checkpoint (a line cannot), so
+            # its default of 90 s cut every line short by up to 90 s (and at once
+            # when the limit is shorter).
             parameters = dict(job_name=JOB_NAME, time=options.time_minutes,
-                              cpus_per_task=options.cpus_per_line,
+                              cpus_per_task=options.cpus_per_line, signal_delay_s=0,
                               array_parallelism=options.max_running or len(lines))
             if options.partition:
                 parameters["partition"] = options.partition
@@ -192,8 +272,23 @@ class Queue:
                 parameters["gpus_per_node"] = options.gpus_per_line
             executor.update_parameters(**parameters)
         count = len(lines)
-        jobs = executor.map_array(_line_job, list(lines), [runner_module] * count,
-                                  [cwd] * count, [options.cpus_per_line] * count)
+        before = set(os.listdir(options.folder))
+        said = io.StringIO()
+        try:
+            # submitit prints sbatch's stderr before raising it: said once, below.
+            with contextlib.redirect_stderr(said):
+                jobs = executor.map_array(_line_job, list(lines), [runner_module] * count,
+                                          [cwd] * count, [options.cpus_per_line] * count)
+        except (self.submitit.core.utils.FailedJobError, OSError) as error:
+            # The scripts and pickles of a submission that never was.
+            for name in set(os.listdir(options.folder)) - before:
+                path = os.path.join(options.folder, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.remove(path)
+            raise ValueError(sbatch_refusal(str(error) or said.getvalue(), options)) from error
         for job in jobs:
             self.jobs[job.job_id] = job
         return [job.job_id for job in jobs]
@@ -242,6 +337,39 @@ class Queue:
         return str(self.submitit.core.utils.JobPaths(self.options.folder,
                                                      job_id=job_id).stderr)
 
+    def timed_out(self, job_id: str) -> bool:
+        """Whether Slurm ended the job at its time limit (it says so in the job's
+        stderr)."""
+        try:
+            with open(self.log_of(job_id), encoding="utf-8", errors="replace") as f:
+                return _TIME_LIMIT_MARK in f.read()
+        except OSError:
+            return False
+
+
+def sbatch_refusal(message: str, options: SlurmOptions) -> str:
+    """One line for an sbatch that refused the array: its own words, and the flag
+    that asked for what the cluster lacks."""
+    said = [row.strip() for row in message.splitlines() if row.strip()]
+    said = [row.split("error:", 1)[1].strip() if "error:" in row else row for row in said]
+    words = "; ".join(dict.fromkeys(said)) or "no message"
+    lowered = words.lower()
+    if options.partition and "partition" in lowered:
+        hint = f"check --slurm_partition={options.partition} (sinfo lists the partitions)"
+    elif options.gpus_per_line and ("gres" in lowered or "gpu" in lowered
+                                    or "node configuration" in lowered):
+        hint = (f"--gpus_per_line={options.gpus_per_line}: the partition has no such GPUs; "
+                "lower it or choose a --slurm_partition with GPUs")
+    elif "time limit" in lowered:
+        hint = f"--slurm_time={options.time_minutes:g} is more than the partition allows"
+    elif "cpu" in lowered or "node configuration" in lowered:
+        hint = (f"--cpus_per_line={options.cpus_per_line} is more than a node of the "
+                "partition has")
+    else:
+        hint = ("check --slurm_partition, --slurm_time, --cpus_per_line and "
+                "--gpus_per_line")
+    return f"sbatch refused the job array: {words}; {hint}. Nothing was submitted."
+
 
 def _which(tool: str) -> bool:
     return any(os.access(os.path.join(directory, tool), os.X_OK)
@@ -250,8 +378,10 @@ def _which(tool: str) -> bool:
 
 def describe(lines: Sequence[Line], options: SlurmOptions, runner_module: str) -> str:
     """What a run of the batch would submit and re-attach to (for --dry_run)."""
+    if options.cluster == "slurm":
+        check_partition(options.partition)
     state = BatchState(options.folder)
-    pending = [line for line in lines if not batch.is_done(line)]
+    pending = [line for line in lines if not batch.is_done(line, runner_module)]
     known = {line.number: state.jobs(line)[-1] for line in pending if state.jobs(line)}
     live: Dict[str, str] = {}
     rows = []
@@ -293,15 +423,23 @@ class SlurmEngine(batch.Engine):
         self.gone_once: set = set()
         self.warned = False
         self.most_running = 1
+        self.limits: Dict[str, int] = {}  # job id -> its time limit in minutes
         self._lock = None
+        self._made_folder = False
 
     def start(self, lines: List[Line]) -> None:
-        os.makedirs(self.options.folder, exist_ok=True)
+        self._made_folder = not os.path.exists(self.options.folder)
+        try:
+            os.makedirs(self.options.folder, exist_ok=True)
+        except OSError as error:
+            raise ValueError(_folder_problem(self.options.folder, str(error.strerror or error),
+                                             given=True)) from error
         # One driver per folder: two would both submit the lines neither sees queued.
         self._lock = runs.lock(self.options.folder, "Slurm batch")
         self._lock.__enter__()
         lines = [line.absolute() for line in lines]
         state = BatchState(self.options.folder)
+        self.limits = dict(state.limits)
         last = {line.number: state.jobs(line)[-1] for line in lines if state.jobs(line)}
         self.live = self.queue.states(list(last.values()))
         submit = []
@@ -317,7 +455,8 @@ class SlurmEngine(batch.Engine):
         if submit:
             job_ids = self.queue.submit(submit, self.runner_module, os.getcwd())
             for line, job_id in zip(submit, job_ids):
-                state.add(line, job_id)
+                state.add(line, job_id, self.options.time_minutes)
+                self.limits[job_id] = self.options.time_minutes
                 self.tracked[job_id] = line
             # Right away: a driver killed from here on is re-attached, not resubmitted.
             state.save()
@@ -355,6 +494,17 @@ class SlurmEngine(batch.Engine):
         return ended
 
     def _outcome(self, job_id: str, line: Line) -> Optional[Outcome]:
+        outcome = self._result(job_id, line)
+        if outcome is not None and outcome.status != batch.DONE and self.queue.timed_out(
+                job_id):
+            minutes = self.limits.get(job_id, self.options.time_minutes)
+            outcome = dataclasses.replace(outcome, note=(
+                f"timed out after the --slurm_time limit of {minutes} minute"
+                f"{'' if minutes == 1 else 's'}; raise --slurm_time (Slurm job {job_id}, "
+                f"see {line.log_path})"))
+        return outcome
+
+    def _result(self, job_id: str, line: Line) -> Optional[Outcome]:
         result = self.queue.result(job_id)
         if result is not None:
             kind, value = result
@@ -363,8 +513,11 @@ class SlurmEngine(batch.Engine):
             last = str(value).strip().splitlines()[-1:] or ["no message"]
             return Outcome(batch.FAILED, None, 0.0, f"Slurm job {job_id} raised "
                            f"{last[0]}; see {self.queue.log_of(job_id)}")
-        if batch.is_done(line):
+        if batch.is_done(line, self.runner_module):
             return Outcome(batch.DONE, 0, 0.0, f"done (job {job_id})")
+        if self.queue.timed_out(job_id):
+            # Killed at its limit before it could report (its runner ignored SIGTERM).
+            return Outcome(batch.STOPPED, None, 0.0)
         return None
 
     def unfinished(self) -> int:
@@ -400,4 +553,8 @@ class SlurmEngine(batch.Engine):
         if self._lock is not None:
             self._lock.__exit__(None, None, None)
             self._lock = None
+        if self._made_folder and os.path.isdir(self.options.folder) and set(
+                os.listdir(self.options.folder)) <= {runs.LOCK_FILE, runs.LOCK_FILENAME}:
+            # Made by this run, which submitted nothing (refused, or interrupted).
+            shutil.rmtree(self.options.folder, ignore_errors=True)
 

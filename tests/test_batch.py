@@ -1,6 +1,7 @@
 """Argfile batches: splitting, parallel lines, failures, interruption, resuming."""
 
 import json
+import logging
 import os
 import shlex
 import signal
@@ -161,15 +162,19 @@ def test_argfiles_print_one_line_per_run(tmp_path):
     assert "--presets=/exp/trial1/0/lottery/initial" in shlex.split(random_prune[0])
 
 
-def test_a_line_another_process_runs_is_busy_not_failed(tmp_path):
+def test_a_line_another_process_runs_is_busy_not_failed(tmp_path, caplog):
     from lottery_ticket.foundations import runs
     text = lines_for(tmp_path, [("a", ["--label=a"]), ("b", ["--label=b"])])
     lines = batch.parse_lines(text)
     with runs.lock(str(tmp_path / "a")):  # as a worker running line 1 elsewhere would
-        summary = batch.run_batch("fake_runner", lines, workers=1)
+        with caplog.at_level(logging.INFO, logger="lottery_ticket"):
+            summary = batch.run_batch("fake_runner", lines, workers=1)
         # A duplicate on a cluster worker does not even start the runner.
         outcome = batch.run_line(lines[0], "fake_runner")
     assert [line.number for line in summary.busy] == [1] and not summary.failed
+    # Progress counts the busy line as the summary does: busy, not failed.
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
+    assert progress[-1].startswith("[2/2] line 2 done | done 1, failed 0, busy 1, "), progress
     assert [line.number for line in summary.done] == [2]
     assert summary.exit_code == 1
     assert outcome.status == batch.BUSY and f"pid {os.getpid()}" in outcome.note
@@ -214,3 +219,61 @@ def test_a_backend_whose_extra_is_missing_is_one_error(tmp_path, backend, module
         f"named '{module}'): pip install \"lottery_ticket[{backend}]\" (or pip install "
         f"\".[{backend}]\" in a checkout)."]
     assert not (tmp_path / "out" / "a").exists()
+
+
+def test_a_line_done_under_another_runner_runs(tmp_path, monkeypatch):
+    # A second runner module: the same program under another name.
+    (tmp_path / "other_runner.py").write_text(
+        "from fake_runner import main\n\nif __name__ == \"__main__\":\n    main()\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ['PYTHONPATH']}")
+    lines = batch.parse_lines(lines_for(tmp_path, [("a", ["--label=a"])]))
+    assert batch.run_batch("fake_runner", lines).exit_code == 0
+    assert len(batch.run_batch("fake_runner", lines).skipped) == 1
+    other = batch.run_batch("other_runner", lines)
+    assert [line.number for line in other.done] == [1] and not other.skipped
+    assert (tmp_path / "a.log").read_text().count("-m other_runner") == 1
+    assert json.loads((tmp_path / "a.batch.json").read_text())["runner"] == "other_runner"
+    assert len(batch.run_batch("other_runner", lines).skipped) == 1
+
+
+def test_bad_runner_argfile_or_folder_is_one_error_naming_it(tmp_path):
+    argfile = write_argfile(tmp_path, [("a", ["--label=a"])])
+    binary = tmp_path / "binary.args"
+    binary.write_bytes(b"--output_dir=x \xff\xfe\n")
+    pruning = "lottery_ticket.foundations.pruning"
+    for flags, message in [
+            ([f"--runner={pruning}", f"--argfile={argfile}"],
+             f"error: --runner={pruning} is not a runner: give one of a family's runners "),
+            (["--runner=fake_runner", f"--argfile={tmp_path}"],
+             f"error: --argfile={tmp_path} is a directory; give a text file of flag lines"),
+            (["--runner=fake_runner", f"--argfile={binary}"],
+             f"error: --argfile={binary} is not a text file of flag lines (not UTF-8 "
+             "text: byte 0xff at position 15)."),
+            (["--runner=fake_runner", f"--argfile={argfile}", "--backend=slurm",
+              "--slurm_folder=/proc/nope", "--dry_run"],
+             "error: --slurm_folder=/proc/nope cannot be made (cannot write in /proc: No "
+             "such file or directory); give --slurm_folder=DIR, a writable directory")]:
+        result = subprocess.run([sys.executable, "-m", RUNNER] + flags, capture_output=True,
+                                text=True, check=False)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith(message), (
+            result.stderr)
+    assert not (tmp_path / "out" / "a").exists()
+
+
+def test_dry_run_shows_a_line_whose_driver_was_killed_as_to_run(tmp_path):
+    argfile = write_argfile(tmp_path, [("a", ["--label=a"]), ("b", ["--label=b"])])
+    assert start_driver(argfile).wait(timeout=60) == 0
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    # What a driver killed with SIGKILL leaves: a `running` record of a dead process.
+    record = json.loads((tmp_path / "out" / "b.batch.json").read_text())
+    record.update(status="running", pid=gone.pid)
+    (tmp_path / "out" / "b.batch.json").write_text(json.dumps(record))
+    (tmp_path / "out" / "b" / "done.json").unlink()
+    dry, _ = start_driver(argfile, "--dry_run").communicate(timeout=60)
+    assert f"[done] python -m fake_runner --output_dir={tmp_path / 'out' / 'a'}" in dry
+    assert (f"[to run; stale running record: pid {gone.pid} is gone; the line runs again] "
+            f"python -m fake_runner --output_dir={tmp_path / 'out' / 'b'}") in dry
+    rerun, _ = start_driver(argfile).communicate(timeout=60)
+    assert "1 done, 1 skipped (already done), 0 failed" in rerun

@@ -142,3 +142,55 @@ def test_line_needing_more_than_any_node_is_one_error(ray_cluster, tmp_path):
             "has 2); lower --cpus_per_line.") in output
     assert not (tmp_path / "out" / "a").exists()
 
+
+
+def test_without_an_address_the_batch_starts_ray_of_its_own(ray_cluster, tmp_path):
+    # A cluster named by RAY_ADDRESS (as by a `ray start` on this machine) is not
+    # joined: the batch starts a local instance with the CPUs it wants.
+    env = _environment()
+    env["RAY_ADDRESS"] = ray_cluster
+    argfile = write_argfile(tmp_path, [("a", ["--label=a"])])
+    process = start_driver(argfile, "--backend=ray", "--workers=1", env=env)
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode == 0, output
+    assert "starting a local Ray instance with 1 CPUs" in output
+    assert (tmp_path / "out" / "a" / "finished.txt").read_text() == "a\n"
+
+
+def test_unreachable_address_is_one_error_and_signals_stop_the_connecting(tmp_path):
+    argfile = write_argfile(tmp_path, [("a", ["--label=a"])])
+    closed = f"127.0.0.1:{_free_port()}"
+    env = _environment()
+    env["RAY_ADDRESS"] = closed  # what --ray_address=auto follows first
+    for address in (closed, "auto"):
+        process = start_driver(argfile, "--backend=ray", f"--ray_address={address}",
+                               env=env)
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 2, output
+        errors = [row for row in output.splitlines() if "error" in row.lower()]
+        # (Ray resolves 127.0.0.1 to this node's address, as the message then says.)
+        assert len(errors) == 1 and errors[0].startswith(
+            f"error: --ray_address={address}: no Ray cluster answers at "), output
+        assert errors[0].endswith(
+            f":{closed.split(':')[1]} (Connection refused); start the cluster (ray start "
+            "--head) or correct --ray_address; without --ray_address the batch starts a "
+            "local Ray instance of its own."), output
+    # A port that accepts connections and never answers: connecting waits, and
+    # Ctrl-C or SIGTERM ends the wait.
+    with socket.socket() as silent:
+        silent.bind(("", 0))  # every interface: Ray reaches 127.0.0.1 by this node's IP
+        silent.listen(8)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            process = _driver(argfile, f"--ray_address={address}")
+            output = []
+            for row in process.stdout:
+                output.append(row)
+                if "connecting to the Ray cluster" in row:
+                    break
+            time.sleep(0.5)
+            process.send_signal(sig)
+            rest, _ = process.communicate(timeout=60)
+            assert process.returncode == 130, "".join(output) + rest
+            assert "interrupted: 1 line(s) not finished" in rest
+    assert not (tmp_path / "out" / "a").exists()

@@ -170,3 +170,79 @@ def test_local_executor_reattaches_through_the_batch_state(tmp_path):
     assert (tmp_path / "out" / "a" / "finished.txt").read_text() == "a\n"
     assert summary.exit_code == 1
 
+
+
+def test_a_line_gets_its_whole_time_limit_and_a_timeout_says_so(slurm_cluster, tmp_path):
+    # Slurm checks time limits every 30 s: line 1 runs past one check, well within its
+    # minute. Line 2 would run forever: once it runs, its end time is moved to now, and
+    # the next check ends it at its time limit.
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    lines = batch.parse_lines(write_argfile(tmp_path, [
+        ("a", ["--label=a", "--sleep=32"]), ("b", ["--label=b", f"--hold={hold}"])])
+        .read_text())
+    options = batch_slurm.SlurmOptions(folder=str(tmp_path / "out.slurm"), time_minutes=1)
+
+    def end_line_2_now():
+        _wait_for(lambda: (tmp_path / "out" / "b" / "started").exists())
+        subprocess.run(["scontrol", "update", f"JobId={_jobs(tmp_path)['b'][0]}",
+                        f"EndTime={time.strftime('%Y-%m-%dT%H:%M:%S')}"], check=True)
+
+    ender = threading.Thread(target=end_line_2_now, daemon=True)
+    ender.start()
+    summary = batch.drive(batch_slurm.SlurmEngine("fake_runner", options, poll_seconds=0.5),
+                          lines)
+    ender.join()
+    assert [line.number for line in summary.done] == [1], summary.notes
+    assert (tmp_path / "out" / "a" / "finished.txt").read_text() == "a\n"
+    assert [line.number for line in summary.failed] == [2]
+    job = _jobs(tmp_path)["b"][0]
+    assert summary.notes[2] == (
+        "timed out after the --slurm_time limit of 1 minute; raise --slurm_time (Slurm "
+        f"job {job}, see {tmp_path / 'out' / 'b.log'})")
+    assert json.loads((tmp_path / "out" / "b.batch.json").read_text())["status"] == "stopped"
+
+
+def test_sbatch_refusals_are_one_error_and_leave_nothing(slurm_cluster, tmp_path):
+    argfile = write_argfile(tmp_path, [("a", ["--label=a"])])
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    for flags, message in [
+            # sinfo tells first, in a dry run too.
+            (["--slurm_partition=nonexistent", "--dry_run"],
+             "error: --slurm_partition=nonexistent: no such partition; sinfo lists batch."),
+            (["--slurm_partition=nonexistent"],
+             "error: --slurm_partition=nonexistent: no such partition; sinfo lists batch."),
+            # sbatch refuses what the cluster lacks.
+            (["--gpus_per_line=1"],
+             "error: sbatch refused the job array: Invalid generic resource (gres) "
+             "specification; --gpus_per_line=1: the partition has no such GPUs; lower it "
+             "or choose a --slurm_partition with GPUs. Nothing was submitted."),
+            (["--gpus_per_line=1", f"--slurm_folder={folder}"],
+             "error: sbatch refused the job array: Invalid generic resource (gres) "
+             "specification; --gpus_per_line=1: the partition has no such GPUs; lower it "
+             "or choose a --slurm_partition with GPUs. Nothing was submitted.")]:
+        result = subprocess.run(
+            [sys.executable, "-m", RUNNER, "--runner=fake_runner", f"--argfile={argfile}",
+             "--backend=slurm"] + flags, capture_output=True, text=True, check=False)
+        assert result.returncode == 2, result.stderr
+        errors = [row for row in result.stderr.splitlines() if "error" in row.lower()]
+        assert errors == [message], result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out.slurm").exists() and not (tmp_path / "out" / "a").exists()
+    assert sorted(os.listdir(folder)) in ([], [".lock"])  # no scripts or pickles
+
+
+def test_default_folder_is_beside_the_experiment_whatever_the_lines():
+    def folder(*dirs):
+        return batch_slurm.default_folder([batch.Line(i, "", [], d)
+                                           for i, d in enumerate(dirs, start=1)])
+
+    assert folder("/exp/trial1", "/exp/trial2") == "/exp.slurm"
+    assert folder("/exp/trial1") == "/exp.slurm"
+    # Control lines: runs inside trial and level directories.
+    assert folder("/exp/trial1/3/reuse1", "/exp/trial1/3/reuse2") == "/exp.slurm"
+    assert folder("/exp/trial1/3/reuse1", "/exp/trial2/5/reuse1") == "/exp.slurm"
+    assert folder("/data/runs/a", "/data/runs/b") == "/data/runs.slurm"
+    with pytest.raises(ValueError, match="share no directory but /, .* --slurm_folder"):
+        folder("/tmp/a", "/work/b")
