@@ -212,11 +212,17 @@ def comparison_figure(summary: Sequence[Record], series: Sequence[str],
     if missing:
         raise ValueError(f"no runs of {missing} to compare; experiments with runs: "
                          f"{sorted({row['experiment_name'] for row in summary})}.")
-    figure = ShownFigure(figsize=(12, 4.5), layout="constrained")
+    figure = ShownFigure(figsize=(12, 5 + 0.2 * len(series)), layout="constrained")
     left, right = figure.subplots(1, 2)
     _early_stopping_axes(left, rows, "early_stop_iteration", "early-stopping iteration")
     _early_stopping_axes(right, rows, "early_stop_test_accuracy",
                          "test accuracy at early stopping")
+    # One legend for both panels, below them, where long series names cover nothing.
+    handles, labels = left.get_legend_handles_labels()
+    for axes in (left, right):
+        axes.get_legend().remove()
+    figure.legend(handles, labels, loc="outside lower center", fontsize=8,
+                  ncols=1 if max(map(len, labels)) > 40 else 2)
     figure.suptitle(title)
     return _finish(figure, path)
 

@@ -186,14 +186,13 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
     names = sorted({r["experiment_name"] for r in records})
     by_base = {base: [n for n in names if n == base or n.startswith(base + " (")]
                for base in ("lottery", "oneshot")}
-    rewound = {repr(r["settings"].get("rewind_iteration")) for r in records
-               if r["base_name"] == "lottery"}
+    rewound = _rewinding_series(records)
     comparisons = {
         "iterative_vs_oneshot": (f"{title}: iterative vs one-shot pruning",
                                  by_base["lottery"] + by_base["oneshot"]
                                  if by_base["lottery"] and by_base["oneshot"] else None),
         "rewinding": (f"{title}: lottery runs rewound to different iterations",
-                      by_base["lottery"] if len(rewound) > 1 else None)}
+                      rewound or None)}
     for name, (figure_title, chosen_series) in comparisons.items():
         if chosen_series:
             draw(name, figure_title, figures.comparison_figure, summary, chosen_series)
@@ -229,6 +228,22 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
         os.remove(problems_path)  # A stale list from an earlier report would mislead.
     return {"written": written, "problems": problems, "diverged": diverged,
             "summary": summary}
+
+
+def _rewinding_series(records: Sequence[reader.Record]) -> List[str]:
+    """The lottery series that differ only in rewind_iteration (the largest such
+    group, in runs), or [] when no group has two values of K."""
+    groups: Dict[str, Dict[str, int]] = {}
+    for record in records:
+        if record["base_name"] != "lottery":
+            continue
+        others = {k: v for k, v in record["settings"].items() if k != "rewind_iteration"}
+        group = groups.setdefault(repr(sorted(others.items())), {})
+        group[record["experiment_name"]] = group.get(record["experiment_name"], 0) + 1
+    candidates = [group for group in groups.values() if len(group) > 1]
+    if not candidates:
+        return []
+    return sorted(max(candidates, key=lambda group: sum(group.values())))
 
 
 def _read_tickets(records: Sequence[reader.Record], experiment_name: str,

@@ -1,7 +1,10 @@
 """Data set, model, optimizer and pruning rule from an ExperimentConfig, via registries."""
 
+import dataclasses
 import functools
 from typing import Any, Callable, Dict, Optional
+
+import numpy as np
 
 from lottery_ticket.datasets import registry as dataset_registry
 from lottery_ticket.experiments import registry
@@ -57,9 +60,22 @@ def optimizer_fn(config: ExperimentConfig) -> Callable[[], Any]:
     return registry.OPTIMIZERS.get(config["optimizer"])(config.training)
 
 
-def prune_fn(config: ExperimentConfig) -> Callable[[Network, Network], Network]:
-    """prune(masks, final_weights) -> the next level's masks."""
-    return registry.PRUNING.get(config["pruning"])(config.pruning)
+def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> int:
+    """The seed of random pruning scores: drawn from prune_seed and the trial's seed,
+    so that the trials of a batch are pruned differently and each is repeatable."""
+    if trial_seed is None or "random" not in config["prune_scores"]:
+        return config["prune_seed"]
+    state = np.random.SeedSequence([int(config["prune_seed"]), int(trial_seed)])
+    return int(state.generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def prune_fn(config: ExperimentConfig, trial_seed: Optional[int] = None
+             ) -> Callable[[Network, Network], Network]:
+    """prune(masks, final_weights) -> the next level's masks (random scores seeded
+    by scores_seed(config, trial_seed))."""
+    pruning_config = dataclasses.replace(config.pruning,
+                                         prune_seed=scores_seed(config, trial_seed))
+    return registry.PRUNING.get(config["pruning"])(pruning_config)
 
 
 def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
@@ -100,6 +116,9 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
         if unknown:
             raise ValueError(f"prune_percents names layer(s) {unknown} that the model does "
                              f"not have; its layers are {layers}.")
+        # One pruning step on the untrained network finds what the strategy refuses
+        # (unit pruning of the output layer, say) before level 0 trains, not after.
+        prune_fn(config)(model.masks, model.get_current_weights())
     outputs = int(model(dataset.train[0][:1]).shape[-1])
     for name, (_, labels) in dataset.splits.items():
         low, high = int(labels.min()), int(labels.max())

@@ -284,8 +284,9 @@ class PruneConfig(_Concern):
                                "first: magnitude or random (seeded by prune_seed); for "
                                "--pruning=unit: magnitude (= input_magnitude), "
                                "output_magnitude, magnitude_product or random.")
-    prune_seed: int = _field(0, "Seed of random pruning scores: the same seed gives the "
-                             "same masks.")
+    prune_seed: int = _field(0, "Seed of random pruning scores, with the trial's --seed: "
+                             "the trials of a batch are pruned differently, and the same "
+                             "seeds give the same masks.")
     levels: int = _field(30, "Pruning levels after the dense level 0 (a larger number "
                          "extends a finished trial).", identity=False)
 

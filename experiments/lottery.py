@@ -51,7 +51,25 @@ def rewound_weights(level0_dir: str, rewind_iteration: int) -> Network:
             "(--rewind_iteration): they were deleted, or the run predates them. Level 0 "
             "must be trained again to make them: delete that run directory and rerun "
             "(later levels depend on it), or use a new output directory.")
-    return save_restore.restore_network(directory)
+    weights = save_restore.restore_network(directory)
+    expected = runs.read_done(level0_dir).get("snapshot_layers") or list(
+        save_restore.restore_network(paths.final(level0_dir)))
+    missing = sorted(set(expected) - set(weights))
+    if missing:
+        raise ValueError(
+            f"{directory} is incomplete: {', '.join(f'{name}.npy' for name in missing)} "
+            "missing (the level-0 run saved them). Level 0 must be trained again to make "
+            "them: delete that run directory and rerun, or use a new output directory.")
+    final = save_restore.restore_network(paths.final(level0_dir))
+    for name, values in weights.items():
+        if name in final and np.shape(values) != np.shape(final[name]):
+            raise ValueError(f"{directory}/{name}.npy has shape {np.shape(values)}, but level "
+                             f"0's {name} has {np.shape(final[name])}: the file is damaged. "
+                             "Delete the level-0 run directory and rerun.")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{directory}/{name}.npy holds values that are not finite: the "
+                             "file is damaged. Delete the level-0 run directory and rerun.")
+    return weights
 
 
 def rewinder(level0_dir: str, rewind_iteration: int
@@ -155,7 +173,7 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
         build.check_fit(config, make_dataset(), make_model(0, preset_values, None),
                         presets=preset_values, pruned=True)
         results = experiment.experiment(
-            make_dataset, make_model, train_model, build.prune_fn(config), levels,
+            make_dataset, make_model, train_model, build.prune_fn(config, seed), levels,
             presets=preset_values, completed_level=completed_level,
             reset_weights=reset_weights)
     for level, result in results.items():

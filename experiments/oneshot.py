@@ -14,7 +14,7 @@ other settings.
 """
 
 import logging
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import lottery
@@ -31,8 +31,9 @@ logger = logging.getLogger("lottery_ticket")
 EXPERIMENT_NAME = "oneshot"
 
 
-def pruning_function(config: ExperimentConfig):
-    """prune(masks, final, level=k) to iterative level k's counts, as configured.
+def pruning_function(config: ExperimentConfig, trial_seed: Optional[int] = None):
+    """prune(masks, final, level=k) to iterative level k's counts, as configured
+    (random scores seeded as the trial's iterative pruning is: build.scores_seed).
 
     Raises:
       ValueError: a strategy whose counts one-shot pruning does not know (one
@@ -40,7 +41,7 @@ def pruning_function(config: ExperimentConfig):
     """
     return experiment.oneshot_pruning(
         dict(config["prune_percents"]), selection=config["pruning"],
-        scores=config["prune_scores"], seed=config["prune_seed"])
+        scores=config["prune_scores"], seed=build.scores_seed(config, trial_seed))
 
 
 def run_oneshot(trial_dir: str, config: ExperimentConfig, levels: Iterable[int],
@@ -72,8 +73,13 @@ def run_oneshot(trial_dir: str, config: ExperimentConfig, levels: Iterable[int],
       runs.LockedError: another process is using one of the runs.
     """
     levels = parse_level_list(levels)
+    if experiment_name == lottery_name:
+        raise ValueError(
+            f"the one-shot runs' name {experiment_name!r} is the trial's own runs' name: "
+            f"they would take the place of the iterative levels in {trial_dir}. Name them "
+            "apart (the default is 'oneshot').")
     build.check(config)
-    pruning_fn = pruning_function(config)
+    pruning_fn = pruning_function(config, seed)
     rewind = config["rewind_iteration"]
     level0_identity = lottery.trial_identity(config, seed, lottery_name, presets)
     identity = dict(lottery.trial_identity(config, seed, experiment_name, presets),

@@ -143,7 +143,8 @@ def _check_layers(percents: Mapping[str, float], masks: Arrays, final_weights: A
                 f"layer {name!r} has no final weights to rank; layers with "
                 f"weights: {sorted(final_weights)}.")
         try:
-            value = float(percent)
+            # A bool or a string is a slip, not a fraction: True would prune everything.
+            value = float("nan") if isinstance(percent, (bool, str)) else float(percent)
         except (TypeError, ValueError):
             value = float("nan")
         if not 0.0 <= value <= 1.0:
@@ -151,6 +152,12 @@ def _check_layers(percents: Mapping[str, float], masks: Arrays, final_weights: A
                 f"pruning percent for layer {name!r} is {percent}; it is a "
                 "fraction in [0, 1] (0.2 prunes 20% of the surviving weights).")
         _check_shapes(name, masks[name], final_weights[name])
+    for name, mask in masks.items():
+        values = np.asarray(mask)
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(f"the mask of layer {name!r} holds values other than 0 and 1 "
+                             f"({np.unique(values[~np.isin(values, (0, 1))])[:3]}...): masks "
+                             "mark surviving weights with 1 and pruned ones with 0.")
 
 
 def _check_shapes(name: str, mask: np.ndarray, weights: np.ndarray) -> None:

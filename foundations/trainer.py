@@ -32,6 +32,7 @@ import math
 import os
 import platform
 import shutil
+import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple
@@ -319,6 +320,7 @@ class CompiledSteps:
 # Compiled programs by data set, then by what decides their computation.
 _ENGINES: "weakref.WeakKeyDictionary[DatasetBase, collections.OrderedDict]" = (
     weakref.WeakKeyDictionary())
+_ENGINES_LOCK = threading.Lock()
 
 
 def _optimizer_key(optimizer: Any) -> Optional[Hashable]:
@@ -393,24 +395,31 @@ def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any) -> Co
     key = _engine_key(model, optimizer)
     if key is None:
         return CompiledSteps(dataset, model, optimizer)
-    engines = _ENGINES.setdefault(dataset, collections.OrderedDict())
-    steps = engines.get(key)
-    if steps is not None and steps.in_use:
-        # Another run (another thread, or one started from a progress callback) is
-        # training with these functions: this one gets its own.
-        return CompiledSteps(dataset, model, optimizer)
-    if steps is None:
-        # A private copy, so that later runs never change a model the caller holds.
-        steps = CompiledSteps(dataset, copy.deepcopy(model), optimizer)
-        engines[key] = steps
-        while len(engines) > _ENGINES_PER_DATASET:
-            engines.popitem(last=False)
-    else:
-        engines.move_to_end(key)
-        optimizer.build(steps.model.trainable_variables)
-        _assign_all(optimizer.variables, steps.optimizer.variables)
-    _assign_all(model.variables, steps.model.variables)
-    steps.in_use = True
+    with _ENGINES_LOCK:  # claimed in one step, so two threads never claim one engine
+        engines = _ENGINES.setdefault(dataset, collections.OrderedDict())
+        steps = engines.get(key)
+        if steps is not None and steps.in_use:
+            # Another run (another thread, or one started from a progress callback)
+            # is training with these functions: this one gets its own.
+            return CompiledSteps(dataset, model, optimizer)
+        fresh = steps is None
+        if fresh:
+            # A private copy, so that later runs never change a model the caller holds.
+            steps = CompiledSteps(dataset, copy.deepcopy(model), optimizer)
+            engines[key] = steps
+            while len(engines) > _ENGINES_PER_DATASET:
+                engines.popitem(last=False)
+        else:
+            engines.move_to_end(key)
+        steps.in_use = True
+    try:
+        if not fresh:
+            optimizer.build(steps.model.trainable_variables)
+            _assign_all(optimizer.variables, steps.optimizer.variables)
+        _assign_all(model.variables, steps.model.variables)
+    except BaseException:
+        steps.in_use = False
+        raise
     return steps
 
 
@@ -493,7 +502,8 @@ def _write_record(output_dir: str, *, total: int, training_len: Sequence, second
                   model: ModelBase, dataset: DatasetBase,
                   final_metrics: Dict[str, Dict[str, float]],
                   run_info: Optional[Mapping], start_iteration: int = 0,
-                  snapshot_iterations: Sequence[int] = ()) -> Dict[str, Any]:
+                  snapshot_iterations: Sequence[int] = (),
+                  snapshot_layers: Sequence[str] = ()) -> Dict[str, Any]:
     """Writes done.json, whose presence marks the run in `output_dir` complete;
     returns what it wrote."""
     record = {
@@ -518,6 +528,8 @@ def _write_record(output_dir: str, *, total: int, training_len: Sequence, second
         record["start_iteration"] = int(start_iteration)
     if snapshot_iterations:
         record["snapshot_iterations"] = sorted(int(k) for k in snapshot_iterations)
+        # What each rewind{K}/ must hold, so that one missing file is found on reading.
+        record["snapshot_layers"] = sorted(snapshot_layers)
     runs.write_done(output_dir, record)
     return dict(record, format_version=runs.FORMAT_VERSION)
 
@@ -667,6 +679,7 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
                            seconds=time.time() - started, model=model, dataset=dataset,
                            final_metrics=recorder.latest(), run_info=run_info,
                            start_iteration=start_iteration,
-                           snapshot_iterations=snapshot_iterations)
+                           snapshot_iterations=snapshot_iterations,
+                           snapshot_layers=next(iter(snapshots.values()), {}).keys())
     return TrainResult(initial_weights, final_weights, copy.deepcopy(recorder.metrics),
                        record, output_dir, snapshots)

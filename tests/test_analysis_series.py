@@ -106,3 +106,19 @@ def test_lottery_runs_rewound_to_different_iterations_get_the_rewinding_figure(t
     assert str(tmp_path / "out" / "rewinding.png") in result["written"]
     names = sorted({row["experiment_name"] for row in result["summary"]})
     assert names == ["lottery (rewind_iteration=0)", "lottery (rewind_iteration=100)"]
+
+
+def test_the_rewinding_figure_compares_only_runs_that_differ_in_k(tmp_path):
+    root = tmp_path / "exp"
+    for level, kept in LEVELS:
+        write_run(root, 1, level, "lottery", kept=kept)
+        _with_config(write_run(root, 2, level, "lottery", kept=kept),
+                     training={"rewind_iteration": 100})
+        _with_config(write_run(root, 3, level, "lottery", kept=kept),
+                     pruning={"pruning": "global"})
+    result = report.report(str(root), str(tmp_path / "out"))
+    assert str(tmp_path / "out" / "rewinding.png") in result["written"]
+    assert report._rewinding_series(metrics.label_series(
+        reader.load_experiment(str(root))[0])) == [
+        "lottery (pruning=layerwise, rewind_iteration=0)",
+        "lottery (pruning=layerwise, rewind_iteration=100)"]

@@ -99,7 +99,16 @@ def test_batch_killed_midway_and_rerun_finishes_each_run_once(tmp_path):
                                             for n in names]))
     process = _argfile_runner(argfile)
     deadline = time.time() + 60
-    while not (tmp_path / "run1" / "done.json").exists() and time.time() < deadline:
+
+    def recorded_done(name):
+        try:
+            return json.loads((tmp_path / f"{name}.batch.json").read_text())["status"] == "done"
+        except (OSError, ValueError, KeyError):
+            return False  # not written yet, or being replaced
+
+    # Until the batch has recorded run1 done (its done.json alone may come a moment
+    # before its process exits, and a line stopped then is redone, not done).
+    while not recorded_done("run1") and time.time() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)

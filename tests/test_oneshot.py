@@ -338,3 +338,31 @@ def test_control_argfiles_take_level0_presets_from_the_rewind_snapshot(capsys):
         "--experiment_root=/r", "--mnist_location=/d", "--rewind_iteration=100"], capsys)
     assert code == 0, err
     assert "--presets=/r/trial1/0/lottery/rewind100 " in out
+
+
+def test_one_shot_runs_named_like_the_trial_are_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="would take the place of the iterative levels"):
+        oneshot.run_oneshot(str(tmp_path / "trial1"), SMALL, [2], seed=1,
+                            experiment_name="lottery")
+    assert not (tmp_path / "trial1").exists()
+
+
+def test_a_strategy_that_refuses_the_network_fails_before_level_0_trains(tmp_path):
+    # Unit pruning cannot remove the output layer's units: found before any training.
+    config = SMALL.replace(pruning="unit")
+    with pytest.raises(ValueError, match="'layer2' is the last layer"):
+        lottery.run_trial(str(tmp_path / "trial1"), config, seed=1, progress=False)
+    assert not os.path.exists(paths.run(str(tmp_path / "trial1"), 0))
+
+
+def test_random_pruning_differs_between_trials_and_repeats_within_one(tmp_path):
+    config = SMALL.replace(prune_scores="random", prune_seed=7, levels=1)
+    masks = {}
+    for trial, seed in (("a", 1), ("b", 5), ("c", 1)):
+        masks[trial] = lottery.run_trial(str(tmp_path / trial), config, seed=seed,
+                                         progress=False)[1].masks
+    assert not np.array_equal(masks["a"]["layer0"], masks["b"]["layer0"])
+    np.testing.assert_array_equal(masks["a"]["layer0"], masks["c"]["layer0"])
+    # One-shot runs of a trial draw the same scores as its iterative levels.
+    shots = oneshot.run_oneshot(str(tmp_path / "a"), config, [1], seed=1, progress=False)
+    np.testing.assert_array_equal(shots[1].masks["layer0"], masks["a"]["layer0"])

@@ -473,3 +473,14 @@ def test_new_settings_default_to_the_previous_behaviour():
     identity = config.identity_defaults()
     assert identity["config.prune_scores"] == "magnitude"
     assert identity["config.prune_seed"] == 0
+
+
+@pytest.mark.parametrize("masks, percents, message", [
+    ({"a": np.full(4, 0.5)}, {"a": 0.5}, "holds values other than 0 and 1"),
+    ({"a": np.array([1.0, np.nan, 1.0, 0.0])}, {"a": 0.5}, "holds values other than 0 and 1"),
+    ({"a": np.ones(4)}, {"a": True}, "it is a fraction in"),
+    ({"a": np.ones(4)}, {"a": "0.2"}, "it is a fraction in"),
+])
+def test_masks_and_rates_that_are_not_what_they_seem_are_refused(masks, percents, message):
+    with pytest.raises(ValueError, match=message):
+        pruning.prune(percents, masks, {"a": np.arange(4.0)})

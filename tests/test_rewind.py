@@ -181,6 +181,29 @@ def test_a_complete_level0_without_its_snapshot_is_a_clear_error(tmp_path):
     assert not os.path.exists(paths.run(trial, 1))
 
 
+@pytest.mark.parametrize("damage", ["missing bias", "not finite", "wrong shape"])
+def test_a_damaged_snapshot_is_a_clear_error_not_a_silent_start(tmp_path, damage):
+    trial = str(tmp_path / "trial")
+    lottery.run_trial(trial, REWOUND.replace(levels=0), seed=3, progress=False)
+    snapshot = paths.rewind(paths.run(trial, 0), K)
+    assert sorted(runs.read_done(paths.run(trial, 0))["snapshot_layers"]) == sorted(
+        name[:-4] for name in os.listdir(snapshot))
+    if damage == "missing bias":
+        os.remove(os.path.join(snapshot, "layer1.bias.npy"))
+        expected = r"rewind10 is incomplete: layer1\.bias\.npy missing"
+    elif damage == "not finite":
+        values = np.load(os.path.join(snapshot, "layer0.npy"))
+        values[0, 0] = np.nan
+        np.save(os.path.join(snapshot, "layer0.npy"), values)
+        expected = r"rewind10/layer0\.npy holds values that are not finite"
+    else:
+        np.save(os.path.join(snapshot, "layer0.npy"), np.zeros((10, 32), np.float32))
+        expected = r"rewind10/layer0\.npy has shape \(10, 32\), but level 0's layer0 has"
+    with pytest.raises(ValueError, match=expected):
+        lottery.run_trial(trial, REWOUND, seed=3, progress=False)
+    assert not os.path.exists(paths.run(trial, 1))
+
+
 def test_a_rewind_at_or_after_the_end_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="rewind_iteration is 40 but training_len is 40"):
         SMALL.replace(rewind_iteration=40)
