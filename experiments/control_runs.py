@@ -25,12 +25,14 @@ import numpy as np
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
+from lottery_ticket.experiments import lottery
 from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import controls
 from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
+from lottery_ticket.foundations.model_base import BIAS_SUFFIX
 from lottery_ticket.foundations.save_restore import Network
 
 
@@ -187,6 +189,32 @@ def _check_run_name(control: str, output_dir: str) -> None:
             f"(e.g. {control}1), not {os.path.basename(os.path.abspath(output_dir))!r}.")
 
 
+def _rewind_snapshot(masks: save_restore.NetworkLike, config: ExperimentConfig
+                     ) -> Optional[Tuple[str, Network]]:
+    """(its directory, the snapshot) that a ticket rewound to K > 0 started from:
+    level 0's rewind{K}/ in the ticket's trial; None for a ticket not rewound or
+    not given as a run's masks/ directory."""
+    ticket = ticket_run(masks)
+    rewind = config["rewind_iteration"]
+    if not rewind or ticket is None:
+        return None
+    name, _ = paths.split_run_name(os.path.basename(ticket))
+    level0 = paths.run(os.path.dirname(os.path.dirname(ticket)), 0, name)
+    return paths.rewind(level0, rewind), lottery.rewound_weights(level0, rewind)
+
+
+def _with_rewound_biases(presets: Network, snapshot: Optional[Tuple[str, Network]]
+                         ) -> Network:
+    """The ticket's kernels with the biases its rewound start had (initial/ holds
+    kernels only), so that a control differs from its ticket only in what it
+    randomizes."""
+    if snapshot is None:
+        return presets
+    biases = {key: value for key, value in snapshot[1].items()
+              if key.endswith(BIAS_SUFFIX) and key not in presets}
+    return dict(presets, **biases)
+
+
 def _train_control(control: str, output_dir: str, config: ExperimentConfig,
                    masks: Network, presets: Optional[Network], seed: int,
                    sources: Mapping[str, Any], train_order_seed: Optional[int],
@@ -237,9 +265,10 @@ def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
         if presets is None:
             raise ValueError(f"mode {mode!r} samples from the ticket's initial weights: "
                              "pass --presets=DIR (the lottery run's initial/).")
-        new_presets = controls.reuse_presets(mask_values,
-                                             ticket_presets(presets, mask_values),
-                                             int(seed), keep_sign=mode == "reuse_sign")
+        new_presets = _with_rewound_biases(
+            controls.reuse_presets(mask_values, ticket_presets(presets, mask_values),
+                                   int(seed), keep_sign=mode == "reuse_sign"),
+            _rewind_snapshot(masks, config))
         model_seed = int(seed)
     return _train_control(mode, output_dir, config, mask_values, new_presets, int(seed),
                           {"ticket_masks": masks, "ticket_presets": presets},
@@ -259,6 +288,7 @@ def rearrange(output_dir: str, masks: save_restore.NetworkLike,
     mask_values = ticket_masks(masks)
     new_masks, new_presets = controls.rearrange(
         mask_values, ticket_presets(presets, mask_values), int(seed))
+    new_presets = _with_rewound_biases(new_presets, _rewind_snapshot(masks, config))
     return _train_control("rearrange", output_dir, config, new_masks, new_presets, int(seed),
                           {"ticket_masks": masks, "ticket_presets": presets},
                           train_order_seed)
@@ -279,6 +309,13 @@ def random_prune(output_dir: str, masks: save_restore.NetworkLike,
         i.e. masked initial weights were passed instead of the level-0 ones.
     """
     config = resolve(masks, config, override)
+    snapshot = _rewind_snapshot(masks, config)
+    if snapshot is not None and isinstance(presets, (str, os.PathLike)) and (
+            os.path.abspath(os.fspath(presets)) != os.path.abspath(snapshot[0])):
+        raise ValueError(
+            f"the ticket was rewound to iteration {config['rewind_iteration']} (late "
+            f"resetting), so random_prune starts from that snapshot: pass "
+            f"--presets={snapshot[0]}, not {presets}.")
     original = save_restore.standardize(presets)
     new_masks = controls.random_masks(ticket_masks(masks), int(seed))
     for name, mask in new_masks.items():

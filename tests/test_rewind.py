@@ -254,3 +254,23 @@ def test_controls_take_the_rewound_weights(rewound_trial, tmp_path):
     for name, mask in results[1].masks.items():
         alive = mask == 1
         assert np.isin(reused[name][alive], snapshot[name][alive]).all()
+
+
+def test_controls_of_a_rewound_ticket_start_from_its_snapshot_biases(rewound_trial, tmp_path):
+    trial, results = rewound_trial
+    ticket = paths.run(trial, 1)
+    snapshot_dir, snapshot = control_runs._rewind_snapshot(paths.masks(ticket), REWOUND)
+    assert snapshot_dir == paths.rewind(paths.run(trial, 0), K)
+    kernels = save_restore.restore_network(paths.initial(ticket))
+    presets = control_runs._with_rewound_biases(kernels, (snapshot_dir, snapshot))
+    assert {"layer0.bias", "layer1.bias", "layer2.bias"} <= set(presets)
+    np.testing.assert_array_equal(presets["layer1.bias"], snapshot["layer1.bias"])
+    # random_prune of a rewound ticket from iteration-0 weights would compare unlike things.
+    with pytest.raises(ValueError, match=r"rewound to iteration 10 .*--presets=.*rewind10"):
+        control_runs.random_prune(str(tmp_path / "1" / "random_prune1"), paths.masks(ticket),
+                                  paths.initial(paths.run(trial, 0)), seed=5)
+    assert not (tmp_path / "1").exists()
+    # rearrange trains (from the snapshot's biases) and finishes.
+    control_runs.rearrange(str(tmp_path / "1" / "rearrange1"), paths.masks(ticket),
+                           paths.initial(ticket), seed=5)
+    assert runs.is_complete(str(tmp_path / "1" / "rearrange1"))
