@@ -38,6 +38,7 @@ from lottery_ticket.analysis import metrics
 from lottery_ticket.analysis import reader
 from lottery_ticket.analysis import tables
 from lottery_ticket.cli import flags
+from lottery_ticket.foundations import registry
 from lottery_ticket.foundations import save_restore
 
 
@@ -131,6 +132,12 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
     if not records:
         raise nothing_to_analyse()
     title = title or os.path.basename(os.path.normpath(os.path.abspath(experiment_root)))
+    names = sorted({r["base_name"] for r in records})
+    if experiment_name not in names and experiment_name != "lottery":
+        guess = registry.closest(experiment_name, names)
+        hint = f" Did you mean {guess!r}?" if guess else ""
+        raise ValueError(f"--experiment_name={experiment_name}: no complete runs of that name "
+                         f"under {experiment_root}.{hint} Names: {', '.join(names)}.")
     series = sorted({r["experiment_name"] for r in records
                      if r["base_name"] == experiment_name})
     if experiment_name not in series and series:

@@ -176,6 +176,9 @@ def _emit(make_lines: Callable[[], List[str]], values: flags.FlagValues,
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    if values.trials < 1:
+        print(f"error: --trials={values.trials}: give at least one trial.", file=sys.stderr)
+        sys.exit(2)
     if not values[family.location_flag].value:
         print(f"error: no data location: pass --{family.location_flag}=DIR (the family "
               "has no default), so that every line can find the data.", file=sys.stderr)

@@ -189,7 +189,7 @@ def oneshot(family: Family, module: str = "oneshot") -> Command:
         results = oneshot_lib.run_oneshot(trial_dir, config, [level], values["seed"],
                                           values["presets"], values["lottery_name"],
                                           values["experiment_name"])
-        print(f"run directory: {values['output_dir']}")
+        print(f"run directory: {paths.run(trial_dir, level, values['experiment_name'])}")
         print(f"level {level}: {100 * lottery_lib.remaining_fraction(results[level].masks):6.2f}"
               "% of weights remain")
 

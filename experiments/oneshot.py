@@ -117,7 +117,8 @@ def run_oneshot(trial_dir: str, config: ExperimentConfig, levels: Iterable[int],
         reset_weights=lottery.rewinder(run_dir(0), rewind) if rewind else None,
         schedule="oneshot")
     for level, result in results.items():
-        logger.info("%s level %d: %.2f%% of weights remain%s", experiment_name, level,
+        logger.info("%s level %d: %.2f%% of weights remain%s",
+                    lottery_name if level == 0 else experiment_name, level,
                     100 * lottery.remaining_fraction(result.masks),
                     " (already complete)" if result.resumed else "")
     return results

@@ -122,3 +122,11 @@ def test_the_rewinding_figure_compares_only_runs_that_differ_in_k(tmp_path):
         reader.load_experiment(str(root))[0])) == [
         "lottery (pruning=layerwise, rewind_iteration=0)",
         "lottery (pruning=layerwise, rewind_iteration=100)"]
+
+
+def test_an_experiment_name_with_no_runs_is_a_clear_error(tmp_path):
+    import pytest
+    _tree(tmp_path / "exp")
+    with pytest.raises(ValueError, match="--experiment_name=reinti: no complete runs of that "
+                                         "name .* Did you mean 'reinit'"):
+        report.report(str(tmp_path / "exp"), str(tmp_path / "out"), experiment_name="reinti")
