@@ -40,7 +40,9 @@ _DODGE = 0.012
 
 
 def _style(index: int) -> Dict[str, Any]:
-    return {"marker": _MARKERS[index % len(_MARKERS)],
+    # Shifted once per round of markers: matplotlib's ten colours would otherwise
+    # pair with the same marker again from the eleventh series on.
+    return {"marker": _MARKERS[(index + index // len(_MARKERS)) % len(_MARKERS)],
             "linestyle": _LINESTYLES[index % len(_LINESTYLES)]}
 
 

@@ -22,7 +22,7 @@ from lottery_ticket.cifar10_conv import locations
 from lottery_ticket.experiments.config import (DataConfig, ExperimentConfig, ModelConfig,
                                                PruneConfig, TrainConfig)
 from lottery_ticket.experiments.family import Family
-from lottery_ticket.foundations.model_conv import ARCHITECTURES, paper_prune_percents
+from lottery_ticket.foundations.conv_architectures import ARCHITECTURES, paper_prune_percents
 
 MODELS = tuple(ARCHITECTURES)  # conv2, conv4, conv6
 LEARNING_RATES = {"conv2": 2e-4, "conv4": 3e-4, "conv6": 3e-4}

@@ -14,58 +14,20 @@ paper's per-level rates read {'conv0': 0.1, ..., 'fc0': 0.2, 'fc1': 0.2,
 (section 5) acts on the outputs of fc0 and fc1 during training only.
 """
 
-from typing import Dict, Hashable, Optional, Sequence, Tuple, Union
+from typing import Hashable, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 
 from lottery_ticket.foundations import save_restore
+# The plain data of the architectures, re-exported: this is where users look for it.
+from lottery_ticket.foundations.conv_architectures import (
+    ARCHITECTURES, DENSE_UNITS, OUTPUT_LAYER, Stages, conv_layer_names,
+    paper_prune_percents, stages_of)
 from lottery_ticket.foundations.model_base import Initializer, ModelBase
 
-Stages = Tuple[Tuple[int, ...], ...]
-
-# Filters of the convolutions of each stage; every stage ends in a 2x2 max-pool.
-ARCHITECTURES: Dict[str, Stages] = {
-    "conv2": ((64, 64),),
-    "conv4": ((64, 64), (128, 128)),
-    "conv6": ((64, 64), (128, 128), (256, 256)),
-}
-DENSE_UNITS = (256, 256)
-OUTPUT_LAYER = "output"
-
-
-def conv_layer_names(stages: Stages) -> Tuple[str, ...]:
-    """conv0, conv1, ... for every convolution of `stages`."""
-    count = sum(len(stage) for stage in stages)
-    return tuple(f"conv{index}" for index in range(count))
-
-
-def paper_prune_percents(architecture: str) -> Dict[str, float]:
-    """The paper's per-level rates: convolutions 10% (conv6: 15%), fc 20%, output 10%."""
-    stages = _stages(architecture)
-    conv_rate = 0.15 if architecture == "conv6" else 0.1
-    percents = {name: conv_rate for name in conv_layer_names(stages)}
-    percents.update({f"fc{index}": 0.2 for index in range(len(DENSE_UNITS))})
-    percents[OUTPUT_LAYER] = 0.1
-    return percents
-
-
-def _stages(architecture: Union[str, Sequence[Sequence[int]]]) -> Stages:
-    if isinstance(architecture, str):
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"no conv architecture {architecture!r}; the paper's are "
-                             f"{', '.join(ARCHITECTURES)} (or give the stages' filters, "
-                             "e.g. ((64, 64), (128, 128))).")
-        return ARCHITECTURES[architecture]
-    try:
-        stages = tuple(tuple(int(filters) for filters in stage) for stage in architecture)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"conv stages {architecture!r} must be a name ({', '.join(ARCHITECTURES)}) "
-                         "or a sequence of stages of filter counts, e.g. ((64, 64),).") from error
-    if not stages or any(not stage or min(stage) < 1 for stage in stages):
-        raise ValueError(f"conv stages {architecture!r}: every stage needs at least one "
-                         "convolution with a positive number of filters.")
-    return stages
+__all__ = ["ARCHITECTURES", "DENSE_UNITS", "OUTPUT_LAYER", "Stages", "ModelConv",
+           "conv_layer_names", "paper_prune_percents"]
 
 
 class ModelConv(ModelBase):
@@ -91,7 +53,7 @@ class ModelConv(ModelBase):
                  dropout: float = 0.0, kernel_initializer: Initializer = "glorot_normal",
                  presets: save_restore.NetworkLike = None,
                  masks: save_restore.NetworkLike = None, seed: Optional[int] = None):
-        self._stages = _stages(architecture)
+        self._stages = stages_of(architecture)
         self._dense_units = tuple(int(units) for units in dense_units)
         self._outputs = int(outputs)
         if self._outputs < 1 or any(units < 1 for units in self._dense_units):

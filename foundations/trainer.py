@@ -165,6 +165,23 @@ def _clear_snapshots(output_dir: str) -> None:
             shutil.rmtree(os.path.join(output_dir, name))
 
 
+def _check_loss_fits(model: ModelBase, dataset: DatasetBase) -> None:
+    """Raises ValueError, before anything is written, if the model's loss or accuracy
+    cannot take its outputs with the data's labels (a sigmoid model with two outputs
+    for [N] labels, say)."""
+    y = tf.constant(dataset.train[1][:2])
+    outputs = model(dataset.train[0][:2])
+    try:
+        model.loss(outputs, y)
+        model.accuracy(outputs, y)
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+        raise ValueError(
+            f"the model's outputs (shape {tuple(outputs.shape)}) and the labels (shape "
+            f"{tuple(y.shape)}, {y.dtype.name}) do not fit its loss or accuracy: "
+            f"{str(error).strip().splitlines()[-1]}. Match the last layer to the labels, "
+            "or set the model's loss and accuracy for them.") from error
+
+
 def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
                 output_dir: str, *, validate_interval: Optional[int] = None,
                 test_interval: Optional[int] = None,
@@ -189,12 +206,13 @@ def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
         raise ValueError(
             f"test_interval is {test_interval} but the dataset has no test split; pass "
             "test_interval=None (or --test_interval=0), or give the dataset a test split.")
+    model.build(dataset.example_shape)
+    _check_loss_fits(model, dataset)
     os.makedirs(output_dir, exist_ok=True)
     runs.clear_incomplete(output_dir)
     _clear_snapshots(output_dir)
     runs.mark_started(output_dir)
 
-    model.build(dataset.example_shape)
     # Dropout patterns follow the iteration, so a rewound run drops as level 0 did.
     model.set_training_step(start_iteration)
     initial_weights = model.get_current_weights()

@@ -255,3 +255,22 @@ def test_fc_models_are_unchanged_without_bias_keys():
     assert sorted(model.variables, key=lambda v: v.name) == sorted(
         model.trainable_variables, key=lambda v: v.name)
     assert sorted(model.get_current_weights()) == ["layer0", "layer1"]
+
+
+def test_outputs_that_do_not_fit_the_loss_are_refused_before_anything_is_written(tmp_path):
+    class TwoLogits(ModelBase):
+        loss = staticmethod(sigmoid_cross_entropy)
+        accuracy = staticmethod(sigmoid_accuracy)
+
+        def forward(self, inputs, training=False):
+            return self.dense_layer("out", inputs, 2)
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2)).astype(np.float32)
+    data = DatasetBase((x, (x[:, 0] > 0).astype(np.float32)), 10, train_order_seed=0)
+    with pytest.raises(ValueError, match=r"outputs \(shape \(2, 2\)\) and the labels \(shape "
+                                         r"\(2,\), float32\) do not fit its loss"):
+        trainer.train(data, TwoLogits(seed=0), functools.partial(tf.keras.optimizers.SGD, 0.1),
+                      ("iterations", 5), str(tmp_path / "run"), test_interval=None,
+                      progress=False)
+    assert not (tmp_path / "run").exists()
