@@ -52,15 +52,14 @@ def rewound_weights(level0_dir: str, rewind_iteration: int) -> Network:
             "must be trained again to make them: delete that run directory and rerun "
             "(later levels depend on it), or use a new output directory.")
     weights = save_restore.restore_network(directory)
-    expected = runs.read_done(level0_dir).get("snapshot_layers") or list(
-        save_restore.restore_network(paths.final(level0_dir)))
+    final = save_restore.restore_network(paths.final(level0_dir))
+    expected = runs.read_done(level0_dir).get("snapshot_layers") or list(final)
     missing = sorted(set(expected) - set(weights))
     if missing:
         raise ValueError(
             f"{directory} is incomplete: {', '.join(f'{name}.npy' for name in missing)} "
             "missing (the level-0 run saved them). Level 0 must be trained again to make "
             "them: delete that run directory and rerun, or use a new output directory.")
-    final = save_restore.restore_network(paths.final(level0_dir))
     for name, values in weights.items():
         if name in final and np.shape(values) != np.shape(final[name]):
             raise ValueError(f"{directory}/{name}.npy has shape {np.shape(values)}, but level "
