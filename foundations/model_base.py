@@ -28,8 +28,10 @@ subclass with another output sets ``loss`` and ``accuracy`` (see their
 docstrings), e.g. ``loss = staticmethod(sigmoid_cross_entropy)``.
 """
 
+import contextlib
 import zlib
-from typing import Callable, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 import tensorflow as tf
@@ -46,6 +48,15 @@ BIAS_SUFFIX = ".bias"
 def bias_key(layer: str) -> str:
     """The key of a layer's bias in presets, masks and weights: '{layer}.bias'."""
     return layer + BIAS_SUFFIX
+
+
+def dropout_seed_key(layer: str) -> str:
+    """The key of a dropout layer's seed in ModelBase.overriding's weights."""
+    return layer + ".dropout_seed"
+
+
+# The key of the dropout step counter in ModelBase.overriding's weights.
+DROPOUT_STEP = "dropout_step"
 
 
 def unit_bias_masks(masks: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -169,6 +180,9 @@ class ModelBase(tf.Module):
         self._dropout_step: Optional[tf.Variable] = None
         self._layer_names = []
         self._built = False
+        # Set only inside overriding(): what forward() uses instead of the variables.
+        self._weight_overrides: Mapping[str, tf.Tensor] = {}
+        self._matmul_overrides: Mapping[str, Callable[[tf.Tensor], tf.Tensor]] = {}
 
     # -- To be written by subclasses -------------------------------------------
 
@@ -204,7 +218,8 @@ class ModelBase(tf.Module):
         if first_call:
             self._built = True
             self._check_all_used()
-        if training and self._dropout_step is not None:
+        if (training and self._dropout_step is not None
+                and DROPOUT_STEP not in self._weight_overrides):  # else the engine counts
             # After forward() has read it: the next training call draws new patterns.
             self._dropout_step.assign_add(1)
         return outputs
@@ -234,6 +249,39 @@ class ModelBase(tf.Module):
                     f"have; its layers are {list(self._layer_names)} (biases: "
                     f"{sorted(bias_key(name) for name in self._biases)}).")
 
+    @contextlib.contextmanager
+    def overriding(self, weights: Optional[Mapping[str, tf.Tensor]] = None,
+                   matmuls: Optional[Mapping[str, Callable[[tf.Tensor], tf.Tensor]]] = None
+                   ) -> Iterator["ModelBase"]:
+        """Within the block, forward() computes with other values than the variables.
+
+        For engines that train the same architecture in another form (a
+        population of networks stacked on a leading axis, a layer's surviving
+        weights as a sparse vector) while the model keeps describing the
+        network. The model must be built.
+
+        Args:
+          weights: layer name -> effective kernel, bias_key(layer) -> effective
+            bias, dropout_seed_key(layer) -> int64 seed of a dropout layer,
+            and DROPOUT_STEP -> int64 step, used as they are (masks are not
+            applied to them).
+          matmuls: dense layer name -> function inputs -> inputs @ kernel, used
+            instead of the layer's matmul (the bias and activation follow).
+        """
+        self._require_built()
+        weights, matmuls = dict(weights or {}), dict(matmuls or {})
+        known = (set(self._kernels) | {bias_key(name) for name in self._biases}
+                 | {dropout_seed_key(name) for name in self._dropout_seeds} | {DROPOUT_STEP})
+        unknown = sorted((set(weights) | set(matmuls)) - known)
+        if unknown:
+            raise ValueError(f"overrides for {unknown}, which the network does not have.")
+        previous = self._weight_overrides, self._matmul_overrides
+        self._weight_overrides, self._matmul_overrides = weights, matmuls
+        try:
+            yield self
+        finally:
+            self._weight_overrides, self._matmul_overrides = previous
+
     # -- Layers ---------------------------------------------------------------
 
     def _kernel_and_mask(self, name: str, shape: Sequence[int],
@@ -250,6 +298,8 @@ class ModelBase(tf.Module):
             raise ValueError(
                 f"layer {name!r} is used with kernel shape {tuple(shape)} but was "
                 f"created with {tuple(kernel.shape)}; layer names must be unique.")
+        if name in self._weight_overrides:
+            return self._weight_overrides[name]
         mask = self._mask_variables.get(name)
         return kernel if mask is None else kernel * mask
 
@@ -321,6 +371,8 @@ class ModelBase(tf.Module):
                     self._bias_mask_variables[name] = tf.Variable(
                         mask, trainable=False, name=f"{name}_bias_mask")
                 self._biases[name] = tf.Variable(initial, name=f"{name}_bias")
+        if bias_key(name) in self._weight_overrides:
+            return self._weight_overrides[bias_key(name)]
         return self.effective_bias(name)
 
     def dense_layer(self, name: str, inputs: tf.Tensor, units: int,
@@ -351,7 +403,8 @@ class ModelBase(tf.Module):
                 f"dense layer {name!r} needs [batch, features] inputs with a known "
                 f"feature size, got shape {inputs.shape}; flatten the inputs first.")
         kernel = self._kernel_and_mask(name, (inputs.shape[-1], units), kernel_initializer)
-        outputs = tf.matmul(inputs, kernel)
+        matmul = self._matmul_overrides.get(name)
+        outputs = tf.matmul(inputs, kernel) if matmul is None else matmul(inputs)
         if use_bias:
             outputs = outputs + self._bias(name, units, bias_initializer)
         activation = _resolve_activation(activation)
@@ -419,8 +472,9 @@ class ModelBase(tf.Module):
                     trainable=False, name=f"{name}_dropout_seed")
         if not training:
             return inputs
-        seed = tf.stack([self._dropout_seeds[name].read_value(),
-                         self._dropout_step.read_value()])
+        seed = tf.stack([
+            self._weight_overrides.get(dropout_seed_key(name), self._dropout_seeds[name]),
+            self._weight_overrides.get(DROPOUT_STEP, self._dropout_step)])
         return tf.nn.experimental.stateless_dropout(inputs, rate, seed=seed)
 
     def set_training_step(self, step: int) -> None:
@@ -502,6 +556,12 @@ class ModelBase(tf.Module):
         return {name: (self._mask_variables[name].numpy() if name in self._mask_variables
                        else np.ones(self._kernels[name].shape, np.float32))
                 for name in self._layer_names}
+
+    @property
+    def dropout_seeds(self) -> Dict[str, int]:
+        """Each dropout layer's seed (fixed by the model's seed and the layer's name)."""
+        self._require_built()
+        return {name: int(seed.numpy()) for name, seed in self._dropout_seeds.items()}
 
     @property
     def presets(self) -> Dict[str, np.ndarray]:
