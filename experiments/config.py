@@ -251,8 +251,21 @@ class TrainConfig(_Concern):
                                    "to them and trains from iteration K to the end (N-K "
                                    "iterations, the same batches as level 0 from K on). "
                                    "0: reset to the initialization and train from 0.")
+    xla: str = _field("auto", "Compile with XLA: auto (the training loop; evaluation too "
+                      "on a GPU), on (both) or off. Each run's done.json records what "
+                      "was used; the same seeds and setting give the same numbers.",
+                      identity=False)
+    sparse_below: float = _field(0.05, "With XLA, a fully-connected layer keeping fewer "
+                                 "than this fraction of its weights trains as a vector "
+                                 "of its survivors (faster when very sparse; equal to "
+                                 "float rounding). 0: never.", identity=False)
 
     def check(self) -> None:
+        if self.xla not in ("auto", "on", "off"):
+            raise ValueError(f"xla is {self.xla!r}; it must be auto, on or off.")
+        if not 0.0 <= self.sparse_below <= 1.0:
+            raise ValueError(f"sparse_below is {self.sparse_below}; it is a fraction of "
+                             "weights in [0, 1] (0 turns the sparse layers off).")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate is {self.learning_rate}; it must be positive.")
         _check_at_least("momentum", self.momentum, 0)

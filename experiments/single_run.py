@@ -75,7 +75,8 @@ def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
         test_interval=config["test_interval"] or None, validate_interval=validate or None,
         run_info=run_info, progress=progress, progress_label=progress_label,
         iterations_after=iterations_after, start_iteration=start_iteration,
-        snapshot_iterations=snapshot_iterations)
+        snapshot_iterations=snapshot_iterations, xla=config["xla"],
+        sparse_below=config["sparse_below"])
 
 
 def train(output_dir: str, config: ExperimentConfig,

@@ -238,6 +238,107 @@ def _device_data(dataset: DatasetBase) -> tuple:
     return _DEVICE_DATA[dataset]
 
 
+XLA_CHOICES = ("auto", "on", "off")
+# Below this fraction of surviving weights a dense layer trains as a sparse vector
+# (gather, multiply, segment-sum) when the training loop is compiled with XLA:
+# bench/bench_trial.py and ../shared/design/sparse-speed.md put the crossover
+# with the dense masked kernel at about 5-6% on a 2-core CPU.
+SPARSE_BELOW = 0.05
+
+
+def gpu_present() -> bool:
+    """Whether TensorFlow sees a GPU."""
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def resolve_xla(xla: Any) -> Tuple[bool, bool]:
+    """(training loop compiled with XLA, evaluation compiled with XLA) for a setting.
+
+    'auto' compiles the training loop with XLA (1.1-1.3x faster per step on a
+    CPU) and evaluation only with a GPU (on a CPU the large-batch forward pass
+    is faster in TensorFlow's own kernels); 'on' compiles both, 'off' neither.
+    True and False mean 'on' and 'off'.
+    """
+    if xla is True or xla is False:
+        xla = "on" if xla else "off"
+    if xla not in XLA_CHOICES:
+        raise ValueError(f"xla is {xla!r}; it must be one of {', '.join(XLA_CHOICES)} "
+                         "(auto: XLA for the training loop, and for evaluation on a GPU).")
+    if xla == "auto":
+        return True, gpu_present()
+    return xla == "on", xla == "on"
+
+
+def _bucket(count: int) -> int:
+    """`count` rounded up to one of a few sizes per power of two (at most 1/8 more),
+    so that levels of similar sparsity share one compiled program."""
+    if count <= 16:
+        return max(count, 1)
+    step = 2 ** (int(math.log2(count)) - 3)
+    return int(math.ceil(count / step) * step)
+
+
+def sparse_layout(model: ModelBase, below: float) -> Tuple[Tuple[str, int], ...]:
+    """((layer, padded survivor count), ...) of the dense layers trained sparsely:
+    those whose kernel has a mask keeping fewer than `below` of its weights."""
+    layout = []
+    for name in model.layer_names:
+        mask = model._mask_variables.get(name)
+        if mask is None or mask.shape.rank != 2 or below <= 0:
+            continue  # unmasked, or a convolution
+        kept = int(np.count_nonzero(mask.numpy()))
+        if kept < below * int(np.prod(mask.shape)):
+            layout.append((name, _bucket(kept)))
+    return tuple(layout)
+
+
+class _SparseLayer:
+    """A dense layer's surviving weights as a vector, with their rows and columns.
+
+    Padding entries (up to the bucket size) point at (0, 0) and are multiplied
+    by 0, so they change neither the outputs nor any gradient.
+    """
+
+    def __init__(self, name: str, kernel: tf.Variable, mask: tf.Variable, size: int):
+        self.name, self.kernel, self.mask, self.size = name, kernel, mask, size
+        self.units = int(kernel.shape[1])
+        self.values = tf.Variable(tf.zeros([size]), name=f"{name}_sparse_values")
+        self.rows = tf.Variable(tf.zeros([size], tf.int32), trainable=False)
+        self.columns = tf.Variable(tf.zeros([size], tf.int32), trainable=False)
+        self.valid = tf.Variable(tf.zeros([size]), trainable=False)
+
+    def load(self) -> None:
+        """Takes the survivors' values from the kernel (at the start of a run)."""
+        rows, columns = np.nonzero(self.mask.numpy())
+        if len(rows) > self.size:
+            raise RuntimeError(f"layer {self.name} has {len(rows)} survivors for a sparse "
+                               f"layout of {self.size}; this is a bug in sparse_layout.")
+        pad = self.size - len(rows)
+        valid = np.concatenate([np.ones(len(rows), np.float32), np.zeros(pad, np.float32)])
+        rows = np.concatenate([rows, np.zeros(pad, rows.dtype)]).astype(np.int32)
+        columns = np.concatenate([columns, np.zeros(pad, columns.dtype)]).astype(np.int32)
+        self.rows.assign(rows)
+        self.columns.assign(columns)
+        self.valid.assign(valid)
+        self.values.assign(self.kernel.numpy()[rows, columns] * valid)
+
+    def matmul(self, inputs: tf.Tensor) -> tf.Tensor:
+        """inputs @ kernel, computed from the survivors only."""
+        weights = self.values * self.valid
+        gathered = tf.gather(tf.transpose(inputs), self.rows) * weights[:, None]
+        return tf.transpose(tf.math.unsorted_segment_sum(gathered, self.columns, self.units))
+
+    def store(self) -> None:
+        """Writes the survivors' values back into the (masked) kernel."""
+        indices = tf.stack([self.rows, self.columns], axis=1)
+        self.kernel.assign(tf.scatter_nd(indices, self.values * self.valid,
+                                         self.kernel.shape))
+
+
+def _sparse_operand_matmul(kernel: tf.Variable, inputs: tf.Tensor) -> tf.Tensor:
+    return tf.matmul(inputs, kernel, b_is_sparse=True)
+
+
 class CompiledSteps:
     """The compiled training and evaluation functions of one model on one dataset.
 
@@ -248,52 +349,102 @@ class CompiledSteps:
     Args:
       dataset: its splits are copied to the device once, here.
       model: the network (built here if it has not been called yet).
-      optimizer: a Keras optimizer; built here for the model's variables.
+      optimizer: a Keras optimizer; built here for the trained variables.
+      xla: 'auto', 'on' or 'off' (see resolve_xla).
+      sparse_below: with an XLA-compiled training loop, a dense layer whose
+        mask keeps fewer than this fraction of its weights trains as a
+        sparse vector of its survivors (0: never). Call begin() before
+        training a run, and sync() before reading the model's kernels.
     """
 
-    def __init__(self, dataset: DatasetBase, model: ModelBase, optimizer: Any):
+    def __init__(self, dataset: DatasetBase, model: ModelBase, optimizer: Any,
+                 xla: Any = "auto", sparse_below: float = SPARSE_BELOW):
         model.build(dataset.example_shape)
         self.model = model
         # Whether a run is training with these functions now (see compiled_steps).
         self.in_use = False
         self.optimizer = optimizer
+        self.xla_training, self.xla_evaluation = resolve_xla(xla)
+        self.xla_setting = xla if isinstance(xla, str) else ("on" if xla else "off")
         self._x_train, self._y_train, self._splits = _device_data(dataset)
-        self._variables = list(model.trainable_variables)
+        self._batch_size = dataset.train_batch_size
+        layout = sparse_layout(model, sparse_below) if self.xla_training else ()
+        self._sparse = [_SparseLayer(name, model._kernels[name], model._mask_variables[name],
+                                     size) for name, size in layout]
+        sparse_kernels = {id(layer.kernel) for layer in self._sparse}
+        self._variables = ([v for v in model.trainable_variables
+                            if id(v) not in sparse_kernels]
+                           + [layer.values for layer in self._sparse])
+        self._dirty = False  # whether sparse values are newer than their kernels
+        self.begin()
         optimizer.build(self._variables)
         # A fixed signature traces each function once, whatever the number of
-        # batches or the size of an evaluation chunk.
-        # Each function wraps a partial of its own, so TensorFlow counts its
-        # traces per instance: one trace each is not the "retracing" it warns of.
-        self._train_steps = tf.function(
-            functools.partial(self._train_steps_graph),
-            input_signature=[tf.TensorSpec([None, dataset.train_batch_size], tf.int32)])
-        example_spec = tf.TensorSpec([None] + list(dataset.example_shape), tf.float32)
-        self._evaluation_sums = tf.function(
-            functools.partial(self._evaluation_sums_graph),
-            input_signature=[example_spec, tf.TensorSpec(
-                [None] + list(dataset.train[1].shape[1:]), tf.as_dtype(dataset.train[1].dtype))])
+        # batches. Each function wraps a partial of its own, so TensorFlow counts
+        # its traces per instance: one trace each is not the "retracing" it warns of.
+        self._train_steps = self._make_train_steps(self.xla_training)
+        # One function per split, each taking the whole split in one call.
+        self._evaluations = {
+            split: tf.function(functools.partial(self._evaluation_graph, split),
+                               jit_compile=self.xla_evaluation)
+            for split in self._splits}
         self._all_finite = tf.function(functools.partial(self._all_finite_graph))
+
+    @property
+    def trainables(self) -> list:
+        """The variables the optimizer updates (sparse layers as survivor vectors)."""
+        return list(self._variables)
+
+    @property
+    def sparse_layers(self) -> Tuple[str, ...]:
+        """The layers trained as sparse vectors of their survivors."""
+        return tuple(layer.name for layer in self._sparse)
+
+    def _make_train_steps(self, jit: bool):
+        return tf.function(functools.partial(self._train_steps_graph),
+                           input_signature=[tf.TensorSpec([None, self._batch_size], tf.int32)],
+                           jit_compile=jit)
+
+    def begin(self) -> None:
+        """Readies the functions for a run whose values were just loaded into the
+        model: sparse layers take their survivors from the kernels."""
+        for layer in self._sparse:
+            layer.load()
+        self._dirty = False
+
+    def sync(self) -> None:
+        """Writes the sparse layers' values into the model's kernels."""
+        if self._dirty:
+            for layer in self._sparse:
+                layer.store()
+            self._dirty = False
 
     def _all_finite_graph(self) -> tf.Tensor:
         return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in self._variables])
 
     def weights_finite(self) -> bool:
-        """Whether every trainable variable holds only finite values."""
+        """Whether every trained variable holds only finite values."""
         return bool(self._all_finite())
 
     def tracing_counts(self) -> Dict[str, int]:
         """How often each compiled function has been traced (1 once used)."""
-        return {"train_steps": self._train_steps.experimental_get_tracing_count(),
-                "evaluation": self._evaluation_sums.experimental_get_tracing_count()}
+        counts = {"train_steps": self._train_steps.experimental_get_tracing_count()}
+        counts.update({f"evaluate_{split}": function.experimental_get_tracing_count()
+                       for split, function in self._evaluations.items()})
+        return counts
 
     def _train_steps_graph(self, indices: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         loss_total = tf.constant(0.0)
         accuracy_total = tf.constant(0.0)
+        matmuls = {layer.name: layer.matmul for layer in self._sparse}
         for step in tf.range(tf.shape(indices)[0]):
             x = tf.gather(self._x_train, indices[step])
             y = tf.gather(self._y_train, indices[step])
             with tf.GradientTape() as tape:
-                logits = self.model(x, training=True)
+                if matmuls:
+                    with self.model.overriding(matmuls=matmuls):
+                        logits = self.model(x, training=True)
+                else:
+                    logits = self.model(x, training=True)
                 loss = self.model.loss(logits, y)
             gradients = tape.gradient(loss, self._variables)
             self.optimizer.apply_gradients(zip(gradients, self._variables))
@@ -302,11 +453,46 @@ class CompiledSteps:
         count = tf.cast(tf.shape(indices)[0], tf.float32)
         return loss_total / count, accuracy_total / count
 
-    def _evaluation_sums_graph(self, x: tf.Tensor, y: tf.Tensor
-                               ) -> Tuple[tf.Tensor, tf.Tensor]:
-        logits = self.model(x, training=False)
-        count = tf.cast(tf.shape(y)[0], tf.float32)
-        return self.model.loss(logits, y) * count, self.model.accuracy(logits, y) * count
+    def _evaluation_graph(self, split: str) -> Tuple[tf.Tensor, tf.Tensor]:
+        # The split is captured with its static size, so the chunks are static
+        # slices: one call evaluates all of it, also under XLA.
+        x, y = self._splits[split]
+        size = int(y.shape[0])
+        chunk = min(size, max(1, int(self.model.evaluation_chunk)))
+        full = size // chunk
+
+        matmuls = {}
+        if not self.xla_evaluation:
+            # TensorFlow's kernel for a mostly-zero right operand is about twice as
+            # fast as the dense one on large batches below 5% density (not in XLA).
+            matmuls = {layer.name: functools.partial(_sparse_operand_matmul, layer.kernel)
+                       for layer in self._sparse}
+
+        def sums(x_chunk, y_chunk):
+            with self.model.overriding(matmuls=matmuls):
+                logits = self.model(x_chunk, training=False)
+            count = tf.cast(tf.shape(y_chunk)[0], tf.float32)
+            return (self.model.loss(logits, y_chunk) * count,
+                    self.model.accuracy(logits, y_chunk) * count)
+
+        if chunk == size:
+            loss_sum, correct = sums(x, y)
+            return loss_sum / size, correct / size
+
+        def rows(tensor, begin, count):
+            rank = tensor.shape.rank
+            return tf.slice(tensor, [begin] + [0] * (rank - 1), [count] + [-1] * (rank - 1))
+
+        loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
+        for index in tf.range(full):
+            loss, accurate = sums(rows(x, index * chunk, chunk), rows(y, index * chunk, chunk))
+            loss_sum += loss
+            correct += accurate
+        if size % chunk:
+            loss, accurate = sums(x[full * chunk:], y[full * chunk:])
+            loss_sum += loss
+            correct += accurate
+        return loss_sum / size, correct / size
 
     def train_steps(self, indices: np.ndarray) -> Tuple[float, float]:
         """Takes one optimizer step per row of `indices`.
@@ -319,20 +505,33 @@ class CompiledSteps:
           (mean loss, mean accuracy) over those batches, as computed before
           each step's update.
         """
-        loss, accuracy = self._train_steps(indices)
+        try:
+            loss, accuracy = self._train_steps(indices)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            if not (self.xla_training and self.xla_setting == "auto" and not self._sparse
+                    and "XLA" in str(error)):
+                raise
+            # A model with an operation XLA cannot compile: 'auto' means "where it
+            # works", so the loop is traced again without it (done.json says so).
+            logger.warning("the training loop cannot be compiled with XLA (%s); training "
+                           "without it.", str(error).strip().splitlines()[0][:200])
+            self.xla_training = False
+            self._train_steps = self._make_train_steps(False)
+            loss, accuracy = self._train_steps(indices)
+        self._dirty = bool(self._sparse)
         return float(loss), float(accuracy)
 
     def evaluate(self, split: str) -> Tuple[float, float]:
         """(loss, accuracy) of the model over a whole non-training split."""
-        x, y = self._splits[split]
-        loss_sum, correct = 0.0, 0.0
-        chunk = max(1, int(self.model.evaluation_chunk))
-        for start in range(0, int(y.shape[0]), chunk):
-            loss, accurate = self._evaluation_sums(x[start:start + chunk],
-                                                   y[start:start + chunk])
-            loss_sum += float(loss)
-            correct += float(accurate)
-        return loss_sum / int(y.shape[0]), correct / int(y.shape[0])
+        self.sync()
+        loss, accuracy = self._evaluations[split]()
+        return float(loss), float(accuracy)
+
+    def xla_record(self) -> Dict[str, Any]:
+        """What done.json records of the compilation: the setting and what it meant."""
+        return {"setting": self.xla_setting, "training": self.xla_training,
+                "evaluation": self.xla_evaluation,
+                "sparse_layers": list(self.sparse_layers)}
 
 
 # Compiled programs by data set, then by what decides their computation.
@@ -376,7 +575,8 @@ def _trusted_trace_key(model: ModelBase) -> Optional[Hashable]:
     return model.trace_key()
 
 
-def _engine_key(model: ModelBase, optimizer: Any) -> Optional[Hashable]:
+def _engine_key(model: ModelBase, optimizer: Any, xla: Tuple[bool, bool] = (False, False),
+                sparse: Tuple = ()) -> Optional[Hashable]:
     """What two runs must share to share compiled functions, or None."""
     model_key = _trusted_trace_key(model)
     optimizer_key = _optimizer_key(optimizer)
@@ -386,7 +586,7 @@ def _engine_key(model: ModelBase, optimizer: Any) -> Optional[Hashable]:
                    for v in model.variables)
     # The functions themselves: one patched on the class after a trace differs.
     functions = tuple(getattr(_defined_in(type(model), name), name) for name in _TRACED)
-    return (type(model), model_key, layout, optimizer_key, functions)
+    return (type(model), model_key, layout, optimizer_key, functions, xla, sparse)
 
 
 def _assign_all(source: Sequence[tf.Variable], target: Sequence[tf.Variable]) -> None:
@@ -398,32 +598,37 @@ def _assign_all(source: Sequence[tf.Variable], target: Sequence[tf.Variable]) ->
         variable.assign(value)
 
 
-def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any) -> CompiledSteps:
+def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,
+                   xla: Any = "auto", sparse_below: float = SPARSE_BELOW) -> CompiledSteps:
     """Compiled functions for training `model` with `optimizer` on `dataset`.
 
     Reuses the functions an earlier run in this process traced for the same
-    model class and trace key, variable layout, optimizer setting and data
-    set: that run's private copy of the model is loaded with `model`'s
-    values and its optimizer is reset to `optimizer`'s fresh state, so the
-    numbers are those of a fresh trace. Call `finish_steps` after training
-    to copy the trained values back into `model`. Without a trace key (the
-    default for a ModelBase subclass) the functions are made for `model`.
+    model class and trace key, variable layout, optimizer setting, XLA
+    setting, sparse layout (layers trained sparsely and their padded sizes)
+    and data set: that run's private copy of the model is loaded with
+    `model`'s values and its optimizer is reset to `optimizer`'s fresh state,
+    so the numbers are those of a fresh trace. Call `finish_steps` after
+    training to copy the trained values back into `model`. Without a trace
+    key (the default for a ModelBase subclass) the functions are made for
+    `model`. `xla` and `sparse_below` as in CompiledSteps.
     """
     model.build(dataset.example_shape)
-    key = _engine_key(model, optimizer)
+    jit = resolve_xla(xla)
+    layout = sparse_layout(model, sparse_below) if jit[0] else ()
+    key = _engine_key(model, optimizer, jit, layout)
     if key is None:
-        return CompiledSteps(dataset, model, optimizer)
+        return CompiledSteps(dataset, model, optimizer, xla, sparse_below)
     with _ENGINES_LOCK:  # claimed in one step, so two threads never claim one engine
         engines = _ENGINES.setdefault(dataset, collections.OrderedDict())
         steps = engines.get(key)
         if steps is not None and steps.in_use:
             # Another run (another thread, or one started from a progress callback)
             # is training with these functions: this one gets its own.
-            return CompiledSteps(dataset, model, optimizer)
+            return CompiledSteps(dataset, model, optimizer, xla, sparse_below)
         fresh = steps is None
         if fresh:
             # A private copy, so that later runs never change a model the caller holds.
-            steps = CompiledSteps(dataset, copy.deepcopy(model), optimizer)
+            steps = CompiledSteps(dataset, copy.deepcopy(model), optimizer, xla, sparse_below)
             engines[key] = steps
             while len(engines) > _ENGINES_PER_DATASET:
                 engines.popitem(last=False)
@@ -432,9 +637,10 @@ def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any) -> Co
         steps.in_use = True
     try:
         if not fresh:
-            optimizer.build(steps.model.trainable_variables)
+            optimizer.build(steps.trainables)
             _assign_all(optimizer.variables, steps.optimizer.variables)
-        _assign_all(model.variables, steps.model.variables)
+            _assign_all(model.variables, steps.model.variables)
+            steps.begin()
     except BaseException:
         steps.in_use = False
         raise
@@ -446,6 +652,7 @@ def finish_steps(steps: CompiledSteps, model: ModelBase) -> None:
     frees the functions for the next run (also after an error: `model` then holds
     the values training reached, as if it had been trained in place)."""
     try:
+        steps.sync()
         if steps.model is not model:
             _assign_all(steps.model.variables, model.variables)
     finally:
@@ -521,7 +728,8 @@ def _write_record(output_dir: str, *, total: int, training_len: Sequence, second
                   final_metrics: Dict[str, Dict[str, float]],
                   run_info: Optional[Mapping], start_iteration: int = 0,
                   snapshot_iterations: Sequence[int] = (),
-                  snapshot_layers: Sequence[str] = ()) -> Dict[str, Any]:
+                  snapshot_layers: Sequence[str] = (),
+                  xla: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Writes done.json, whose presence marks the run in `output_dir` complete;
     returns what it wrote."""
     record = {
@@ -541,6 +749,9 @@ def _write_record(output_dir: str, *, total: int, training_len: Sequence, second
         "python": platform.python_version(),
         "run_info": dict(run_info or {}),
     }
+    if xla is not None:
+        # Like the kernels above, it decides the last bits of the numbers.
+        record["xla"] = dict(xla)
     # Only when used, so that a run without them records exactly what it did before.
     if start_iteration:
         record["start_iteration"] = int(start_iteration)
@@ -595,7 +806,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
           train_interval: Optional[int] = None, run_info: Optional[Mapping] = None,
           progress: progress_lib.Progress = None, progress_label: str = "",
           iterations_after: int = 0, start_iteration: int = 0,
-          snapshot_iterations: Sequence[int] = ()) -> TrainResult:
+          snapshot_iterations: Sequence[int] = (), xla: Any = "auto",
+          sparse_below: float = SPARSE_BELOW) -> TrainResult:
     """Trains `model` on `dataset` and writes the run to `output_dir`.
 
     Args:
@@ -634,6 +846,14 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         biases ('{layer}.bias') are kept (TrainResult.snapshots) and, with
         save_network, saved to rewind{K}/ (paths.rewind), ready to pass as
         presets, before training goes on.
+      xla: 'auto' (the default: the training loop compiled with XLA, and
+        evaluation too on a GPU), 'on' or 'off'; see resolve_xla. The same
+        seeds and setting give the same bits; done.json records it.
+      sparse_below: with XLA, dense layers whose masks keep fewer than this
+        fraction of their weights train as vectors of their survivors
+        (gather, multiply, segment-sum), which is faster on a CPU when very
+        sparse; the numbers equal the dense computation's to float rounding.
+        0 never does.
 
     Returns:
       A TrainResult: unpacks as (initial_weights, final_weights), dicts layer
@@ -645,6 +865,10 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         became non-finite; the metrics so far and diverged.json are written,
         done.json is not.
     """
+    resolve_xla(xla)  # a bad setting is refused before anything is written
+    if not 0.0 <= float(sparse_below) <= 1.0:
+        raise ValueError(f"sparse_below is {sparse_below}; it is a fraction of weights in "
+                         "[0, 1] (0 turns the sparse layers off).")
     reporter = progress_lib.Reporter(progress, progress_label, iterations_after)
     total, initial_weights = prepare_run(dataset, model, training_len, output_dir,
                                          validate_interval=validate_interval,
@@ -652,13 +876,14 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
                                          save_network=save_network,
                                          start_iteration=start_iteration,
                                          snapshot_iterations=snapshot_iterations)
-    steps = compiled_steps(dataset, model, optimizer_fn())
+    steps = compiled_steps(dataset, model, optimizer_fn(), xla, sparse_below)
     recorder = _Recorder(output_dir, save_summaries)
     snapshots: Dict[int, Network] = {}
 
     def snapshot(iteration: int) -> None:
         # steps.model is the network being trained (a shared copy when reused). The
         # biases too: a rewound network is the whole network at that iteration.
+        steps.sync()
         snapshots[iteration] = steps.model.get_current_weights(include_biases=True)
         if save_network:
             save_restore.save_network(paths.rewind(output_dir, iteration), snapshots[iteration])
@@ -698,6 +923,7 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
                            final_metrics=recorder.latest(), run_info=run_info,
                            start_iteration=start_iteration,
                            snapshot_iterations=snapshot_iterations,
-                           snapshot_layers=next(iter(snapshots.values()), {}).keys())
+                           snapshot_layers=next(iter(snapshots.values()), {}).keys(),
+                           xla=steps.xla_record())
     return TrainResult(initial_weights, final_weights, copy.deepcopy(recorder.metrics),
                        record, output_dir, snapshots)

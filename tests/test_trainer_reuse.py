@@ -46,7 +46,7 @@ def test_later_runs_reuse_one_trace_and_give_the_numbers_of_a_fresh_one(tmp_path
     again = _train(dataset, ModelFc(SMALL_FC, masks=masks, seed=1), tmp_path / "c")
     # Traced once for all three runs of this architecture, data and optimizer.
     steps = trainer.compiled_steps(dataset, ModelFc(SMALL_FC, masks=masks), MOMENTUM())
-    assert steps.tracing_counts() == {"train_steps": 1, "evaluation": 1}
+    assert steps.tracing_counts() == {"train_steps": 1, "evaluate_test": 1, "evaluate_validate": 1}
     # The optimizer's momentum and the weights were reset: seed 1 again gives seed 1's
     # numbers bit for bit, and those of a network traced afresh.
     fresh = _train(dataset, UntracedFc(SMALL_FC, masks=masks, seed=1), tmp_path / "d")

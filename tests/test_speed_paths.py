@@ -1,0 +1,153 @@
+"""XLA, whole-split evaluation and sparse layers: faster paths that must give the
+numbers of the plain computation."""
+
+import functools
+import json
+import logging
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import synthetic_dataset
+from lottery_ticket.foundations import paths, trainer
+from lottery_ticket.foundations.model_fc import ModelFc
+
+WIDE_FC = {"layers": [(120, "relu"), (60, "relu"), (10, None)]}
+MOMENTUM = functools.partial(tf.keras.optimizers.SGD, learning_rate=0.05, momentum=0.9)
+ADAM = functools.partial(tf.keras.optimizers.Adam, learning_rate=1e-3)
+
+
+def sparse_masks(density=0.03, seed=0):
+    """layer0 and layer1 below 5% density, the output layer dense."""
+    rng = np.random.default_rng(seed)
+    return {"layer0": (rng.random((784, 120)) < density).astype(np.float32),
+            "layer1": (rng.random((120, 60)) < density * 2).astype(np.float32),
+            "layer2": np.ones((60, 10), np.float32)}
+
+
+def _train(dataset, model, directory, optimizer=MOMENTUM, iterations=60, **params):
+    params.setdefault("test_interval", 20)
+    params.setdefault("validate_interval", 30)
+    return trainer.train(dataset, model, optimizer, ("iterations", iterations),
+                         str(directory), progress=False, save_summaries=False, **params)
+
+
+@pytest.mark.parametrize("optimizer", [MOMENTUM, ADAM], ids=["momentum", "adam"])
+def test_sparse_layers_train_as_the_dense_masked_computation(tmp_path, optimizer):
+    dataset = synthetic_dataset()
+    masks = sparse_masks()
+    sparse = _train(dataset, ModelFc(WIDE_FC, masks=masks, seed=3), tmp_path / "sparse",
+                    optimizer, xla="on", sparse_below=0.1)
+    dense = _train(dataset, ModelFc(WIDE_FC, masks=masks, seed=3), tmp_path / "dense",
+                   optimizer, xla="on", sparse_below=0)
+    assert sparse.record["xla"]["sparse_layers"] == ["layer0", "layer1"]
+    assert dense.record["xla"]["sparse_layers"] == []
+    for layer, mask in masks.items():
+        # Pruned weights stay exactly zero; survivors moved.
+        assert np.all(sparse.final[layer][mask == 0] == 0)
+        assert not np.array_equal(sparse.final[layer], sparse.initial[layer])
+        np.testing.assert_allclose(sparse.final[layer], dense.final[layer],
+                                   rtol=1e-4, atol=1e-5)
+    for split in ("test", "validate", "train"):
+        assert sparse.metrics[split]["iteration"] == dense.metrics[split]["iteration"]
+        np.testing.assert_allclose(sparse.metrics[split]["loss"], dense.metrics[split]["loss"],
+                                   rtol=1e-4)
+    # Saved files hold the same network as the returned one.
+    saved = np.load(paths.final(str(tmp_path / "sparse")) + "/layer0.npy")
+    np.testing.assert_array_equal(saved, sparse.final["layer0"])
+
+
+def test_sparse_runs_are_bit_reproducible_and_share_compiled_functions(tmp_path):
+    dataset = synthetic_dataset()
+    first = _train(dataset, ModelFc(WIDE_FC, masks=sparse_masks(seed=1), seed=1),
+                   tmp_path / "a", xla="on", sparse_below=0.1)
+    # Other masks of a similar density: the same padded layout, other survivors.
+    _train(dataset, ModelFc(WIDE_FC, masks=sparse_masks(seed=2), seed=2), tmp_path / "b",
+           xla="on", sparse_below=0.1)
+    again = _train(dataset, ModelFc(WIDE_FC, masks=sparse_masks(seed=1), seed=1),
+                   tmp_path / "c", xla="on", sparse_below=0.1)
+    for layer in first.final:
+        np.testing.assert_array_equal(again.final[layer], first.final[layer])
+    assert again.metrics == first.metrics
+    steps = trainer.compiled_steps(dataset, ModelFc(WIDE_FC, masks=sparse_masks(seed=1)),
+                                   MOMENTUM(), xla="on", sparse_below=0.1)
+    try:
+        assert steps.sparse_layers == ("layer0", "layer1")
+        assert steps.tracing_counts()["train_steps"] == 1
+    finally:
+        trainer.finish_steps(steps, ModelFc(WIDE_FC, masks=sparse_masks(seed=1)).build([784]))
+
+
+def test_snapshots_of_a_sparse_run_hold_the_trained_survivors(tmp_path):
+    dataset = synthetic_dataset()
+    masks = sparse_masks()
+    result = _train(dataset, ModelFc(WIDE_FC, masks=masks, seed=4), tmp_path / "a",
+                    xla="on", sparse_below=0.1, snapshot_iterations=(30,))
+    reference = _train(dataset, ModelFc(WIDE_FC, masks=masks, seed=4), tmp_path / "b",
+                       xla="on", sparse_below=0, snapshot_iterations=(30,))
+    snapshot = result.snapshots[30]["layer0"]
+    assert not np.array_equal(snapshot, result.initial["layer0"])
+    assert not np.array_equal(snapshot, result.final["layer0"])
+    np.testing.assert_allclose(snapshot, reference.snapshots[30]["layer0"], rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_xla_setting_is_recorded_and_gives_the_plain_numbers(tmp_path):
+    dataset = synthetic_dataset()
+    on = _train(dataset, ModelFc(WIDE_FC, seed=2), tmp_path / "on", xla="on")
+    off = _train(dataset, ModelFc(WIDE_FC, seed=2), tmp_path / "off", xla="off")
+    auto = _train(dataset, ModelFc(WIDE_FC, seed=2), tmp_path / "auto")
+    assert on.record["xla"] == {"setting": "on", "training": True, "evaluation": True,
+                                "sparse_layers": []}
+    assert off.record["xla"] == {"setting": "off", "training": False, "evaluation": False,
+                                 "sparse_layers": []}
+    assert auto.record["xla"]["setting"] == "auto" and auto.record["xla"]["training"]
+    with open(tmp_path / "on" / "done.json") as file:
+        assert json.load(file)["xla"]["training"] is True
+    for layer in on.final:
+        np.testing.assert_allclose(on.final[layer], off.final[layer], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(on.metrics["test"]["loss"], off.metrics["test"]["loss"],
+                               rtol=1e-4)
+
+
+def test_bad_xla_setting_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="auto, on, off"):
+        _train(synthetic_dataset(), ModelFc(WIDE_FC, seed=2), tmp_path / "x", xla="yes")
+    assert not (tmp_path / "x").exists()
+
+
+class PythonStepFc(ModelFc):
+    """Runs a Python function in its forward pass: something XLA cannot compile."""
+
+    def forward(self, inputs, training=False):
+        outputs = super().forward(inputs, training)
+        doubled = tf.py_function(lambda t: t * 1.0, [outputs], tf.float32)
+        return tf.ensure_shape(doubled, outputs.shape)
+
+    def trace_key(self):
+        return ("python-step",) + tuple(self._layer_specs)
+
+
+def test_auto_trains_without_xla_where_it_cannot_compile_and_says_so(tmp_path, caplog):
+    dataset = synthetic_dataset()
+    with caplog.at_level(logging.WARNING, logger="lottery_ticket"):
+        result = _train(dataset, PythonStepFc(WIDE_FC, seed=1), tmp_path / "auto")
+    assert result.record["xla"]["training"] is False
+    assert "cannot be compiled with XLA" in caplog.text
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        _train(dataset, PythonStepFc(WIDE_FC, seed=1), tmp_path / "on", xla="on")
+
+
+def test_a_split_is_evaluated_in_one_call_in_chunks(tmp_path):
+    dataset = synthetic_dataset()
+    model = ModelFc(WIDE_FC, seed=6).build([784])
+    model.evaluation_chunk = 70  # 200 test examples: two full chunks and 60 more
+    steps = trainer.CompiledSteps(dataset, model, MOMENTUM(), xla="off")
+    loss, accuracy = steps.evaluate("test")
+    x, y = dataset.test
+    logits = model(x)
+    assert loss == pytest.approx(float(model.loss(logits, y)), rel=1e-5)
+    assert accuracy == pytest.approx(float(model.accuracy(logits, y)))
+    steps.evaluate("test")
+    assert steps.tracing_counts()["evaluate_test"] == 1
