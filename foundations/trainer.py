@@ -410,6 +410,7 @@ class CompiledSteps:
         for layer in self._sparse:
             layer.load()
         self._dirty = False
+        self._timing: Dict[str, Dict[str, Any]] = {}
 
     def sync(self) -> None:
         """Writes the sparse layers' values into the model's kernels."""
@@ -505,6 +506,8 @@ class CompiledSteps:
           (mean loss, mean accuracy) over those batches, as computed before
           each step's update.
         """
+        traces = self._train_steps.experimental_get_tracing_count()
+        started = time.perf_counter()
         try:
             loss, accuracy = self._train_steps(indices)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
@@ -518,20 +521,49 @@ class CompiledSteps:
             self.xla_training = False
             self._train_steps = self._make_train_steps(False)
             loss, accuracy = self._train_steps(indices)
+        loss, accuracy = float(loss), float(accuracy)  # waits for the device
+        self._time_call("train_steps", traces, time.perf_counter() - started, len(indices))
         self._dirty = bool(self._sparse)
-        return float(loss), float(accuracy)
+        return loss, accuracy
+
+    def _time_call(self, name: str, traces_before: int, seconds: float, units: int) -> None:
+        function = (self._train_steps if name == "train_steps"
+                    else self._evaluations[name.split(":", 1)[1]])
+        timing = self._timing.setdefault(name, {"traced": [], "seconds": 0.0, "units": 0})
+        if function.experimental_get_tracing_count() != traces_before:
+            timing["traced"].append((seconds, units))
+        else:
+            timing["seconds"] += seconds
+            timing["units"] += units
+
+    def compile_seconds(self) -> float:
+        """Time this run spent tracing and compiling since begin(): each call that
+        traced, less what the same work took in the calls that did not."""
+        total = 0.0
+        for timing in self._timing.values():
+            rate = timing["seconds"] / timing["units"] if timing["units"] else 0.0
+            total += sum(max(0.0, seconds - units * rate) for seconds, units in timing["traced"])
+        return total
 
     def evaluate(self, split: str) -> Tuple[float, float]:
         """(loss, accuracy) of the model over a whole non-training split."""
         self.sync()
+        traces = self._evaluations[split].experimental_get_tracing_count()
+        started = time.perf_counter()
         loss, accuracy = self._evaluations[split]()
-        return float(loss), float(accuracy)
+        loss, accuracy = float(loss), float(accuracy)
+        self._time_call(f"evaluate:{split}", traces, time.perf_counter() - started, 1)
+        return loss, accuracy
 
     def xla_record(self) -> Dict[str, Any]:
         """What done.json records of the compilation: the setting and what it meant."""
         return {"setting": self.xla_setting, "training": self.xla_training,
                 "evaluation": self.xla_evaluation,
                 "sparse_layers": list(self.sparse_layers)}
+
+    def speed_record(self) -> Dict[str, Any]:
+        """What done.json records of how fast this run went, besides its total."""
+        return {"compile_seconds": round(self.compile_seconds(), 4)}
 
 
 # Compiled programs by data set, then by what decides their computation.
@@ -729,7 +761,8 @@ def _write_record(output_dir: str, *, total: int, training_len: Sequence, second
                   run_info: Optional[Mapping], start_iteration: int = 0,
                   snapshot_iterations: Sequence[int] = (),
                   snapshot_layers: Sequence[str] = (),
-                  xla: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+                  xla: Optional[Mapping[str, Any]] = None,
+                  speed: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Writes done.json, whose presence marks the run in `output_dir` complete;
     returns what it wrote."""
     record = {
@@ -752,6 +785,8 @@ def _write_record(output_dir: str, *, total: int, training_len: Sequence, second
     if xla is not None:
         # Like the kernels above, it decides the last bits of the numbers.
         record["xla"] = dict(xla)
+    if speed is not None:
+        record.update(speed)
     # Only when used, so that a run without them records exactly what it did before.
     if start_iteration:
         record["start_iteration"] = int(start_iteration)
@@ -924,6 +959,6 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
                            start_iteration=start_iteration,
                            snapshot_iterations=snapshot_iterations,
                            snapshot_layers=next(iter(snapshots.values()), {}).keys(),
-                           xla=steps.xla_record())
+                           xla=steps.xla_record(), speed=steps.speed_record())
     return TrainResult(initial_weights, final_weights, copy.deepcopy(recorder.metrics),
                        record, output_dir, snapshots)

@@ -1,0 +1,221 @@
+"""A whole lottery trial, and the speed of each pruned level, on LeNet-300-100.
+
+    python bench/bench_trial.py [--iterations=1000] [--levels=30] [--data=DIR]
+        [--sections=trial,levels] [--baseline] [--level_iterations=2000]
+
+Prints JSON (progress lines go to stderr).
+
+* ``trial``: runs one lottery trial (level 0 and --levels pruned levels,
+  --iterations per level, test and validation evaluation every 100) through
+  experiments.lottery.run_trial with the default settings (XLA auto, sparse
+  layers below 5%), and reports per level: the weights remaining, the
+  iterations per second of its training loop (evaluation included), and its
+  start-up (everything between the previous level's done.json and this level's
+  first iteration: pruning, model, files, finding compiled functions), read
+  from the run files, and the time its loop spent tracing and compiling (a
+  level whose sparse layout is new compiles again; done.json's
+  compile_seconds). With --baseline the same trial runs again with xla=off and
+  sparse_below=0 (the plain compiled loop) and the ratios are given. From
+  the measured rates it projects a 31 x 50,000 trial.
+* ``levels``: per-iteration time of one level (evaluation every 100
+  included) at 100%, 80%, 21%, 3.6% and 1% of the hidden layers' weights
+  (output layer pruned at half the rate, as in the paper; random masks), each
+  with XLA off and with the defaults, after a warm-up run of the same shape
+  so that tracing is not counted; ratios against the dense level of the same
+  setting and against the dense plain level.
+
+Fashion-MNIST stands in for MNIST (same shapes); the data defaults to
+../shared/data/fashion-mnist beside the repository.
+"""
+
+import argparse
+import functools
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from lottery_ticket.datasets.dataset_mnist import DatasetMnist  # noqa: E402
+from lottery_ticket.experiments import lottery  # noqa: E402
+from lottery_ticket.experiments.config import ExperimentConfig  # noqa: E402
+from lottery_ticket.foundations import paths, runs, trainer  # noqa: E402
+from lottery_ticket.foundations.model_fc import ModelFc  # noqa: E402
+
+LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                            "shared", "data", "fashion-mnist")
+DENSITIES = (1.0, 0.8, 0.21, 0.036, 0.01)
+FULL_TRIAL = (31, 50000)  # levels, iterations per level: the paper's LeNet trial
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def trial_config(data: str, iterations: int, levels: int, **training) -> ExperimentConfig:
+    return ExperimentConfig().replace(
+        dataset="fashion_mnist", data_location=data, levels=levels,
+        training_len=("iterations", iterations), **training)
+
+
+def level_figures(trial_dir: str, levels: int) -> list:
+    """Per level: remaining weights, loop rate and start-up, from the run files."""
+    figures, previous_end = [], None
+    for level in range(levels + 1):
+        run_dir = paths.run(trial_dir, level, lottery.EXPERIMENT_NAME)
+        record = runs.read_done(run_dir)
+        end = os.path.getmtime(os.path.join(run_dir, runs.DONE_FILENAME))
+        counts = record["mask_counts"]
+        kept = sum(kept for kept, _ in counts.values())
+        total = sum(size for _, size in counts.values())
+        figures.append({
+            "level": level,
+            "remaining_percent": round(100 * kept / total, 2),
+            "iterations_per_second": round(record["iterations_per_second"], 1),
+            "ms_per_iteration": round(1000 / record["iterations_per_second"], 3),
+            "startup_seconds": (None if previous_end is None
+                                else round(end - record["seconds"] - previous_end, 3)),
+            # Inside the loop's time: tracing and XLA compilation of this level.
+            "compile_seconds": record.get("compile_seconds"),
+            "sparse_layers": record.get("xla", {}).get("sparse_layers", []),
+            "test_accuracy": round(record["final"]["test"]["accuracy"], 4),
+        })
+        previous_end = end
+    return figures
+
+
+def run_trial_section(data: str, iterations: int, levels: int, **training) -> dict:
+    config = trial_config(data, iterations, levels, **training)
+    with tempfile.TemporaryDirectory() as directory:
+        started = time.time()
+        lottery.run_trial(directory, config, seed=0, progress=False)
+        seconds = time.time() - started
+        figures = level_figures(directory, levels)
+    startups = [f["startup_seconds"] for f in figures[1:]]
+    compiles = [f["compile_seconds"] or 0.0 for f in figures[1:]]
+    # Each level's loop time at 50,000 iterations (evaluation every 100 scales with
+    # it), plus the measured start-ups; levels beyond the run repeat the last rate.
+    rates = [f["iterations_per_second"] for f in figures]
+    rates += [rates[-1]] * (FULL_TRIAL[0] - len(rates))
+    projected = (sum(FULL_TRIAL[1] / rate for rate in rates[:FULL_TRIAL[0]])
+                 + float(np.median(startups or [0])) * (FULL_TRIAL[0] - 1))
+    return {"settings": {name: config[name] for name in ("xla", "sparse_below")},
+            "wall_seconds": round(seconds, 1),
+            "startup_seconds_median_after_level_0": round(float(np.median(startups)), 3)
+            if startups else None,
+            "startup_seconds_max_after_level_0": max(startups) if startups else None,
+            "compile_seconds_total_after_level_0": round(sum(compiles), 2),
+            "levels_that_compiled_after_level_0": sum(1 for c in compiles if c > 0.05),
+            "projected_31x50000_minutes": round(projected / 60, 1),
+            "levels": figures}
+
+
+def random_masks(density: float, seed: int = 0) -> dict:
+    """Hidden layers at `density`, the output layer pruned at half their rate."""
+    rng = np.random.default_rng(seed)
+    steps = math.log(density) / math.log(0.8) if density < 1 else 0
+    output_density = 0.9 ** steps
+    return {name: (rng.random(shape) < fraction).astype(np.float32)
+            for name, shape, fraction in (("layer0", (784, 300), density),
+                                          ("layer1", (300, 100), density),
+                                          ("layer2", (100, 10), output_density))}
+
+
+def time_level(dataset, density: float, iterations: int, xla: str, sparse_below: float
+               ) -> dict:
+    sgd = functools.partial(tf.keras.optimizers.SGD, learning_rate=0.1)
+    result = None
+    for repeat in range(2):  # the first traces and compiles; the second is timed
+        with tempfile.TemporaryDirectory() as directory:
+            model = ModelFc(LENET, masks=random_masks(density), seed=repeat)
+            started = time.time()
+            result = trainer.train(dataset, model, sgd, ("iterations", iterations), directory,
+                                   test_interval=100, validate_interval=100,
+                                   progress=False, save_summaries=False, xla=xla,
+                                   sparse_below=sparse_below)
+            seconds = time.time() - started
+    return {"ms_per_iteration": round(1000 * seconds / iterations, 3),
+            "loop_ms_per_iteration": round(1000 / result.record["iterations_per_second"], 3),
+            "sparse_layers": result.record["xla"]["sparse_layers"],
+            "xla_training": result.record["xla"]["training"]}
+
+
+def levels_section(data: str, iterations: int) -> dict:
+    dataset = DatasetMnist(data, train_order_seed=0, validation_size=5000)
+    cases = {"plain (xla off)": ("off", 0.0),
+             "defaults (xla auto, sparse below 5%)": ("auto", trainer.SPARSE_BELOW)}
+    table = {}
+    for label, (xla, sparse_below) in cases.items():
+        rows = {}
+        for density in DENSITIES:
+            log(f"levels: {label}, {density:.1%} of the weights")
+            rows[f"{density:.1%}"] = time_level(dataset, density, iterations, xla,
+                                                sparse_below)
+        dense = rows[f"{DENSITIES[0]:.1%}"]["ms_per_iteration"]
+        for row in rows.values():
+            row["time_vs_dense_same_setting"] = round(row["ms_per_iteration"] / dense, 3)
+        table[label] = rows
+    plain_dense = table["plain (xla off)"]["100.0%"]["ms_per_iteration"]
+    for rows in table.values():
+        for row in rows.values():
+            row["time_vs_plain_dense"] = round(row["ms_per_iteration"] / plain_dense, 3)
+    return {"iterations_per_level": iterations,
+            "evaluation": "test (10,000) and validation (5,000) every 100 iterations",
+            "rates": table}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=1000,
+                        help="iterations per level of the trial")
+    parser.add_argument("--levels", type=int, default=30,
+                        help="pruned levels after level 0 (30: the paper's 31 levels)")
+    parser.add_argument("--level_iterations", type=int, default=2000,
+                        help="iterations of each timed level in the levels section")
+    parser.add_argument("--sections", default="trial,levels")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also run the trial with xla=off, sparse_below=0")
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    args = parser.parse_args()
+    data = os.path.abspath(args.data)
+    if not os.path.isdir(data):
+        sys.exit(f"no Fashion-MNIST at {data}: pass --data=DIR (the directory of its four "
+                 "idx files).")
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = sorted(set(sections) - {"trial", "levels"})
+    if unknown:
+        sys.exit(f"unknown sections {unknown}: choose from trial, levels.")
+    output = {
+        "benchmark": "LeNet-300-100 lottery trial on Fashion-MNIST, batch 60, SGD 0.1",
+        "device": "GPU" if trainer.gpu_present() else "CPU",
+        "cpu_count": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+        "data": data,
+    }
+    if "trial" in sections:
+        log(f"trial: {args.levels + 1} levels x {args.iterations} iterations (defaults)")
+        output["trial"] = run_trial_section(data, args.iterations, args.levels)
+        if args.baseline:
+            log("trial: the same with xla=off, sparse_below=0")
+            baseline = run_trial_section(data, args.iterations, args.levels, xla="off",
+                                         sparse_below=0.0)
+            output["trial_baseline"] = baseline
+            output["trial_speedup_vs_baseline"] = round(
+                baseline["wall_seconds"] / output["trial"]["wall_seconds"], 2)
+    if "levels" in sections:
+        output["levels"] = levels_section(data, args.level_iterations)
+    json.dump(output, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
