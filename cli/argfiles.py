@@ -66,14 +66,23 @@ def define_control_flags(family: Family, values: flags.FlagValues) -> None:
 
 def lottery_lines(trials: int, first_trial: int, levels: int, experiment_root: str,
                   data_location: str, training_len: str, extra: Sequence[str] = (),
-                  location_flag: str = "data_location", rewind_iteration: int = 0
-                  ) -> List[str]:
-    """The lottery flag lines, one per trial (trial N: seed N), quoted for a shell."""
+                  location_flag: str = "data_location", rewind_iteration: int = 0,
+                  trials_per_process: int = 1) -> List[str]:
+    """The lottery flag lines, quoted for a shell: one per trial (trial N: seed N), or
+    one per `trials_per_process` consecutive trials, trained together as a population
+    (--population=K, --output_dir={root}/trial{seed})."""
+    if trials_per_process < 1:
+        raise ValueError(f"--trials_per_process={trials_per_process}: give the number of "
+                         "trials each line trains together (1: one trial a line).")
     lines = []
-    for trial in range(first_trial, first_trial + trials):
-        args = [f"--output_dir={paths.trial(experiment_root, trial)}",
-                f"--seed={trial}", f"--levels={levels}",
+    last = first_trial + trials
+    for trial in range(first_trial, last, trials_per_process):
+        population = min(trials_per_process, last - trial)
+        directory = paths.trial(experiment_root, trial if population == 1 else "{seed}")
+        args = [f"--output_dir={directory}", f"--seed={trial}", f"--levels={levels}",
                 f"--{location_flag}={data_location}", f"--training_len={training_len}"]
+        if population > 1:
+            args.append(f"--population={population}")
         lines.append(shlex.join(args + _rewind_args(rewind_iteration) + list(extra)))
     return lines
 
@@ -202,11 +211,15 @@ def lottery_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
         define_trial_flags(family, values)
         flags.DEFINE_integer("levels", family.defaults["levels"],
                              "Pruning levels after level 0.", flag_values=values)
+        flags.DEFINE_integer("trials_per_process", 1, "Trials each line trains together "
+                             "as a population (--population=K): fewer, faster lines.",
+                             flag_values=values)
 
     f = _parse(define, argv, f"{family.argfiles_package}.lottery_experiment_argfile")
     _emit(lambda: lottery_lines(f.trials, f.first_trial, f.levels, f.experiment_root,
                                 f[family.location_flag].value, f.training_len, f.extra,
-                                family.location_flag, f.rewind_iteration), f, family)
+                                family.location_flag, f.rewind_iteration,
+                                f.trials_per_process), f, family)
 
 
 def oneshot_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:

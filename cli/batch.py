@@ -129,14 +129,28 @@ class Summary:
             self.failed.append(line)
 
 
-def output_dir_of(args: Sequence[str]) -> Optional[str]:
-    """The value of --output_dir in a split flag line, or None."""
+def flag_of(args: Sequence[str], name: str) -> Optional[str]:
+    """The value of --{name} in a split flag line, or None."""
     for index, arg in enumerate(args):
-        if arg.startswith("--output_dir="):
+        if arg.startswith(f"--{name}="):
             return arg.split("=", 1)[1]
-        if arg == "--output_dir" and index + 1 < len(args):
+        if arg == f"--{name}" and index + 1 < len(args):
             return args[index + 1]
     return None
+
+
+def output_dir_of(args: Sequence[str]) -> Optional[str]:
+    """The value of --output_dir in a split flag line, or None. A population line
+    (--output_dir=.../trial{seed} --seed=N --population=K) is kept under its first
+    trial's directory (trial N), where its log and record go."""
+    output_dir = flag_of(args, "output_dir")
+    if output_dir and "{seed}" in output_dir:
+        seed = flag_of(args, "seed")
+        if seed is None:
+            raise ValueError(f"--output_dir={output_dir} holds {{seed}}, but the line has "
+                             "no --seed to fill it in: add --seed=N.")
+        output_dir = output_dir.replace("{seed}", seed)
+    return output_dir
 
 
 def parse_lines(text: str) -> List[Line]:
@@ -157,7 +171,10 @@ def parse_lines(text: str) -> List[Line]:
         except ValueError as error:
             raise ValueError(f"line {number} does not split into flags ({error}): "
                              f"{stripped}") from error
-        output_dir = output_dir_of(args)
+        try:
+            output_dir = output_dir_of(args)
+        except ValueError as error:
+            raise ValueError(f"line {number}: {error}") from error
         if not output_dir:
             raise ValueError(
                 f"line {number} has no --output_dir; the batch runner needs it to "

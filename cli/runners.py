@@ -138,17 +138,42 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
         elif not output_dir.strip():
             raise ValueError("--output_dir is empty: give the trial directory, or leave "
                              "the flag out for the default.")
+        population = values["population"]
+        if population < 1:
+            raise ValueError(f"--population={population}: give the number of trials to "
+                             "train together (1: this trial alone).")
+        seeds = list(range(values["seed"], values["seed"] + population))
+        if population > 1:
+            if values["output_dir"] is None:
+                output_dir = paths.trial(family.experiment_root, "{seed}")
+            if "{seed}" not in output_dir:
+                raise ValueError(
+                    f"--population={population} trains {population} trials (seeds "
+                    f"{seeds[0]} to {seeds[-1]}), each in its own directory: put {{seed}} in "
+                    f"--output_dir (e.g. --output_dir={output_dir.rstrip('/')}/trial{{seed}}).")
+        trial_dirs = [output_dir.replace("{seed}", str(seed)) for seed in seeds]
         configure(values["threads"])
-        from lottery_ticket.experiments import lottery as lottery_lib  # After configure().
-        results = lottery_lib.run_trial(output_dir, config, values["seed"], values["presets"],
-                                        values["experiment_name"])
-        print(f"trial directory: {output_dir}")
-        print("\n".join(_remaining_lines(results)))
+        if population == 1:
+            from lottery_ticket.experiments import lottery as lottery_lib  # After configure().
+            results = {trial_dirs[0]: lottery_lib.run_trial(
+                trial_dirs[0], config, seeds[0], values["presets"], values["experiment_name"])}
+        else:
+            from lottery_ticket.experiments import population as population_lib
+            results = dict(zip(trial_dirs, population_lib.run_trials(
+                trial_dirs, config, seeds, presets=values["presets"],
+                experiment_name=values["experiment_name"])))
+        for trial_dir, levels in results.items():
+            print(f"trial directory: {trial_dir}")
+            print("\n".join(_remaining_lines(levels)))
 
     own = [
         Flag("output_dir", None, "The trial directory; rerunning resumes it.", Optional[str],
              default_text=f"{family.experiment_root}/trial{{seed}}"),
         Flag("seed", 0, "Seeds the level-0 initialization and the batch order.", int),
+        Flag("population", 1, "Trials trained together, level by level, in one compiled "
+             "program: seeds --seed to --seed+K-1, each with the files a trial of its own "
+             "would have; --output_dir then holds {seed} (default: the family's "
+             "trial{seed}). Faster per trial for small networks and on a GPU.", int),
         Flag("experiment_name", "lottery", "Name of the run directories in each level.",
              str),
         Flag("presets", None, "Directory of level-0 initial weights ({layer}.npy).",

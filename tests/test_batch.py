@@ -57,6 +57,16 @@ def test_lines_split_like_a_shell():
     assert batch.parse_lines("--output_dir /x/y --z=2")[0].output_dir == "/x/y"
 
 
+def test_population_lines_are_kept_under_their_first_trial():
+    lines = batch.parse_lines("--output_dir=/r/trial{seed} --seed=1 --population=2\n"
+                              "--output_dir /r/trial{seed} --seed 3 --population=2\n")
+    assert [line.output_dir for line in lines] == ["/r/trial1", "/r/trial3"]
+    assert lines[0].log_path == "/r/trial1.log"
+    assert lines[0].args[0] == "--output_dir=/r/trial{seed}"  # passed on as written
+    with pytest.raises(ValueError, match="line 1: .* no --seed"):
+        batch.parse_lines("--output_dir=/r/trial{seed} --population=2\n")
+
+
 def test_bad_lines_are_errors_naming_the_line():
     with pytest.raises(ValueError, match="line 2 has no --output_dir"):
         batch.parse_lines("--output_dir=/a\n--seed=1\n")

@@ -278,6 +278,10 @@ BAD_VALUES = [
     (["--levels"], ["--levels needs a value"]),
     (["--seed", "--levels=1"], ["--seed needs a value"]),
     (["--levels=1", "--levels=2"], ["--levels"]),
+    (["--population=0"], ["--population=0"]),
+    (["--population=3"], ["--population=3", "{seed}", "seeds 0 to 2"]),
+    (["--xla=fast"], ["--xla", "auto, on or off"]),
+    (["--sparse_below=2"], ["sparse_below"]),
 ]
 
 
@@ -541,6 +545,20 @@ def test_control_argfile_lines_carry_training_len_only_when_given(name, run_name
     module.main(base + ["--training_len=iterations:30"])
     (line,) = capsys.readouterr().out.splitlines()
     assert "--training_len=iterations:30" in line
+
+
+def test_lottery_argfile_groups_trials_into_populations(capsys):
+    module = argfile("lottery_experiment_argfile")
+    module.main(["--trials=5", "--experiment_root=/exp", "--trials_per_process=2"])
+    lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line[:2] for line in lines] == [
+        [f"--output_dir={os.path.join('/exp', 'trial{seed}')}", "--seed=1"],
+        [f"--output_dir={os.path.join('/exp', 'trial{seed}')}", "--seed=3"],
+        [f"--output_dir={os.path.join('/exp', 'trial5')}", "--seed=5"]]
+    assert ["--population=2" in line for line in lines] == [True, True, False]
+    capsys.readouterr()
+    assert call(module.main, ["--trials=2", "--trials_per_process=0"]) == 2
+    assert_one_error(2, capsys.readouterr().err, "--trials_per_process=0")
 
 
 def test_argfile_help(capsys):

@@ -1,0 +1,202 @@
+"""Throughput of populations (foundations.population) against one run at a time.
+
+    python bench/bench_population.py [--data=DIR] [--lenet_ks=1,4,16,64]
+        [--lenet_iterations=200] [--tiny_networks=1000] [--tiny_iterations=200]
+        [--tiny_singles=20] [--jit=1] [--threads=0]
+
+Prints JSON. Every figure and ratio is measured in this run, on this machine:
+
+* ``lenet``: for each K, K LeNet-300-100 networks (different seeds and batch
+  orders) on Fashion-MNIST trained as one population, against single
+  trainer.train runs of the same length (the single-run rate is that of one
+  run after a warm-up run, i.e. with its compiled functions reused, as the
+  levels of a trial run). Throughput is network-iterations per second,
+  startup (tracing, files) included.
+* ``tiny``: N networks 2-10-1 (one sigmoid output) on 2-D points, as one
+  population, against `tiny_singles` single runs one after the other
+  (extrapolated per network).
+* ``jit``: the population's steady step time with and without XLA
+  (jit_compile) for LeNet (K=16) and the tiny networks.
+
+Evaluation is off in the timed runs (no test split for the tiny data, and
+test_interval=None for LeNet) and summaries are not written, in both forms.
+"""
+
+import argparse
+import copy
+import functools
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from lottery_ticket.datasets.dataset_mnist import DatasetMnist  # noqa: E402
+from lottery_ticket.foundations import population, trainer  # noqa: E402
+from lottery_ticket.foundations.dataset_base import DatasetBase  # noqa: E402
+from lottery_ticket.foundations.model_base import (  # noqa: E402
+    ModelBase, sigmoid_accuracy, sigmoid_cross_entropy)
+from lottery_ticket.foundations.model_fc import ModelFc  # noqa: E402
+
+LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                            "shared", "data", "fashion-mnist")
+SGD = functools.partial(tf.keras.optimizers.SGD, learning_rate=0.1)
+QUIET = dict(save_summaries=False, progress=False)
+
+
+class TinyNet(ModelBase):
+    """2 inputs, 10 ReLU units, 1 sigmoid output (as a logit)."""
+
+    loss = staticmethod(sigmoid_cross_entropy)
+    accuracy = staticmethod(sigmoid_accuracy)
+
+    def __init__(self, presets=None, masks=None, seed=None):
+        super().__init__(presets, masks, seed, name="tiny_net")
+
+    def trace_key(self):
+        return ("2-10-1",)
+
+    def forward(self, inputs, training=False):
+        hidden = self.dense_layer("hidden", inputs, 10, activation="relu")
+        return self.dense_layer("output", hidden, 1)
+
+
+def circle_data(seed: int = 0) -> DatasetBase:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(2000, 2)).astype(np.float32)
+    y = (np.sum(x ** 2, axis=1) < 0.5).astype(np.float32)
+    return DatasetBase((x, y), 50, train_order_seed=seed)
+
+
+def reordered(dataset: DatasetBase, seed: int) -> DatasetBase:
+    other = copy.copy(dataset)
+    other.train_order_seed = seed
+    return other
+
+
+def time_population(datasets, models, iterations, jit_compile=False, **params) -> float:
+    with tempfile.TemporaryDirectory() as directory:
+        dirs = [os.path.join(directory, str(k)) for k in range(len(models))]
+        start = time.perf_counter()
+        population.train_population(datasets, models, SGD, ("iterations", iterations), dirs,
+                                    jit_compile=jit_compile, **dict(QUIET, **params))
+        return time.perf_counter() - start
+
+
+def time_singles(datasets, models, iterations, **params) -> list:
+    seconds = []
+    with tempfile.TemporaryDirectory() as directory:
+        for k, (dataset, model) in enumerate(zip(datasets, models)):
+            start = time.perf_counter()
+            trainer.train(dataset, model, SGD, ("iterations", iterations),
+                          os.path.join(directory, str(k)), **dict(QUIET, **params))
+            seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def steady_step_seconds(datasets, models, iterations, jit_compile) -> float:
+    """Seconds per population step once compiled: a second population of the same
+    shape reuses the compiled program; its time less a 1-iteration run's."""
+    time_population(datasets, models, 1, jit_compile, test_interval=None)
+    full = time_population(datasets, models, iterations, jit_compile, test_interval=None)
+    short = time_population(datasets, models, 1, jit_compile, test_interval=None)
+    return (full - short) / (iterations - 1)
+
+
+def bench_lenet(dataset, ks, iterations) -> dict:
+    # One single run warms the trainer's compiled functions; the second is timed.
+    singles = time_singles([dataset, reordered(dataset, 1)],
+                           [ModelFc(LENET, seed=0), ModelFc(LENET, seed=1)], iterations,
+                           test_interval=None)
+    single_rate = iterations / singles[1]
+    rows = []
+    for k in ks:
+        models = [ModelFc(LENET, seed=s) for s in range(k)]
+        datasets = [reordered(dataset, s) for s in range(k)]
+        seconds = time_population(datasets, models, iterations, test_interval=None)
+        rate = k * iterations / seconds
+        rows.append({"K": k, "population_seconds": round(seconds, 3),
+                     "network_iterations_per_second": round(rate, 1),
+                     "single_run_iterations_per_second": round(single_rate, 1),
+                     "speedup_per_network": round(rate / single_rate, 3),
+                     "K_single_runs_seconds_estimate": round(k * singles[1], 3)})
+    return {"iterations": iterations, "single_run_seconds": [round(s, 3) for s in singles],
+            "rows": rows}
+
+
+def bench_tiny(networks, iterations, singles_count) -> dict:
+    dataset = circle_data()
+    single_seconds = time_singles(
+        [reordered(dataset, s) for s in range(singles_count)],
+        [TinyNet(seed=s) for s in range(singles_count)], iterations, test_interval=None)
+    per_single = float(np.mean(single_seconds[1:] if singles_count > 1 else single_seconds))
+    models = [TinyNet(seed=s) for s in range(networks)]
+    datasets = [reordered(dataset, s) for s in range(networks)]
+    seconds = time_population(datasets, models, iterations, test_interval=None)
+    return {"networks": networks, "iterations": iterations,
+            "population_seconds": round(seconds, 3),
+            "population_seconds_per_network": round(seconds / networks, 5),
+            "single_run_seconds_mean": round(per_single, 4),
+            "single_run_seconds_first": round(single_seconds[0], 4),
+            "one_at_a_time_seconds_estimate": round(per_single * networks, 2),
+            "speedup_per_network": round(per_single * networks / seconds, 1)}
+
+
+def bench_jit(lenet_data, iterations) -> dict:
+    result = {}
+    cases = {"lenet_K16": ([reordered(lenet_data, s) for s in range(16)],
+                           lambda: [ModelFc(LENET, seed=s) for s in range(16)])}
+    tiny = circle_data()
+    cases["tiny_K1000"] = ([reordered(tiny, s) for s in range(1000)],
+                           lambda: [TinyNet(seed=s) for s in range(1000)])
+    for name, (datasets, make) in cases.items():
+        row = {}
+        for jit in (False, True):
+            start = time.perf_counter()
+            time_population(datasets, make(), 1, jit, test_interval=None)
+            first = time.perf_counter() - start
+            row[f"jit_{jit}"] = {"first_1_iteration_run_seconds": round(first, 3),
+                                 "step_ms": round(1e3 * steady_step_seconds(
+                                     datasets, make(), iterations, jit), 3)}
+        result[name] = row
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=DEFAULT_DATA)
+    parser.add_argument("--lenet_ks", default="1,4,16,64")
+    parser.add_argument("--lenet_iterations", type=int, default=200)
+    parser.add_argument("--tiny_networks", type=int, default=1000)
+    parser.add_argument("--tiny_iterations", type=int, default=200)
+    parser.add_argument("--tiny_singles", type=int, default=20)
+    parser.add_argument("--jit", type=int, default=1, help="1: also compare jit_compile.")
+    parser.add_argument("--jit_iterations", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra-op threads (0: TensorFlow's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    lenet_data = DatasetMnist(args.data, train_order_seed=0)
+    started = time.perf_counter()
+    report = {"machine": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                          "cpus": os.cpu_count()},
+              "lenet": bench_lenet(lenet_data, [int(k) for k in args.lenet_ks.split(",")],
+                                   args.lenet_iterations),
+              "tiny": bench_tiny(args.tiny_networks, args.tiny_iterations, args.tiny_singles)}
+    if args.jit:
+        report["jit"] = bench_jit(lenet_data, args.jit_iterations)
+    report["bench_seconds"] = round(time.perf_counter() - started, 1)
+    json.dump(report, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
