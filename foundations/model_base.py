@@ -55,6 +55,9 @@ def dropout_seed_key(layer: str) -> str:
     return layer + ".dropout_seed"
 
 
+# Dropout draws integers in [0, _DRAW_RANGE) and drops those below rate * range.
+_DRAW_RANGE = 2 ** 30
+
 # The key of the dropout step counter in ModelBase.overriding's weights.
 DROPOUT_STEP = "dropout_step"
 
@@ -475,7 +478,13 @@ class ModelBase(tf.Module):
         seed = tf.stack([
             self._weight_overrides.get(dropout_seed_key(name), self._dropout_seeds[name]),
             self._weight_overrides.get(DROPOUT_STEP, self._dropout_step)])
-        return tf.nn.experimental.stateless_dropout(inputs, rate, seed=seed)
+        # Drawn as integers with a fixed algorithm: TensorFlow's float draws (and so
+        # stateless_dropout) differ under XLA, and a run's numbers would depend on
+        # the compilation setting.
+        draws = tf.random.stateless_uniform(tf.shape(inputs), seed=seed, minval=0,
+                                            maxval=_DRAW_RANGE, dtype=tf.int32, alg="philox")
+        keep = tf.cast(draws >= int(round(rate * _DRAW_RANGE)), inputs.dtype)
+        return inputs * keep / (1.0 - rate)
 
     def set_training_step(self, step: int) -> None:
         """Sets the counter of training calls that dropout patterns are drawn from.

@@ -186,12 +186,15 @@ def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
                 output_dir: str, *, validate_interval: Optional[int] = None,
                 test_interval: Optional[int] = None,
                 save_network: bool = True, start_iteration: int = 0,
-                snapshot_iterations: Sequence[int] = ()) -> Tuple[int, Network]:
+                snapshot_iterations: Sequence[int] = (),
+                check_loss: bool = True) -> Tuple[int, Network]:
     """Checks a run's arguments and readies its directory and model.
 
     Clears an incomplete run in `output_dir` (a complete one raises
     FileExistsError), builds `model` and, if `save_network`, saves its
-    initial weights and masks.
+    initial weights and masks. With `check_loss` (the default) it first runs
+    the model on two examples to check that its outputs fit its loss and the
+    labels; a caller that checked an identical model already may skip it.
 
     Returns:
       (total_iterations, initial_weights).
@@ -207,7 +210,8 @@ def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
             f"test_interval is {test_interval} but the dataset has no test split; pass "
             "test_interval=None (or --test_interval=0), or give the dataset a test split.")
     model.build(dataset.example_shape)
-    _check_loss_fits(model, dataset)
+    if check_loss:
+        _check_loss_fits(model, dataset)
     os.makedirs(output_dir, exist_ok=True)
     runs.clear_incomplete(output_dir)
     _clear_snapshots(output_dir)

@@ -151,3 +151,18 @@ def test_a_split_is_evaluated_in_one_call_in_chunks(tmp_path):
     assert accuracy == pytest.approx(float(model.accuracy(logits, y)))
     steps.evaluate("test")
     assert steps.tracing_counts()["evaluate_test"] == 1
+
+
+def test_dropout_draws_the_same_patterns_with_and_without_xla(tmp_path):
+    from test_model_conv import ADAM as CONV_ADAM, SMALL, images
+    from lottery_ticket.foundations.model_conv import ModelConv
+    dataset = images()
+    results = {
+        xla: trainer.train(dataset, ModelConv(**SMALL, dropout=0.5, seed=1), CONV_ADAM,
+                           ("iterations", 12), str(tmp_path / xla), test_interval=6,
+                           progress=False, save_summaries=False, xla=xla)
+        for xla in ("on", "off")}
+    assert results["on"].record["xla"]["training"] and not results["off"].record["xla"]["training"]
+    for layer, values in results["off"].final.items():
+        # Other patterns would move the weights by about 0.05 after these steps.
+        np.testing.assert_allclose(results["on"].final[layer], values, rtol=1e-4, atol=1e-6)
