@@ -76,11 +76,15 @@ def level_figures(trial_dir: str, levels: int) -> list:
         counts = record["mask_counts"]
         kept = sum(kept for kept, _ in counts.values())
         total = sum(size for _, size in counts.values())
+        trained = record["iterations"] - record.get("start_iteration", 0)
+        compile_seconds = record.get("compile_seconds") or 0.0
         figures.append({
             "level": level,
             "remaining_percent": round(100 * kept / total, 2),
             "iterations_per_second": round(record["iterations_per_second"], 1),
             "ms_per_iteration": round(1000 / record["iterations_per_second"], 3),
+            "ms_per_iteration_without_compiling": round(
+                1000 * (record["seconds"] - compile_seconds) / trained, 3),
             "startup_seconds": (None if previous_end is None
                                 else round(end - record["seconds"] - previous_end, 3)),
             # Inside the loop's time: tracing and XLA compilation of this level.
@@ -102,10 +106,12 @@ def run_trial_section(data: str, iterations: int, levels: int, **training) -> di
     startups = [f["startup_seconds"] for f in figures[1:]]
     compiles = [f["compile_seconds"] or 0.0 for f in figures[1:]]
     # Each level's loop time at 50,000 iterations (evaluation every 100 scales with
-    # it), plus the measured start-ups; levels beyond the run repeat the last rate.
-    rates = [f["iterations_per_second"] for f in figures]
-    rates += [rates[-1]] * (FULL_TRIAL[0] - len(rates))
-    projected = (sum(FULL_TRIAL[1] / rate for rate in rates[:FULL_TRIAL[0]])
+    # it) without compiling, plus the compiling and start-ups measured; levels
+    # beyond the run repeat the last rate.
+    per_iteration = [f["ms_per_iteration_without_compiling"] / 1000 for f in figures]
+    per_iteration += [per_iteration[-1]] * (FULL_TRIAL[0] - len(per_iteration))
+    projected = (sum(FULL_TRIAL[1] * seconds for seconds in per_iteration[:FULL_TRIAL[0]])
+                 + sum(f["compile_seconds"] or 0.0 for f in figures)
                  + float(np.median(startups or [0])) * (FULL_TRIAL[0] - 1))
     return {"settings": {name: config[name] for name in ("xla", "sparse_below")},
             "wall_seconds": round(seconds, 1),

@@ -283,8 +283,8 @@ def _bucket(count: int) -> int:
 
 
 def sparse_layout(model: ModelBase, below: float) -> Tuple[Tuple[str, int], ...]:
-    """((layer, padded survivor count), ...) of the dense layers trained sparsely:
-    those whose kernel has a mask keeping fewer than `below` of its weights."""
+    """((layer, survivor count), ...) of the dense layers trained sparsely: those
+    whose kernel has a mask keeping fewer than `below` of its weights."""
     layout = []
     for name in model.layer_names:
         mask = model._mask_variables.get(name)
@@ -292,8 +292,20 @@ def sparse_layout(model: ModelBase, below: float) -> Tuple[Tuple[str, int], ...]
             continue  # unmasked, or a convolution
         kept = int(np.count_nonzero(mask.numpy()))
         if kept < below * int(np.prod(mask.shape)):
-            layout.append((name, _bucket(kept)))
+            layout.append((name, kept))
     return tuple(layout)
+
+
+# A compiled sparse layer of this many times a run's survivors still serves it:
+# the levels of a trial (20% fewer survivors each) then compile about every third
+# level instead of every level, for at most twice the sparse work.
+_SPARSE_SLACK = 2.0
+
+
+def _sparse_fits(sizes: Mapping[str, int], layout: Sequence[Tuple[str, int]]) -> bool:
+    return (set(sizes) == {name for name, _ in layout}
+            and all(kept <= sizes[name] <= max(_SPARSE_SLACK * kept, 16)
+                    for name, kept in layout))
 
 
 class _SparseLayer:
@@ -339,10 +351,6 @@ class _SparseLayer:
                                          self.kernel.shape))
 
 
-def _sparse_operand_matmul(kernel: tf.Variable, inputs: tf.Tensor) -> tf.Tensor:
-    return tf.matmul(inputs, kernel, b_is_sparse=True)
-
-
 class CompiledSteps:
     """The compiled training and evaluation functions of one model on one dataset.
 
@@ -362,7 +370,8 @@ class CompiledSteps:
     """
 
     def __init__(self, dataset: DatasetBase, model: ModelBase, optimizer: Any,
-                 xla: Any = "auto", sparse_below: float = SPARSE_BELOW):
+                 xla: Any = "auto", sparse_below: float = SPARSE_BELOW,
+                 sparse_sizes: Optional[Mapping[str, int]] = None):
         model.build(dataset.example_shape)
         self.model = model
         # Whether a run is training with these functions now (see compiled_steps).
@@ -373,8 +382,10 @@ class CompiledSteps:
         self._x_train, self._y_train, self._splits = _device_data(dataset)
         self._batch_size = dataset.train_batch_size
         layout = sparse_layout(model, sparse_below) if self.xla_training else ()
+        sizes = dict(sparse_sizes or {})
         self._sparse = [_SparseLayer(name, model._kernels[name], model._mask_variables[name],
-                                     size) for name, size in layout]
+                                     sizes.get(name) or _bucket(kept))
+                        for name, kept in layout]
         sparse_kernels = {id(layer.kernel) for layer in self._sparse}
         self._variables = ([v for v in model.trainable_variables
                             if id(v) not in sparse_kernels]
@@ -402,6 +413,11 @@ class CompiledSteps:
     def sparse_layers(self) -> Tuple[str, ...]:
         """The layers trained as sparse vectors of their survivors."""
         return tuple(layer.name for layer in self._sparse)
+
+    @property
+    def sparse_sizes(self) -> Dict[str, int]:
+        """Each sparse layer's compiled size (its survivors, padded)."""
+        return {layer.name: layer.size for layer in self._sparse}
 
     def _make_train_steps(self, jit: bool):
         return tf.function(functools.partial(self._train_steps_graph),
@@ -466,16 +482,12 @@ class CompiledSteps:
         chunk = min(size, max(1, int(self.model.evaluation_chunk)))
         full = size // chunk
 
-        matmuls = {}
-        if not self.xla_evaluation:
-            # TensorFlow's kernel for a mostly-zero right operand is about twice as
-            # fast as the dense one on large batches below 5% density (not in XLA).
-            matmuls = {layer.name: functools.partial(_sparse_operand_matmul, layer.kernel)
-                       for layer in self._sparse}
-
+        # Sparse layers are evaluated densely from their kernels (sync() before):
+        # on 10,000 examples the dense product runs near the CPU's peak, while
+        # gathering activations per survivor would not (sparse-speed.md), and
+        # TensorFlow's sparse-operand matmul measured no faster here.
         def sums(x_chunk, y_chunk):
-            with self.model.overriding(matmuls=matmuls):
-                logits = self.model(x_chunk, training=False)
+            logits = self.model(x_chunk, training=False)
             count = tf.cast(tf.shape(y_chunk)[0], tf.float32)
             return (self.model.loss(logits, y_chunk) * count,
                     self.model.accuracy(logits, y_chunk) * count)
@@ -651,25 +663,35 @@ def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,
     model.build(dataset.example_shape)
     jit = resolve_xla(xla)
     layout = sparse_layout(model, sparse_below) if jit[0] else ()
-    key = _engine_key(model, optimizer, jit, layout)
+    key = _engine_key(model, optimizer, jit, tuple(name for name, _ in layout))
     if key is None:
         return CompiledSteps(dataset, model, optimizer, xla, sparse_below)
     with _ENGINES_LOCK:  # claimed in one step, so two threads never claim one engine
         engines = _ENGINES.setdefault(dataset, collections.OrderedDict())
-        steps = engines.get(key)
-        if steps is not None and steps.in_use:
+        # Engines for this computation whose sparse layers are big enough, and not
+        # wastefully so, for this run's survivors; the smallest first.
+        fitting = sorted(((sum(steps.sparse_sizes.values()), index, cached_key)
+                          for index, (cached_key, steps) in enumerate(engines.items())
+                          if cached_key[0] == key
+                          and _sparse_fits(steps.sparse_sizes, layout)))
+        free = [cached_key for _, _, cached_key in fitting
+                if not engines[cached_key].in_use]
+        if fitting and not free:
             # Another run (another thread, or one started from a progress callback)
             # is training with these functions: this one gets its own.
             return CompiledSteps(dataset, model, optimizer, xla, sparse_below)
-        fresh = steps is None
+        fresh = not free
         if fresh:
             # A private copy, so that later runs never change a model the caller holds.
             steps = CompiledSteps(dataset, copy.deepcopy(model), optimizer, xla, sparse_below)
-            engines[key] = steps
+            cached_key = (key, tuple(sorted(steps.sparse_sizes.items())))
+            engines[cached_key] = steps
             while len(engines) > _ENGINES_PER_DATASET:
                 engines.popitem(last=False)
         else:
-            engines.move_to_end(key)
+            cached_key = free[0]
+            steps = engines[cached_key]
+            engines.move_to_end(cached_key)
         steps.in_use = True
     try:
         if not fresh:

@@ -79,6 +79,38 @@ def test_sparse_runs_are_bit_reproducible_and_share_compiled_functions(tmp_path)
         trainer.finish_steps(steps, ModelFc(WIDE_FC, masks=sparse_masks(seed=1)).build([784]))
 
 
+def test_a_sparser_level_reuses_the_compiled_sparse_layers_with_padding(tmp_path):
+    dataset = synthetic_dataset()
+    _train(dataset, ModelFc(WIDE_FC, masks=sparse_masks(0.04, seed=5), seed=1),
+           tmp_path / "a", xla="on", sparse_below=0.1)
+    # About 70% of the survivors: the same compiled program, with more padding.
+    masks = sparse_masks(0.028, seed=6)
+    padded = _train(dataset, ModelFc(WIDE_FC, masks=masks, seed=2), tmp_path / "b",
+                    xla="on", sparse_below=0.1)
+    plain = _train(dataset, ModelFc(WIDE_FC, masks=masks, seed=2), tmp_path / "c",
+                   xla="on", sparse_below=0)
+    assert padded.record["compile_seconds"] == 0
+    for layer in masks:
+        np.testing.assert_allclose(padded.final[layer], plain.final[layer], rtol=1e-4,
+                                   atol=1e-5)
+    model = ModelFc(WIDE_FC, masks=masks).build([784])
+    steps = trainer.compiled_steps(dataset, model, MOMENTUM(), xla="on", sparse_below=0.1)
+    try:
+        kept = int(masks["layer0"].sum())
+        assert kept < steps.sparse_sizes["layer0"] <= 2 * kept
+        assert steps.tracing_counts()["train_steps"] == 1
+    finally:
+        trainer.finish_steps(steps, model)
+    # A tenth of the survivors would waste most of the work: compiled again, smaller.
+    fewer = ModelFc(WIDE_FC, masks=sparse_masks(0.003, seed=7)).build([784])
+    small = trainer.compiled_steps(dataset, fewer, MOMENTUM(), xla="on", sparse_below=0.1)
+    try:
+        assert small is not steps
+        assert small.sparse_sizes["layer0"] < steps.sparse_sizes["layer0"] / 2
+    finally:
+        trainer.finish_steps(small, fewer)
+
+
 def test_snapshots_of_a_sparse_run_hold_the_trained_survivors(tmp_path):
     dataset = synthetic_dataset()
     masks = sparse_masks()
