@@ -59,6 +59,10 @@ def define_control_flags(family: Family, values: flags.FlagValues) -> None:
     flags.DEFINE_integer("last_level", levels, "Last pruning level.", flag_values=values)
     flags.DEFINE_integer("runs_per_level", 3, "Control runs per trial and level "
                          "(the paper trains three per ticket).", flag_values=values)
+    flags.DEFINE_integer("runs_per_process", 1, "Control runs of one trial and level "
+                         "each line trains together as a population (--population=K): "
+                         "e.g. --runs_per_process=3 with three runs per level gives one "
+                         "line per trial and level.", flag_values=values)
     flags.DEFINE_string("lottery_name", "lottery",
                         "experiment_name of the lottery runs the controls read.",
                         flag_values=values)
@@ -118,8 +122,8 @@ def control_lines(experiment_name: str, trials: int, first_trial: int, first_lev
                   lottery_name: str, data_location: str, training_len: Optional[str],
                   presets_from: Optional[str], extra: Sequence[str] = (),
                   fixed: Sequence[str] = (), location_flag: str = "data_location",
-                  rewind_iteration: int = 0) -> List[str]:
-    """One shell-quoted flag line per control run.
+                  rewind_iteration: int = 0, runs_per_process: int = 1) -> List[str]:
+    """One shell-quoted flag line per control run, or per `runs_per_process` runs.
 
     Run R of trial T at level L writes {root}/trial{T}/{L}/{experiment_name}{R},
     reads the lottery run's masks at level L and, per `presets_from`, its
@@ -128,15 +132,25 @@ def control_lines(experiment_name: str, trials: int, first_trial: int, first_lev
     Its seed is 1000 * T + R, so every control run draws differently, and its
     batch order is the trial's (seed T), as in the lottery runs. The training
     settings come from the ticket; `training_len` is written only if given.
+
+    With `runs_per_process` K > 1, each line trains K consecutive runs of one
+    trial and level together (the last group of a level may be smaller): its
+    --output_dir is the first run's, {experiment_name}{R}, its --seed that
+    run's, and --population=K makes the runner train runs R..R+K-1 with seeds
+    --seed..--seed+K-1, the same runs and seeds as the K lines it replaces.
     """
     if first_level > last_level:
         raise ValueError(f"first_level {first_level} is after last_level {last_level}.")
+    if runs_per_process < 1:
+        raise ValueError(f"--runs_per_process={runs_per_process}: give the number of "
+                         "control runs each line trains together (1: one run a line).")
     lines = []
     for trial in range(first_trial, first_trial + trials):
         trial_dir = paths.trial(experiment_root, trial)
         for level in range(first_level, last_level + 1):
             ticket = paths.run(trial_dir, level, lottery_name)
-            for run_id in range(1, runs_per_level + 1):
+            for run_id in range(1, runs_per_level + 1, runs_per_process):
+                population = min(runs_per_process, runs_per_level + 1 - run_id)
                 args = [f"--output_dir={paths.run(trial_dir, level, experiment_name, run_id)}",
                         f"--masks={paths.masks(ticket)}"]
                 if presets_from == "level":
@@ -149,6 +163,8 @@ def control_lines(experiment_name: str, trials: int, first_trial: int, first_lev
                          f"--{location_flag}={data_location}"]
                 if training_len:
                     args.append(f"--training_len={training_len}")
+                if population > 1:
+                    args.append(f"--population={population}")
                 lines.append(shlex.join(args + list(fixed) + list(extra)))
     return lines
 
@@ -256,7 +272,8 @@ def oneshot_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
 def control_main(family: Family, experiment_name: Optional[str],
                  presets_from: Optional[str], argv: Optional[Sequence[str]] = None,
                  modes: Sequence[str] = ()) -> None:
-    """Prints one control flag line per trial, level and run for the parsed flags.
+    """Prints one control flag line per trial, level and run (or group of
+    --runs_per_process runs) for the parsed flags.
 
     Args:
       family: the family.
@@ -285,5 +302,6 @@ def control_main(family: Family, experiment_name: Optional[str],
     _emit(lambda: control_lines(name, f.trials, f.first_trial, f.first_level, f.last_level,
                                 f.runs_per_level, f.experiment_root, f.lottery_name,
                                 f[family.location_flag].value, training_len, source,
-                                f.extra, fixed, family.location_flag, f.rewind_iteration),
+                                f.extra, fixed, family.location_flag, f.rewind_iteration,
+                                f.runs_per_process),
           f, family)

@@ -278,6 +278,34 @@ _CONTROL_HELP = {
 }
 
 
+def control_run_dirs(output_dir: str, population: int) -> List[str]:
+    """The run directories of a control command: --output_dir alone, or for
+    --population=K > 1 the K runs {control}{R}..{control}{R+K-1} from an
+    --output_dir named {control}{R} (the first run, where a batch keeps the
+    line's log), which pair with seeds --seed..--seed+K-1 as the argfiles'
+    1000 * trial + run_id seeds do.
+
+    Raises:
+      ValueError: K < 1, or K > 1 with an --output_dir not ending in a run id.
+    """
+    if population < 1:
+        raise ValueError(f"--population={population}: give the number of runs to train "
+                         "together (1: this run alone).")
+    if population == 1:
+        return [output_dir]
+    run = output_dir.rstrip("/" + os.sep)
+    name, run_id = paths.split_run_name(os.path.basename(run))
+    if not name or not run_id or str(int(run_id)) != run_id:
+        example = os.path.join(os.path.dirname(run), f"{name or 'reinit'}1")
+        raise ValueError(
+            f"--population={population} trains {population} runs named by their run id, "
+            f"but --output_dir={output_dir} does not end in one (digits, no leading 0): "
+            f"give the first run's directory, e.g. --output_dir={example} for runs 1 to "
+            f"{population}.")
+    return [os.path.join(os.path.dirname(run), f"{name}{int(run_id) + k}")
+            for k in range(population)]
+
+
 def control(family: Family, name: str) -> Command:
     """A control runner: reinitialize, rearrange or random_prune.
 
@@ -290,6 +318,7 @@ def control(family: Family, name: str) -> Command:
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         _check_runner_flags(values)
+        output_dirs = control_run_dirs(values["output_dir"], values["population"])
         configure(values["threads"])
         from lottery_ticket.experiments import control_runs  # After configure().
         fields = ExperimentConfig.fields()
@@ -312,8 +341,16 @@ def control(family: Family, name: str) -> Command:
                          train_order_seed=values["train_order_seed"], override=override)
         if name == "reinitialize":
             arguments["mode"] = values["mode"]
-        control_runs.CONTROL_FUNCTIONS[name](values["output_dir"], **arguments)
-        print(f"run directory: {values['output_dir']}")
+        if len(output_dirs) == 1:
+            control_runs.CONTROL_FUNCTIONS[name](output_dirs[0], **arguments)
+        else:
+            kind = arguments.pop("mode", name)  # the runs' name: reinit, ..., rearrange
+            seed = arguments.pop("seed")
+            control_runs.run_controls(kind, output_dirs,
+                                      seeds=range(seed, seed + len(output_dirs)),
+                                      **arguments)
+        for output_dir in output_dirs:
+            print(f"run directory: {output_dir}")
 
     presets_help = {"reinitialize": "The ticket's initial weights (its initial/); needed "
                                     "by reuse and reuse_sign.",
@@ -332,6 +369,10 @@ def control(family: Family, name: str) -> Command:
              "argfiles pass the trial's seed).", Optional[int]),
         Flag("override", "", "Comma-separated settings that may differ from the "
              "ticket's, e.g. --override=training_len ('data' for other data files).", str),
+        Flag("population", 1, "Control runs trained together in one compiled program: "
+             "--output_dir names the first, {control}{R}, and the K runs are {control}{R} "
+             "to {control}{R+K-1} beside it with seeds --seed to --seed+K-1, each with the "
+             "files it would have alone.", int),
         _threads_flag(),
     ]
     if name == "reinitialize":

@@ -16,27 +16,41 @@ A control trains like its ticket: by default its configuration is the one the
 ticket recorded in its done.json (``ticket_config``), and a setting asked for
 that differs from the ticket's is refused unless it is named as an override
 (``config_for_control``).
+
+``run_controls`` trains several runs of one control (the paper's three per
+ticket and level, one seed each) together as a population
+(``foundations.population.train_population``): each run gets the model, the
+recorded identity and the files its single control run would have, and a run
+already complete is read back, as rerunning the single control would.
 """
 
+import contextlib
+import logging
 import os
-from typing import Any, Iterable, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
 from lottery_ticket.experiments import lottery
+from lottery_ticket.experiments import population as population_lib
 from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import controls
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import population
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations.model_base import BIAS_SUFFIX
+from lottery_ticket.foundations.progress import Progress
 from lottery_ticket.foundations.save_restore import Network
 
+logger = logging.getLogger("lottery_ticket")
 
 REINITIALIZE_MODES = controls.REINITIALIZE_MODES
+# The controls by their run directories' name: reinitialize's modes, then the others.
+CONTROLS = tuple(REINITIALIZE_MODES) + ("rearrange", "random_prune")
 
 
 def ticket_run(masks: save_restore.NetworkLike) -> Optional[str]:
@@ -215,18 +229,216 @@ def _with_rewound_biases(presets: Network, snapshot: Optional[Tuple[str, Network
     return dict(presets, **biases)
 
 
-def _train_control(control: str, output_dir: str, config: ExperimentConfig,
-                   masks: Network, presets: Optional[Network], seed: int,
-                   sources: Mapping[str, Any], train_order_seed: Optional[int],
-                   model_seed: Optional[int] = None) -> Tuple[Network, Network]:
-    _check_run_name(control, output_dir)
-    info = {"control": control, "control_seed": int(seed)}
-    info.update({key: single_run.source_of(value) for key, value in sources.items()})
+class _ControlRun(NamedTuple):
+    """What one control run trains, before it is trained alone or in a population."""
+    control: str
+    config: ExperimentConfig
+    masks: Network
+    presets: Optional[Network]
+    seed: int
+    sources: Mapping[str, Any]
+    train_order_seed: Optional[int]
+    model_seed: Optional[int] = None
+
+    @property
+    def order_seed(self) -> int:
+        return int(self.seed if self.train_order_seed is None else self.train_order_seed)
+
+    @property
+    def init_seed(self) -> int:
+        return int(self.seed if self.model_seed is None else self.model_seed)
+
+    def control_info(self) -> Dict[str, Any]:
+        """The run_info a control adds to single_run.train's."""
+        info = {"control": self.control, "control_seed": int(self.seed)}
+        info.update({key: single_run.source_of(value) for key, value in self.sources.items()})
+        return info
+
+
+def _control_runs(control: str, masks: save_restore.NetworkLike,
+                  presets: save_restore.NetworkLike, seeds: Sequence[int],
+                  config: Optional[ExperimentConfig], train_order_seed: Optional[int],
+                  override: Iterable[str]) -> List[_ControlRun]:
+    """One _ControlRun per seed: the control's configuration (resolved and checked
+    once) and each seed's transform of the ticket. The single controls and
+    run_controls both go through here, so a population member is built exactly
+    as its single run."""
+    if control not in CONTROLS:
+        raise ValueError(f"control {control!r} is not one of {CONTROLS}.")
+    config = resolve(masks, config, override)
+    seeds = [int(seed) for seed in seeds]
+    if control in REINITIALIZE_MODES:
+        mask_values = ticket_masks(masks)
+        sources = {"ticket_masks": masks, "ticket_presets": presets}
+        if control == "reinit":
+            return [_ControlRun(control, config, mask_values, None, seed, sources,
+                                train_order_seed, controls.reinit_seed(seed))
+                    for seed in seeds]
+        if presets is None:
+            raise ValueError(f"mode {control!r} samples from the ticket's initial weights: "
+                             "pass --presets=DIR (the lottery run's initial/).")
+        checked = ticket_presets(presets, mask_values)
+        snapshot = _rewind_snapshot(masks, config)
+        return [_ControlRun(control, config, mask_values, _with_rewound_biases(
+            controls.reuse_presets(mask_values, checked, seed,
+                                   keep_sign=control == "reuse_sign"), snapshot),
+                            seed, sources, train_order_seed, seed) for seed in seeds]
+    if control == "rearrange":
+        mask_values = ticket_masks(masks)
+        checked = ticket_presets(presets, mask_values)
+        snapshot = _rewind_snapshot(masks, config)
+        made = []
+        for seed in seeds:
+            new_masks, new_presets = controls.rearrange(mask_values, checked, seed)
+            made.append(_ControlRun(control, config, new_masks,
+                                    _with_rewound_biases(new_presets, snapshot), seed,
+                                    {"ticket_masks": masks, "ticket_presets": presets},
+                                    train_order_seed))
+        return made
+    snapshot = _rewind_snapshot(masks, config)  # random_prune
+    if snapshot is not None and isinstance(presets, (str, os.PathLike)) and (
+            os.path.abspath(os.fspath(presets)) != os.path.abspath(snapshot[0])):
+        raise ValueError(
+            f"the ticket was rewound to iteration {config['rewind_iteration']} (late "
+            f"resetting), so random_prune starts from that snapshot: pass "
+            f"--presets={snapshot[0]}, not {presets}.")
+    original = save_restore.standardize(presets)
+    mask_values = ticket_masks(masks)
+    made = []
+    for seed in seeds:
+        new_masks = controls.random_masks(mask_values, seed)
+        for name, mask in new_masks.items():
+            if name in original and np.any(np.asarray(original[name])[mask != 0] == 0):
+                raise ValueError(
+                    f"presets for layer {name!r} are 0 at positions the random mask keeps: "
+                    "they look pruned. Pass the dense level-0 initial weights "
+                    "({trial}/0/lottery/initial), not the ticket's.")
+        made.append(_ControlRun(control, config, new_masks, original, seed,
+                                {"ticket_masks": masks, "original_presets": presets},
+                                train_order_seed))
+    return made
+
+
+def _train_control(output_dir: str, run: _ControlRun) -> Tuple[Network, Network]:
+    _check_run_name(run.control, output_dir)
     return single_run.train(
-        output_dir, config, masks=masks, presets=presets,
-        seed=int(seed if model_seed is None else model_seed),
-        train_order_seed=int(seed if train_order_seed is None else train_order_seed),
-        run_info=info)
+        output_dir, run.config, masks=run.masks, presets=run.presets, seed=run.init_seed,
+        train_order_seed=run.order_seed, run_info=run.control_info())
+
+
+def _identity(run: _ControlRun, data: Mapping[str, Any]) -> Dict[str, Any]:
+    """The run_info single_run.train records for `run` (called as _train_control
+    calls it), for a population member to record the same and be read back by
+    a rerun of the single control (and the other way round)."""
+    info = {"config": run.config.to_json(), "seed": run.init_seed,
+            "train_order_seed": run.order_seed, "masks": single_run.source_of(run.masks),
+            "presets": single_run.source_of(run.presets), "data": data}
+    info.update(run.control_info())
+    return info
+
+
+def run_controls(control: str, output_dirs: Sequence[str], masks: save_restore.NetworkLike,
+                 presets: save_restore.NetworkLike = None, *, seeds: Sequence[int],
+                 config: Optional[ExperimentConfig] = None,
+                 train_order_seed: Optional[int] = None, override: Iterable[str] = (),
+                 progress: Progress = None) -> List[Tuple[Network, Network]]:
+    """Runs (or reads back) one control run per seed, training them together.
+
+    Run k is the run that the single control (reinitialize with mode
+    `control`, rearrange or random_prune) makes with output_dirs[k] and
+    seeds[k]: the same transform of the ticket, the same model seed and batch
+    order, the same configuration (resolved and checked against the ticket as
+    there) and the same run_info, plus ``"population": {"size", "member"}``.
+    A run already complete with that identity is read back (one with another
+    identity is a ValueError, before anything trains), and the others train
+    together in one ``foundations.population.train_population`` call, each
+    under its run directory's lock (held over all runs from the identity
+    checks to the end). Their files equal the single runs' (masks exactly,
+    weights and metrics to float rounding).
+
+    Args:
+      control: the runs' name: reinit, reuse, reuse_sign (reinitialize's
+        modes), rearrange or random_prune.
+      output_dirs: the run directories, one per seed, e.g.
+        {trial}/{level}/{control}{run_id} for run_id 1..K.
+      masks, presets, config, train_order_seed, override: as in the single
+        control (reinitialize, rearrange, random_prune), for every run.
+      seeds: each run's control seed (the argfiles use 1000 * trial + run_id).
+      progress: as in trainer.train (False: show nothing).
+
+    Returns:
+      (initial_weights, final_weights) per run, in seed order.
+
+    Raises:
+      ValueError: a bad control or setting, seeds that repeat, seeds and
+        directories that do not pair up or a directory used twice, or a
+        complete run with another identity (all before any training).
+      runs.LockedError: another process is using one of the run directories.
+      population.PopulationDivergedError: some runs diverged (recorded as such;
+        the others completed).
+    """
+    output_dirs = [os.fspath(directory) for directory in output_dirs]
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("run_controls needs at least one seed (one per control run).")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the seeds {seeds} repeat: each control run needs its own seed "
+                         "(a repeated seed would train the same run twice).")
+    if len(output_dirs) != len(seeds):
+        raise ValueError(f"{len(output_dirs)} output directories for {len(seeds)} seeds: "
+                         "give one directory per control run.")
+    if len({os.path.abspath(directory) for directory in output_dirs}) != len(output_dirs):
+        raise ValueError("two control runs share an output directory: each needs its own.")
+    members = _control_runs(control, masks, presets, seeds, config, train_order_seed,
+                            override)
+    for output_dir in output_dirs:
+        _check_run_name(control, output_dir)
+    config = members[0].config
+    build.check(config)
+    data = build.data_identity(config)  # one checksum pass for all the runs
+    identities = [_identity(member, data) for member in members]
+    results: List[Optional[Tuple[Network, Network]]] = [None] * len(members)
+    with contextlib.ExitStack() as locks:
+        for output_dir in output_dirs:
+            locks.enter_context(runs.lock(output_dir))
+        pending = []
+        for index, (output_dir, identity) in enumerate(zip(output_dirs, identities)):
+            saved = single_run.load_if_complete(output_dir, identity)
+            if saved is None:
+                pending.append(index)
+            else:
+                logger.info("%s is already complete; reading it back.", output_dir)
+                results[index] = (saved[0], saved[1])
+        if pending:
+            _train_together([members[i] for i in pending], [output_dirs[i] for i in pending],
+                            [identities[i] for i in pending], progress, results, pending)
+    return results
+
+
+def _train_together(members: Sequence[_ControlRun], output_dirs: Sequence[str],
+                    identities: Sequence[Mapping[str, Any]], progress: Progress,
+                    results: List, indices: Sequence[int]) -> None:
+    """Trains `members` as one population, as single_run.train_model trains each,
+    storing each one's TrainResult at its index in `results`."""
+    config = members[0].config
+    datasets = population_lib._datasets(  # pylint: disable=protected-access
+        config, [member.order_seed for member in members])
+    models = []
+    for member, dataset in zip(members, datasets):
+        model = build.model(config, member.presets, member.masks, seed=member.init_seed)
+        build.check_fit(config, dataset, model, member.masks, member.presets)
+        models.append(model)
+    validate = config["validate_interval"] if config["validation_size"] else None
+    trained = population.train_population(
+        datasets, models, build.optimizer_fn(config), config["training_len"], output_dirs,
+        test_interval=config["test_interval"] or None, validate_interval=validate or None,
+        run_infos=identities, progress=progress,
+        progress_label=f"{members[0].control} | {len(members)} runs | ",
+        start_iteration=config["rewind_iteration"],
+        # 'auto' leaves the choice to the population, per path (see its docstring).
+        jit_compile={"on": True, "off": False}.get(config["xla"]))
+    for index, result in zip(indices, trained):
+        results[index] = result
 
 
 def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
@@ -257,22 +469,8 @@ def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
     """
     if mode not in REINITIALIZE_MODES:
         raise ValueError(f"mode {mode!r} is not one of {REINITIALIZE_MODES}.")
-    config = resolve(masks, config, override)
-    mask_values = ticket_masks(masks)
-    if mode == "reinit":
-        new_presets, model_seed = None, controls.reinit_seed(int(seed))
-    else:
-        if presets is None:
-            raise ValueError(f"mode {mode!r} samples from the ticket's initial weights: "
-                             "pass --presets=DIR (the lottery run's initial/).")
-        new_presets = _with_rewound_biases(
-            controls.reuse_presets(mask_values, ticket_presets(presets, mask_values),
-                                   int(seed), keep_sign=mode == "reuse_sign"),
-            _rewind_snapshot(masks, config))
-        model_seed = int(seed)
-    return _train_control(mode, output_dir, config, mask_values, new_presets, int(seed),
-                          {"ticket_masks": masks, "ticket_presets": presets},
-                          train_order_seed, model_seed)
+    (run,) = _control_runs(mode, masks, presets, [seed], config, train_order_seed, override)
+    return _train_control(output_dir, run)
 
 
 def rearrange(output_dir: str, masks: save_restore.NetworkLike,
@@ -284,14 +482,9 @@ def rearrange(output_dir: str, masks: save_restore.NetworkLike,
 
     Args as in reinitialize; `presets` is the ticket's initial weights.
     """
-    config = resolve(masks, config, override)
-    mask_values = ticket_masks(masks)
-    new_masks, new_presets = controls.rearrange(
-        mask_values, ticket_presets(presets, mask_values), int(seed))
-    new_presets = _with_rewound_biases(new_presets, _rewind_snapshot(masks, config))
-    return _train_control("rearrange", output_dir, config, new_masks, new_presets, int(seed),
-                          {"ticket_masks": masks, "ticket_presets": presets},
-                          train_order_seed)
+    (run,) = _control_runs("rearrange", masks, presets, [seed], config, train_order_seed,
+                           override)
+    return _train_control(output_dir, run)
 
 
 def random_prune(output_dir: str, masks: save_restore.NetworkLike,
@@ -308,25 +501,9 @@ def random_prune(output_dir: str, masks: save_restore.NetworkLike,
       ValueError: `presets` has zeros where the random mask keeps weights,
         i.e. masked initial weights were passed instead of the level-0 ones.
     """
-    config = resolve(masks, config, override)
-    snapshot = _rewind_snapshot(masks, config)
-    if snapshot is not None and isinstance(presets, (str, os.PathLike)) and (
-            os.path.abspath(os.fspath(presets)) != os.path.abspath(snapshot[0])):
-        raise ValueError(
-            f"the ticket was rewound to iteration {config['rewind_iteration']} (late "
-            f"resetting), so random_prune starts from that snapshot: pass "
-            f"--presets={snapshot[0]}, not {presets}.")
-    original = save_restore.standardize(presets)
-    new_masks = controls.random_masks(ticket_masks(masks), int(seed))
-    for name, mask in new_masks.items():
-        if name in original and np.any(np.asarray(original[name])[mask != 0] == 0):
-            raise ValueError(
-                f"presets for layer {name!r} are 0 at positions the random mask keeps: "
-                "they look pruned. Pass the dense level-0 initial weights "
-                "({trial}/0/lottery/initial), not the ticket's.")
-    return _train_control("random_prune", output_dir, config, new_masks, original,
-                          int(seed), {"ticket_masks": masks, "original_presets": presets},
-                          train_order_seed)
+    (run,) = _control_runs("random_prune", masks, presets, [seed], config,
+                           train_order_seed, override)
+    return _train_control(output_dir, run)
 
 
 CONTROL_FUNCTIONS = {"reinitialize": reinitialize, "rearrange": rearrange,

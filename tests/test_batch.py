@@ -67,6 +67,18 @@ def test_population_lines_are_kept_under_their_first_trial():
         batch.parse_lines("--output_dir=/r/trial{seed} --population=2\n")
 
 
+def test_control_population_lines_are_kept_under_their_first_run():
+    # A control line with --population=K names its first run ({control}{R}); the
+    # runner trains {control}{R}..{control}{R+K-1}, so lines of one level stay apart.
+    text = "\n".join(argfiles.control_lines("reinit", 1, 1, 1, 1, 5, "/r", "lottery",
+                                            "/data", None, None, runs_per_process=3))
+    lines = batch.parse_lines(text)
+    assert [line.output_dir for line in lines] == ["/r/trial1/1/reinit1",
+                                                   "/r/trial1/1/reinit4"]
+    assert lines[0].log_path == "/r/trial1/1/reinit1.log"
+    assert "--population=3" in lines[0].args and "--population=2" in lines[1].args
+
+
 def test_bad_lines_are_errors_naming_the_line():
     with pytest.raises(ValueError, match="line 2 has no --output_dir"):
         batch.parse_lines("--output_dir=/a\n--seed=1\n")
