@@ -251,8 +251,9 @@ class TrainConfig(_Concern):
                                    "to them and trains from iteration K to the end (N-K "
                                    "iterations, the same batches as level 0 from K on). "
                                    "0: reset to the initialization and train from 0.")
-    xla: str = _field("auto", "Compile with XLA: auto (the training loop; evaluation too "
-                      "on a GPU), on (both) or off. Each run's done.json records what "
+    xla: str = _field("auto", "Compile with XLA: auto (the training loop of networks "
+                      "without convolutions, every network's on a GPU; evaluation on a "
+                      "GPU), on (both, always) or off. Each run's done.json records what "
                       "was used; the same seeds and setting give the same numbers.",
                       identity=False)
     sparse_below: float = _field(0.05, "With XLA, a fully-connected layer keeping fewer "

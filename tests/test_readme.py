@@ -41,5 +41,7 @@ def test_python_examples_run(fashion_mnist_dir, tmp_path, monkeypatch):
         block = block.replace('"results/lottery"', repr(str(tree)))
         exec(compile(block, "README.md", "exec"), namespace)
     assert os.path.isfile(tmp_path / "notebook_runs" / "level1" / "done.json")
+    for member in range(3):  # the population example: one run directory per member
+        assert os.path.isfile(tmp_path / "results" / "population" / str(member) / "done.json")
     assert sorted(namespace["pruned_conv"].weights) == ["conv0", "conv1", "fc0", "fc1"]
     assert namespace["summary"][0]["runs"] == 2 and namespace["problems"] == []

@@ -198,3 +198,14 @@ def test_dropout_draws_the_same_patterns_with_and_without_xla(tmp_path):
     for layer, values in results["off"].final.items():
         # Other patterns would move the weights by about 0.05 after these steps.
         np.testing.assert_allclose(results["on"].final[layer], values, rtol=1e-4, atol=1e-6)
+
+
+def test_auto_leaves_convolutions_to_tensorflow_on_a_cpu(tmp_path):
+    from test_model_conv import ADAM as CONV_ADAM, SMALL, images
+    from lottery_ticket.foundations.model_conv import ModelConv
+    result = trainer.train(images(), ModelConv(**SMALL, seed=1), CONV_ADAM, ("iterations", 6),
+                           str(tmp_path / "conv"), test_interval=6, progress=False,
+                           save_summaries=False)
+    # XLA's CPU convolutions are many times slower; on a GPU auto compiles them.
+    assert result.record["xla"]["training"] is trainer.gpu_present()
+    assert trainer.resolve_xla("auto", ModelFc(WIDE_FC).build([784]))[0] is True
