@@ -2,7 +2,7 @@
 
     python bench/bench_population.py [--data=DIR] [--lenet_ks=1,4,16,64]
         [--lenet_iterations=200] [--tiny_networks=1000] [--tiny_iterations=200]
-        [--tiny_singles=20] [--jit=1] [--threads=0]
+        [--tiny_singles=20] [--jit=1] [--paths=1] [--threads=0]
 
 Prints JSON. Every figure and ratio is measured in this run, on this machine:
 
@@ -17,12 +17,19 @@ Prints JSON. Every figure and ratio is measured in this run, on this machine:
   (extrapolated per network).
 * ``jit``: the population's steady step time with and without XLA
   (jit_compile) for LeNet (K=16) and the tiny networks.
+* ``paths``: the steady step time of the batched path (dense models: one
+  forward() of batched matmuls) against the vectorized_map path (forced) for
+  the same populations, and which path and XLA default each architecture gets.
+
+The populations run with train_population's defaults (jit_compile=None: the
+path's own XLA default) except in ``jit`` and ``paths``.
 
 Evaluation is off in the timed runs (no test split for the tiny data, and
 test_interval=None for LeNet) and summaries are not written, in both forms.
 """
 
 import argparse
+import contextlib
 import copy
 import functools
 import json
@@ -81,7 +88,7 @@ def reordered(dataset: DatasetBase, seed: int) -> DatasetBase:
     return other
 
 
-def time_population(datasets, models, iterations, jit_compile=False, **params) -> float:
+def time_population(datasets, models, iterations, jit_compile=None, **params) -> float:
     with tempfile.TemporaryDirectory() as directory:
         dirs = [os.path.join(directory, str(k)) for k in range(len(models))]
         start = time.perf_counter()
@@ -102,12 +109,18 @@ def time_singles(datasets, models, iterations, **params) -> list:
 
 
 def steady_step_seconds(datasets, models, iterations, jit_compile) -> float:
-    """Seconds per population step once compiled: a second population of the same
-    shape reuses the compiled program; its time less a 1-iteration run's."""
-    time_population(datasets, models, 1, jit_compile, test_interval=None)
-    full = time_population(datasets, models, iterations, jit_compile, test_interval=None)
-    short = time_population(datasets, models, 1, jit_compile, test_interval=None)
-    return (full - short) / (iterations - 1)
+    """Seconds per population step once compiled: the training calls of a second
+    population of the same shape (which reuses the compiled program, and under
+    XLA the executable for that many steps), as its engine timed them. Setup
+    (building K models, K run directories) is left out: for many members it
+    varies by more than the steps take."""
+    time_population(datasets, models, iterations, jit_compile, test_interval=None)
+    time_population(datasets, [copy.deepcopy(m) for m in models], iterations, jit_compile,
+                    test_interval=None)
+    engine = list(population._ENGINES[datasets[0]].values())[-1]  # pylint: disable=protected-access
+    seconds, steps = engine._timed  # pylint: disable=protected-access
+    assert steps == iterations, (steps, iterations)
+    return seconds / steps
 
 
 def bench_lenet(dataset, ks, iterations) -> dict:
@@ -149,14 +162,18 @@ def bench_tiny(networks, iterations, singles_count) -> dict:
             "speedup_per_network": round(per_single * networks / seconds, 1)}
 
 
-def bench_jit(lenet_data, iterations) -> dict:
-    result = {}
+def _cases(lenet_data) -> dict:
     cases = {"lenet_K16": ([reordered(lenet_data, s) for s in range(16)],
                            lambda: [ModelFc(LENET, seed=s) for s in range(16)])}
     tiny = circle_data()
     cases["tiny_K1000"] = ([reordered(tiny, s) for s in range(1000)],
                            lambda: [TinyNet(seed=s) for s in range(1000)])
-    for name, (datasets, make) in cases.items():
+    return cases
+
+
+def bench_jit(lenet_data, iterations) -> dict:
+    result = {}
+    for name, (datasets, make) in _cases(lenet_data).items():
         row = {}
         for jit in (False, True):
             start = time.perf_counter()
@@ -165,6 +182,35 @@ def bench_jit(lenet_data, iterations) -> dict:
             row[f"jit_{jit}"] = {"first_1_iteration_run_seconds": round(first, 3),
                                  "step_ms": round(1e3 * steady_step_seconds(
                                      datasets, make(), iterations, jit), 3)}
+        result[name] = row
+    return result
+
+
+@contextlib.contextmanager
+def _vectorized_map_path():
+    """Makes every architecture fail the batched trial (bench only)."""
+    original = population._batched_reason  # pylint: disable=protected-access
+    population._batched_reason = lambda model, shape: "forced by the benchmark"
+    population._BATCHED_REASONS.clear()  # pylint: disable=protected-access
+    try:
+        yield
+    finally:
+        population._batched_reason = original
+        population._BATCHED_REASONS.clear()  # pylint: disable=protected-access
+
+
+def bench_paths(lenet_data, iterations) -> dict:
+    result = {}
+    for name, (datasets, make) in _cases(lenet_data).items():
+        model = make()[0].build(datasets[0].example_shape)
+        row = {"batched_reason": population.batched_reason(model, datasets[0].example_shape),
+               "default_jit_batched": population._BATCHED_JIT}  # pylint: disable=protected-access
+        batched = steady_step_seconds(datasets, make(), iterations, None)
+        with _vectorized_map_path():
+            vectorized = steady_step_seconds(datasets, make(), iterations, False)
+        row.update({"batched_step_ms": round(1e3 * batched, 3),
+                    "vectorized_map_step_ms": round(1e3 * vectorized, 3),
+                    "batched_speedup": round(vectorized / batched, 2)})
         result[name] = row
     return result
 
@@ -179,6 +225,8 @@ def main(argv=None) -> None:
     parser.add_argument("--tiny_singles", type=int, default=20)
     parser.add_argument("--jit", type=int, default=1, help="1: also compare jit_compile.")
     parser.add_argument("--jit_iterations", type=int, default=50)
+    parser.add_argument("--paths", type=int, default=1,
+                        help="1: also compare the batched and vectorized_map paths.")
     parser.add_argument("--threads", type=int, default=0,
                         help="intra-op threads (0: TensorFlow's default)")
     args = parser.parse_args(argv)
@@ -193,6 +241,8 @@ def main(argv=None) -> None:
               "tiny": bench_tiny(args.tiny_networks, args.tiny_iterations, args.tiny_singles)}
     if args.jit:
         report["jit"] = bench_jit(lenet_data, args.jit_iterations)
+    if args.paths:
+        report["paths"] = bench_paths(lenet_data, args.jit_iterations)
     report["bench_seconds"] = round(time.perf_counter() - started, 1)
     json.dump(report, sys.stdout, indent=1)
     print()

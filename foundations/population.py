@@ -10,16 +10,32 @@ done.json, diverged.json for a member that diverges), with
 How it trains. Every kernel and bias is stacked over the members on a leading
 axis [K, ...] (one tf.Variable per layer for the whole population), and so are
 the masks. A training step gathers each member's own batch ([K, batch, ...]),
-runs the model's own ``forward`` once per member under ``tf.vectorized_map``
-(with ``ModelBase.overriding`` supplying that member's effective kernels,
-biases and dropout seeds), sums the members' losses and takes one optimizer
-step over the stacked variables. The members never mix: the gradient of the
-sum with respect to member k's slice is the gradient of member k's loss, the
-masks are applied in the forward pass (a pruned weight gets a zero gradient
-and stays exactly 0), and only elementwise optimizers are accepted (SGD,
-momentum, Adam, ...: each element's update depends on that element alone), so
-each member follows its single run up to floating-point rounding (batched
-matrix products add in another order).
+computes every member's forward pass (see "Two paths" below), sums the
+members' losses (each the model's own loss, a mean over that member's batch)
+and takes one optimizer step over the stacked variables. The members never
+mix: the gradient of the sum with respect to member k's slice is the gradient
+of member k's loss, the masks are applied in the forward pass (a pruned weight
+gets a zero gradient and stays exactly 0), and only elementwise optimizers are
+accepted (SGD, momentum, Adam, ...: each element's update depends on that
+element alone), so each member follows its single run up to floating-point
+rounding (batched matrix products add in another order).
+
+Two paths. Dense models (ModelFc, custom models built from ``dense_layer``,
+elementwise activations and per-example reshapes, without dropout) run
+*batched*: the model's own ``forward`` runs once on all members' rows stacked
+member-major ([K*batch, ...]), with ``ModelBase.overriding(matmuls=...)``
+making each dense layer one batched matmul of [K, batch, in] rows with the
+stacked [K, in, out] kernels (plus each member's bias); only the cheap loss
+and accuracy run per member (tf.vectorized_map). Whether a model qualifies is
+decided once per architecture by a trial (`batched_reason`): random members
+and examples through the batched forward must use every dense layer and give
+each member what its own forward gives. Every other model (convolutions,
+dropout, a forward that mixes examples, or one the trial cannot run) runs
+its ``forward`` once per member under ``tf.vectorized_map`` (with
+``overriding`` supplying that member's effective kernels, biases and dropout
+seeds): correct, with the single runs' numbers, but slower; vectorization
+falls back to a loop over members for convolutions with per-member filters
+and for stateless dropout with per-member seeds.
 
 As in the trainer, the iterations between two evaluations run in one
 tf.function (a tf.range loop over rows of batch indices into the training set,
@@ -27,17 +43,22 @@ which stays on the device), and the compiled functions are kept per data set
 and reused by later populations of the same architecture, size and optimizer
 setting (the levels of a lottery population).
 
-Models. Dense networks (ModelFc, small custom models built from
-``dense_layer``) are what this is made fast for: tf.vectorized_map turns each
-member's matmul into one batched matmul. Convolutional models (ModelConv) and
-dropout work and give the single runs' numbers, but slowly: vectorization
-falls back to a loop over members for convolutions with per-member filters
-and for stateless dropout with per-member seeds.
+XLA. ``jit_compile=None`` (the default) chooses per path; see
+bench/bench_population.py, which measures both. The vectorized_map path runs
+without XLA: on CPU its program ran about 3x slower under XLA for
+LeNet-300-100 and no faster for tiny networks, and compiling the training step
+alone with XLA made XLA constant-fold the vectorized program for minutes. The
+batched path runs without XLA too (``_BATCHED_JIT``): on a 2-core CPU its
+steady step took 3.7 ms without and 20 ms with XLA for 1,000 tiny 2-10-1
+networks, and 20 ms without and 178 ms with XLA for 16 LeNet-300-100s (XLA's
+CPU code for batched matmuls of many small matrices is slow).
 
-XLA. ``jit_compile=False`` is the default: on CPU the vectorized program ran
-about 3x slower under XLA for LeNet-300-100 and no faster for tiny networks,
-and compiling the training step alone with XLA made XLA constant-fold the
-vectorized program for minutes (bench/bench_population.py measures both).
+Speed. Both paths end in batched matmuls (vectorized_map turns each member's
+matmul into one), and on a 2-core CPU their steady steps took about the same
+time (3.5 ms for the 1,000 tiny networks, 20 ms for 16 LeNets); the batched
+path is the simpler program, and the one to build on. For many tiny networks most of a population's time is per member and outside the
+steps: building each model (its own initializers) and each run directory's
+files, every one synced (about 9 per member), as in single runs.
 """
 
 import concurrent.futures
@@ -60,7 +81,7 @@ from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations import trainer
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.model_base import (DROPOUT_STEP, BIAS_SUFFIX, ModelBase,
-                                                   dropout_seed_key)
+                                                   bias_key, dropout_seed_key)
 from lottery_ticket.foundations.save_restore import Network
 
 logger = logging.getLogger("lottery_ticket")
@@ -81,6 +102,8 @@ _EVALUATION_BUDGET = 8
 # Threads that prepare and finish the members' run directories: mostly waiting for
 # file syncs, which overlap.
 _WRITER_THREADS = 8
+# jit_compile's default for populations that run batched (see the module docstring).
+_BATCHED_JIT = False
 
 
 class PopulationDivergedError(DivergedError):
@@ -201,6 +224,121 @@ def _check_models(models: Sequence[ModelBase], example_shape: Sequence[int]) -> 
                              f"{'; '.join(differ[:4])}): a population has one architecture.")
 
 
+# -- The batched forward ----------------------------------------------------------
+
+
+def _member_matmul(inputs: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor],
+                   size: int) -> tf.Tensor:
+    """Member-major rows [K*batch, in] times each member's own kernel ([K, in,
+    out]) plus its own bias ([K, out]): [K*batch, out]."""
+    rows = tf.reshape(inputs, [size, -1, inputs.shape[-1]])
+    outputs = tf.matmul(rows, kernel)
+    if bias is not None:
+        # Here rather than where dense_layer adds its bias, which would need the
+        # bias repeated per row; dense_layer then adds the (zero) override.
+        outputs = outputs + bias[:, tf.newaxis, :]
+    return tf.reshape(outputs, [-1, kernel.shape[-1]])
+
+
+def _batched_forward(template: ModelBase, stacked: Mapping[str, tf.Tensor], inputs: tf.Tensor,
+                     size: int, training: bool,
+                     used: Optional[List[str]] = None) -> tf.Tensor:
+    """template's forward() for K members at once, on member-major rows.
+
+    Args:
+      template: a built model whose forward() uses only dense layers (see
+        _batched_reason).
+      stacked: weight key -> the members' effective values [K, ...].
+      inputs: [K*batch, ...]: member k's examples are rows k*batch ... (k+1)*batch-1.
+      size: K.
+      training: passed to forward().
+      used: if given, collects the name of each dense layer whose matmul ran.
+
+    Returns:
+      forward()'s outputs for all members, member-major ([K*batch, ...]).
+    """
+    matmuls, overrides = {}, {}
+    for name in template.layer_names:
+        kernel = stacked[name]
+        bias = stacked.get(bias_key(name))
+        matmul = functools.partial(_member_matmul, kernel=kernel, bias=bias, size=size)
+        if used is not None:
+            matmul = functools.partial(_recording, matmul, name, used)
+        matmuls[name] = matmul
+        # The stacked kernel in place of the layer's own, which the matmul does not
+        # read: the template's variables (and masks) stay out of the program.
+        overrides[name] = kernel
+        if bias is not None:
+            overrides[bias_key(name)] = tf.zeros([], bias.dtype)
+    with template.overriding(weights=overrides, matmuls=matmuls):
+        return template(inputs, training=training)
+
+
+def _recording(matmul: Callable[[tf.Tensor], tf.Tensor], name: str, used: List[str],
+               inputs: tf.Tensor) -> tf.Tensor:
+    used.append(name)
+    return matmul(inputs)
+
+
+# Members and rows of the trial that decides whether a model runs batched.
+_TRIAL_MEMBERS, _TRIAL_ROWS = 3, 4
+
+
+def _batched_reason(template: ModelBase, example_shape: Sequence[int]) -> Optional[str]:
+    """None if _batched_forward computes `template`'s forward() exactly for every
+    member, else why not.
+
+    forward() may only use dense layers, elementwise functions and reshapes of
+    single examples: each of its rows must depend on that row alone, through the
+    dense layers' own matmuls. Dropout (per-member seeds) and convolutions
+    (4-D kernels) are refused outright; otherwise a trial on random members and
+    examples must use every dense layer and give, per member, what forward()
+    gives for that member alone (in training and evaluation).
+    """
+    if template.dropout_seeds:
+        return "dropout (each member draws its own patterns)"
+    shapes = template.get_current_weights(include_biases=True)
+    names = template.layer_names
+    if not names:
+        return "no dense layers"
+    for name in names:
+        if len(np.shape(shapes[name])) != 2:
+            return f"layer {name!r} is not dense (kernel shape {np.shape(shapes[name])})"
+    if set(shapes) - set(names) - {bias_key(name) for name in names}:
+        return "weights that belong to no dense layer"
+    rng = np.random.default_rng(0)
+    members, rows = _TRIAL_MEMBERS, _TRIAL_ROWS
+    # Scaled as initializers scale kernels, so that deep stacks stay in range.
+    stacked = {key: (rng.standard_normal((members,) + np.shape(value))
+                     / np.sqrt(np.shape(value)[0] if key in names else 1.0)).astype(np.float32)
+               for key, value in shapes.items()}
+    x = rng.standard_normal((members, rows) + tuple(example_shape)).astype(np.float32)
+    try:
+        with tf.init_scope():
+            for training in (True, False):
+                used: List[str] = []
+                together = _batched_forward(
+                    template, {key: tf.constant(v) for key, v in stacked.items()},
+                    tf.constant(x.reshape((members * rows,) + x.shape[2:])), members,
+                    training, used).numpy()
+                if set(used) != set(names):
+                    return f"forward() skips the dense layers {sorted(set(names) - set(used))}"
+                for k in range(members):
+                    with template.overriding(weights={key: tf.constant(v[k])
+                                                      for key, v in stacked.items()}):
+                        alone = template(x[k], training=training).numpy()
+                    if together.shape[0] != members * rows or alone.shape[0] != rows:
+                        return "forward() does not keep one output row per example"
+                    ours = together[k * rows:(k + 1) * rows]
+                    if ours.shape != alone.shape or not np.allclose(ours, alone, rtol=1e-4,
+                                                                   atol=1e-4):
+                        return "forward() mixes examples or members"
+    except Exception as error:  # pylint: disable=broad-except
+        # Whatever the batched form cannot run is run per member.
+        return f"the batched trial failed ({type(error).__name__}: {error})"
+    return None
+
+
 # -- The compiled program -------------------------------------------------------
 
 
@@ -215,9 +353,12 @@ class _PopulationSteps:
     """
 
     def __init__(self, template: ModelBase, size: int, dataset: DatasetBase,
-                 optimizer: Any, jit_compile: bool):
+                 optimizer: Any, jit_compile: bool, batched: bool = False):
         self.template = template
         self.size = size
+        # Whether forward() runs once for all members as batched matmuls (see
+        # _batched_reason) instead of once per member under tf.vectorized_map.
+        self.batched = bool(batched)
         self.in_use = False
         self.optimizer = optimizer
         shapes = template.get_current_weights(include_biases=True)
@@ -266,6 +407,8 @@ class _PopulationSteps:
                        step: Optional[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
         """Per-member (loss, accuracy), [K] each, on per-member batches x, y
         ([K, batch, ...]) or on one shared batch `shared` = (x, y)."""
+        if self.batched:
+            return self._batched_member_losses(x, y, shared, training)
         template = self.template
         keys, dropout_layers = self.keys, self.dropout_layers
 
@@ -285,6 +428,40 @@ class _PopulationSteps:
         if shared is None:
             arguments += (x, y)
         return tf.vectorized_map(member, arguments)
+
+    def _batched_member_losses(self, x: Optional[tf.Tensor], y: Optional[tf.Tensor],
+                               shared: Optional[Tuple[tf.Tensor, tf.Tensor]],
+                               training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+        """_member_losses by one forward() over all members' rows (member-major)."""
+        size, template = self.size, self.template
+        if shared is not None:
+            # Every member reads the same rows: K copies, one block per member.
+            x, labels = shared
+            inputs = tf.tile(x, [size] + [1] * (len(x.shape) - 1))
+        else:
+            inputs = tf.reshape(x, [-1] + list(x.shape[2:]))
+            labels = y
+        logits = _batched_forward(template, dict(zip(self.keys, self._effective_graph())),
+                                  inputs, size, training)
+        rest = list(logits.shape[1:])
+        if any(d is None for d in rest):
+            shape = tf.concat([[size, -1], tf.shape(logits)[1:]], axis=0)
+        else:
+            shape = [size, -1] + rest
+        logits = tf.reshape(logits, shape)
+
+        # The loss and accuracy are the model's own, per member: a mean over that
+        # member's batch, as in its single run (so the gradient of the sum of the
+        # members' losses is, per member, its single run's gradient).
+        if shared is None:
+            def member(arguments):
+                return (template.loss(arguments[0], arguments[1]),
+                        template.accuracy(arguments[0], arguments[1]))
+            return tf.vectorized_map(member, (logits, labels))
+
+        def shared_member(member_logits):
+            return template.loss(member_logits, labels), template.accuracy(member_logits, labels)
+        return tf.vectorized_map(shared_member, logits)
 
     def _train_steps_graph(self, x_train: tf.Tensor, y_train: tf.Tensor, indices: tf.Tensor,
                            first_step: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -325,8 +502,9 @@ class _PopulationSteps:
         values = [m.get_current_weights(include_biases=True) for m in models]
         for key, variable in zip(self.keys, self.weights):
             variable.assign(np.stack([v[key] for v in values]))
+        masks = [_masks_of(m) for m in models]
         for key, variable in zip(self.keys, self.masks):
-            variable.assign(np.stack([_mask_of(m, key) for m in models]))
+            variable.assign(np.stack([m[key] for m in masks]))
         for name, variable in zip(self.dropout_layers, self.seeds):
             variable.assign(np.array([m.dropout_seeds[name] for m in models], np.int64))
         if optimizer is not self.optimizer:
@@ -384,13 +562,17 @@ class _PopulationSteps:
         return {key: variable.numpy() for key, variable in zip(self.keys, self.weights)}
 
 
-def _mask_of(model: ModelBase, key: str) -> np.ndarray:
-    if key.endswith(BIAS_SUFFIX):
-        mask = model.bias_masks.get(key)
-        if mask is None:
-            return np.ones(np.shape(model.biases[key[:-len(BIAS_SUFFIX)]]), np.float32)
-        return mask
-    return model.masks[key]
+def _masks_of(model: ModelBase) -> Dict[str, np.ndarray]:
+    """Weight key -> the member's mask (ones where it has none), kernels and biases.
+
+    Read once per member: each of the model's mask properties reads all its
+    variables."""
+    masks = dict(model.masks)
+    bias_masks = model.bias_masks
+    for name, bias in model._biases.items():  # pylint: disable=protected-access
+        key = bias_key(name)
+        masks[key] = bias_masks[key] if key in bias_masks else np.ones(bias.shape, np.float32)
+    return masks
 
 
 _ENGINES: "weakref.WeakKeyDictionary[DatasetBase, Dict[Hashable, _PopulationSteps]]" = (
@@ -398,23 +580,59 @@ _ENGINES: "weakref.WeakKeyDictionary[DatasetBase, Dict[Hashable, _PopulationStep
 _ENGINES_LOCK = threading.Lock()
 
 
+# Per architecture (engine key and example shape): why it cannot run batched, or None.
+_BATCHED_REASONS: Dict[Hashable, Optional[str]] = {}
+
+
+def batched_reason(model: ModelBase, example_shape: Sequence[int]) -> Optional[str]:
+    """Why a population of `model`'s architecture would train with
+    tf.vectorized_map rather than as batched matmuls; None if it trains batched.
+
+    Args:
+      model: a built member (its weights are not changed).
+      example_shape: the shape of one example, without the batch dimension.
+    """
+    trace_key = trainer._trusted_trace_key(model)  # pylint: disable=protected-access
+    key = None
+    if trace_key is not None:
+        # What trainer._engine_key holds of the model: its class, trace key and the
+        # functions a trace calls (one patched after a trial is another model).
+        functions = tuple(getattr(trainer._defined_in(type(model), name), name)  # pylint: disable=protected-access
+                          for name in trainer._TRACED)  # pylint: disable=protected-access
+        key = (type(model), trace_key, tuple(_layout(model)), functions,
+               tuple(int(d) for d in example_shape))
+        if key in _BATCHED_REASONS:
+            return _BATCHED_REASONS[key]
+    reason = _batched_reason(model, example_shape)
+    if key is not None:
+        _BATCHED_REASONS[key] = reason
+    if reason is not None:
+        logger.debug("%s populations train with tf.vectorized_map: %s",
+                     type(model).__name__, reason)
+    return reason
+
+
 def _engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer: Any,
-            jit_compile: bool) -> _PopulationSteps:
+            jit_compile: Optional[bool]) -> _PopulationSteps:
     """A loaded engine for `models`: one traced before for the same data set,
     architecture, size and optimizer setting, or a new one."""
     template = models[0]
+    batched = batched_reason(template, dataset.example_shape) is None
+    if jit_compile is None:
+        jit_compile = _BATCHED_JIT if batched else False
     key = trainer._engine_key(template, optimizer)  # pylint: disable=protected-access
     if key is not None:
         # The layout of the weights, not of the model's variables: members with and
         # without masks (mask variables) share an engine, whose masks are stacked.
-        key = key[:2] + (tuple(_layout(template)),) + key[3:] + (len(models), bool(jit_compile))
+        key = key[:2] + (tuple(_layout(template)),) + key[3:] + (len(models), bool(jit_compile),
+                                                                  batched)
     with _ENGINES_LOCK:
         engines = _ENGINES.setdefault(dataset, {})
         engine = engines.get(key) if key is not None else None
         if engine is None or engine.in_use:
             # A private template, so that later populations never touch a caller's model.
             engine = _PopulationSteps(copy.deepcopy(template), len(models), dataset,
-                                      optimizer, jit_compile)
+                                      optimizer, jit_compile, batched)
             if key is not None and key not in engines:
                 engines[key] = engine
                 while len(engines) > _ENGINES_PER_DATASET:
@@ -468,7 +686,8 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
                      run_infos: Optional[Sequence[Optional[Mapping]]] = None,
                      progress: progress_lib.Progress = None, progress_label: str = "",
                      iterations_after: int = 0, start_iteration: int = 0,
-                     snapshot_iterations: Sequence[int] = (), jit_compile: bool = False,
+                     snapshot_iterations: Sequence[int] = (),
+                     jit_compile: Optional[bool] = None,
                      raise_on_divergence: bool = True
                      ) -> List[Union[trainer.TrainResult, DivergedError]]:
     """Trains K networks of one architecture together; writes K run directories.
@@ -502,8 +721,8 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
       progress: as in trainer.train; a function is called as
         progress(iteration, total, latest) with the mean over the members
         still training of each split's latest loss and accuracy.
-      jit_compile: compile the training loop with XLA (slower on CPU; see the
-        module docstring).
+      jit_compile: compile the training loop with XLA. None (the default)
+        chooses per path: see the module docstring ("XLA").
       raise_on_divergence: if a member's loss or weights become non-finite,
         it is recorded as diverged exactly as trainer.train records it
         (metrics so far and diverged.json, no done.json) and the others go

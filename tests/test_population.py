@@ -16,7 +16,8 @@ from lottery_ticket.experiments import population as population_trials
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths, population, runs, save_restore, trainer
 from lottery_ticket.foundations.dataset_base import DatasetBase
-from lottery_ticket.foundations.model_base import ModelBase, bias_key, unit_bias_masks
+from lottery_ticket.foundations.model_base import (ModelBase, bias_key, sigmoid_accuracy,
+                                                   sigmoid_cross_entropy, unit_bias_masks)
 from lottery_ticket.foundations.model_conv import ModelConv
 from lottery_ticket.foundations.model_fc import ModelFc
 
@@ -348,3 +349,74 @@ def test_lottery_population_trains_fresh_trials_together(tmp_path, monkeypatch):
                                           alone[level].masks[name])
     with pytest.raises(ValueError, match="repeat"):
         population_trials.run_trials(str(tmp_path), config, [7, 7])
+
+
+class _Tiny(ModelBase):
+    """2 inputs, 10 ReLU units, one sigmoid output (as a logit)."""
+
+    loss = staticmethod(sigmoid_cross_entropy)
+    accuracy = staticmethod(sigmoid_accuracy)
+
+    def __init__(self, seed=None):
+        super().__init__(seed=seed, name="tiny_net")
+
+    def trace_key(self):
+        return ("2-10-1",)
+
+    def forward(self, inputs, training=False):
+        return self.dense_layer("output", self.dense_layer("hidden", inputs, 10, "relu"), 1)
+
+
+class _BatchMixing(_Tiny):
+    """Centres each batch: rows depend on other rows, so no batched forward."""
+
+    def trace_key(self):
+        return ("2-10-1", "centred")
+
+    def forward(self, inputs, training=False):
+        return super().forward(inputs - tf.reduce_mean(inputs, axis=0), training)
+
+
+def _engines_of(dataset):
+    return list(population._ENGINES.get(dataset, {}).values())  # pylint: disable=protected-access
+
+
+def test_dense_models_train_batched_and_others_not():
+    assert population.batched_reason(ModelFc(SMALL_FC, seed=0).build([784]), [784]) is None
+    assert population.batched_reason(_Tiny(seed=0).build([2]), [2]) is None
+    assert "mixes" in population.batched_reason(_BatchMixing(seed=0).build([2]), [2])
+    conv = ModelConv(((2,),), dense_units=(8,), dropout=0.5, seed=0).build([8, 8, 1])
+    assert "dropout" in population.batched_reason(conv, [8, 8, 1])
+    conv = ModelConv(((2,),), dense_units=(8,), seed=0).build([8, 8, 1])
+    assert "not dense" in population.batched_reason(conv, [8, 8, 1])
+
+
+def test_the_population_of_the_fixture_trained_batched(fashion, trained_both):
+    engines = _engines_of(fashion[0])
+    assert engines and all(engine.batched for engine in engines)
+
+
+@pytest.mark.parametrize("model_class", [_Tiny, _BatchMixing])
+def test_tiny_sigmoid_population_equals_single_runs(tmp_path, model_class):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(300, 2)).astype(np.float32)
+    y = (np.sum(x ** 2, axis=1) < 0.5).astype(np.float32)
+    datasets = [DatasetBase((x, y), 25, (x[:100], y[:100]), train_order_seed=s)
+                for s in range(3)]
+    sgd = functools.partial(tf.keras.optimizers.SGD, learning_rate=0.5, momentum=0.5)
+    kwargs = dict(test_interval=20, progress=False, save_summaries=False)
+    ours = population.train_population(
+        datasets, [model_class(seed=s) for s in range(3)], sgd, ("iterations", 40),
+        [str(tmp_path / f"p{k}") for k in range(3)], **kwargs)
+    assert [engine.batched for engine in _engines_of(datasets[0])] == [
+        model_class is _Tiny]
+    for k in range(3):
+        theirs = trainer.train(datasets[k], model_class(seed=k), sgd, ("iterations", 40),
+                               str(tmp_path / f"s{k}"), **kwargs)
+        for name in theirs.final:
+            np.testing.assert_allclose(ours[k].final[name], theirs.final[name], rtol=1e-5,
+                                       atol=1e-6)
+        for split in ("train", "test"):
+            for what in ("loss", "accuracy"):
+                np.testing.assert_allclose(ours[k].metrics[split][what],
+                                           theirs.metrics[split][what], rtol=1e-5, atol=1e-6)
