@@ -8,6 +8,10 @@ import shutil
 import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Hundreds of short runs of small networks: XLA's compile time (about a second per
+# new program) would double the suite. The tests of XLA, of the sparse layers and of
+# 'auto' itself ask for it explicitly or clear this (fixture `xla_auto`).
+os.environ.setdefault("LOTTERY_TICKET_XLA_AUTO", "off")
 
 import numpy as np
 import pytest
@@ -126,3 +130,9 @@ def checksums(directory) -> dict:
             with open(path, "rb") as f:
                 found[os.path.relpath(path, directory)] = hashlib.md5(f.read()).hexdigest()
     return found
+
+
+@pytest.fixture
+def xla_auto(monkeypatch):
+    """--xla=auto as it is outside the test suite (see LOTTERY_TICKET_XLA_AUTO above)."""
+    monkeypatch.delenv("LOTTERY_TICKET_XLA_AUTO", raising=False)

@@ -13,7 +13,7 @@ from lottery_ticket.foundations import runs
 
 
 @pytest.mark.slow
-def test_two_levels_of_2000_iterations_from_the_shell(fashion_mnist_dir, tmp_path):
+def test_two_levels_of_2000_iterations_from_the_shell(fashion_mnist_dir, tmp_path, xla_auto):
     trial = tmp_path / "trial1"
     command = [sys.executable, "-m", "lottery_ticket.mnist_fc.runners.lottery_experiment",
                f"--output_dir={trial}", f"--mnist_location={fashion_mnist_dir}",
@@ -34,6 +34,8 @@ def test_two_levels_of_2000_iterations_from_the_shell(fashion_mnist_dir, tmp_pat
     assert len(metrics["validate"]["iteration"]) == 21
     masks = np.load(os.path.join(paths.run(str(trial), 1), "masks", "layer0.npy"))
     assert int(masks.sum()) == 188160
+    # The default path, as a user runs it: the training loop compiled with XLA.
+    assert runs.read_done(paths.run(str(trial), 1))["xla"]["training"] is True
 
     # The same command again finds both levels complete and changes nothing.
     stamp = os.stat(paths.done(paths.run(str(trial), 1))).st_mtime_ns

@@ -125,7 +125,7 @@ def test_snapshots_of_a_sparse_run_hold_the_trained_survivors(tmp_path):
                                atol=1e-5)
 
 
-def test_xla_setting_is_recorded_and_gives_the_plain_numbers(tmp_path):
+def test_xla_setting_is_recorded_and_gives_the_plain_numbers(tmp_path, xla_auto):
     dataset = synthetic_dataset()
     on = _train(dataset, ModelFc(WIDE_FC, seed=2), tmp_path / "on", xla="on")
     off = _train(dataset, ModelFc(WIDE_FC, seed=2), tmp_path / "off", xla="off")
@@ -161,7 +161,8 @@ class PythonStepFc(ModelFc):
         return ("python-step",) + tuple(self._layer_specs)
 
 
-def test_auto_trains_without_xla_where_it_cannot_compile_and_says_so(tmp_path, caplog):
+def test_auto_trains_without_xla_where_it_cannot_compile_and_says_so(tmp_path, caplog,
+                                                                    xla_auto):
     dataset = synthetic_dataset()
     with caplog.at_level(logging.WARNING, logger="lottery_ticket"):
         result = _train(dataset, PythonStepFc(WIDE_FC, seed=1), tmp_path / "auto")
@@ -200,7 +201,7 @@ def test_dropout_draws_the_same_patterns_with_and_without_xla(tmp_path):
         np.testing.assert_allclose(results["on"].final[layer], values, rtol=1e-4, atol=1e-6)
 
 
-def test_auto_leaves_convolutions_to_tensorflow_on_a_cpu(tmp_path):
+def test_auto_leaves_convolutions_to_tensorflow_on_a_cpu(tmp_path, xla_auto):
     from test_model_conv import ADAM as CONV_ADAM, SMALL, images
     from lottery_ticket.foundations.model_conv import ModelConv
     result = trainer.train(images(), ModelConv(**SMALL, seed=1), CONV_ADAM, ("iterations", 6),
@@ -209,3 +210,13 @@ def test_auto_leaves_convolutions_to_tensorflow_on_a_cpu(tmp_path):
     # XLA's CPU convolutions are many times slower; on a GPU auto compiles them.
     assert result.record["xla"]["training"] is trainer.gpu_present()
     assert trainer.resolve_xla("auto", ModelFc(WIDE_FC).build([784]))[0] is True
+
+
+def test_the_environment_can_say_what_auto_means(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOTTERY_TICKET_XLA_AUTO", "off")
+    result = _train(synthetic_dataset(), ModelFc(WIDE_FC, seed=2), tmp_path / "a")
+    assert result.record["xla"] == {"setting": "auto", "training": False,
+                                    "evaluation": False, "sparse_layers": []}
+    monkeypatch.setenv("LOTTERY_TICKET_XLA_AUTO", "sometimes")
+    with pytest.raises(ValueError, match="LOTTERY_TICKET_XLA_AUTO"):
+        _train(synthetic_dataset(), ModelFc(WIDE_FC, seed=2), tmp_path / "b")
