@@ -330,11 +330,8 @@ def _identity(run: _ControlRun, data: Mapping[str, Any]) -> Dict[str, Any]:
     """The run_info single_run.train records for `run` (called as _train_control
     calls it), for a population member to record the same and be read back by
     a rerun of the single control (and the other way round)."""
-    info = {"config": run.config.to_json(), "seed": run.init_seed,
-            "train_order_seed": run.order_seed, "masks": single_run.source_of(run.masks),
-            "presets": single_run.source_of(run.presets), "data": data}
-    info.update(run.control_info())
-    return info
+    return single_run.run_identity(run.config, run.init_seed, run.order_seed, run.masks,
+                                   run.presets, data, run.control_info())
 
 
 def run_controls(control: str, output_dirs: Sequence[str], masks: save_restore.NetworkLike,

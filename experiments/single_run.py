@@ -8,7 +8,7 @@ other settings, and otherwise trains and writes the run directory.
 
 import logging
 import os
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
@@ -79,6 +79,18 @@ def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
         sparse_below=config["sparse_below"])
 
 
+def run_identity(config: ExperimentConfig, seed: int, train_order_seed: int,
+                 masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
+                 data: Mapping[str, Any], run_info: Optional[Mapping[str, Any]] = None
+                 ) -> Dict[str, Any]:
+    """The run_info `train` records for a run, and compares a saved run on."""
+    info = {"config": config.to_json(), "seed": int(seed),
+            "train_order_seed": int(train_order_seed), "masks": source_of(masks),
+            "presets": source_of(presets), "data": data}
+    info.update(run_info or {})
+    return info
+
+
 def train(output_dir: str, config: ExperimentConfig,
           masks: save_restore.NetworkLike = None, presets: save_restore.NetworkLike = None,
           seed: int = 0, train_order_seed: Optional[int] = None,
@@ -116,10 +128,8 @@ def train(output_dir: str, config: ExperimentConfig,
     """
     build.check(config)
     order_seed = int(seed if train_order_seed is None else train_order_seed)
-    info = {"config": config.to_json(), "seed": int(seed), "train_order_seed": order_seed,
-            "masks": source_of(masks), "presets": source_of(presets),
-            "data": build.data_identity(config)}
-    info.update(run_info or {})
+    info = run_identity(config, seed, order_seed, masks, presets,
+                        build.data_identity(config), run_info)
     with runs.lock(output_dir):
         saved = load_if_complete(output_dir, info)
         if saved is not None:

@@ -120,8 +120,9 @@ class PopulationDivergedError(DivergedError):
         first = self.diverged[0]
         super().__init__(first.output_dir, first.iteration, first.what)
         self.args = (f"{len(self.diverged)} of {len(results)} members of the population "
-                     f"diverged (the first: {first}); the others completed. The diverged "
-                     "runs are recorded as such (diverged.json).",)
+                     f"diverged (the first: {first})"
+                     f"{'' if len(self.diverged) == len(results) else '; the others completed'}"
+                     ". The diverged runs are recorded as such (diverged.json).",)
 
 
 # -- Checks -------------------------------------------------------------------
