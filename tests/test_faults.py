@@ -87,7 +87,8 @@ def test_a_second_runner_on_the_same_trial_is_refused(tmp_path, fashion_mnist_di
     trial = str(tmp_path / "trial")
     common = [f"--output_dir={trial}", f"--mnist_location={fashion_mnist_dir}", "--levels=0",
               "--threads=1", "--test_interval=0", "--validate_interval=0"]
-    first = start(RUNNERS + "lottery_experiment", "--training_len=iterations:4000", *common)
+    # Long enough to still hold the lock while the second process imports TensorFlow.
+    first = start(RUNNERS + "lottery_experiment", "--training_len=iterations:10000", *common)
     holder = os.path.join(trial, runs.LOCK_FILENAME)
     deadline = time.time() + 120
     while not os.path.exists(holder) and time.time() < deadline:
@@ -98,12 +99,12 @@ def test_a_second_runner_on_the_same_trial_is_refused(tmp_path, fashion_mnist_di
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-3000:]
     done = runs.read_done(paths.run(trial, 0))
-    assert done["iterations"] == 4000  # the first runner's run, whole
+    assert done["iterations"] == 10000  # the first runner's run, whole
     assert not os.path.exists(holder)  # released
     # Now free, the second command is refused for its other settings instead.
     before = checksums(trial)
     again = run(RUNNERS + "lottery_experiment", "--training_len=iterations:100", *common)
-    one_error(again, 2, "config.training_len: saved ['iterations', 4000], asked "
+    one_error(again, 2, "config.training_len: saved ['iterations', 10000], asked "
                         "['iterations', 100]")
     assert checksums(trial) == before
 
