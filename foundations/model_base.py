@@ -509,6 +509,34 @@ class ModelBase(tf.Module):
         """Names of the masked layers, in the order forward() creates them."""
         return list(self._layer_names)
 
+    # -- The declared interface for engines, pruning rules and experiments --------
+    # Training engines and pruning rules read and write a model's state through
+    # these variables only, never through its private attributes.
+
+    @property
+    def kernel_variables(self) -> Dict[str, tf.Variable]:
+        """layer name -> the kernel variable (unmasked values), in layer order."""
+        self._require_built()
+        return {name: self._kernels[name] for name in self._layer_names}
+
+    @property
+    def mask_variables(self) -> Dict[str, tf.Variable]:
+        """layer name -> the kernel's 0/1 mask variable, for the layers that have one."""
+        self._require_built()
+        return dict(self._mask_variables)
+
+    @property
+    def bias_variables(self) -> Dict[str, tf.Variable]:
+        """layer name -> the bias variable (unmasked values), for layers with a bias."""
+        self._require_built()
+        return dict(self._biases)
+
+    @property
+    def bias_mask_variables(self) -> Dict[str, tf.Variable]:
+        """layer name -> the bias's 0/1 mask variable, for biases given a mask."""
+        self._require_built()
+        return dict(self._bias_mask_variables)
+
     @property
     def weights(self) -> Dict[str, np.ndarray]:
         """Effective kernels (kernel * mask) as a dict layer name -> array."""
