@@ -1,9 +1,13 @@
 """lottery_ticket: lottery ticket hypothesis experiments in TensorFlow 2.
 
 The repository root is installed as the package ``lottery_ticket``; its
-subpackages are ``foundations`` (models, datasets, training, pruning and the
-experiment loop), ``datasets`` (concrete datasets), ``mnist_fc`` (LeNet-300-100
-on MNIST) and ``analysis`` (reading results back, metrics and figures).
+subpackages are ``foundations`` (models, data sets, training engines, pruning
+rules, run identity and the experiment loop), ``datasets`` (concrete data sets and
+their downloads), ``experiments`` (typed configurations, registries and the glue that
+runs a configured trial or control), ``cli`` (flags, runners, argfile batches on local
+processes, Ray or Slurm), ``mnist_fc`` and ``cifar10_conv`` (the LeNet-300-100 and
+Conv-2/4/6 families: defaults and entry points) and ``analysis`` (reading results
+back, metrics, tables and figures).
 """
 
 __version__ = "0.1.0"
