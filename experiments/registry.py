@@ -5,9 +5,11 @@ Each registry maps the name a configuration gives (``--model``, ``--optimizer``,
 
 * ``MODELS``: build(model_config, presets, masks, seed) -> ModelBase;
 * ``OPTIMIZERS``: build(train_config) -> a function making a fresh optimizer;
-* ``PRUNING``: build(prune_config) -> prune(masks, final_weights) -> masks;
-  ``layerwise``, ``global`` and ``unit`` are the selections of
-  ``foundations.pruning.prune``, ranked by ``--prune_scores``.
+* ``PRUNING``: build(prune_config) -> a pruning rule, rule(masks, final_weights,
+  level=None, context=None) -> masks (a ``foundations.pruning.PruningRule``, whose
+  ``get_config()`` runs record); ``layerwise``, ``global`` and ``unit`` are the
+  selections of ``foundations.pruning``, ranked by ``--prune_scores`` (a name in
+  ``pruning.WEIGHT_SCORES`` or ``UNIT_SCORES``).
 
 Data sets are registered in ``lottery_ticket.datasets.registry``. A new family
 registers its model in its own package (see the README's worked example).
@@ -88,13 +90,11 @@ OPTIMIZERS.register("adam", _keras_optimizer("Adam"))
 
 
 def _selection(selection: str) -> PruneBuilder:
-    """A builder of foundations.pruning.prune with this selection and the configured
+    """A builder of a pruning.PruningRule with this selection and the configured
     scores, percents and seed (checked here, before any training)."""
-    def build(config) -> Callable[[Network, Network], Network]:
-        pruning.check_strategy(selection, config.prune_scores, config.prune_seed)
-        return functools.partial(pruning.prune, dict(config.prune_percents),
-                                 scores=config.prune_scores, selection=selection,
-                                 seed=config.prune_seed)
+    def build(config) -> pruning.PruningRule:
+        return pruning.PruningRule(dict(config.prune_percents), selection=selection,
+                                   scores=config.prune_scores, seed=config.prune_seed)
     build.__qualname__ = f"_selection.{selection}"  # one registry entry per selection
     return build
 

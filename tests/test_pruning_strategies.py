@@ -413,7 +413,7 @@ def test_input_errors_for_every_selection(selection):
     with pytest.raises(ValueError, match=r"'layr0', which has no mask\. Did you mean "
                                          r"'layer0'\?"):
         pruning.prune({"layr0": 0.5}, masks, weights, selection=selection)
-    with pytest.raises(ValueError, match=r"'layer0' is 1\.5; it is a fraction in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"'layer0' is 1\.5; it is a fraction in \[0, 1\)"):
         pruning.prune({"layer0": 1.5}, masks, weights, selection=selection)
     with pytest.raises(ValueError, match=r"'layer0': mask shape \(3, 4\) differs from "
                                          r"weight shape \(4, 3\)"):
