@@ -111,6 +111,21 @@ class Context:
         """A copy with the named fields changed."""
         return dataclasses.replace(self, **changes)
 
+    def require(self, *needs: str) -> None:
+        """Raises ValueError, naming all that is missing, unless the context provides
+        each of `needs`: 'model', 'data', 'initial', 'rewind'."""
+        have = {"model": ("the model", "model_fn", self.model_fn),
+                "data": ("the training data", "dataset_fn", self.dataset_fn),
+                "initial": ("the initial weights", "initial", self.initial),
+                "rewind": ("the rewind weights", "rewind", self.rewind)}
+        unknown = [need for need in needs if need not in have]
+        if unknown:
+            raise ValueError(f"require{tuple(unknown)}: name some of {sorted(have)}.")
+        missing = [have[need] for need in needs if have[need][2] is None]
+        if missing:
+            raise _missing(" and ".join(what for what, _, _ in missing),
+                           "=..., ".join(keyword for _, keyword, _ in missing))
+
     def weights(self, which: Union[str, Mapping[str, np.ndarray]] = "final"
                 ) -> Mapping[str, np.ndarray]:
         """The weights named `which`: 'final', 'initial' or 'rewind' (or a dict itself).

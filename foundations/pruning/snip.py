@@ -27,6 +27,7 @@ class Snip(Score):
         self.batches, self.weights = int(batches), str(weights)
 
     def __call__(self, context, layers, seed) -> Dict[str, np.ndarray]:
+        context.require("model", "data")
         values = context.weights(self.weights)
         gradients = context.gradients(context.train_batches(self.batches),
                                       weights=self.weights)
