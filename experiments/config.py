@@ -405,9 +405,16 @@ class ExperimentConfig:
         return {f"config.{name}": _json_value(value) for name, value in self}
 
 
+# Recorded in run_info beside the configuration but decided by it (the pruning rule's
+# get_config()), so never compared: runs made before it was recorded still resume.
+RECORDED_ONLY = ("pruning_rule",)
+
+
 def identity_ignore() -> Tuple[str, ...]:
-    """Identity keys of the fields that do not change results, for runs.identity()."""
-    return tuple(f"config.{name}" for name in ExperimentConfig.non_identity_fields())
+    """Identity keys that do not set runs apart, for runs.identity(): the fields that
+    do not change results, and what the configuration decides (RECORDED_ONLY)."""
+    return tuple(f"config.{name}" for name in ExperimentConfig.non_identity_fields()) + \
+        RECORDED_ONLY
 
 
 def unknown_setting_message(name: str, known: Iterable[str]) -> str:

@@ -177,10 +177,26 @@ def test_snip_from_the_command_line(tmp_path, capsys):
     expected = _snip_by_hand(PERCENTS, masks0, final0, synthetic_dataset(train_order_seed=1))
     for name in PERCENTS:
         np.testing.assert_array_equal(masks1[name], expected[name])
-    # Resuming gives the same masks (the gradients are taken again, bit for bit).
+    # Each run records its rule's settings.
+    config = ExperimentConfig().replace(prune_scores="snip")
+    for run in (level0, level1):
+        recorded = json.load(open(paths.done(run)))["run_info"]["pruning_rule"]
+        assert recorded == build.prune_fn(config, 1).get_config()
+        assert recorded["scores"] == "snip" and recorded["score_config"] == {
+            "batches": 1, "weights": "final"}
+        assert pruning.PruningRule.from_config(recorded).get_config() == recorded
+    # Runs made before the rule was recorded resume as they are (the configuration
+    # decides the rule), and resuming gives the same masks, bit for bit.
+    for run in (level0, level1):
+        done = json.load(open(paths.done(run)))
+        del done["run_info"]["pruning_rule"]
+        with open(paths.done(run), "w") as f:
+            json.dump(done, f)
+    stamp = os.path.getmtime(os.path.join(paths.final(level1), "layer0.npy"))
     code, _, err = _run_cli([f"--output_dir={trial}", "--seed=1", "--levels=1",
                              "--prune_scores=snip", *SMALL_FLAGS], capsys)
     assert code == 0, err
+    assert os.path.getmtime(os.path.join(paths.final(level1), "layer0.npy")) == stamp
 
 
 def test_the_readme_pruning_examples_run(fashion_mnist_dir):
@@ -198,3 +214,18 @@ def test_the_readme_pruning_examples_run(fashion_mnist_dir):
     by_magnitude = pruning.prune(namespace["lenet_percents"], namespace["dense_masks"],
                                  trained)
     assert not np.array_equal(sensitive["layer0"], by_magnitude["layer0"])
+
+
+def test_oneshot_runs_record_their_one_shot_rule(tmp_path):
+    from lottery_ticket.experiments import oneshot
+    from lottery_ticket.foundations import paths, runs
+    config = ExperimentConfig().replace(
+        dataset="synthetic_test", data_location="unused", validation_size=0,
+        layers=[(32, "relu"), (16, "relu"), (10, None)], training_len=("iterations", 20),
+        batch_size=20, test_interval=10, levels=2)
+    oneshot.run_oneshot(str(tmp_path), config, levels=[2], seed=0, progress=False)
+    recorded = runs.read_done(paths.run(str(tmp_path), 2, "oneshot"))["run_info"]
+    assert recorded["pruning_rule"]["oneshot"] is True
+    assert recorded["pruning_rule"] == oneshot.pruning_function(config, 0).get_config()
+    level0 = runs.read_done(paths.run(str(tmp_path), 0))["run_info"]["pruning_rule"]
+    assert level0["oneshot"] is False and level0["percents"] == PERCENTS
