@@ -105,22 +105,9 @@ def _parse_layers(layers: Any) -> Layers:
 
 
 def _parse_percents(percents: Any) -> Dict[str, float]:
-    if not isinstance(percents, Mapping) or not percents:
-        raise ValueError(
-            f"prune_percents {percents!r} must be a non-empty dict layer -> fraction, "
-            "e.g. --prune_percents=\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\".")
-    parsed = {}
-    for layer, percent in percents.items():
-        try:
-            value = float(percent)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(
-                f"prune_percents[{layer!r}] is {percent!r}; it is a fraction in [0, 1] "
-                "(0.2 prunes 20% of the surviving weights per level).")
-        parsed[str(layer)] = value
-    return parsed
+    # The one check of pruning rates, shared with foundations.pruning: True, text, NaN,
+    # negatives and rates of 1 or more (which would empty a layer) are refused.
+    return pruning_lib.check_percents(percents, "prune_percents")
 
 
 def coerce(name: str, annotation: Any, value: Any) -> Any:
