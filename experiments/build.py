@@ -1,4 +1,5 @@
-"""Data set, model, optimizer and pruning rule from an ExperimentConfig, via registries."""
+"""Data set, model, optimizer and pruning rule from an ExperimentConfig, via the
+registries of datasets.registry and experiments.components."""
 
 import dataclasses
 import functools
@@ -7,7 +8,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from lottery_ticket.datasets import registry as dataset_registry
-from lottery_ticket.experiments import registry
+from lottery_ticket.experiments import components
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import pruning, trainer
 from lottery_ticket.foundations.dataset_base import DatasetBase
@@ -19,9 +20,9 @@ from lottery_ticket.foundations.save_restore import Network
 def check(config: ExperimentConfig) -> None:
     """Raises ValueError if a name in `config` is not registered, before any work."""
     dataset_registry.DATASETS.get(config["dataset"])
-    registry.MODELS.get(config["model"])
-    registry.OPTIMIZERS.get(config["optimizer"])
-    registry.PRUNING.get(config["pruning"])
+    components.MODELS.get(config["model"])
+    components.OPTIMIZERS.get(config["optimizer"])
+    components.PRUNING.get(config["pruning"])
     model(config)  # the builder checks the model's settings (no weights yet)
     import tensorflow as tf  # Imported here so that configurations load fast.
     try:
@@ -52,12 +53,12 @@ def dataset(config: ExperimentConfig, train_order_seed: int) -> DatasetBase:
 def model(config: ExperimentConfig, presets: Optional[Network] = None,
           masks: Optional[Network] = None, seed: Optional[int] = None) -> ModelBase:
     """A fresh model of the configured architecture."""
-    return registry.MODELS.get(config["model"])(config.model, presets, masks, seed)
+    return components.MODELS.get(config["model"])(config.model, presets, masks, seed)
 
 
 def optimizer_fn(config: ExperimentConfig) -> Callable[[], Any]:
     """A function that makes a fresh configured optimizer."""
-    return registry.OPTIMIZERS.get(config["optimizer"])(config.training)
+    return components.OPTIMIZERS.get(config["optimizer"])(config.training)
 
 
 def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> int:
@@ -78,7 +79,7 @@ def prune_fn(config: ExperimentConfig, trial_seed: Optional[int] = None
     rule.get_config() is what runs record."""
     pruning_config = dataclasses.replace(config.pruning,
                                          prune_seed=scores_seed(config, trial_seed))
-    return registry.PRUNING.get(config["pruning"])(pruning_config)
+    return components.PRUNING.get(config["pruning"])(pruning_config)
 
 
 def pruning_rule_config(config: ExperimentConfig, trial_seed: Optional[int] = None
@@ -134,7 +135,7 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
         pruning.call_with_context(
             prune_fn(config), model.masks, weights, pruning.Context(
                 model.masks, weights, initial=weights, level=1, order=model.layer_names,
-                model_fn=lambda presets, masks: registry.MODELS.get(config["model"])(
+                model_fn=lambda presets, masks: components.MODELS.get(config["model"])(
                     config.model, presets, masks, None),
                 dataset_fn=lambda: data))
     outputs = int(model(dataset.train[0][:1]).shape[-1])

@@ -200,7 +200,7 @@ class DataConfig(_Concern):
 class ModelConfig(_Concern):
     """Which network."""
     model: str = _field("fc", "Network: a name registered in "
-                        "lottery_ticket.experiments.registry.MODELS (fc, or a family's).")
+                        "lottery_ticket.experiments.components.MODELS (fc, or a family's).")
     layers: Layers = _field(((300, "relu"), (100, "relu"), (10, None)),
                             "The model's layer descriptions, read by its builder: for fc, "
                             "(units, activation) pairs; empty for a model whose "
@@ -222,7 +222,7 @@ class ModelConfig(_Concern):
 class TrainConfig(_Concern):
     """How one network is trained."""
     optimizer: str = _field("sgd", "Optimizer: sgd, momentum or adam (or one "
-                            "registered in experiments.registry.OPTIMIZERS).")
+                            "registered in experiments.components.OPTIMIZERS).")
     learning_rate: float = _field(0.1, "Learning rate.")
     momentum: float = _field(0.9, "Momentum of the 'momentum' optimizer.")
     training_len: TrainingLen = _field(("iterations", 50000), "Training per level: "
@@ -273,7 +273,7 @@ class TrainConfig(_Concern):
 class PruneConfig(_Concern):
     """How the masks shrink from one level to the next."""
     pruning: str = _field("layerwise", "Pruning strategy: a name registered in "
-                          "experiments.registry.PRUNING: layerwise (each layer loses its "
+                          "experiments.components.PRUNING: layerwise (each layer loses its "
                           "own fraction), global (the layers that share a rate in "
                           "prune_percents are pooled under one threshold) or unit (whole "
                           "units: kernel columns and conv filters).")
