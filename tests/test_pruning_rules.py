@@ -229,3 +229,20 @@ def test_oneshot_runs_record_their_one_shot_rule(tmp_path):
     assert recorded["pruning_rule"] == oneshot.pruning_function(config, 0).get_config()
     level0 = runs.read_done(paths.run(str(tmp_path), 0))["run_info"]["pruning_rule"]
     assert level0["oneshot"] is False and level0["percents"] == PERCENTS
+
+
+def test_population_trials_hand_snip_its_context(tmp_path):
+    from lottery_ticket.experiments import population as population_trials
+    from lottery_ticket.foundations import paths, save_restore
+    config = ExperimentConfig().replace(
+        dataset="synthetic_test", data_location="unused", validation_size=0,
+        layers=[(32, "relu"), (16, "relu"), (10, None)], training_len=("iterations", 20),
+        batch_size=20, test_interval=10, levels=1, prune_scores="snip")
+    results = population_trials.run_trials(str(tmp_path), config, [2, 5], progress=False)
+    for seed, trial in zip([2, 5], results):
+        level0 = paths.run(paths.trial(str(tmp_path), seed), 0)
+        expected = _snip_by_hand(PERCENTS, trial[0].masks,
+                                 save_restore.restore_network(paths.final(level0)),
+                                 synthetic_dataset(train_order_seed=seed))
+        for name in PERCENTS:
+            np.testing.assert_array_equal(trial[1].masks[name], expected[name])
