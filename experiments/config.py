@@ -282,7 +282,9 @@ class PruneConfig(_Concern):
         "Fraction of each layer's surviving weights pruned per level, e.g. "
         "\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\" (units for --pruning=unit).")
     prune_scores: str = _field("magnitude", "What ranks weights for pruning, lowest "
-                               "first: magnitude or random (seeded by prune_seed); for "
+                               "first: magnitude, random (seeded by prune_seed), snip "
+                               "(|w * dL/dw| on the first training batch) or a score "
+                               "registered in foundations.pruning.WEIGHT_SCORES; for "
                                "--pruning=unit: magnitude (= input_magnitude), "
                                "output_magnitude, magnitude_product or random.")
     prune_seed: int = _field(0, "Seed of random pruning scores, with the trial's --seed: "
