@@ -134,7 +134,7 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
         weights, data = model.get_current_weights(), dataset
         pruning.call_with_context(
             prune_fn(config), model.masks, weights, pruning.Context(
-                model.masks, weights, initial=weights, level=1, order=model.layer_names,
+                model.masks, weights, initial=weights, level=1,
                 model_fn=lambda presets, masks: components.MODELS.get(config["model"])(
                     config.model, presets, masks, None),
                 dataset_fn=lambda: data))
