@@ -1,4 +1,5 @@
-"""Data set, model, optimizer and pruning rule from an ExperimentConfig, via registries."""
+"""Data set, model, optimizer and pruning rule from an ExperimentConfig, via the
+registries of datasets.registry and experiments.components."""
 
 import dataclasses
 import functools
@@ -7,9 +8,9 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from lottery_ticket.datasets import registry as dataset_registry
-from lottery_ticket.experiments import registry
+from lottery_ticket.experiments import components
 from lottery_ticket.experiments.config import ExperimentConfig
-from lottery_ticket.foundations import trainer
+from lottery_ticket.foundations import pruning, trainer
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.model_base import ModelBase
 from lottery_ticket.foundations.save_restore import Network
@@ -19,9 +20,9 @@ from lottery_ticket.foundations.save_restore import Network
 def check(config: ExperimentConfig) -> None:
     """Raises ValueError if a name in `config` is not registered, before any work."""
     dataset_registry.DATASETS.get(config["dataset"])
-    registry.MODELS.get(config["model"])
-    registry.OPTIMIZERS.get(config["optimizer"])
-    registry.PRUNING.get(config["pruning"])
+    components.MODELS.get(config["model"])
+    components.OPTIMIZERS.get(config["optimizer"])
+    components.PRUNING.get(config["pruning"])
     model(config)  # the builder checks the model's settings (no weights yet)
     import tensorflow as tf  # Imported here so that configurations load fast.
     try:
@@ -52,12 +53,12 @@ def dataset(config: ExperimentConfig, train_order_seed: int) -> DatasetBase:
 def model(config: ExperimentConfig, presets: Optional[Network] = None,
           masks: Optional[Network] = None, seed: Optional[int] = None) -> ModelBase:
     """A fresh model of the configured architecture."""
-    return registry.MODELS.get(config["model"])(config.model, presets, masks, seed)
+    return components.MODELS.get(config["model"])(config.model, presets, masks, seed)
 
 
 def optimizer_fn(config: ExperimentConfig) -> Callable[[], Any]:
     """A function that makes a fresh configured optimizer."""
-    return registry.OPTIMIZERS.get(config["optimizer"])(config.training)
+    return components.OPTIMIZERS.get(config["optimizer"])(config.training)
 
 
 def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> int:
@@ -70,12 +71,23 @@ def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> i
 
 
 def prune_fn(config: ExperimentConfig, trial_seed: Optional[int] = None
-             ) -> Callable[[Network, Network], Network]:
-    """prune(masks, final_weights) -> the next level's masks (random scores seeded
-    by scores_seed(config, trial_seed))."""
+             ) -> pruning.PruningRule:
+    """The configured pruning rule: rule(masks, final_weights, level=None,
+    context=None) -> the next level's masks, random scores seeded by
+    scores_seed(config, trial_seed). It accepts `context`, so the experiment
+    loop hands it the model and data providers scores such as snip read;
+    rule.get_config() is what runs record."""
     pruning_config = dataclasses.replace(config.pruning,
                                          prune_seed=scores_seed(config, trial_seed))
-    return registry.PRUNING.get(config["pruning"])(pruning_config)
+    return components.PRUNING.get(config["pruning"])(pruning_config)
+
+
+def pruning_rule_config(config: ExperimentConfig, trial_seed: Optional[int] = None
+                        ) -> Dict[str, Any]:
+    """What a run records of its pruning rule (done.json's run_info.pruning_rule)."""
+    rule = prune_fn(config, trial_seed)
+    get_config = getattr(rule, "get_config", None)
+    return get_config() if callable(get_config) else {"builder": config["pruning"]}
 
 
 def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
@@ -118,7 +130,14 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
                              f"not have; its layers are {layers}.")
         # One pruning step on the untrained network finds what the strategy refuses
         # (unit pruning of the output layer, say) before level 0 trains, not after.
-        prune_fn(config)(model.masks, model.get_current_weights())
+        # The context lets a score that reads the model or the data (snip) run too.
+        weights, data = model.get_current_weights(), dataset
+        pruning.call_with_context(
+            prune_fn(config), model.masks, weights, pruning.Context(
+                model.masks, weights, initial=weights, level=1,
+                model_fn=lambda presets, masks: components.MODELS.get(config["model"])(
+                    config.model, presets, masks, None),
+                dataset_fn=lambda: data))
     outputs = int(model(dataset.train[0][:1]).shape[-1])
     for name, (_, labels) in dataset.splits.items():
         low, high = int(labels.min()), int(labels.max())

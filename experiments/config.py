@@ -105,22 +105,9 @@ def _parse_layers(layers: Any) -> Layers:
 
 
 def _parse_percents(percents: Any) -> Dict[str, float]:
-    if not isinstance(percents, Mapping) or not percents:
-        raise ValueError(
-            f"prune_percents {percents!r} must be a non-empty dict layer -> fraction, "
-            "e.g. --prune_percents=\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\".")
-    parsed = {}
-    for layer, percent in percents.items():
-        try:
-            value = float(percent)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(
-                f"prune_percents[{layer!r}] is {percent!r}; it is a fraction in [0, 1] "
-                "(0.2 prunes 20% of the surviving weights per level).")
-        parsed[str(layer)] = value
-    return parsed
+    # The one check of pruning rates, shared with foundations.pruning: True, text, NaN,
+    # negatives and rates of 1 or more (which would empty a layer) are refused.
+    return pruning_lib.check_percents(percents, "prune_percents")
 
 
 def coerce(name: str, annotation: Any, value: Any) -> Any:
@@ -213,7 +200,7 @@ class DataConfig(_Concern):
 class ModelConfig(_Concern):
     """Which network."""
     model: str = _field("fc", "Network: a name registered in "
-                        "lottery_ticket.experiments.registry.MODELS (fc, or a family's).")
+                        "lottery_ticket.experiments.components.MODELS (fc, or a family's).")
     layers: Layers = _field(((300, "relu"), (100, "relu"), (10, None)),
                             "The model's layer descriptions, read by its builder: for fc, "
                             "(units, activation) pairs; empty for a model whose "
@@ -235,7 +222,7 @@ class ModelConfig(_Concern):
 class TrainConfig(_Concern):
     """How one network is trained."""
     optimizer: str = _field("sgd", "Optimizer: sgd, momentum or adam (or one "
-                            "registered in experiments.registry.OPTIMIZERS).")
+                            "registered in experiments.components.OPTIMIZERS).")
     learning_rate: float = _field(0.1, "Learning rate.")
     momentum: float = _field(0.9, "Momentum of the 'momentum' optimizer.")
     training_len: TrainingLen = _field(("iterations", 50000), "Training per level: "
@@ -286,7 +273,7 @@ class TrainConfig(_Concern):
 class PruneConfig(_Concern):
     """How the masks shrink from one level to the next."""
     pruning: str = _field("layerwise", "Pruning strategy: a name registered in "
-                          "experiments.registry.PRUNING: layerwise (each layer loses its "
+                          "experiments.components.PRUNING: layerwise (each layer loses its "
                           "own fraction), global (the layers that share a rate in "
                           "prune_percents are pooled under one threshold) or unit (whole "
                           "units: kernel columns and conv filters).")
@@ -295,7 +282,9 @@ class PruneConfig(_Concern):
         "Fraction of each layer's surviving weights pruned per level, e.g. "
         "\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\" (units for --pruning=unit).")
     prune_scores: str = _field("magnitude", "What ranks weights for pruning, lowest "
-                               "first: magnitude or random (seeded by prune_seed); for "
+                               "first: magnitude, random (seeded by prune_seed), snip "
+                               "(|w * dL/dw| on the first training batch) or a score "
+                               "registered in foundations.pruning.WEIGHT_SCORES; for "
                                "--pruning=unit: magnitude (= input_magnitude), "
                                "output_magnitude, magnitude_product or random.")
     prune_seed: int = _field(0, "Seed of random pruning scores, with the trial's --seed: "
@@ -405,9 +394,16 @@ class ExperimentConfig:
         return {f"config.{name}": _json_value(value) for name, value in self}
 
 
+# Recorded in run_info beside the configuration but decided by it (the pruning rule's
+# get_config()), so never compared: runs made before it was recorded still resume.
+RECORDED_ONLY = ("pruning_rule",)
+
+
 def identity_ignore() -> Tuple[str, ...]:
-    """Identity keys of the fields that do not change results, for runs.identity()."""
-    return tuple(f"config.{name}" for name in ExperimentConfig.non_identity_fields())
+    """Identity keys that do not set runs apart, for runs.identity(): the fields that
+    do not change results, and what the configuration decides (RECORDED_ONLY)."""
+    return tuple(f"config.{name}" for name in ExperimentConfig.non_identity_fields()) + \
+        RECORDED_ONLY
 
 
 def unknown_setting_message(name: str, known: Iterable[str]) -> str:

@@ -108,7 +108,9 @@ def trial_identity(config: ExperimentConfig, seed: int, experiment_name: str,
     """What a trial's runs record and are compared on when resumed."""
     return {"config": config.to_json(), "seed": int(seed),
             "experiment_name": experiment_name, "data": build.data_identity(config),
-            "presets": single_run.source_of(presets)}
+            "presets": single_run.source_of(presets),
+            # Recorded, not compared: the configuration above decides it.
+            "pruning_rule": build.pruning_rule_config(config, seed)}
 
 
 def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,

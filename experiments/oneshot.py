@@ -83,7 +83,7 @@ def run_oneshot(trial_dir: str, config: ExperimentConfig, levels: Iterable[int],
     rewind = config["rewind_iteration"]
     level0_identity = lottery.trial_identity(config, seed, lottery_name, presets)
     identity = dict(lottery.trial_identity(config, seed, experiment_name, presets),
-                    schedule="oneshot")
+                    schedule="oneshot", pruning_rule=pruning_fn.get_config())
 
     def run_dir(level: int) -> str:
         if level == 0:

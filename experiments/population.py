@@ -141,9 +141,14 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
                 if level > 0:
                     previous = results[trial][level - 1]
                     prune = prune_fns[trial]
-                    masks = (prune(previous.masks, previous.final, level=level)
-                             if experiment.accepts_level(prune)
-                             else prune(previous.masks, previous.final))
+                    # As in the single-trial loop: a rule that reads the model or the
+                    # data (snip) gets them through its context.
+                    masks = experiment.prune_level(
+                        prune, previous, level, experiment.accepts_level(prune),
+                        results[trial][0].initial, reset_to[trial] if rewind else None,
+                        lambda _, weights, kept, seed=seed: build.model(
+                            config, weights, kept, seed=seed),
+                        lambda trial=trial: datasets[trial])
                 saved = single_run.load_if_complete(run_dir(trial, level), identities[trial],
                                                     with_metrics=True)
                 if saved is not None:

@@ -54,6 +54,27 @@ def accepts_level(function: Callable) -> bool:
         p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)) for p in parameters)
 
 
+def prune_level(prune_masks: Callable[..., Network], source: LevelResult, level: int,
+                tell_level: bool, initial: Network, rewind: Optional[Network],
+                make_model: Callable[[int, Optional[Network], Optional[Network]], ModelBase],
+                make_dataset: Callable[[], DatasetBase]) -> Network:
+    """prune_masks(source.masks, source.final[, level=level][, context=...]).
+
+    A function that accepts `context` gets a pruning.Context: level 0's
+    `initial` weights, the `rewind` weights (None unless survivors are reset
+    to other weights), and providers of a model (make_model at this level,
+    with the weights asked for as presets) and of the training data, called
+    only if a score asks.
+    """
+    options: Dict[str, Any] = {"level": level} if tell_level else {}
+    if pruning.accepts_context(prune_masks):
+        options["context"] = pruning.Context(
+            source.masks, source.final, initial=initial, rewind=rewind, level=level,
+            model_fn=lambda weights, masks: make_model(level, weights, masks),
+            dataset_fn=make_dataset)
+    return prune_masks(source.masks, source.final, **options)
+
+
 def _levels(iterations: Union[int, Iterable[int]], schedule: str) -> List[int]:
     """The pruning levels after level 0 that a schedule runs, checked."""
     if schedule not in SCHEDULES:
@@ -147,8 +168,9 @@ def experiment(make_dataset: Callable[[], DatasetBase],
         masks: Optional[Network] = None
         if level > 0:
             source = results[0] if schedule == "oneshot" else results[level - 1]
-            masks = (prune_masks(source.masks, source.final, level=level) if tell_level
-                     else prune_masks(source.masks, source.final))
+            masks = prune_level(prune_masks, source, level, tell_level, results[0].initial,
+                                reset_to if reset_weights is not None else None,
+                                make_model, make_dataset)
         saved = completed_level(level) if completed_level is not None else None
         metrics = None
         if saved is not None:
@@ -191,22 +213,6 @@ def experiment(make_dataset: Callable[[], DatasetBase],
     return results
 
 
-def _survivors_after(percent: float, surviving: int, level: int) -> int:
-    """What `level` iterative steps of `percent` leave of `surviving`."""
-    for _ in range(int(level)):
-        surviving -= pruning.count_to_prune(percent, surviving)
-    return surviving
-
-
-def _fraction(surviving: int, left: int) -> float:
-    """A rate whose single count_to_prune on `surviving` removes surviving - left.
-
-    (surviving - left) / surviving is within rounding of an integer once
-    multiplied back, and count_to_prune rounds to the nearest, so it is exact.
-    """
-    return (surviving - left) / surviving if surviving else 0.0
-
-
 def oneshot_percents(percents: Mapping[str, float], masks: Mapping[str, np.ndarray],
                      level: int, selection: str = "layerwise",
                      groups: Optional[Sequence[Sequence[str]]] = None,
@@ -223,28 +229,8 @@ def oneshot_percents(percents: Mapping[str, float], masks: Mapping[str, np.ndarr
     Returns:
       layer name -> fraction in [0, 1]; the layers of a pool share one.
     """
-    if int(level) < 0:
-        raise ValueError(f"level must be >= 0, got {level}.")
-    if selection == "unit":
-        counts = {name: int(np.count_nonzero(pruning.surviving_units(np.asarray(masks[name]))))
-                  for name in percents}
-        return {name: _fraction(counts[name],
-                                _survivors_after(percents[name], counts[name], level))
-                for name in percents}
-    if selection == "global":
-        pools = groups if groups is not None else pruning.rate_groups(
-            percents, order, pruning.output_layer(masks, order))
-    elif selection == "layerwise":
-        pools = [[name] for name in percents]
-    else:
-        raise ValueError(f"one-shot pruning knows the counts of the selections "
-                         f"{pruning.SELECTIONS}, not {selection!r}.")
-    rates = {}
-    for pool in pools:
-        surviving = sum(int(np.count_nonzero(masks[name])) for name in pool)
-        left = _survivors_after(percents[pool[0]], surviving, level)
-        rates.update({name: _fraction(surviving, left) for name in pool})
-    return rates
+    selector = pruning.make_selection(selection, groups if selection == "global" else None)
+    return selector.oneshot_rates(percents, masks, level, order)
 
 
 def oneshot_pruning(percents: Mapping[str, float], *, selection: str = "layerwise",
@@ -269,19 +255,8 @@ def oneshot_pruning(percents: Mapping[str, float], *, selection: str = "layerwis
       ValueError: an unknown selection or score, or random scores without a
         seed (here, before any training).
     """
-    pruning.check_strategy(selection, scores, seed)
-
-    def prune(masks: Network, final_weights: Network, level: int) -> Network:
-        pools = groups
-        if selection == "global" and pools is None:
-            # From the per-level rates, so that one-step rates that happen to
-            # coincide never merge two pools.
-            pools = pruning.rate_groups(percents, order, pruning.output_layer(masks, order))
-        rates = oneshot_percents(percents, masks, level, selection, pools, order)
-        return pruning.prune(rates, masks, final_weights, scores=scores, selection=selection,
-                             seed=seed, groups=pools, order=order, **prune_options)
-
-    return prune
+    return pruning.PruningRule(percents, selection=selection, scores=scores, seed=seed,
+                               groups=groups, order=order, oneshot=True, **prune_options)
 
 
 def _same(a: Network, b: Network, exact: bool = True) -> bool:

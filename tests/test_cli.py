@@ -320,8 +320,16 @@ def test_bad_values_on_other_runners(name, argv, fragment, tmp_path, capsys):
     assert files_under(tmp_path) == []
 
 
-@pytest.mark.parametrize("value, fragment", [("{}", "prune_percents {}"),
-                                             ("{'layer0': 2}", "prune_percents['layer0']")])
+@pytest.mark.parametrize("value, fragment", [
+    ("{}", "prune_percents {}"), ("{'layer0': 2}", "prune_percents['layer0']"),
+    # True would read as 1.0 and empty layer0 at level 1 (the configuration once took it).
+    ("{'layer0': True, 'layer1': 0.2, 'layer2': 0.1}",
+     "prune_percents['layer0'] is True; it is a fraction in [0, 1): a bool is not a rate"),
+    ("{'layer0': 1, 'layer1': 0.2, 'layer2': 0.1}",
+     "prune_percents['layer0'] is 1; it is a fraction in [0, 1): a rate of 1 or more prunes "
+     "every surviving weight, which empties the layer. Fix: give a fraction below 1"),
+    ("{'layer0': 0.2, 'layer1': -0.2}", "prune_percents['layer1'] is -0.2"),
+])
 def test_prune_percents_type_errors_with_python_m(value, fragment, tmp_path):
     # In a subprocess: in this process TensorFlow is imported, which (see the xfail
     # below) turns off the check of prune_percents.

@@ -108,7 +108,7 @@ def test_unit_oneshot_keeps_the_iterative_unit_counts():
 def test_oneshot_rates_make_one_count_exact():
     for surviving in (1, 7, 1000, 235200):
         for left in range(0, surviving + 1, max(1, surviving // 97)):
-            rate = experiment._fraction(surviving, left)
+            rate = pruning.rate_leaving(surviving, left)
             assert pruning.count_to_prune(rate, surviving) == surviving - left
 
 

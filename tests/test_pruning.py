@@ -85,3 +85,25 @@ def test_union_and_intersect():
     np.testing.assert_array_equal(union.intersect([m1, m2])["a"], [1, 0, 0, 0])
     with pytest.raises(ValueError, match="same layers"):
         union.union([m1, {"b": np.ones(4)}])
+
+
+@pytest.mark.parametrize("rate, reason", [
+    (True, "a bool is not a rate (True would read as 1.0)"),
+    (np.bool_(False), "a bool is not a rate"), ("0.2", "text is not a rate"),
+    (float("nan"), "NaN is not a number"), (-0.1, "a negative rate prunes nothing"),
+    (1, "a rate of 1 or more prunes every surviving weight, which empties the layer"),
+    (1.0, "empties the layer"), (1.5, "empties the layer"), (None, "not a number"),
+])
+def test_one_rate_check_for_the_configuration_and_pruning(rate, reason):
+    from lottery_ticket.experiments.config import ExperimentConfig
+    messages = []
+    for attempt in (lambda: ExperimentConfig().replace(prune_percents={"layer0": rate}),
+                    lambda: pruning.prune({"layer0": rate}, {"layer0": np.ones(4)},
+                                          {"layer0": np.arange(4.0)})):
+        with pytest.raises(ValueError, match="it is a fraction in \\[0, 1\\)") as error:
+            attempt()
+        assert reason in str(error.value) and "Fix: give a fraction below 1" in str(error.value)
+        messages.append(str(error.value).split(" is ", 1)[1])
+    # The same words after the name of the setting: one validator.
+    assert messages[0] == messages[1]
+    assert pruning.check_rate(0.999, "x") == 0.999 and pruning.check_rate(0, "x") == 0.0

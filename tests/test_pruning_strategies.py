@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lottery_ticket.experiments import build
-from lottery_ticket.experiments import registry
+from lottery_ticket.experiments import components
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import pruning
 from lottery_ticket.mnist_fc import constants
@@ -413,7 +413,7 @@ def test_input_errors_for_every_selection(selection):
     with pytest.raises(ValueError, match=r"'layr0', which has no mask\. Did you mean "
                                          r"'layer0'\?"):
         pruning.prune({"layr0": 0.5}, masks, weights, selection=selection)
-    with pytest.raises(ValueError, match=r"'layer0' is 1\.5; it is a fraction in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"'layer0' is 1\.5; it is a fraction in \[0, 1\)"):
         pruning.prune({"layer0": 1.5}, masks, weights, selection=selection)
     with pytest.raises(ValueError, match=r"'layer0': mask shape \(3, 4\) differs from "
                                          r"weight shape \(4, 3\)"):
@@ -430,7 +430,7 @@ def test_input_errors_for_every_selection(selection):
 # --- from the configuration -------------------------------------------------------------
 
 def test_registered_strategies_follow_the_configuration():
-    assert {"layerwise", "global", "unit"} <= set(registry.PRUNING.names())
+    assert {"layerwise", "global", "unit"} <= set(components.PRUNING.names())
     weights = _network(LENET)
     config = ExperimentConfig().replace(pruning="global")
     globally = build.prune_fn(config)(_dense(LENET), weights)
@@ -464,7 +464,7 @@ def test_configuration_errors_come_before_any_pruning():
         build.prune_fn(ExperimentConfig().replace(pruning="global",
                                                   prune_scores="output_magnitude"))
     with pytest.raises(ValueError, match="unknown pruning strategy 'globl'.*'global'"):
-        registry.PRUNING.get("globl")
+        components.PRUNING.get("globl")
 
 
 def test_new_settings_default_to_the_previous_behaviour():
@@ -484,3 +484,10 @@ def test_new_settings_default_to_the_previous_behaviour():
 def test_masks_and_rates_that_are_not_what_they_seem_are_refused(masks, percents, message):
     with pytest.raises(ValueError, match=message):
         pruning.prune(percents, masks, {"a": np.arange(4.0)})
+
+
+def test_the_former_registry_module_names_the_same_components():
+    from lottery_ticket.experiments import registry as former
+    for name in ("MODELS", "OPTIMIZERS", "PRUNING"):
+        assert getattr(former, name) is getattr(components, name)
+    assert isinstance(build.prune_fn(ExperimentConfig()), pruning.PruningRule)
