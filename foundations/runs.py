@@ -342,8 +342,8 @@ def remove_temporaries(directory: str) -> None:
 
 
 def _only_run_files(run_directory: str) -> bool:
-    """Whether a directory holds nothing but what a run writes (a run interrupted
-    before runs were marked, by an earlier version of this library)."""
+    """Whether a directory holds nothing but names a run writes (necessary, but not
+    enough, for it to be a run of a version before the marker)."""
     allowed = set(RUN_CONTENTS) | {LOCK_FILE, LOCK_FILENAME}
     for name in os.listdir(run_directory):
         path = os.path.join(run_directory, name)
@@ -363,13 +363,112 @@ def _only_run_files(run_directory: str) -> bool:
     return True
 
 
+def _npy_shapes(directory: str) -> Optional[Dict[str, Tuple[int, ...]]]:
+    """layer -> shape of each {layer}.npy in a directory, read from the headers
+    alone; None if any of them is not a readable .npy file."""
+    shapes = {}
+    for name in os.listdir(directory):
+        if not name.endswith(".npy") or name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(directory, name), "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    return None
+                shape, _, _ = read_header(f)
+        except (OSError, ValueError, EOFError, SyntaxError):
+            return None
+        shapes[name[:-4]] = tuple(shape)
+    return shapes
+
+
+def _is_metrics_record(path: str) -> bool:
+    """Whether a file is a metrics.json as runs write it: split -> {"iteration",
+    "loss", "accuracy"} lists (an interrupted run may have written none yet)."""
+    try:
+        metrics = save_restore.read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and all(
+        isinstance(record, dict) and set(record) == {"iteration", "loss", "accuracy"}
+        and all(isinstance(values, list) for values in record.values())
+        for record in metrics.values())
+
+
+def _related_layer_shapes(run_directory: str) -> Iterator[Dict[str, Tuple[int, ...]]]:
+    """The layer shapes of the complete runs related to a run directory: the runs
+    of the same name at the trial's other levels, and the other runs at its level
+    (the records an interrupted level of an older version sits among)."""
+    run_directory = os.path.abspath(run_directory)
+    level_dir = os.path.dirname(run_directory)
+    trial = os.path.dirname(level_dir)
+    if not os.path.basename(level_dir).isdigit():
+        return
+    name = os.path.basename(run_directory)
+    candidates = [os.path.join(trial, level, name) for level in sorted(os.listdir(trial))
+                  if level.isdigit()]
+    candidates += [os.path.join(level_dir, other) for other in sorted(os.listdir(level_dir))]
+    for candidate in candidates:
+        if candidate == run_directory or not is_complete(candidate):
+            continue
+        initial = paths.initial(candidate)
+        shapes = _npy_shapes(initial) if os.path.isdir(initial) else None
+        try:
+            counts = read_done(candidate).get("mask_counts")
+        except (OSError, ValueError):
+            continue
+        if not shapes or (isinstance(counts, dict) and set(counts) != set(shapes)):
+            continue
+        yield shapes
+
+
+def _is_run_of_older_version(run_directory: str) -> bool:
+    """Whether a directory without the marker provably holds a run this library
+    made before runs were marked (format 1), interrupted: nothing but run files,
+    a metrics.json in the library's form, and either this library's divergence
+    record or weight files whose layers and shapes are those of a complete run
+    of the same trial. Anything less is not deleted."""
+    if not _only_run_files(run_directory):
+        return False
+    metrics = paths.metrics(run_directory)
+    if os.path.exists(metrics) and not _is_metrics_record(metrics):
+        return False
+    networks = {}
+    for name in ("initial", "masks", "final"):
+        directory = os.path.join(run_directory, name)
+        if os.path.isdir(directory):
+            shapes = _npy_shapes(directory)
+            if shapes is None:
+                return False
+            networks[name] = shapes
+    diverged = os.path.join(run_directory, DIVERGED_FILENAME)
+    if os.path.exists(diverged):
+        try:
+            record = save_restore.read_json(diverged)
+        except (OSError, ValueError):
+            return False
+        return (isinstance(record, dict) and {"iteration", "reason"} <= set(record)
+                and isinstance(record.get("run_info"), dict))
+    if not networks.get("initial") and not networks.get("masks"):
+        return False
+    for shapes in _related_layer_shapes(run_directory):
+        # final/ is written layer by layer at the end: an interruption may leave part.
+        if all(network.items() <= shapes.items() if name == "final" else network == shapes
+               for name, network in networks.items()):
+            return True
+    return False
+
+
 def clear_incomplete(run_directory: str) -> None:
     """Removes what an interrupted run left, so it can be redone from its start.
 
     Only the run's own files (RUN_CONTENTS) and leftover temporaries are
-    removed, and only in a directory a run of this project started (it holds
-    the marker written at run start, or, for runs of versions before the
-    marker, nothing but run files); anything else is left alone.
+    removed, and only in a directory a run of this project started: it holds
+    the marker written at run start or, for runs of versions before the
+    marker, its content proves it (_is_run_of_older_version). Anything else
+    is refused, not deleted.
 
     Raises:
       FileExistsError: the run is complete (complete runs are never
@@ -384,12 +483,13 @@ def clear_incomplete(run_directory: str) -> None:
     leftovers = [name for name in RUN_CONTENTS
                  if os.path.exists(os.path.join(run_directory, name))]
     marked = (os.path.exists(os.path.join(run_directory, MARKER_FILENAME))
-              or _only_run_files(run_directory))
+              or _is_run_of_older_version(run_directory))
     if leftovers and not marked:
         raise FileExistsError(
             f"{run_directory} holds {', '.join(leftovers)} but no run of this project "
-            f"started there (it has no {MARKER_FILENAME}), so nothing is deleted. Move "
-            "those files away or choose another output directory.")
+            f"started there (it has no {MARKER_FILENAME}, and they are not an interrupted "
+            "run of an earlier version beside its trial's records), so nothing is "
+            "deleted. Move those files away or choose another output directory.")
     if leftovers:
         logger.warning("%s holds an incomplete run (%s); redoing it from the start.",
                        run_directory, ", ".join(leftovers))

@@ -202,6 +202,20 @@ def test_train_refuses_to_delete_files_it_did_not_make(tmp_path, fashion_mnist_d
     assert checksums(target) == before
 
 
+@pytest.mark.parametrize("runner,where", [("train", ""), ("lottery_experiment", "0/lottery")])
+def test_a_users_file_with_a_runs_name_is_not_replaced(tmp_path, fashion_mnist_dir, runner,
+                                                       where):
+    """A folder holding only a file named like a run's is no interrupted run."""
+    target = tmp_path / "U"
+    (target / where).mkdir(parents=True)
+    (target / where / "metrics.json").write_text('{"my": "results"}')
+    levels = ["--levels=0"] if runner == "lottery_experiment" else []
+    result = run(RUNNERS + runner, f"--output_dir={target}", *levels,
+                 f"--mnist_location={fashion_mnist_dir}", *TINY)
+    one_error(result, 2, str(target), "nothing is deleted", "Move those files away")
+    assert (target / where / "metrics.json").read_text() == '{"my": "results"}'
+
+
 # 6. A control trains like its ticket (the README's command, no --training_len).
 @pytest.mark.slow
 def test_a_control_without_training_flags_trains_like_its_ticket(tmp_path, unchanged):
