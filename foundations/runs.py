@@ -93,13 +93,23 @@ def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
     path = paths.done(run_directory)
     text = json.dumps(dict(record, format_version=FORMAT_VERSION), indent=1, sort_keys=True,
                       default=save_restore.json_default)
-    handle, temporary = tempfile.mkstemp(dir=run_directory, prefix=f".{DONE_FILENAME}.",
-                                         suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+        handle, temporary = tempfile.mkstemp(dir=run_directory, prefix=f".{DONE_FILENAME}.",
+                                             suffix=".tmp")
+    except OSError as error:
+        if save_restore.is_disk_full(error):
+            raise save_restore.disk_full_error(path) from error
+        raise
+    try:
+        try:
+            with os.fdopen(handle, "wb") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as error:
+            if save_restore.is_disk_full(error):
+                raise save_restore.disk_full_error(path) from error
+            raise
         save_restore.apply_umask(temporary)
         try:
             os.link(temporary, path)  # unlike a rename, never replaces a file

@@ -462,3 +462,34 @@ def test_an_output_path_that_cannot_be_made_is_one_line(tmp_path, fashion_mnist_
     result = run(RUNNERS + "lottery_experiment", f"--output_dir={tmp_path / 'a_file'}",
                  f"--mnist_location={fashion_mnist_dir}", *TINY)
     one_error(result, 2, "is a file, not a directory")
+
+
+def test_a_full_disk_says_so_and_the_rerun_resumes_bit_identically(tmp_path, small_disk,
+                                                                     fashion_mnist_dir):
+    """LeNet-300-100's initial/ and masks/ (2 x 1.06 MB) do not fit on 2 MB."""
+    flags = [f"--mnist_location={fashion_mnist_dir}", "--seed=3", *TINY]
+    output = small_disk / "run"
+    full = run(RUNNERS + "train", f"--output_dir={output}", *flags)
+    line = one_error(full, 2, "the disk is full", str(output), "MB free there",
+                     "the run needs about 4.", "rerun the same command")
+    assert "requested and" not in line
+    assert not runs.is_complete(str(output))
+    assert not [name for _, _, names in os.walk(output) for name in names
+                if name.endswith(".tmp")]
+    # Space freed (the file system grown): the same command resumes and finishes.
+    grown = subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)],
+                           capture_output=True, text=True)
+    assert grown.returncode == 0, grown.stderr
+    again = run(RUNNERS + "train", f"--output_dir={output}", *flags)
+    assert again.returncode == 0, again.stderr[-3000:]
+    reference = tmp_path / "reference"
+    assert run(RUNNERS + "train", f"--output_dir={reference}", *flags).returncode == 0
+    for part in ("initial", "masks", "final"):
+        for name in os.listdir(reference / part):
+            assert (output / part / name).read_bytes() == (reference / part / name).read_bytes()
+
+
+def test_numpys_short_write_is_a_full_disk(tmp_path):
+    assert save_restore.is_disk_full(OSError("30000 requested and 23520 written"))
+    assert not save_restore.is_disk_full(OSError("something else"))
+    assert not save_restore.is_disk_full(ValueError("30000 requested and 23520 written"))
