@@ -180,7 +180,17 @@ def lock(directory: str, what: str = "run") -> Iterator[None]:
     holder_path = os.path.join(directory, LOCK_FILENAME)
     lock_path = os.path.join(directory, LOCK_FILE)
     new_lock = not os.path.exists(lock_path)
-    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        # A tree this process may not write (read-only, or another user's): reading
+        # its complete runs back needs no lock, as they never change; anything that
+        # would write fails on its first file with the same error.
+        with _read_only_lock(lock_path, directory, what):
+            yield
+        return
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -212,6 +222,29 @@ def lock(directory: str, what: str = "run") -> Iterator[None]:
                         os.rmdir(directory)
     finally:
         os.close(handle)  # releases the lock
+
+
+@contextlib.contextmanager
+def _read_only_lock(lock_path: str, directory: str, what: str) -> Iterator[None]:
+    """lock() where the lock file cannot be written: a writer elsewhere that holds
+    an existing lock file is still respected (flock needs only a read handle)."""
+    try:
+        handle = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        yield  # no lock file, none can be made: nobody can lock this tree either
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise LockedError(
+                f"the {what} in {directory} is in use by another process; wait for it "
+                "to finish (or stop it).") from None
+        yield
+    finally:
+        os.close(handle)
 
 
 def _jsonable(value: Any) -> Any:

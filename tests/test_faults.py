@@ -493,3 +493,21 @@ def test_numpys_short_write_is_a_full_disk(tmp_path):
     assert save_restore.is_disk_full(OSError("30000 requested and 23520 written"))
     assert not save_restore.is_disk_full(OSError("something else"))
     assert not save_restore.is_disk_full(ValueError("30000 requested and 23520 written"))
+
+
+def test_a_finished_trial_reads_back_from_a_read_only_tree(tmp_path, finished, read_only,
+                                                           fashion_mnist_dir):
+    """Rerunning a finished trial's command reads it back: no lock needs writing."""
+    copy = tmp_path / "ro" / "trial1"
+    shutil.copytree(finished, copy)
+    before = checksums(copy)
+    read_only(tmp_path / "ro")
+    result = run(RUNNERS + "lottery_experiment", f"--output_dir={copy}",
+                 f"--mnist_location={fashion_mnist_dir}", "--levels=1", "--seed=1", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert checksums(copy) == before
+    # Asking for more than the tree holds fails on the first file, in one line.
+    more = run(RUNNERS + "lottery_experiment", f"--output_dir={copy}",
+               f"--mnist_location={fashion_mnist_dir}", "--levels=2", "--seed=1", *TINY)
+    one_error(more, 2, "Read-only file system")
+    assert checksums(copy) == before
