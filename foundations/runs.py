@@ -247,6 +247,30 @@ def _read_only_lock(lock_path: str, directory: str, what: str) -> Iterator[None]
         os.close(handle)
 
 
+def remove_stale_holder(directory: str) -> None:
+    """Removes the .locked_by a killed process left (it had no time to), where
+    nobody holds the lock now; a directory that cannot be written keeps it."""
+    holder = os.path.join(directory, LOCK_FILENAME)
+    if not os.path.exists(holder):
+        return
+    try:
+        handle = os.open(os.path.join(directory, LOCK_FILE), os.O_RDONLY)
+    except OSError:
+        handle = None  # no lock file: nobody can hold it
+    try:
+        if handle is not None:
+            try:
+                # Held while removing, so no new holder writes its name meanwhile.
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # held (perhaps by this process): its holder removes the file
+        with contextlib.suppress(OSError):
+            os.remove(holder)
+    finally:
+        if handle is not None:
+            os.close(handle)
+
+
 def _jsonable(value: Any) -> Any:
     """The value as JSON would give it back (tuples become lists, numpy to Python)."""
     return json.loads(json.dumps(value, default=save_restore.json_default))
@@ -363,6 +387,7 @@ def load_complete_run(run_directory: str, asked: Mapping[str, Any],
     if not is_complete(run_directory):
         return None
     check_same_run(run_directory, asked, defaults, ignore)
+    remove_stale_holder(run_directory)
     return (save_restore.restore_network(paths.initial(run_directory)),
             save_restore.restore_network(paths.final(run_directory)),
             save_restore.restore_network(paths.masks(run_directory)))

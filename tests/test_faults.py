@@ -511,3 +511,24 @@ def test_a_finished_trial_reads_back_from_a_read_only_tree(tmp_path, finished, r
                f"--mnist_location={fashion_mnist_dir}", "--levels=2", "--seed=1", *TINY)
     one_error(more, 2, "Read-only file system")
     assert checksums(copy) == before
+
+
+def test_a_holder_name_left_by_a_kill_goes_with_the_next_run(tmp_path, finished,
+                                                              fashion_mnist_dir):
+    copy = tmp_path / "trial1"
+    shutil.copytree(finished, copy)
+    level1 = paths.run(str(copy), 1)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from lottery_ticket.foundations import runs\n"
+        f"with runs.lock({level1!r}):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    stale = os.path.join(level1, runs.LOCK_FILENAME)
+    assert os.path.exists(stale)  # the kill left it
+    result = run(RUNNERS + "lottery_experiment", f"--output_dir={copy}",
+                 f"--mnist_location={fashion_mnist_dir}", "--levels=1", "--seed=1", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not os.path.exists(stale)
+    assert runs.is_complete(level1)
