@@ -531,3 +531,12 @@ def test_a_holder_name_left_by_a_kill_goes_with_the_next_run(tmp_path, finished,
     assert result.returncode == 0, result.stderr[-3000:]
     assert not os.path.exists(stale)
     assert runs.is_complete(level1)
+
+
+def test_a_data_location_that_is_a_file_says_so(tmp_path, fashion_mnist_dir):
+    images = os.path.join(fashion_mnist_dir, "train-images-idx3-ubyte.gz")
+    result = run(RUNNERS + "train", f"--output_dir={tmp_path / 'run'}",
+                 f"--mnist_location={images}", *TINY)
+    one_error(result, 2, f"the data location {images} is a file, not a directory",
+              f"e.g. {fashion_mnist_dir}")
+    assert not (tmp_path / "run").exists()
