@@ -153,6 +153,14 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
         raise ValueError(f"--levels={','.join(map(str, chosen))}: no complete "
                          f"{experiment_name!r} run at those levels; levels with runs: "
                          f"{','.join(map(str, available))}.")
+    missing = [level for level in chosen if level not in available]
+    if missing:
+        problems.append(reader.Problem(
+            experiment_root, f"--levels asks for {','.join(map(str, missing))}, which "
+            f"{'has' if len(missing) == 1 else 'have'} no complete {experiment_name!r} run "
+            f"(levels with runs: {','.join(map(str, available))}); the curves and "
+            f"histograms show {','.join(str(level) for level in chosen if level in available)}",
+            reader.NOTE))
     # The tickets are read before any table is written: a run whose networks
     # turn out unreadable is a problem, and left out of the tables too.
     tickets, damaged = _read_tickets(records, experiment_name, chosen)

@@ -9,11 +9,13 @@ proves it before anything runs. Ray is an optional extra, imported only here.
 import logging
 import os
 import socket
+import subprocess
 import sys
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lottery_ticket.cli import batch
+from lottery_ticket.cli import reaper
 from lottery_ticket.cli.batch import Line, Outcome
 
 logger = logging.getLogger("lottery_ticket")
@@ -194,6 +196,7 @@ class RayEngine(batch.Engine):
         self.waiting: List[Line] = []
         self.in_flight: Dict[Any, Line] = {}  # ObjectRef -> its line
         self.started_ray = False
+        self.reaper: Optional[subprocess.Popen] = None
         self._capacity = 1
 
     def start(self, lines: List[Line]) -> None:
@@ -213,6 +216,9 @@ class RayEngine(batch.Engine):
                                  f"cluster at {where} ({error}).") from error
         else:
             logger.info("starting a local Ray instance with %d CPUs", self.local_cpus)
+            # Ray's helpers outlive a driver killed with SIGKILL by over a minute (and
+            # a line's runner with them): the reaper stops them when this process dies.
+            self.reaper = reaper.start()
             # "local": a new instance even where RAY_ADDRESS or a `ray start` on this
             # machine names a cluster (which would refuse num_cpus).
             ray.init(address="local", num_cpus=self.local_cpus, include_dashboard=False,
@@ -312,3 +318,5 @@ class RayEngine(batch.Engine):
     def close(self) -> None:
         if self.started_ray:
             self.ray.shutdown()
+        if self.reaper is not None:
+            self.reaper.stdin.close()  # it stops whatever shutdown left behind

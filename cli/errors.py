@@ -2,7 +2,7 @@
 
 | what | exit status |
 | --- | --- |
-| bad input (flag, value, file or path), a directory in use by another runner | 2 |
+| bad input (flag, value, file or path), a full disk, a download that failed, a directory in use by another runner | 2 |
 | the run diverged (recorded as such, nothing pruned from it) | 3 |
 | interrupted (Ctrl-C, SIGTERM): rerunning the same command resumes | 130 |
 
@@ -17,11 +17,13 @@ import traceback
 import threading
 from typing import Any, Callable
 
+from lottery_ticket.datasets.download import DownloadError
 from lottery_ticket.foundations import runs
 
 # Errors that mean "the input is wrong": shown as one clear message, not a traceback.
-# OSError covers paths that cannot be made (under a file, a name too long) and full disks.
-USER_ERRORS = (ValueError, OSError, runs.LockedError)
+# OSError covers paths that cannot be made (under a file, a name too long) and full disks;
+# a failed download names each mirror tried and where to put the file by hand.
+USER_ERRORS = (ValueError, OSError, runs.LockedError, DownloadError)
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130

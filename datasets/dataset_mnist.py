@@ -30,7 +30,17 @@ class IdxFormatError(ValueError):
 
 
 def find_file(location: str, name: str) -> str:
-    """Path of `name` or `name.gz` in `location`; a clear error if neither."""
+    """Path of `name` or `name.gz` in `location`; a clear error if neither.
+
+    Raises:
+      NotADirectoryError: `location` is a file (one of the IDX files, say).
+      FileNotFoundError: neither file is there.
+    """
+    if os.path.isfile(location):
+        raise NotADirectoryError(
+            f"the data location {location} is a file, not a directory: pass the directory "
+            "holding the four IDX files as --mnist_location (or --data_location), e.g. "
+            f"{os.path.dirname(os.path.abspath(location))}.")
     for candidate in (os.path.join(location, name), os.path.join(location, name + ".gz")):
         if os.path.isfile(candidate):
             return candidate

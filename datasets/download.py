@@ -95,11 +95,47 @@ def _member_path(archive: str, member: tarfile.TarInfo, location: str) -> str:
     return os.path.join(location, name)
 
 
+def _plan(archive: str, members: Sequence[tarfile.TarInfo], location: str) -> List[str]:
+    """Every member's target, once all of them are known to be writable as they
+    are: DownloadError, before anything is written, for an unsafe member, a path
+    that is a file in one member and a folder in another, or one that would pass
+    through a link or land on something else already in the location."""
+    targets = [_member_path(archive, member, location) for member in members]
+    files = {target for member, target in zip(members, targets) if member.isfile()}
+    folders = {target for member, target in zip(members, targets) if member.isdir()}
+    root = os.path.abspath(location)
+    for target in targets:
+        parent = os.path.dirname(target)
+        while os.path.abspath(parent) != root and parent:
+            folders.add(parent)
+            parent = os.path.dirname(parent)
+    clash = sorted(files & folders)
+    if clash:
+        raise DownloadError(f"{archive}: {os.path.relpath(clash[0], location)!r} is both a file "
+                            "and a folder in the archive; it is damaged. Delete it and "
+                            "download it again.")
+    for target in sorted(files | folders):
+        relative = os.path.relpath(target, location)
+        if os.path.islink(target):
+            raise DownloadError(
+                f"{archive}: refusing to extract {relative!r}: {target} is a link already "
+                "in the location, which extracting would follow. Remove it (or extract "
+                "into another location).")
+        is_file = target in files
+        if os.path.lexists(target) and os.path.isdir(target) == is_file:
+            raise DownloadError(
+                f"{archive}: refusing to extract {relative!r}: {target} already exists as "
+                f"a {'folder' if is_file else 'file'}. Move it away (or extract into "
+                "another location).")
+    return targets
+
+
 def extract_archive(archive: str, location: str) -> List[str]:
     """Extracts a tar.gz archive into `location`, safely.
 
-    Every member is checked before anything is written, so an archive with
-    one unsafe member writes nothing. Files are written atomically; one
+    Every member is checked before anything is written (_plan), so an archive
+    with one unsafe member writes nothing, and no link already in the
+    location is followed. Files are written atomically; one
     already there with the same bytes is left untouched.
 
     Returns:
@@ -107,13 +143,14 @@ def extract_archive(archive: str, location: str) -> List[str]:
 
     Raises:
       DownloadError: the archive is damaged, or a member is a link, a special
-        file, or would land outside `location`.
+        file, a file and a folder at once, or would land outside `location`,
+        on a link or on something of another kind.
     """
     files = []
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()
-            targets = [_member_path(archive, member, location) for member in members]
+            targets = _plan(archive, members, location)
             for member, target in zip(members, targets):
                 if member.isdir():
                     os.makedirs(target, exist_ok=True)

@@ -208,13 +208,10 @@ def _rewind_snapshot(masks: save_restore.NetworkLike, config: ExperimentConfig
     """(its directory, the snapshot) that a ticket rewound to K > 0 started from:
     level 0's rewind{K}/ in the ticket's trial; None for a ticket not rewound or
     not given as a run's masks/ directory."""
-    ticket = ticket_run(masks)
-    rewind = config["rewind_iteration"]
-    if not rewind or ticket is None:
+    start = single_run.rewind_start(masks, None, config)
+    if start is None:
         return None
-    name, _ = paths.split_run_name(os.path.basename(ticket))
-    level0 = paths.run(os.path.dirname(os.path.dirname(ticket)), 0, name)
-    return paths.rewind(level0, rewind), lottery.rewound_weights(level0, rewind)
+    return start, lottery.rewound_weights(os.path.dirname(start), config["rewind_iteration"])
 
 
 def _with_rewound_biases(presets: Network, snapshot: Optional[Tuple[str, Network]]
@@ -295,13 +292,7 @@ def _control_runs(control: str, masks: save_restore.NetworkLike,
                                     {"ticket_masks": masks, "ticket_presets": presets},
                                     train_order_seed))
         return made
-    snapshot = _rewind_snapshot(masks, config)  # random_prune
-    if snapshot is not None and isinstance(presets, (str, os.PathLike)) and (
-            os.path.abspath(os.fspath(presets)) != os.path.abspath(snapshot[0])):
-        raise ValueError(
-            f"the ticket was rewound to iteration {config['rewind_iteration']} (late "
-            f"resetting), so random_prune starts from that snapshot: pass "
-            f"--presets={snapshot[0]}, not {presets}.")
+    single_run.check_rewind_presets(masks, presets, config, "random_prune")
     original = save_restore.standardize(presets)
     mask_values = ticket_masks(masks)
     made = []

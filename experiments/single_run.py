@@ -35,6 +35,51 @@ def source_of(network: save_restore.NetworkLike) -> Optional[str]:
     return "dict"
 
 
+def rewind_start(masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
+                 config: ExperimentConfig) -> Optional[str]:
+    """The directory a run rewound to K > 0 starts from, where its arguments name a
+    trial: level 0's rewind{K}/ in the trial of the ticket whose masks/ are given,
+    else in the trial whose level-0 initial/ is given as presets. None when K is 0
+    or neither names a complete run of a trial."""
+    rewind = config["rewind_iteration"]
+    if not rewind:
+        return None
+    for network, level0_only in ((masks, False), (presets, True)):
+        if not isinstance(network, (str, os.PathLike)):
+            continue
+        directory = os.path.abspath(os.fspath(network)).rstrip(os.sep)
+        run = os.path.dirname(directory)
+        level = os.path.dirname(run)
+        if level0_only and (os.path.basename(directory) != "initial"
+                            or os.path.basename(level) != "0"):
+            continue
+        if runs.is_complete(run):
+            name, _ = paths.split_run_name(os.path.basename(run))
+            return paths.rewind(paths.run(os.path.dirname(level), 0, name), rewind)
+    return None
+
+
+def check_rewind_presets(masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
+                         config: ExperimentConfig, what: str) -> None:
+    """Refuses presets given as a directory other than the rewind snapshot a run
+    rewound to K > 0 starts from (rewind_start): training iterations K..N from
+    the iteration-0 weights is neither a rewound ticket nor a reset one.
+
+    Args:
+      what: who starts there, for the message ('train', 'random_prune').
+
+    Raises:
+      ValueError: naming the snapshot to pass instead.
+    """
+    start = rewind_start(masks, presets, config)
+    if start is not None and isinstance(presets, (str, os.PathLike)) and (
+            os.path.abspath(os.fspath(presets)).rstrip(os.sep) != os.path.abspath(start)):
+        raise ValueError(
+            f"the run is rewound to iteration {config['rewind_iteration']} (late resetting, "
+            f"--rewind_iteration), so {what} starts from level 0's weights at that iteration, "
+            f"not its initial ones: pass --presets={start}, not {presets}.")
+
+
 def load_if_complete(output_dir: str, run_info: Mapping[str, Any],
                      with_metrics: bool = False) -> Optional[Tuple]:
     """(initial, final, masks) of a complete run made with `run_info`, and its
@@ -121,12 +166,14 @@ def train(output_dir: str, config: ExperimentConfig,
       run's metrics, when it was trained now.
 
     Raises:
-      ValueError: a setting, the masks or presets (a layer missing) or the
-        data (labels the model cannot output) do not fit, before any work.
+      ValueError: a setting, the masks or presets (a layer missing, or not
+        the rewind snapshot a rewound run starts from) or the data (labels the
+        model cannot output) do not fit, before any work.
       runs.LockedError: another process is using `output_dir`.
       runs.DivergedError: training diverged; the run is recorded as such.
     """
     build.check(config)
+    check_rewind_presets(masks, presets, config, "train")
     order_seed = int(seed if train_order_seed is None else train_order_seed)
     info = run_identity(config, seed, order_seed, masks, presets,
                         build.data_identity(config), run_info)

@@ -1,6 +1,7 @@
 """Where an experiment's results live on disk.
 
-Layout (kept from the original codebase)::
+Layout (the trial, level and run directories with initial/, final/, masks/ and
+summaries/ are the original codebase's; the rest was added here)::
 
     {experiment_root}/trial{N}/{level}/{experiment_name}{run_id}/
         initial/{layer}.npy    weights before training

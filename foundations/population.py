@@ -677,6 +677,7 @@ class _Finite:
 # -- The public function ----------------------------------------------------------
 
 
+@trainer.reports_disk_need
 def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
                      models: Sequence[ModelBase], optimizer_fn: Callable[[], Any],
                      training_len: Sequence, output_dirs: Sequence[str], *,

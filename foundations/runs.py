@@ -93,13 +93,23 @@ def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
     path = paths.done(run_directory)
     text = json.dumps(dict(record, format_version=FORMAT_VERSION), indent=1, sort_keys=True,
                       default=save_restore.json_default)
-    handle, temporary = tempfile.mkstemp(dir=run_directory, prefix=f".{DONE_FILENAME}.",
-                                         suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+        handle, temporary = tempfile.mkstemp(dir=run_directory, prefix=f".{DONE_FILENAME}.",
+                                             suffix=".tmp")
+    except OSError as error:
+        if save_restore.is_disk_full(error):
+            raise save_restore.disk_full_error(path) from error
+        raise
+    try:
+        try:
+            with os.fdopen(handle, "wb") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as error:
+            if save_restore.is_disk_full(error):
+                raise save_restore.disk_full_error(path) from error
+            raise
         save_restore.apply_umask(temporary)
         try:
             os.link(temporary, path)  # unlike a rename, never replaces a file
@@ -170,7 +180,17 @@ def lock(directory: str, what: str = "run") -> Iterator[None]:
     holder_path = os.path.join(directory, LOCK_FILENAME)
     lock_path = os.path.join(directory, LOCK_FILE)
     new_lock = not os.path.exists(lock_path)
-    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        # A tree this process may not write (read-only, or another user's): reading
+        # its complete runs back needs no lock, as they never change; anything that
+        # would write fails on its first file with the same error.
+        with _read_only_lock(lock_path, directory, what):
+            yield
+        return
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -202,6 +222,53 @@ def lock(directory: str, what: str = "run") -> Iterator[None]:
                         os.rmdir(directory)
     finally:
         os.close(handle)  # releases the lock
+
+
+@contextlib.contextmanager
+def _read_only_lock(lock_path: str, directory: str, what: str) -> Iterator[None]:
+    """lock() where the lock file cannot be written: a writer elsewhere that holds
+    an existing lock file is still respected (flock needs only a read handle)."""
+    try:
+        handle = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        yield  # no lock file, none can be made: nobody can lock this tree either
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise LockedError(
+                f"the {what} in {directory} is in use by another process; wait for it "
+                "to finish (or stop it).") from None
+        yield
+    finally:
+        os.close(handle)
+
+
+def remove_stale_holder(directory: str) -> None:
+    """Removes the .locked_by a killed process left (it had no time to), where
+    nobody holds the lock now; a directory that cannot be written keeps it."""
+    holder = os.path.join(directory, LOCK_FILENAME)
+    if not os.path.exists(holder):
+        return
+    try:
+        handle = os.open(os.path.join(directory, LOCK_FILE), os.O_RDONLY)
+    except OSError:
+        handle = None  # no lock file: nobody can hold it
+    try:
+        if handle is not None:
+            try:
+                # Held while removing, so no new holder writes its name meanwhile.
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # held (perhaps by this process): its holder removes the file
+        with contextlib.suppress(OSError):
+            os.remove(holder)
+    finally:
+        if handle is not None:
+            os.close(handle)
 
 
 def _jsonable(value: Any) -> Any:
@@ -320,6 +387,7 @@ def load_complete_run(run_directory: str, asked: Mapping[str, Any],
     if not is_complete(run_directory):
         return None
     check_same_run(run_directory, asked, defaults, ignore)
+    remove_stale_holder(run_directory)
     return (save_restore.restore_network(paths.initial(run_directory)),
             save_restore.restore_network(paths.final(run_directory)),
             save_restore.restore_network(paths.masks(run_directory)))
@@ -342,8 +410,8 @@ def remove_temporaries(directory: str) -> None:
 
 
 def _only_run_files(run_directory: str) -> bool:
-    """Whether a directory holds nothing but what a run writes (a run interrupted
-    before runs were marked, by an earlier version of this library)."""
+    """Whether a directory holds nothing but names a run writes (necessary, but not
+    enough, for it to be a run of a version before the marker)."""
     allowed = set(RUN_CONTENTS) | {LOCK_FILE, LOCK_FILENAME}
     for name in os.listdir(run_directory):
         path = os.path.join(run_directory, name)
@@ -363,13 +431,112 @@ def _only_run_files(run_directory: str) -> bool:
     return True
 
 
+def _npy_shapes(directory: str) -> Optional[Dict[str, Tuple[int, ...]]]:
+    """layer -> shape of each {layer}.npy in a directory, read from the headers
+    alone; None if any of them is not a readable .npy file."""
+    shapes = {}
+    for name in os.listdir(directory):
+        if not name.endswith(".npy") or name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(directory, name), "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    return None
+                shape, _, _ = read_header(f)
+        except (OSError, ValueError, EOFError, SyntaxError):
+            return None
+        shapes[name[:-4]] = tuple(shape)
+    return shapes
+
+
+def _is_metrics_record(path: str) -> bool:
+    """Whether a file is a metrics.json as runs write it: split -> {"iteration",
+    "loss", "accuracy"} lists (an interrupted run may have written none yet)."""
+    try:
+        metrics = save_restore.read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and all(
+        isinstance(record, dict) and set(record) == {"iteration", "loss", "accuracy"}
+        and all(isinstance(values, list) for values in record.values())
+        for record in metrics.values())
+
+
+def _related_layer_shapes(run_directory: str) -> Iterator[Dict[str, Tuple[int, ...]]]:
+    """The layer shapes of the complete runs related to a run directory: the runs
+    of the same name at the trial's other levels, and the other runs at its level
+    (the records an interrupted level of an older version sits among)."""
+    run_directory = os.path.abspath(run_directory)
+    level_dir = os.path.dirname(run_directory)
+    trial = os.path.dirname(level_dir)
+    if not os.path.basename(level_dir).isdigit():
+        return
+    name = os.path.basename(run_directory)
+    candidates = [os.path.join(trial, level, name) for level in sorted(os.listdir(trial))
+                  if level.isdigit()]
+    candidates += [os.path.join(level_dir, other) for other in sorted(os.listdir(level_dir))]
+    for candidate in candidates:
+        if candidate == run_directory or not is_complete(candidate):
+            continue
+        initial = paths.initial(candidate)
+        shapes = _npy_shapes(initial) if os.path.isdir(initial) else None
+        try:
+            counts = read_done(candidate).get("mask_counts")
+        except (OSError, ValueError):
+            continue
+        if not shapes or (isinstance(counts, dict) and set(counts) != set(shapes)):
+            continue
+        yield shapes
+
+
+def _is_run_of_older_version(run_directory: str) -> bool:
+    """Whether a directory without the marker provably holds a run this library
+    made before runs were marked (format 1), interrupted: nothing but run files,
+    a metrics.json in the library's form, and either this library's divergence
+    record or weight files whose layers and shapes are those of a complete run
+    of the same trial. Anything less is not deleted."""
+    if not _only_run_files(run_directory):
+        return False
+    metrics = paths.metrics(run_directory)
+    if os.path.exists(metrics) and not _is_metrics_record(metrics):
+        return False
+    networks = {}
+    for name in ("initial", "masks", "final"):
+        directory = os.path.join(run_directory, name)
+        if os.path.isdir(directory):
+            shapes = _npy_shapes(directory)
+            if shapes is None:
+                return False
+            networks[name] = shapes
+    diverged = os.path.join(run_directory, DIVERGED_FILENAME)
+    if os.path.exists(diverged):
+        try:
+            record = save_restore.read_json(diverged)
+        except (OSError, ValueError):
+            return False
+        return (isinstance(record, dict) and {"iteration", "reason"} <= set(record)
+                and isinstance(record.get("run_info"), dict))
+    if not networks.get("initial") and not networks.get("masks"):
+        return False
+    for shapes in _related_layer_shapes(run_directory):
+        # final/ is written layer by layer at the end: an interruption may leave part.
+        if all(network.items() <= shapes.items() if name == "final" else network == shapes
+               for name, network in networks.items()):
+            return True
+    return False
+
+
 def clear_incomplete(run_directory: str) -> None:
     """Removes what an interrupted run left, so it can be redone from its start.
 
     Only the run's own files (RUN_CONTENTS) and leftover temporaries are
-    removed, and only in a directory a run of this project started (it holds
-    the marker written at run start, or, for runs of versions before the
-    marker, nothing but run files); anything else is left alone.
+    removed, and only in a directory a run of this project started: it holds
+    the marker written at run start or, for runs of versions before the
+    marker, its content proves it (_is_run_of_older_version). Anything else
+    is refused, not deleted.
 
     Raises:
       FileExistsError: the run is complete (complete runs are never
@@ -384,12 +551,13 @@ def clear_incomplete(run_directory: str) -> None:
     leftovers = [name for name in RUN_CONTENTS
                  if os.path.exists(os.path.join(run_directory, name))]
     marked = (os.path.exists(os.path.join(run_directory, MARKER_FILENAME))
-              or _only_run_files(run_directory))
+              or _is_run_of_older_version(run_directory))
     if leftovers and not marked:
         raise FileExistsError(
             f"{run_directory} holds {', '.join(leftovers)} but no run of this project "
-            f"started there (it has no {MARKER_FILENAME}), so nothing is deleted. Move "
-            "those files away or choose another output directory.")
+            f"started there (it has no {MARKER_FILENAME}, and they are not an interrupted "
+            "run of an earlier version beside its trial's records), so nothing is "
+            "deleted. Move those files away or choose another output directory.")
     if leftovers:
         logger.warning("%s holds an incomplete run (%s); redoing it from the start.",
                        run_directory, ", ".join(leftovers))

@@ -6,11 +6,14 @@ written under a temporary name in the same directory and then renamed over
 its final name, so an interrupted write never leaves a file that looks whole.
 """
 
+import contextlib
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -28,12 +31,88 @@ def apply_umask(path: str) -> None:
     os.chmod(path, 0o666 & ~mask)
 
 
-def _write_atomically(path: str, write: Callable) -> None:
-    """Calls write(file_object) on a temporary file, then renames it to path."""
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+class DiskFullError(OSError):
+    """A result could not be written because its file system is full.
+
+    An OSError with errno ENOSPC, so callers that handle OSError still do; its
+    message names the file, the free space and, once known (with_need), how
+    much the whole run needs.
+    """
+
+    def __init__(self, path: str, free: Optional[int], needed: Optional[int] = None):
+        self.path, self.free, self.needed = path, free, needed
+        free_text = "unknown" if free is None else _megabytes(free)
+        need_text = "" if needed is None else f"; the run needs about {_megabytes(needed)}"
+        super().__init__(
+            errno.ENOSPC,
+            f"the disk is full: writing {path} failed ({free_text} free there{need_text}). "
+            "Free some space (or choose another output directory) and rerun the same "
+            "command: finished runs are kept and the interrupted one resumes from its start")
+
+    def __str__(self) -> str:
+        return self.strerror
+
+    def with_need(self, needed: int) -> "DiskFullError":
+        """The same error, saying how many bytes the whole run needs."""
+        return DiskFullError(self.path, self.free, needed)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether an error says the disk (or a quota) is full: ENOSPC or EDQUOT, or
+    numpy's short write ('N requested and M written', which has no errno)."""
+    if not isinstance(error, OSError):
+        return False
+    if isinstance(error, DiskFullError) or error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return error.errno is None and bool(re.search(r"\d+ requested and \d+ written",
+                                                  str(error)))
+
+
+def disk_full_error(path: str) -> DiskFullError:
+    """A DiskFullError for `path`, with the free space of its file system now."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        free = None
+    return DiskFullError(path, free)
+
+
+@contextlib.contextmanager
+def disk_need(needed: Callable[[], Optional[int]]) -> Iterator[None]:
+    """Adds to a DiskFullError raised in the block what the whole run needs.
+
+    Args:
+      needed: called only on a full disk; the bytes the run writes (None: unknown).
+    """
+    try:
+        yield
+    except DiskFullError as error:
+        total = None if error.needed is not None else needed()
+        if total is None:
+            raise
+        raise error.with_need(total) from error.__cause__
+
+
+def _write_atomically(path: str, write: Callable) -> None:
+    """Calls write(file_object) on a temporary file, then renames it to path.
+
+    Raises:
+      DiskFullError: the file system is full (the temporary file is removed).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as error:
+        if is_disk_full(error):
+            raise disk_full_error(path) from error
+        raise
     try:
         with os.fdopen(handle, "wb") as f:
             write(f)
@@ -42,9 +121,11 @@ def _write_atomically(path: str, write: Callable) -> None:
         # mkstemp makes files private; results are shared as the umask says.
         apply_umask(temporary)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.remove(temporary)
+        if is_disk_full(error):
+            raise disk_full_error(path) from error
         raise
 
 

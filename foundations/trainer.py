@@ -26,6 +26,7 @@ opts in through ``ModelBase.trace_key``.
 import collections
 import copy
 import functools
+import inspect
 import json
 import logging
 import math
@@ -878,6 +879,53 @@ class TrainResult(tuple):
                 self.snapshots)
 
 
+# What a run writes besides its weights (metrics.json, summaries, done.json), at most.
+_RECORD_BYTES = 1_000_000
+
+
+def run_bytes(model: ModelBase, snapshots: int = 0, save_network: bool = True
+              ) -> Optional[int]:
+    """About how many bytes a run of `model` writes: initial/, masks/ and final/
+    (kernels), each rewind snapshot (kernels and biases) and its records.
+
+    Returns:
+      The bytes, or None if the model is not built yet.
+    """
+    try:
+        kernels = sum(int(np.prod(v.shape)) * v.dtype.size
+                      for v in model.kernel_variables.values())
+        biases = sum(int(np.prod(v.shape)) * v.dtype.size
+                     for v in model.bias_variables.values())
+    except RuntimeError:  # not built
+        return None
+    weights = (3 * kernels + snapshots * (kernels + biases)) if save_network else 0
+    return weights + _RECORD_BYTES
+
+
+def reports_disk_need(function: Callable) -> Callable:
+    """Makes a full disk during `function` (train, or a population's) a
+    DiskFullError that says how many bytes its runs need: the sum of run_bytes
+    over its `model` or `models`, with its snapshot_iterations and save_network."""
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        arguments = signature.bind(*args, **kwargs)
+        arguments.apply_defaults()
+        given = arguments.arguments
+
+        def needed() -> Optional[int]:
+            models = given["models"] if "models" in given else [given["model"]]
+            sizes = [run_bytes(model, len(given["snapshot_iterations"]), given["save_network"])
+                     for model in models]
+            return None if None in sizes else sum(sizes)
+
+        with save_restore.disk_need(needed):
+            return function(*args, **kwargs)
+    return wrapper
+
+
+@reports_disk_need
 def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any],
           training_len: Sequence, output_dir: str, *,
           save_summaries: bool = True, save_network: bool = True,

@@ -26,7 +26,11 @@ COMMAND = runners.download(locations.MNIST_LOCATION,
 
 def main(location: str = locations.MNIST_LOCATION, dataset: str = "mnist",
          base_url: Optional[str] = None, timeout: float = 60.0) -> None:
-    """Downloads `dataset` into `location` and prints the paths; exits 1 on failure."""
+    """Downloads `dataset` into `location` and prints the paths.
+
+    Raises:
+      DownloadError: a file cannot be had intact from any mirror.
+    """
     runners.download_main(location, dataset, base_url, timeout)
 
 

@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import os
 import shutil
+import subprocess
 import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -136,3 +137,49 @@ def checksums(directory) -> dict:
 def xla_auto(monkeypatch):
     """--xla=auto as it is outside the test suite (see LOTTERY_TICKET_XLA_AUTO above)."""
     monkeypatch.delenv("LOTTERY_TICKET_XLA_AUTO", raising=False)
+
+
+def _mount(*arguments) -> subprocess.CompletedProcess:
+    return subprocess.run(["mount", *arguments], capture_output=True, text=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MB file system (tmpfs), for a disk that fills up; unmounted after.
+
+    Yields its path. Skips where mounting is not allowed (it needs root).
+    """
+    where = tmp_path / "small_disk"
+    where.mkdir()
+    mounted = _mount("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where))
+    if mounted.returncode:
+        pytest.skip("a full disk is tested on a small tmpfs, and mounting one failed "
+                    f"(it needs root): {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """read_only(directory) remounts `directory` read-only in place (a read-only bind
+    mount of itself) and returns it; unmounted after. Skips where mounting is not
+    allowed (it needs root)."""
+    mounted_here = []
+
+    def make(directory) -> str:
+        directory = str(directory)
+        bound = _mount("--bind", directory, directory)
+        if bound.returncode:
+            pytest.skip("a read-only tree is tested on a read-only bind mount, and making "
+                        f"one failed (it needs root): {bound.stderr.strip()}")
+        mounted_here.append(directory)
+        remounted = _mount("-o", "remount,bind,ro", directory)
+        if remounted.returncode:
+            pytest.skip(f"remounting {directory} read-only failed: {remounted.stderr.strip()}")
+        return directory
+
+    yield make
+    for directory in reversed(mounted_here):
+        subprocess.run(["umount", "-l", directory], capture_output=True)

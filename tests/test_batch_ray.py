@@ -194,3 +194,29 @@ def test_unreachable_address_is_one_error_and_signals_stop_the_connecting(tmp_pa
             assert process.returncode == 130, "".join(output) + rest
             assert "interrupted: 1 line(s) not finished" in rest
     assert not (tmp_path / "out" / "a").exists()
+
+
+def test_a_killed_drivers_local_ray_stops_with_it(tmp_path):
+    """SIGKILL to the driver: Ray's helpers and the line's runner stop with it (Ray's
+    own agents used to outlive it by over a minute)."""
+    from lottery_ticket.cli import reaper
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    argfile = write_argfile(tmp_path, [("c", ["--label=c", f"--hold={hold}"])])
+    driver = start_driver(argfile, "--backend=ray", "--workers=1", env=_environment())
+    started = tmp_path / "out" / "c" / "started"
+    deadline = time.time() + 120
+    while not (started.exists() and started.read_text()):
+        assert driver.poll() is None and time.time() < deadline, driver.communicate()[0]
+        time.sleep(0.1)
+    helpers = reaper.descendants(driver.pid)
+    runner_pid = int(started.read_text())
+    assert runner_pid in helpers and len(helpers) > 3  # GCS, raylet, agents, workers, runner
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.time() + 30
+    while any(_alive(pid) for pid in helpers) and time.time() < deadline:
+        time.sleep(0.2)
+    left = [open(f"/proc/{pid}/cmdline", "rb").read()[:80] for pid in helpers if _alive(pid)]
+    assert left == []
+    assert not (tmp_path / "out" / "c" / "done.json").exists()

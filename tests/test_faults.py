@@ -202,6 +202,20 @@ def test_train_refuses_to_delete_files_it_did_not_make(tmp_path, fashion_mnist_d
     assert checksums(target) == before
 
 
+@pytest.mark.parametrize("runner,where", [("train", ""), ("lottery_experiment", "0/lottery")])
+def test_a_users_file_with_a_runs_name_is_not_replaced(tmp_path, fashion_mnist_dir, runner,
+                                                       where):
+    """A folder holding only a file named like a run's is no interrupted run."""
+    target = tmp_path / "U"
+    (target / where).mkdir(parents=True)
+    (target / where / "metrics.json").write_text('{"my": "results"}')
+    levels = ["--levels=0"] if runner == "lottery_experiment" else []
+    result = run(RUNNERS + runner, f"--output_dir={target}", *levels,
+                 f"--mnist_location={fashion_mnist_dir}", *TINY)
+    one_error(result, 2, str(target), "nothing is deleted", "Move those files away")
+    assert (target / where / "metrics.json").read_text() == '{"my": "results"}'
+
+
 # 6. A control trains like its ticket (the README's command, no --training_len).
 @pytest.mark.slow
 def test_a_control_without_training_flags_trains_like_its_ticket(tmp_path, unchanged):
@@ -335,8 +349,7 @@ def test_the_downloader_names_every_missing_file_at_once(tmp_path, mnist_mirror)
     os.remove(served / "t10k-labels-idx1-ubyte.gz")
     result = run("lottery_ticket.mnist_fc.download_data", f"--location={tmp_path / 'out'}",
                  f"--base_url={url}")
-    assert result.returncode == 1
-    assert "2 of 4 files could not be downloaded" in result.stderr
+    one_error(result, 2, "2 of 4 files could not be downloaded")
     assert "train-images-idx3-ubyte.gz" in result.stderr
     assert "t10k-labels-idx1-ubyte.gz" in result.stderr
     # The two that exist were fetched, checked and kept.
@@ -348,7 +361,7 @@ def test_a_local_directory_is_a_mirror(tmp_path, fashion_mnist_dir):
     result = run("lottery_ticket.mnist_fc.download_data", f"--location={tmp_path / 'out'}",
                  "--dataset=mnist", f"--base_url={fashion_mnist_dir}")
     # Fashion-MNIST's files are not MNIST's: every checksum is named, nothing is kept.
-    assert result.returncode == 1
+    one_error(result, 2, "4 of 4 files could not be downloaded")
     assert result.stderr.count("checksum") == 4 and "file://" in result.stderr
     assert os.listdir(tmp_path / "out") == []
 
@@ -448,3 +461,82 @@ def test_an_output_path_that_cannot_be_made_is_one_line(tmp_path, fashion_mnist_
     result = run(RUNNERS + "lottery_experiment", f"--output_dir={tmp_path / 'a_file'}",
                  f"--mnist_location={fashion_mnist_dir}", *TINY)
     one_error(result, 2, "is a file, not a directory")
+
+
+def test_a_full_disk_says_so_and_the_rerun_resumes_bit_identically(tmp_path, small_disk,
+                                                                     fashion_mnist_dir):
+    """LeNet-300-100's initial/ and masks/ (2 x 1.06 MB) do not fit on 2 MB."""
+    flags = [f"--mnist_location={fashion_mnist_dir}", "--seed=3", *TINY]
+    output = small_disk / "run"
+    full = run(RUNNERS + "train", f"--output_dir={output}", *flags)
+    line = one_error(full, 2, "the disk is full", str(output), "MB free there",
+                     "the run needs about 4.", "rerun the same command")
+    assert "requested and" not in line
+    assert not runs.is_complete(str(output))
+    assert not [name for _, _, names in os.walk(output) for name in names
+                if name.endswith(".tmp")]
+    # Space freed (the file system grown): the same command resumes and finishes.
+    grown = subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)],
+                           capture_output=True, text=True)
+    assert grown.returncode == 0, grown.stderr
+    again = run(RUNNERS + "train", f"--output_dir={output}", *flags)
+    assert again.returncode == 0, again.stderr[-3000:]
+    reference = tmp_path / "reference"
+    assert run(RUNNERS + "train", f"--output_dir={reference}", *flags).returncode == 0
+    for part in ("initial", "masks", "final"):
+        for name in os.listdir(reference / part):
+            assert (output / part / name).read_bytes() == (reference / part / name).read_bytes()
+
+
+def test_numpys_short_write_is_a_full_disk(tmp_path):
+    assert save_restore.is_disk_full(OSError("30000 requested and 23520 written"))
+    assert not save_restore.is_disk_full(OSError("something else"))
+    assert not save_restore.is_disk_full(ValueError("30000 requested and 23520 written"))
+
+
+def test_a_finished_trial_reads_back_from_a_read_only_tree(tmp_path, finished, read_only,
+                                                           fashion_mnist_dir):
+    """Rerunning a finished trial's command reads it back: no lock needs writing."""
+    copy = tmp_path / "ro" / "trial1"
+    shutil.copytree(finished, copy)
+    before = checksums(copy)
+    read_only(tmp_path / "ro")
+    result = run(RUNNERS + "lottery_experiment", f"--output_dir={copy}",
+                 f"--mnist_location={fashion_mnist_dir}", "--levels=1", "--seed=1", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert checksums(copy) == before
+    # Asking for more than the tree holds fails on the first file, in one line.
+    more = run(RUNNERS + "lottery_experiment", f"--output_dir={copy}",
+               f"--mnist_location={fashion_mnist_dir}", "--levels=2", "--seed=1", *TINY)
+    one_error(more, 2, "Read-only file system")
+    assert checksums(copy) == before
+
+
+def test_a_holder_name_left_by_a_kill_goes_with_the_next_run(tmp_path, finished,
+                                                              fashion_mnist_dir):
+    copy = tmp_path / "trial1"
+    shutil.copytree(finished, copy)
+    level1 = paths.run(str(copy), 1)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from lottery_ticket.foundations import runs\n"
+        f"with runs.lock({level1!r}):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    stale = os.path.join(level1, runs.LOCK_FILENAME)
+    assert os.path.exists(stale)  # the kill left it
+    result = run(RUNNERS + "lottery_experiment", f"--output_dir={copy}",
+                 f"--mnist_location={fashion_mnist_dir}", "--levels=1", "--seed=1", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not os.path.exists(stale)
+    assert runs.is_complete(level1)
+
+
+def test_a_data_location_that_is_a_file_says_so(tmp_path, fashion_mnist_dir):
+    images = os.path.join(fashion_mnist_dir, "train-images-idx3-ubyte.gz")
+    result = run(RUNNERS + "train", f"--output_dir={tmp_path / 'run'}",
+                 f"--mnist_location={images}", *TINY)
+    one_error(result, 2, f"the data location {images} is a file, not a directory",
+              f"e.g. {fashion_mnist_dir}")
+    assert not (tmp_path / "run").exists()

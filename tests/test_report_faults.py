@@ -429,3 +429,12 @@ def test_runs_of_different_lengths_averaged_together_are_noted(tmp_path):
     assert "400 iterations" in notes[0] and "50000 iterations" in notes[0]
     with pytest.raises(ValueError, match="inside the experiment"):
         report.report(str(root), str(root / "trial1" / "figures"))
+
+
+def test_levels_asked_for_that_have_no_run_are_named(tmp_path):
+    root = _tree(tmp_path / "exp")
+    result = report.report(str(root), str(tmp_path / "out"), levels="0,5,9")
+    notes = [str(p) for p in result["problems"] if p.kind == reader.NOTE]
+    assert notes == [f"{root}: --levels asks for 5,9, which have no complete 'lottery' run "
+                     "(levels with runs: 0,1,2); the curves and histograms show 0"]
+    assert notes[0] in (tmp_path / "out" / "problems.txt").read_text()

@@ -274,3 +274,27 @@ def test_controls_of_a_rewound_ticket_start_from_its_snapshot_biases(rewound_tri
     control_runs.rearrange(str(tmp_path / "1" / "rearrange1"), paths.masks(ticket),
                            paths.initial(ticket), seed=5)
     assert runs.is_complete(str(tmp_path / "1" / "rearrange1"))
+
+
+def test_train_refuses_level0s_initial_weights_for_a_rewound_run(rewound_trial, tmp_path):
+    """Iterations K..N from the iteration-0 weights is neither a rewound ticket nor a
+    reset one: train refuses it as random_prune does, with the same message."""
+    from lottery_ticket.experiments import single_run
+    trial, _ = rewound_trial
+    ticket, level0 = paths.run(trial, 1), paths.run(trial, 0)
+    messages = []
+    for masks in (paths.masks(ticket), None):
+        with pytest.raises(ValueError, match=r"rewound to iteration 10 .*--presets=.*rewind10") \
+                as refused:
+            single_run.train(str(tmp_path / "run"), REWOUND, masks=masks,
+                             presets=paths.initial(level0))
+        messages.append(str(refused.value))
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError) as random_prune:
+        control_runs.random_prune(str(tmp_path / "1" / "random_prune1"), paths.masks(ticket),
+                                  paths.initial(level0), seed=5)
+    assert messages[0] == messages[1] == str(random_prune.value).replace("random_prune", "train")
+    # The snapshot itself is accepted: the rewound ticket, retrained.
+    single_run.train(str(tmp_path / "run"), REWOUND, masks=paths.masks(ticket),
+                     presets=paths.rewind(level0, K))
+    assert runs.is_complete(str(tmp_path / "run"))

@@ -137,22 +137,96 @@ def test_a_done_json_that_is_not_an_object_is_a_clear_error(tmp_path):
         runs.read_done(str(tmp_path))
 
 
+def _older_level(trial, level=1):
+    """A level of `trial` as a version before the marker left it when interrupted:
+    initial/ and masks/ shaped like level 0's, a summary, metrics so far."""
+    run = paths.run(trial, level)
+    initial = save_restore.restore_network(paths.initial(paths.run(trial, 0)))
+    save_restore.save_network(paths.initial(run), initial)
+    save_restore.save_network(paths.masks(run), {k: np.ones_like(v) for k, v in initial.items()})
+    os.makedirs(paths.summaries(run))
+    with open(os.path.join(paths.summaries(run), "events.out.tfevents.1.host"), "wb") as f:
+        f.write(b"x")
+    save_restore.write_json(paths.metrics(run), {
+        "test": {"iteration": [0], "loss": [2.3], "accuracy": [0.1]}})
+    return run
+
+
 def test_an_interrupted_run_of_an_older_version_is_redone(tmp_path):
-    """Runs interrupted before runs were marked hold only run files: they are cleared."""
-    run = tmp_path / "run"
-    save_restore.save_network(str(run / "initial"), {"layer0": np.ones(2)})
-    save_restore.save_network(str(run / "masks"), {"layer0": np.ones(2)})
-    (run / "summaries").mkdir()
-    (run / "summaries" / "events.out.tfevents.1.host").write_bytes(b"x")
-    save_restore.write_json(str(run / "metrics.json"), {})
-    runs.clear_incomplete(str(run))
+    """A run interrupted before runs were marked is cleared when its content proves
+    it: run files only, its layers and shapes those of a complete run of its trial."""
+    trial = str(tmp_path / "trial")
+    lottery.run_trial(trial, SMALL.replace(levels=0), seed=1)
+    run = _older_level(trial)
+    runs.clear_incomplete(run)
     assert os.listdir(run) == []
     # A file of someone else's among them: nothing is deleted.
-    save_restore.save_network(str(run / "initial"), {"layer0": np.ones(2)})
-    (run / "initial" / "notes.txt").write_text("mine")
+    run = _older_level(trial, 2)
+    with open(os.path.join(paths.initial(run), "notes.txt"), "w") as f:
+        f.write("mine")
     with pytest.raises(FileExistsError, match="no run of this project"):
-        runs.clear_incomplete(str(run))
-    assert sorted(os.listdir(run / "initial")) == ["layer0.npy", "notes.txt"]
+        runs.clear_incomplete(run)
+    assert sorted(os.listdir(paths.initial(run)))[-1] == "notes.txt"
+
+
+def _refused_unchanged(directory):
+    before = {path: open(path, "rb").read() for path in
+              (os.path.join(root, f) for root, _, files in os.walk(directory) for f in files)}
+    with pytest.raises(FileExistsError, match=f"{directory}.*nothing is deleted.*Move those "
+                                              "files away or choose another output directory"):
+        runs.clear_incomplete(directory)
+    after = {path: open(path, "rb").read() for path in
+             (os.path.join(root, f) for root, _, files in os.walk(directory) for f in files)}
+    assert after == before and before
+
+
+def test_a_folder_with_only_a_runs_file_names_is_refused_not_emptied(tmp_path):
+    """Names alone prove nothing: a user's metrics.json or final/my_weights.npy stays."""
+    mine = tmp_path / "U"
+    mine.mkdir()
+    (mine / "metrics.json").write_text('{"my": "results"}')
+    _refused_unchanged(str(mine))
+    weights = tmp_path / "W"
+    (weights / "final").mkdir(parents=True)
+    np.save(weights / "final" / "my_weights.npy", np.arange(3.0))
+    _refused_unchanged(str(weights))
+    # Run-shaped files with no record of this library anywhere near: refused too.
+    lone = tmp_path / "lone"
+    save_restore.save_network(str(lone / "initial"), {"layer0": np.ones(2)})
+    save_restore.save_network(str(lone / "masks"), {"layer0": np.ones(2)})
+    save_restore.write_json(str(lone / "metrics.json"), {})
+    _refused_unchanged(str(lone))
+
+
+def test_an_older_level_is_refused_unless_it_matches_its_trial(tmp_path):
+    trial = str(tmp_path / "trial")
+    lottery.run_trial(trial, SMALL.replace(levels=0), seed=1)
+    # A user's metrics.json one level down, where a level would be.
+    mine = paths.run(trial, 1)
+    os.makedirs(mine)
+    with open(paths.metrics(mine), "w") as f:
+        f.write('{"my": "results"}')
+    _refused_unchanged(mine)
+    # Layers of other shapes than the trial's: not this trial's run.
+    other = paths.run(trial, 2)
+    save_restore.save_network(paths.initial(other), {"layer0": np.ones((3, 3))})
+    _refused_unchanged(other)
+    # A user's metrics.json beside run-shaped weights: refused, weights kept.
+    run = _older_level(trial, 3)
+    with open(paths.metrics(run), "w") as f:
+        f.write('{"my": "results"}')
+    _refused_unchanged(run)
+
+
+def test_an_older_diverged_run_is_recognised_by_its_record(tmp_path):
+    run = tmp_path / "run"
+    save_restore.save_network(str(run / "initial"), {"layer0": np.ones(2)})
+    save_restore.write_json(str(run / "diverged.json"), {
+        "iteration": 3, "reason": "the training loss is nan", "run_info": {"seed": 0}})
+    runs.clear_incomplete(str(run))
+    assert os.listdir(run) == []
+    save_restore.write_json(str(run / "diverged.json"), {"my": "notes"})
+    _refused_unchanged(str(run))
 
 
 def test_the_family_wrapper_keeps_the_configurations_levels_and_presets_are_identity(
