@@ -425,15 +425,11 @@ def _train_together(members: Sequence[_ControlRun], output_dirs: Sequence[str],
         model = build.model(config, member.presets, member.masks, seed=member.init_seed)
         build.check_fit(config, dataset, model, member.masks, member.presets)
         models.append(model)
-    validate = config["validate_interval"] if config["validation_size"] else None
+    arguments = single_run.training_arguments(config, population=True)
     trained = population.train_population(
-        datasets, models, build.optimizer_fn(config), config["training_len"], output_dirs,
-        test_interval=config["test_interval"] or None, validate_interval=validate or None,
-        run_infos=identities, progress=progress,
-        progress_label=f"{members[0].control} | {len(members)} runs | ",
-        start_iteration=config["rewind_iteration"],
-        # 'auto' leaves the choice to the population, per path (see its docstring).
-        jit_compile={"on": True, "off": False}.get(config["xla"]))
+        datasets, models, arguments.pop("optimizer_fn"), arguments.pop("training_len"),
+        output_dirs, run_infos=identities, progress=progress,
+        progress_label=f"{members[0].control} | {len(members)} runs | ", **arguments)
     for index, result in zip(indices, trained):
         results[index] = result
 

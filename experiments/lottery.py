@@ -88,17 +88,13 @@ def level_trainer(config: ExperimentConfig, run_dir: Callable[[int], str],
     under its run directory's lock, recording identity(level); level 0 from
     iteration 0, saving the rewind snapshot if any; later levels from the
     rewind iteration."""
-    rewind = config["rewind_iteration"]
-
     def train_model(level, dataset, model):
         info = dict(identity(level), level=level, run_id="")
         with runs.lock(run_dir(level)):
             return single_run.train_model(
                 dataset, model, run_dir(level), config, info,
                 progress_label=label(level),
-                iterations_after=iterations_after(level), progress=progress,
-                start_iteration=0 if level == 0 else rewind,
-                snapshot_iterations=(rewind,) if level == 0 and rewind else ())
+                iterations_after=iterations_after(level), progress=progress, level=level)
 
     return train_model
 

@@ -76,8 +76,9 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
         directory, whose trials are paths.trial(parent, seed)
         ({parent}/trial{seed}).
       config: data, model, training and pruning settings, as for run_trial.
-        config['xla'] 'on' compiles the population's training loop with XLA;
-        'auto' and 'off' do not (see foundations.population).
+        config['xla'] 'on' compiles the population's training loop with XLA,
+        'off' does not, and 'auto' lets the population choose (see
+        single_run.training_arguments and foundations.population).
       seeds: each trial's seed (its level-0 initialization, batch order and
         random pruning scores), all different.
       presets: optional level-0 initial weights for every trial.
@@ -116,7 +117,6 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
     datasets = _datasets(config, seeds)
     per_level = trainer.training_iterations(config["training_len"], datasets[0])
     preset_values = save_restore.standardize(presets)
-    validate = config["validate_interval"] if config["validation_size"] else None
 
     def run_dir(trial: int, level: int) -> str:
         return paths.run(trial_dirs[trial], level, experiment_name)
@@ -162,7 +162,7 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
                     pending.append((trial, model))
             if pending:
                 _train_level(pending, level, config, datasets, run_dir, identities, results,
-                             failed, experiment_name=experiment_name, validate=validate,
+                             failed, experiment_name=experiment_name,
                              per_level=per_level, progress=progress)
             for trial in range(len(seeds)):
                 if trial in failed or level not in results[trial]:
@@ -184,7 +184,7 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
 
 def _train_level(pending, level: int, config: ExperimentConfig, datasets, run_dir,
                  identities, results: List[Trial], failed, *, experiment_name: str,
-                 validate: Optional[int], per_level: int, progress: Progress) -> None:
+                 per_level: int, progress: Progress) -> None:
     """Trains one level of the trials in `pending` together, under each run's lock,
     recording each trial's LevelResult or its divergence."""
     rewind = config["rewind_iteration"]
@@ -193,20 +193,17 @@ def _train_level(pending, level: int, config: ExperimentConfig, datasets, run_di
     with contextlib.ExitStack() as run_locks:
         for trial in trials:
             run_locks.enter_context(runs.lock(run_dir(trial, level)))
+        arguments = single_run.training_arguments(config, level=level, population=True)
         trained = population.train_population(
             [datasets[trial] for trial in trials], [model for _, model in pending],
-            build.optimizer_fn(config), config["training_len"],
+            arguments.pop("optimizer_fn"), arguments.pop("training_len"),
             [run_dir(trial, level) for trial in trials],
-            test_interval=config["test_interval"] or None,
-            validate_interval=validate or None,
             run_infos=[dict(identities[trial], level=level, run_id="") for trial in trials],
             progress=progress,
             progress_label=(f"{experiment_name} level {level} of {levels} | "
                             f"{len(trials)} trials | "),
             iterations_after=(per_level - rewind) * (levels - level),
-            start_iteration=0 if level == 0 else rewind,
-            snapshot_iterations=(rewind,) if level == 0 and rewind else (),
-            jit_compile=config["xla"] == "on", raise_on_divergence=False)
+            raise_on_divergence=False, **arguments)
     for (trial, model), result in zip(pending, trained):
         if isinstance(result, runs.DivergedError):
             logger.warning("%s", result)
