@@ -418,8 +418,7 @@ def _train_together(members: Sequence[_ControlRun], output_dirs: Sequence[str],
     """Trains `members` as one population, as single_run.train_model trains each,
     storing each one's TrainResult at its index in `results`."""
     config = members[0].config
-    datasets = population_lib._datasets(  # pylint: disable=protected-access
-        config, [member.order_seed for member in members])
+    datasets = population_lib.datasets(config, [member.order_seed for member in members])
     models = []
     for member, dataset in zip(members, datasets):
         model = build.model(config, member.presets, member.masks, seed=member.init_seed)

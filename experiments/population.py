@@ -41,7 +41,7 @@ logger = logging.getLogger("lottery_ticket")
 Trial = Dict[int, experiment.LevelResult]
 
 
-def _datasets(config: ExperimentConfig, seeds: Sequence[int]) -> List[DatasetBase]:
+def datasets(config: ExperimentConfig, seeds: Sequence[int]) -> List[DatasetBase]:
     """Each trial's data set, as build.dataset(config, seed) gives it.
 
     The data are read once: the other trials get a copy with their own
@@ -52,17 +52,17 @@ def _datasets(config: ExperimentConfig, seeds: Sequence[int]) -> List[DatasetBas
     cls = type(base)
     shares_order = all(getattr(cls, name) is getattr(DatasetBase, name)
                        for name in ("batch_indices", "_epoch_order", "iterations_per_epoch"))
-    datasets = []
+    made = []
     for seed in seeds:
         if int(seed) == base.train_order_seed:
-            datasets.append(base)
+            made.append(base)
         elif shares_order:
             other = copy.copy(base)
             other.train_order_seed = int(seed)
-            datasets.append(other)
+            made.append(other)
         else:
-            datasets.append(build.dataset(config, int(seed)))
-    return datasets
+            made.append(build.dataset(config, int(seed)))
+    return made
 
 
 def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
@@ -70,6 +70,10 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
                experiment_name: str = lottery.EXPERIMENT_NAME,
                progress: Progress = None) -> List[Trial]:
     """Runs (or resumes) one lottery trial per seed, training each level together.
+
+    The level loop is foundations.experiment.lockstep's; this function says
+    where each trial's runs live, what they record, and that a level's
+    training is one population.
 
     Args:
       output_dirs: the trial directories, one per seed; or a parent
@@ -113,115 +117,64 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
     levels = config["levels"]
     identities = [lottery.trial_identity(config, seed, experiment_name, presets)
                   for seed in seeds]
-    prune_fns = [build.prune_fn(config, seed) for seed in seeds]
-    datasets = _datasets(config, seeds)
-    per_level = trainer.training_iterations(config["training_len"], datasets[0])
+    trial_data = datasets(config, seeds)
+    per_level = trainer.training_iterations(config["training_len"], trial_data[0])
     preset_values = save_restore.standardize(presets)
 
     def run_dir(trial: int, level: int) -> str:
         return paths.run(trial_dirs[trial], level, experiment_name)
 
-    results: List[Trial] = [{} for _ in seeds]
-    failed: Dict[int, runs.DivergedError] = {}
-    reset_to: List[Optional[Network]] = [preset_values for _ in seeds]
+    def make_models(level, trials, level_presets, masks):
+        return [build.model(config, start, mask, seed=seeds[trial])
+                for trial, start, mask in zip(trials, level_presets, masks)]
+
+    def train_models(level, trials, models):
+        arguments = single_run.training_arguments(config, level=level, population=True)
+        with contextlib.ExitStack() as run_locks:
+            for trial in trials:
+                run_locks.enter_context(runs.lock(run_dir(trial, level)))
+            trained = population.train_population(
+                [trial_data[trial] for trial in trials], models,
+                arguments.pop("optimizer_fn"), arguments.pop("training_len"),
+                [run_dir(trial, level) for trial in trials],
+                run_infos=[dict(identities[trial], level=level, run_id="")
+                           for trial in trials],
+                progress=progress,
+                progress_label=(f"{experiment_name} level {level} of {levels} | "
+                                f"{len(trials)} trials | "),
+                iterations_after=(per_level - rewind) * (levels - level),
+                raise_on_divergence=False, **arguments)
+        for result in trained:
+            if isinstance(result, runs.DivergedError):
+                logger.warning("%s", result)
+        return trained
+
+    def completed_levels(level, trials):
+        return [single_run.load_if_complete(run_dir(trial, level), identities[trial],
+                                            with_metrics=True) for trial in trials]
+
+    def rewound(trials, level0s):
+        return [lottery.rewound_weights(run_dir(trial, 0), rewind) for trial in trials]
+
     with contextlib.ExitStack() as trial_locks:
         for trial_dir in trial_dirs:
             trial_locks.enter_context(runs.lock(trial_dir, "trial"))
         # Everything that can be wrong is found before level 0 trains.
         for trial, seed in enumerate(seeds):
-            build.check_fit(config, datasets[trial],
+            build.check_fit(config, trial_data[trial],
                             build.model(config, preset_values, None, seed=seed),
                             presets=preset_values, pruned=True)
-        for level in range(levels + 1):
-            pending = []  # (trial, model)
-            for trial, seed in enumerate(seeds):
-                if trial in failed:
-                    continue
-                masks = None
-                if level > 0:
-                    previous = results[trial][level - 1]
-                    prune = prune_fns[trial]
-                    masks = (prune(previous.masks, previous.final, level=level)
-                             if experiment.accepts_level(prune)
-                             else prune(previous.masks, previous.final))
-                saved = single_run.load_if_complete(run_dir(trial, level), identities[trial],
-                                                    with_metrics=True)
-                if saved is not None:
-                    initial, final, saved_masks, metrics = saved
-                    if masks is not None and not experiment._same(masks, saved_masks):  # pylint: disable=protected-access
-                        raise ValueError(
-                            f"{run_dir(trial, level)} was saved with masks that differ from "
-                            "the ones pruning gives now: the saved experiment was made with "
-                            "other settings. Use a new output directory.")
-                    logger.info("%s: level %d is already complete; reading it back.",
-                                trial_dirs[trial], level)
-                    results[trial][level] = experiment.LevelResult(
-                        level, saved_masks, initial, final, True, metrics)
-                else:
-                    model = build.model(config, reset_to[trial], masks, seed=seed)
-                    pending.append((trial, model))
-            if pending:
-                _train_level(pending, level, config, datasets, run_dir, identities, results,
-                             failed, experiment_name=experiment_name,
-                             per_level=per_level, progress=progress)
-            for trial in range(len(seeds)):
-                if trial in failed or level not in results[trial]:
-                    continue
-                _check_reset(results[trial][level], reset_to[trial], trial_dirs[trial])
-                if level == 0:
-                    reset_to[trial] = (lottery.rewound_weights(run_dir(trial, 0), rewind)
-                                       if rewind else results[trial][0].initial)
+        outcome = experiment.lockstep(
+            make_models, train_models, [build.prune_fn(config, seed) for seed in seeds],
+            levels, presets=[preset_values] * len(seeds), completed_levels=completed_levels,
+            reset_weights=rewound if rewind else None, names=trial_dirs)
+    results = outcome.levels
     for trial, trial_results in enumerate(results):
         for level, result in trial_results.items():
             logger.info("%s level %d: %.2f%% of weights remain%s", trial_dirs[trial], level,
                         100 * lottery.remaining_fraction(result.masks),
                         " (already complete)" if result.resumed else "")
-    if failed:
+    if outcome.failed:
         raise population.PopulationDivergedError(
-            [failed.get(trial, results[trial]) for trial in range(len(seeds))])
+            [outcome.failed.get(trial, results[trial]) for trial in range(len(seeds))])
     return results
-
-
-def _train_level(pending, level: int, config: ExperimentConfig, datasets, run_dir,
-                 identities, results: List[Trial], failed, *, experiment_name: str,
-                 per_level: int, progress: Progress) -> None:
-    """Trains one level of the trials in `pending` together, under each run's lock,
-    recording each trial's LevelResult or its divergence."""
-    rewind = config["rewind_iteration"]
-    levels = config["levels"]
-    trials = [trial for trial, _ in pending]
-    with contextlib.ExitStack() as run_locks:
-        for trial in trials:
-            run_locks.enter_context(runs.lock(run_dir(trial, level)))
-        arguments = single_run.training_arguments(config, level=level, population=True)
-        trained = population.train_population(
-            [datasets[trial] for trial in trials], [model for _, model in pending],
-            arguments.pop("optimizer_fn"), arguments.pop("training_len"),
-            [run_dir(trial, level) for trial in trials],
-            run_infos=[dict(identities[trial], level=level, run_id="") for trial in trials],
-            progress=progress,
-            progress_label=(f"{experiment_name} level {level} of {levels} | "
-                            f"{len(trials)} trials | "),
-            iterations_after=(per_level - rewind) * (levels - level),
-            raise_on_divergence=False, **arguments)
-    for (trial, model), result in zip(pending, trained):
-        if isinstance(result, runs.DivergedError):
-            logger.warning("%s", result)
-            failed[trial] = result
-            continue
-        results[trial][level] = experiment.LevelResult(
-            level, model.masks, result.initial, result.final, False, result.metrics)
-
-
-def _check_reset(result: experiment.LevelResult, reset_to: Optional[Network],
-                 trial_dir: str) -> None:
-    """What foundations.experiment checks of every level: it started from the
-    weights it was reset to, with its mask applied."""
-    if reset_to is None:
-        return
-    expected = {name: reset_to[name] * result.masks[name] for name in result.masks
-                if name in reset_to}
-    if not experiment._same(expected, {name: result.initial[name] for name in expected},  # pylint: disable=protected-access
-                            exact=False):
-        raise RuntimeError(f"{trial_dir}: level {result.level} did not start from the "
-                           "weights it was reset to with its mask applied.")
