@@ -158,8 +158,8 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
             results = {trial_dirs[0]: lottery_lib.run_trial(
                 trial_dirs[0], config, seeds[0], values["presets"], values["experiment_name"])}
         else:
-            from lottery_ticket.experiments import population as population_lib
-            results = dict(zip(trial_dirs, population_lib.run_trials(
+            from lottery_ticket.experiments import lockstep
+            results = dict(zip(trial_dirs, lockstep.run_trials(
                 trial_dirs, config, seeds, presets=values["presets"],
                 experiment_name=values["experiment_name"])))
         for trial_dir, levels in results.items():

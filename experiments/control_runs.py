@@ -34,7 +34,7 @@ import numpy as np
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
 from lottery_ticket.experiments import lottery
-from lottery_ticket.experiments import population as population_lib
+from lottery_ticket.experiments import lockstep
 from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import controls
@@ -418,7 +418,7 @@ def _train_together(members: Sequence[_ControlRun], output_dirs: Sequence[str],
     """Trains `members` as one population, as single_run.train_model trains each,
     storing each one's TrainResult at its index in `results`."""
     config = members[0].config
-    datasets = population_lib.datasets(config, [member.order_seed for member in members])
+    datasets = lockstep.datasets(config, [member.order_seed for member in members])
     models = []
     for member, dataset in zip(members, datasets):
         model = build.model(config, member.presets, member.masks, seed=member.init_seed)
