@@ -33,6 +33,7 @@ import numpy as np
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
+from lottery_ticket.experiments import kinds
 from lottery_ticket.experiments import lottery
 from lottery_ticket.experiments import lockstep
 from lottery_ticket.experiments import single_run
@@ -49,8 +50,9 @@ from lottery_ticket.foundations.save_restore import Network
 logger = logging.getLogger("lottery_ticket")
 
 REINITIALIZE_MODES = controls.REINITIALIZE_MODES
-# The controls by their run directories' name: reinitialize's modes, then the others.
-CONTROLS = tuple(REINITIALIZE_MODES) + ("rearrange", "random_prune")
+# The controls by their run directories' name: reinitialize's modes, then the others
+# (the control kinds of experiments.kinds).
+CONTROLS = kinds.control_names()
 
 
 def ticket_run(masks: save_restore.NetworkLike) -> Optional[str]:
