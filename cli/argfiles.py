@@ -13,7 +13,7 @@ keeps ``--mnist_location``).
 
 import shlex
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from absl import flags
 
@@ -337,6 +337,35 @@ def entry_point(family: Family, argfile: str
 
     def main(argv: Optional[Sequence[str]] = None) -> None:
         """Defines the flags, parses argv (default sys.argv) and prints the lines."""
-        make_lines(family, argv)
+        if kind.argfile_takes_model and family.model_defaults:
+            model, rest = split_model(family, sys.argv[1:] if argv is None else argv)
+            make_lines(family.for_model(model), rest + [f"--extra=--model={model}"])
+        else:
+            make_lines(family, argv)
 
     return main
+
+
+def split_model(family: Family, argv: Sequence[str]) -> Tuple[str, List[str]]:
+    """(the --model named in argv or the family's default, the other arguments),
+    for the argfiles of a family whose models have their own defaults.
+
+    Exits with status 2 and one error line for a model the family has no defaults for.
+    """
+    model, rest, index = family.defaults["model"], [], 0
+    argv = list(argv)
+    while index < len(argv):
+        argument = argv[index]
+        if argument == "--model" and index + 1 < len(argv):
+            model, index = argv[index + 1], index + 2
+            continue
+        if argument.startswith("--model="):
+            model = argument.partition("=")[2]
+        else:
+            rest.append(argument)
+        index += 1
+    if model not in family.model_defaults:
+        print(f"error: --model={model} is not one of this family's models "
+              f"({', '.join(family.model_defaults)}).", file=sys.stderr)
+        sys.exit(2)
+    return model, rest

@@ -49,6 +49,10 @@ class Kind:
       labels: run name -> legend label (default the run name).
       styles: run name -> matplotlib line style (marker, linestyle, color...)
         that replaces the one its place in the figure gives.
+      argfile_takes_model: for a family whose models have their own defaults
+        (Family.model_defaults), its argfile takes --model, uses that model's
+        defaults and puts --model on every line (trials; controls read their
+        ticket's settings instead).
     """
     name: str
     runner: str
@@ -62,6 +66,7 @@ class Kind:
     figure_order: Optional[float] = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     styles: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    argfile_takes_model: bool = False
 
 
 _KINDS: Dict[str, Kind] = {}
@@ -187,7 +192,7 @@ LOTTERY = register(Kind(
     argfile_main=_argfile("lottery_main"),
     # The original TensorFlow 1 codebase named its lottery runs `same_init`; such
     # trees are read as lottery runs, so they land in the same figures and tables.
-    aliases={"same_init": "lottery"}, ticket=True, figure_order=0))
+    aliases={"same_init": "lottery"}, ticket=True, figure_order=0, argfile_takes_model=True))
 TRAIN = register(Kind(name="train", runner="train", command=_runner("train")))
 REINITIALIZE = register(Kind(
     name="reinitialize", runner="reinitialize", run_names=tuple(controls.REINITIALIZE_MODES),
@@ -209,4 +214,5 @@ RANDOM_PRUNE = register(Kind(
 # the controls (as the report has always drawn them).
 ONESHOT = register(Kind(
     name="oneshot", runner="oneshot", run_names=("oneshot",), argfile="oneshot_argfile",
-    command=_runner("oneshot"), argfile_main=_argfile("oneshot_main")))
+    command=_runner("oneshot"), argfile_main=_argfile("oneshot_main"),
+    argfile_takes_model=True))
