@@ -215,10 +215,10 @@ def _read_done(run_directory: str) -> Dict[str, Any]:
     if not isinstance(done, dict):
         raise MalformedRun(f"{paths.DONE_FILENAME} is malformed: it holds a JSON "
                            f"{_json_type(done)}, not an object")
-    info = done.get("run_info", {})
-    if not isinstance(info, dict):
+    run_info = done.get("run_info", {})
+    if not isinstance(run_info, dict):
         raise MalformedRun(f"{paths.DONE_FILENAME} is malformed: run_info is a JSON "
-                           f"{_json_type(info)}, not an object")
+                           f"{_json_type(run_info)}, not an object")
     return done
 
 
@@ -269,21 +269,22 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
     # original codebase's `same_init` is a lottery run); see experiments.kinds.
     name = kinds.run_name(directory_name)
     kind = kinds.of_run(name)
-    info = done.get("run_info", {})
+    run_info = done.get("run_info", {})
     record: Record = {
         "path": run_directory,
         "trial": trial if trial is not None else _trial_name(os.path.dirname(level_dir)),
         "level": int(os.path.basename(level_dir)) if os.path.basename(level_dir).isdigit()
-        else info.get("level"),
+        else run_info.get("level"),
         "experiment_name": name,
         "run_id": run_id,
         "iterations": done.get("iterations"),
         "seconds": done.get("seconds"),
         "model_seed": done.get("model_seed"),
         "train_order_seed": done.get("train_order_seed"),
-        "control": info.get("control", name if kind is not None and kind.ticket else None),
+        "control": run_info.get("control",
+                                name if kind is not None and kind.ticket else None),
         "metrics": metrics,
-        "settings": settings_of(info),
+        "settings": settings_of(run_info),
     }
     kept = sum(k for k, _ in counts.values())
     total = sum(t for _, t in counts.values())

@@ -5,8 +5,7 @@ names.)
 
 `run_trials` does what K calls of ``experiments.lottery.run_trial`` (one per
 seed) do, with the same trial and run directories, the same recorded
-identities (plus ``"population": {"size", "member"}`` in each trained run's
-run_info) and the same locks, but each level's training of the trials that
+run_info (plus ``"population": {"size", "member"}`` in each trained run's) and the same locks, but each level's training of the trials that
 still need it is one ``foundations.population.train_population`` call. Level
 by level: each trial's masks come from pruning its previous level with its own
 pruning function (``build.prune_fn(config, seed)``); a trial whose level is
@@ -119,8 +118,8 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
     build.check(config)
     rewind = config["rewind_iteration"]
     levels = config["levels"]
-    identities = [lottery.trial_identity(config, seed, experiment_name, presets)
-                  for seed in seeds]
+    run_infos = [lottery.trial_run_info(config, seed, experiment_name, presets)
+                 for seed in seeds]
     trial_data = datasets(config, seeds)
     per_level = trainer.training_iterations(config["training_len"], trial_data[0])
     preset_values = save_restore.standardize(presets)
@@ -141,7 +140,7 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
                 [trial_data[trial] for trial in trials], models,
                 arguments.pop("optimizer_fn"), arguments.pop("training_len"),
                 [run_dir(trial, level) for trial in trials],
-                run_infos=[dict(identities[trial], level=level, run_id="")
+                run_infos=[dict(run_infos[trial], level=level, run_id="")
                            for trial in trials],
                 progress=progress,
                 progress_label=(f"{experiment_name} level {level} of {levels} | "
@@ -154,7 +153,7 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
         return trained
 
     def completed_levels(level, trials):
-        return [single_run.load_if_complete(run_dir(trial, level), identities[trial],
+        return [single_run.load_if_complete(run_dir(trial, level), run_infos[trial],
                                             with_metrics=True) for trial in trials]
 
     def rewound(trials, level0s):

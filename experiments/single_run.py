@@ -112,16 +112,17 @@ def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
         iterations_after=iterations_after, **arguments)
 
 
-def run_identity(config: ExperimentConfig, seed: int, train_order_seed: int,
-                 masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
-                 data: Mapping[str, Any], run_info: Optional[Mapping[str, Any]] = None
-                 ) -> Dict[str, Any]:
-    """The run_info `train` records for a run, and compares a saved run on."""
-    info = {"config": config.to_json(), "seed": int(seed),
-            "train_order_seed": int(train_order_seed), "masks": source_of(masks),
-            "presets": source_of(presets), "data": data}
-    info.update(run_info or {})
-    return info
+def make_run_info(config: ExperimentConfig, seed: int, train_order_seed: int,
+                  masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
+                  data: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None
+                  ) -> Dict[str, Any]:
+    """The run_info `train` records for a run (its identity: a saved run is
+    compared on it), with the `extra` facts a caller adds."""
+    run_info = {"config": config.to_json(), "seed": int(seed),
+                "train_order_seed": int(train_order_seed), "masks": source_of(masks),
+                "presets": source_of(presets), "data": data}
+    run_info.update(extra or {})
+    return run_info
 
 
 def train(output_dir: str, config: ExperimentConfig,
@@ -161,10 +162,10 @@ def train(output_dir: str, config: ExperimentConfig,
     """
     build.check(config)
     order_seed = int(seed if train_order_seed is None else train_order_seed)
-    info = run_identity(config, seed, order_seed, masks, presets,
-                        build.data_identity(config), run_info)
+    run_info = make_run_info(config, seed, order_seed, masks, presets,
+                             build.data_identity(config), run_info)
     with runs.lock(output_dir):
-        saved = load_if_complete(output_dir, info)
+        saved = load_if_complete(output_dir, run_info)
         if saved is not None:
             logger.info("%s is already complete; reading it back.", output_dir)
             return saved[0], saved[1]
@@ -174,4 +175,4 @@ def train(output_dir: str, config: ExperimentConfig,
         model = build.model(config, preset_values, mask_values,
                             seed=int(seed if model_seed is None else model_seed))
         build.check_fit(config, dataset, model, mask_values, preset_values)
-        return train_model(dataset, model, output_dir, config, info, progress=progress)
+        return train_model(dataset, model, output_dir, config, run_info, progress=progress)
