@@ -394,7 +394,9 @@ def entry_point(family: Family, runner: str
 
     The runner is an experiment kind's (experiments.kinds: lottery_experiment,
     train, reinitialize, rearrange, random_prune, oneshot, or one registered
-    later) or the argfile runner, so a family's runner module is one line::
+    later), the argfile runner, or ``download_data`` (the family's package's
+    downloader of its default data set into its default data location), so a
+    family's runner module is one line::
 
         COMMAND, main = runners.entry_point(constants.FAMILY, "oneshot")
 
@@ -405,11 +407,15 @@ def entry_point(family: Family, runner: str
     if runner == "argfile_runner":
         from lottery_ticket.cli import argfile_runner  # pylint: disable=C0415 (a cycle)
         command = argfile_runner.command(family)
+    elif runner == "download_data":
+        command = download(family.defaults["data_location"], family.defaults["dataset"],
+                           program=f"python -m {family.package}.download_data")
     else:
         kind = kinds.by_runner(runner)
         if kind is None or kind.command is None:
             raise ValueError(f"no experiment kind has a runner named {runner!r}; runners: "
-                             f"{', '.join(kinds.runner_names())}, argfile_runner.")
+                             f"{', '.join(kinds.runner_names())}, argfile_runner, "
+                             "download_data.")
         family.check_offers(kind.name)
         command = kind.command(family)
 

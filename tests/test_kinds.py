@@ -107,6 +107,17 @@ def test_names_a_kind_takes_must_be_free(grasp):
         kinds.get("grsp")
     with pytest.raises(ValueError, match="no experiment kind has a runner named 'nope'"):
         runners.entry_point(constants.FAMILY, "nope")
+    with pytest.raises(ValueError, match="no experiment kind has an argfile named 'nope'"):
+        argfiles.entry_point(constants.FAMILY, "nope")
+
+
+def test_a_familys_downloader_is_declared_by_its_defaults():
+    from lottery_ticket.cifar10_conv import constants as cifar  # pylint: disable=C0415
+    command, _ = runners.entry_point(cifar.FAMILY, "download_data")
+    text = command.help()
+    assert text.startswith("usage: python -m lottery_ticket.cifar10_conv.download_data")
+    assert f"[default: {cifar.DEFAULT['data_location']}]" in text
+    assert "[default: cifar10]" in text
 
 
 def test_a_family_offers_only_the_kinds_it_declares():
