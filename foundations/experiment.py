@@ -10,6 +10,10 @@ Two schedules share level 0 (the dense network):
 
 Survivors are reset to level 0's initial weights, or to what ``reset_weights``
 returns (e.g. level 0's weights at iteration K for late resetting).
+
+There is one level loop, ``lockstep``: K trials level by level, each level's
+training of all of them in one call (a population; ``experiments.lockstep``).
+``experiment`` is that loop for one trial, with single functions.
 """
 
 import dataclasses
