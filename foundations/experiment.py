@@ -268,44 +268,21 @@ def lockstep(make_models: Callable[[int, List[int], List[Optional[Network]],
             for trial in going:
                 source = results[trial][0 if schedule == "oneshot" else level - 1]
                 masks[trial] = _next_masks(prune_masks[trial], source, level)
-        saved = (completed_levels(level, going) if completed_levels is not None
+        saved = (list(completed_levels(level, going)) if completed_levels is not None
                  else [None] * len(going))
-        pending = []
+        _check_answers("completed_levels", saved, going)
+        pending = [trial for trial, finished in zip(going, saved) if finished is None]
         for trial, finished in zip(going, saved):
-            if finished is None:
-                pending.append(trial)
-                continue
-            if masks[trial] is not None and not _same(masks[trial], finished[2]):
-                raise ValueError(
-                    f"{labels[trial]}level {level} was saved with masks that differ from "
-                    "the ones pruning gives now: the saved experiment was made with other "
-                    "settings. Use a new output directory.")
-            logger.info("%slevel %d is already complete; reading it back.",
-                        labels[trial], level)
-            results[trial][level] = LevelResult(
-                level, finished[2], finished[0], finished[1], True,
-                finished[3] if len(finished) > 3 else None)
+            if finished is not None:
+                results[trial][level] = _read_back(level, finished, masks[trial],
+                                                   labels[trial])
         if pending:
-            models = list(make_models(level, pending, [reset_to[t] for t in pending],
-                                      [masks[t] for t in pending]))
-            trained = list(train_models(level, pending, models))
-            if len(models) != len(pending) or len(trained) != len(pending):
-                raise ValueError(f"make_models and train_models must answer once per trial "
-                                 f"asked about: {len(pending)} trials, {len(models)} models, "
-                                 f"{len(trained)} results.")
-            for trial, model, result in zip(pending, models, trained):
-                if isinstance(result, BaseException):
-                    failed[trial] = result
-                    continue
-                initial, final = result
-                results[trial][level] = LevelResult(
-                    level, model.masks if masks[trial] is None else masks[trial], initial,
-                    final, False, getattr(result, "metrics", None))
+            _train(level, pending, make_models, train_models, reset_to, masks, results,
+                   failed)
         for trial in going:
-            if trial in failed:
-                continue
-            _check_start(results[trial][level], reset_to[trial],
-                         f"{labels[trial]}level {level}", reset_source)
+            if trial not in failed:
+                _check_start(results[trial][level], reset_to[trial],
+                             f"{labels[trial]}level {level}", reset_source)
         if level == 0:
             done = [trial for trial in going if trial not in failed]
             if reset_weights is None:
@@ -313,6 +290,7 @@ def lockstep(make_models: Callable[[int, List[int], List[Optional[Network]],
                     reset_to[trial] = results[trial][0].initial
             elif done:
                 chosen = list(reset_weights(done, [results[trial][0] for trial in done]))
+                _check_answers("reset_weights", chosen, done)
                 for trial, weights in zip(done, chosen):
                     if weights is None:
                         raise TypeError("reset_weights returned None; it must return the "
@@ -320,6 +298,46 @@ def lockstep(make_models: Callable[[int, List[int], List[Optional[Network]],
                     reset_to[trial] = weights
                 reset_source = "the weights reset_weights returned"
     return LockstepResult(results, failed)
+
+
+def _check_answers(function: str, answers: Sequence[Any], trials: Sequence[int]) -> None:
+    """ValueError unless an injected function answered once per trial asked about."""
+    if len(answers) != len(trials):
+        raise ValueError(f"{function} answered {len(answers)} times for {len(trials)} "
+                         f"trials ({trials}); it must answer once per trial, in their order.")
+
+
+def _read_back(level: int, finished: Tuple, masks: Optional[Network], label: str
+               ) -> LevelResult:
+    """A finished level's LevelResult, refused if pruning now gives other masks."""
+    if masks is not None and not _same(masks, finished[2]):
+        raise ValueError(
+            f"{label}level {level} was saved with masks that differ from the ones pruning "
+            "gives now: the saved experiment was made with other settings. Use a new "
+            "output directory.")
+    logger.info("%slevel %d is already complete; reading it back.", label, level)
+    return LevelResult(level, finished[2], finished[0], finished[1], True,
+                       finished[3] if len(finished) > 3 else None)
+
+
+def _train(level: int, pending: List[int], make_models: Callable, train_models: Callable,
+           reset_to: List[Optional[Network]], masks: Mapping[int, Optional[Network]],
+           results: List[Trial], failed: Dict[int, TrialFailure]) -> None:
+    """Builds and trains the `pending` trials' models of a level together, recording
+    each one's LevelResult, or its failure."""
+    models = list(make_models(level, pending, [reset_to[trial] for trial in pending],
+                              [masks[trial] for trial in pending]))
+    _check_answers("make_models", models, pending)
+    trained = list(train_models(level, pending, models))
+    _check_answers("train_models", trained, pending)
+    for trial, model, result in zip(pending, models, trained):
+        if isinstance(result, BaseException):
+            failed[trial] = result
+            continue
+        initial, final = result
+        results[trial][level] = LevelResult(
+            level, model.masks if masks[trial] is None else masks[trial], initial, final,
+            False, getattr(result, "metrics", None))
 
 
 def _check_start(result: LevelResult, reset_to: Optional[Network], what: str,

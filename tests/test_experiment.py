@@ -202,3 +202,12 @@ def test_lockstep_names_the_trial_whose_model_ignored_its_presets(tmp_path):
                             names=["trial-a", "trial-b"])
     with pytest.raises(ValueError, match="1 names for 2 trials"):
         experiment.lockstep(careless, train_models, [prune, prune], 1, names=["a"])
+
+
+def test_lockstep_refuses_an_injected_function_that_skips_a_trial(tmp_path):
+    calls = []
+    make_models, train_models = _lockstep_parts(tmp_path, calls)
+    prune = functools.partial(pruning.prune_by_percent, PERCENTS)
+    with pytest.raises(ValueError, match=r"train_models answered 1 times for 2 trials"):
+        experiment.lockstep(make_models, lambda level, trials, models: train_models(
+            level, trials[:1], models[:1]), [prune, prune], 1)
