@@ -9,8 +9,9 @@ command by name: ``COMMAND, main = runners.entry_point(FAMILY, "oneshot")`` or
 """
 
 import dataclasses
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
+from lottery_ticket.experiments import kinds as kinds_lib
 from lottery_ticket.experiments.config import ExperimentConfig
 
 
@@ -42,6 +43,21 @@ class Family:
     location_flag: str = "data_location"
     model_defaults: Mapping[str, ExperimentConfig] = dataclasses.field(default_factory=dict)
     kinds: Optional[Tuple[str, ...]] = None
+
+    def offered_kinds(self) -> List[kinds_lib.Kind]:
+        """The registered experiment kinds the family has entry points for."""
+        return [kind for kind in kinds_lib.all_kinds()
+                if self.kinds is None or kind.name in self.kinds]
+
+    def runner_modules(self) -> List[str]:
+        """The family's runner modules: one per kind it offers, and its argfile runner."""
+        return [f"{self.runners_package}.{kind.runner}" for kind in self.offered_kinds()
+                if kind.command is not None] + [f"{self.runners_package}.argfile_runner"]
+
+    def argfile_modules(self) -> List[str]:
+        """The family's argfile modules: one per kind it offers that has an argfile."""
+        return [f"{self.argfiles_package}.{kind.argfile}" for kind in self.offered_kinds()
+                if kind.argfile is not None and kind.argfile_main is not None]
 
     def check_offers(self, kind: str) -> None:
         """Raises ValueError unless the family offers the experiment kind `kind`."""

@@ -127,3 +127,20 @@ def test_a_family_offers_only_the_kinds_it_declares():
         runners.entry_point(family, "oneshot")
     with pytest.raises(ValueError, match="not 'rearrange'"):
         argfiles.entry_point(family, "rearrange_argfile")
+
+
+@pytest.mark.parametrize("package", ["mnist_fc", "cifar10_conv"])
+def test_a_familys_modules_are_exactly_the_entry_points_its_family_declares(package):
+    import importlib  # pylint: disable=C0415
+    import pkgutil  # pylint: disable=C0415
+    family = importlib.import_module(f"lottery_ticket.{package}.constants").FAMILY
+    for subpackage, declared in (("runners", family.runner_modules()),
+                                 ("argfiles", family.argfile_modules())):
+        parent = importlib.import_module(f"lottery_ticket.{package}.{subpackage}")
+        present = sorted(f"{parent.__name__}.{info.name}"
+                         for info in pkgutil.iter_modules(parent.__path__))
+        assert present == sorted(declared), subpackage
+    for module in family.runner_modules():
+        assert importlib.import_module(module).COMMAND.program == f"python -m {module}"
+    for module in family.argfile_modules():
+        assert callable(importlib.import_module(module).main)
