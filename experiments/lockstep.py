@@ -23,7 +23,7 @@ import contextlib
 import copy
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Sequence, Union
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import lottery
@@ -37,7 +37,6 @@ from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations import trainer
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.progress import Progress
-from lottery_ticket.foundations.save_restore import Network
 
 logger = logging.getLogger("lottery_ticket")
 

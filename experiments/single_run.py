@@ -8,7 +8,7 @@ other settings, and otherwise trains and writes the run directory.
 
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
