@@ -26,11 +26,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from lottery_ticket.analysis.tables import plural
+from lottery_ticket.experiments import kinds
 from lottery_ticket.foundations import save_restore
 
 Record = Dict[str, Any]
 FORMATS = ("png", "svg")
-_LINE_ORDER = ("lottery", "reinit", "reuse", "reuse_sign", "rearrange", "random_prune")
 # One per series, so lines with equal values stay distinguishable.
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 _LINESTYLES = ("-", "--", "-.", ":")
@@ -118,7 +118,9 @@ def _finish(figure: Figure, path: Optional[str]) -> Figure:
 
 
 def _ordered(names) -> List[str]:
-    known = [n for n in _LINE_ORDER if n in names]
+    """Experiment names in the order their kinds give (experiments.kinds), then
+    the others by name."""
+    known = [n for n in kinds.line_order() if n in names]
     return known + sorted(n for n in names if n not in known)
 
 
@@ -184,8 +186,10 @@ def _early_stopping_axes(axes, summary: Sequence[Record], metric: str, title: st
             mean - np.array([r[f"{metric}_min"] for r in rows], dtype=np.float64) * scale, 0)
         high = np.maximum(
             np.array([r[f"{metric}_max"] for r in rows], dtype=np.float64) * scale - mean, 0)
-        axes.errorbar(x, mean, yerr=[low, high], markersize=5, capsize=3, **_style(index),
-                      label=f"{name} ({runs_per_level([r['runs'] for r in rows])})")
+        axes.errorbar(x, mean, yerr=[low, high], markersize=5, capsize=3,
+                      **dict(kinds.style(name) or _style(index)),
+                      label=f"{kinds.label(name)} "
+                            f"({runs_per_level([r['runs'] for r in rows])})")
     _percent_axis(axes, [100 * r["remaining"] for r in summary])
     axes.set_ylabel(_METRIC_LABELS.get(metric, metric))
     axes.set_title(title)

@@ -22,15 +22,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from lottery_ticket.experiments import config as config_lib
+from lottery_ticket.experiments import kinds
 from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 
 Record = Dict[str, Any]
 SPLITS = ("train", "validate", "test")
-# The original TensorFlow 1 codebase named its lottery runs `same_init`; such
-# trees are read as lottery runs, so they land in the same figures and tables.
-RUN_NAME_ALIASES = {"same_init": "lottery"}
 TRIAL_PATTERN = re.compile(r"^trial(\w+)$")
 _TRIAL = TRIAL_PATTERN
 
@@ -217,10 +215,10 @@ def _read_done(run_directory: str) -> Dict[str, Any]:
     if not isinstance(done, dict):
         raise MalformedRun(f"{paths.DONE_FILENAME} is malformed: it holds a JSON "
                            f"{_json_type(done)}, not an object")
-    info = done.get("run_info", {})
-    if not isinstance(info, dict):
+    run_info = done.get("run_info", {})
+    if not isinstance(run_info, dict):
         raise MalformedRun(f"{paths.DONE_FILENAME} is malformed: run_info is a JSON "
-                           f"{_json_type(info)}, not an object")
+                           f"{_json_type(run_info)}, not an object")
     return done
 
 
@@ -267,22 +265,26 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
     counts = mask_counts(run_directory, done)
     level_dir = os.path.dirname(run_directory)
     directory_name, run_id = paths.split_run_name(os.path.basename(run_directory))
-    name = RUN_NAME_ALIASES.get(directory_name, directory_name)
-    info = done.get("run_info", {})
+    # A run's kind is read from its directory's name (older names included: the
+    # original codebase's `same_init` is a lottery run); see experiments.kinds.
+    name = kinds.run_name(directory_name)
+    kind = kinds.of_run(name)
+    run_info = done.get("run_info", {})
     record: Record = {
         "path": run_directory,
         "trial": trial if trial is not None else _trial_name(os.path.dirname(level_dir)),
         "level": int(os.path.basename(level_dir)) if os.path.basename(level_dir).isdigit()
-        else info.get("level"),
+        else run_info.get("level"),
         "experiment_name": name,
         "run_id": run_id,
         "iterations": done.get("iterations"),
         "seconds": done.get("seconds"),
         "model_seed": done.get("model_seed"),
         "train_order_seed": done.get("train_order_seed"),
-        "control": info.get("control", "lottery" if name == "lottery" else None),
+        "control": run_info.get("control",
+                                name if kind is not None and kind.ticket else None),
         "metrics": metrics,
-        "settings": settings_of(info),
+        "settings": settings_of(run_info),
     }
     kept = sum(k for k, _ in counts.values())
     total = sum(t for _, t in counts.values())

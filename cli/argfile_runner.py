@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Set
 
 from lottery_ticket.cli import batch
 from lottery_ticket.cli.flags import REQUIRED, Command, Flag
+from lottery_ticket.experiments import kinds
 from lottery_ticket.experiments.family import Family
 
 PACKAGE = "lottery_ticket"
@@ -106,9 +107,8 @@ def check_runner(module: str) -> None:
         runner = _is_program(module)
     if not runner:
         raise ValueError(f"--runner={module} is not a runner: give one of a family's "
-                         "runners (train, lottery_experiment, reinitialize, rearrange, "
-                         "random_prune, oneshot; FAMILY.NAME; or its module path) or a "
-                         "program module with a main() or an "
+                         f"runners ({', '.join(kinds.runner_names())}; FAMILY.NAME; or its "
+                         "module path) or a program module with a main() or an "
                          "`if __name__ == \"__main__\":` block.")
 
 
@@ -246,8 +246,8 @@ def command(family: Family) -> Command:
         sys.exit(summary.exit_code)
 
     flags = [
-        Flag("runner", REQUIRED, "The runner: lottery_experiment, train, reinitialize, "
-             "rearrange, random_prune (this family's), FAMILY.NAME, or a module path.", str),
+        Flag("runner", REQUIRED, f"The runner: {', '.join(kinds.runner_names())} (this "
+             "family's), FAMILY.NAME, or a module path.", str),
         Flag("argfile", REQUIRED, "An argfile module (this family's, FAMILY.NAME, or a "
              "module path), a .py script, or a text file of flag lines.", str),
         Flag("workers", 1, "Lines run at once: processes on this machine (local); at most "

@@ -13,13 +13,19 @@ keeps ``--mnist_location``).
 
 import shlex
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from absl import flags
 
+from lottery_ticket.experiments import kinds
 from lottery_ticket.experiments.config import parse_level_list, parse_training_len
 from lottery_ticket.experiments.family import Family
 from lottery_ticket.foundations import paths
+
+
+# The run names of the trials' runs and of the one-shot runs (experiments.kinds).
+_LOTTERY = kinds.LOTTERY.run_names[0]
+_ONESHOT = kinds.ONESHOT.run_names[0]
 
 
 def _training_len_text(family: Family) -> str:
@@ -63,7 +69,7 @@ def define_control_flags(family: Family, values: flags.FlagValues) -> None:
                          "each line trains together as a population (--population=K): "
                          "e.g. --runs_per_process=3 with three runs per level gives one "
                          "line per trial and level.", flag_values=values)
-    flags.DEFINE_string("lottery_name", "lottery",
+    flags.DEFINE_string("lottery_name", _LOTTERY,
                         "experiment_name of the lottery runs the controls read.",
                         flag_values=values)
 
@@ -98,7 +104,7 @@ def _rewind_args(rewind_iteration: int) -> List[str]:
 def oneshot_lines(trials: int, first_trial: int, levels: Sequence[int], experiment_root: str,
                   data_location: str, training_len: str, extra: Sequence[str] = (),
                   location_flag: str = "data_location", rewind_iteration: int = 0,
-                  lottery_name: str = "lottery", experiment_name: str = "oneshot"
+                  lottery_name: str = _LOTTERY, experiment_name: str = _ONESHOT
                   ) -> List[str]:
     """One one-shot flag line per trial and level: {root}/trial{T}/{k}/oneshot, seed T
     (the trial's), pruned from the trial's level 0 ({root}/trial{T}/0/{lottery_name})."""
@@ -109,9 +115,9 @@ def oneshot_lines(trials: int, first_trial: int, levels: Sequence[int], experime
             args = [f"--output_dir={paths.run(trial_dir, level, experiment_name)}",
                     f"--seed={trial}", f"--{location_flag}={data_location}",
                     f"--training_len={training_len}"]
-            if lottery_name != "lottery":
+            if lottery_name != _LOTTERY:
                 args.append(f"--lottery_name={lottery_name}")
-            if experiment_name != "oneshot":
+            if experiment_name != _ONESHOT:
                 args.append(f"--experiment_name={experiment_name}")
             lines.append(shlex.join(args + _rewind_args(rewind_iteration) + list(extra)))
     return lines
@@ -231,7 +237,7 @@ def lottery_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
                              "as a population (--population=K): fewer, faster lines.",
                              flag_values=values)
 
-    f = _parse(define, argv, f"{family.argfiles_package}.lottery_experiment_argfile")
+    f = _parse(define, argv, f"{family.argfiles_package}.{kinds.LOTTERY.argfile}")
     _emit(lambda: lottery_lines(f.trials, f.first_trial, f.levels, f.experiment_root,
                                 f[family.location_flag].value, f.training_len, f.extra,
                                 family.location_flag, f.rewind_iteration,
@@ -254,10 +260,10 @@ def oneshot_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
         flags.DEFINE_integer("last_level", family.defaults["levels"],
                              "Last level when --oneshot_levels is not given.",
                              flag_values=values)
-        flags.DEFINE_string("lottery_name", "lottery", "experiment_name of the trials' "
+        flags.DEFINE_string("lottery_name", _LOTTERY, "experiment_name of the trials' "
                             "runs, whose level 0 the one-shot runs prune.", flag_values=values)
 
-    f = _parse(define, argv, f"{family.argfiles_package}.oneshot_argfile")
+    f = _parse(define, argv, f"{family.argfiles_package}.{kinds.ONESHOT.argfile}")
 
     def lines() -> List[str]:
         levels = parse_level_list(f.oneshot_levels if f.oneshot_levels is not None
@@ -292,8 +298,9 @@ def control_main(family: Family, experiment_name: Optional[str],
                               "values; reuse_sign: reuse keeping each weight's sign.",
                               flag_values=values)
 
-    f = _parse(define, argv, f"{family.argfiles_package}.{experiment_name or 'reinitialize'}"
-                             "_argfile")
+    kind = kinds.REINITIALIZE if experiment_name is None else kinds.of_run(experiment_name)
+    argfile = kind.argfile if kind is not None and kind.argfile else f"{experiment_name}_argfile"
+    f = _parse(define, argv, f"{family.argfiles_package}.{argfile}")
     name, fixed, source = experiment_name, [], presets_from
     if modes:
         name, fixed = f.mode, [f"--mode={f.mode}"]
@@ -305,3 +312,60 @@ def control_main(family: Family, experiment_name: Optional[str],
                                 f.extra, fixed, family.location_flag, f.rewind_iteration,
                                 f.runs_per_process),
           f, family)
+
+
+def entry_point(family: Family, argfile: str
+                ) -> Callable[[Optional[Sequence[str]]], None]:
+    """main(argv=None) of a family's argfile module, by the module's name.
+
+    The argfile is an experiment kind's (experiments.kinds), so a family's
+    argfile module is one line::
+
+        main = argfiles.entry_point(constants.FAMILY, "oneshot_argfile")
+
+    Raises:
+      ValueError: no kind has an argfile of that name, or the family does not
+        offer that kind (Family.kinds).
+    """
+    kind = kinds.by_argfile(argfile)
+    if kind is None or kind.argfile_main is None:
+        known = [k.argfile for k in kinds.all_kinds() if k.argfile]
+        raise ValueError(f"no experiment kind has an argfile named {argfile!r}; argfiles: "
+                         f"{', '.join(known)}.")
+    family.check_offers(kind.name)
+    make_lines = kind.argfile_main
+
+    def main(argv: Optional[Sequence[str]] = None) -> None:
+        """Defines the flags, parses argv (default sys.argv) and prints the lines."""
+        if kind.argfile_takes_model and family.model_defaults:
+            model, rest = split_model(family, sys.argv[1:] if argv is None else argv)
+            make_lines(family.for_model(model), rest + [f"--extra=--model={model}"])
+        else:
+            make_lines(family, argv)
+
+    return main
+
+
+def split_model(family: Family, argv: Sequence[str]) -> Tuple[str, List[str]]:
+    """(the --model named in argv or the family's default, the other arguments),
+    for the argfiles of a family whose models have their own defaults.
+
+    Exits with status 2 and one error line for a model the family has no defaults for.
+    """
+    model, rest, index = family.defaults["model"], [], 0
+    argv = list(argv)
+    while index < len(argv):
+        argument = argv[index]
+        if argument == "--model" and index + 1 < len(argv):
+            model, index = argv[index + 1], index + 2
+            continue
+        if argument.startswith("--model="):
+            model = argument.partition("=")[2]
+        else:
+            rest.append(argument)
+        index += 1
+    if model not in family.model_defaults:
+        print(f"error: --model={model} is not one of this family's models "
+              f"({', '.join(family.model_defaults)}).", file=sys.stderr)
+        sys.exit(2)
+    return model, rest

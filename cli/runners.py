@@ -7,6 +7,10 @@ own; a family's runner module is then two lines::
     COMMAND = runners.lottery(constants.FAMILY)
     if __name__ == "__main__":
         COMMAND.run()
+
+or, by the runner's name in the registry of experiment kinds
+(experiments.kinds), ``COMMAND, main = runners.entry_point(constants.FAMILY,
+"lottery_experiment")``.
 """
 
 import glob
@@ -14,10 +18,11 @@ import logging
 import os
 import shutil
 import sys
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from lottery_ticket.cli import flags as flags_lib
 from lottery_ticket.cli.flags import REQUIRED, Command, Flag
+from lottery_ticket.experiments import kinds
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.experiments.family import Family
 from lottery_ticket.foundations import paths
@@ -158,8 +163,8 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
             results = {trial_dirs[0]: lottery_lib.run_trial(
                 trial_dirs[0], config, seeds[0], values["presets"], values["experiment_name"])}
         else:
-            from lottery_ticket.experiments import population as population_lib
-            results = dict(zip(trial_dirs, population_lib.run_trials(
+            from lottery_ticket.experiments import lockstep
+            results = dict(zip(trial_dirs, lockstep.run_trials(
                 trial_dirs, config, seeds, presets=values["presets"],
                 experiment_name=values["experiment_name"])))
         for trial_dir, levels in results.items():
@@ -174,8 +179,8 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
              "program: seeds --seed to --seed+K-1, each with the files a trial of its own "
              "would have; --output_dir then holds {seed} (default: the family's "
              "trial{seed}). Faster per trial for small networks and on a GPU.", int),
-        Flag("experiment_name", "lottery", "Name of the run directories in each level.",
-             str),
+        Flag("experiment_name", kinds.LOTTERY.run_names[0], "Name of the run directories "
+             "in each level.", str),
         Flag("presets", None, "Directory of level-0 initial weights ({layer}.npy).",
              Optional[str]),
         _threads_flag(),
@@ -222,9 +227,10 @@ def oneshot(family: Family, module: str = "oneshot") -> Command:
         Flag("output_dir", REQUIRED, "The one-shot run directory, {trial}/{level}/oneshot: "
              "level 0 of {trial} is read back, or trained there first if missing.", str),
         Flag("seed", 0, "The trial's seed (its level 0's).", int),
-        Flag("experiment_name", "oneshot", "Name of the one-shot run directories.", str),
-        Flag("lottery_name", "lottery", "Name of the trial's runs ({trial}/0/{name} is its "
-             "level 0).", str),
+        Flag("experiment_name", kinds.ONESHOT.run_names[0], "Name of the one-shot run "
+             "directories.", str),
+        Flag("lottery_name", kinds.LOTTERY.run_names[0], "Name of the trial's runs "
+             "({trial}/0/{name} is its level 0).", str),
         Flag("presets", None, "Directory of level-0 initial weights, if the trial had them.",
              Optional[str]),
         _threads_flag(),
@@ -380,6 +386,44 @@ def control(family: Family, name: str) -> Command:
     texts = {field: "the ticket's" for field in ExperimentConfig.fields()}
     return Command(_program(family, name), _CONTROL_HELP[name],
                    own + _config_flags(family, exclude=TRIAL_ONLY, default_text=texts), run)
+
+
+def entry_point(family: Family, runner: str
+                ) -> Tuple[Command, Callable[[Optional[Sequence[str]]], None]]:
+    """(COMMAND, main) of a family's runner module, by the module's name.
+
+    The runner is an experiment kind's (experiments.kinds: lottery_experiment,
+    train, reinitialize, rearrange, random_prune, oneshot, or one registered
+    later), the argfile runner, or ``download_data`` (the family's package's
+    downloader of its default data set into its default data location), so a
+    family's runner module is one line::
+
+        COMMAND, main = runners.entry_point(constants.FAMILY, "oneshot")
+
+    Raises:
+      ValueError: no kind has a runner of that name, or the family does not
+        offer that kind (Family.kinds).
+    """
+    if runner == "argfile_runner":
+        from lottery_ticket.cli import argfile_runner  # pylint: disable=C0415 (a cycle)
+        command = argfile_runner.command(family)
+    elif runner == "download_data":
+        command = download(family.defaults["data_location"], family.defaults["dataset"],
+                           program=f"python -m {family.package}.download_data")
+    else:
+        kind = kinds.by_runner(runner)
+        if kind is None or kind.command is None:
+            raise ValueError(f"no experiment kind has a runner named {runner!r}; runners: "
+                             f"{', '.join(kinds.runner_names())}, argfile_runner, "
+                             "download_data.")
+        family.check_offers(kind.name)
+        command = kind.command(family)
+
+    def main(argv: Optional[Sequence[str]] = None) -> None:
+        """Runs the command line (default sys.argv); --help lists every flag."""
+        command.run(argv)
+
+    return command, main
 
 
 def download(default_location: str, default_dataset: str = "mnist",

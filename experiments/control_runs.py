@@ -13,14 +13,14 @@ numpy transform from ``foundations.controls`` and trains them through
 | random_prune | same count per layer, random positions | the level-0 initialization |
 
 A control trains like its ticket: by default its configuration is the one the
-ticket recorded in its done.json (``ticket_config``), and a setting asked for
-that differs from the ticket's is refused unless it is named as an override
-(``config_for_control``).
+ticket recorded in its done.json, and a setting asked for that differs from the
+ticket's is refused unless it is named as an override (``experiments.tickets``:
+``ticket_config``, ``config_for_control``, ``resolve``).
 
 ``run_controls`` trains several runs of one control (the paper's three per
 ticket and level, one seed each) together as a population
 (``foundations.population.train_population``): each run gets the model, the
-recorded identity and the files its single control run would have, and a run
+recorded run_info and the files its single control run would have, and a run
 already complete is read back, as rerunning the single control would.
 """
 
@@ -32,11 +32,14 @@ from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Seq
 import numpy as np
 
 from lottery_ticket.experiments import build
-from lottery_ticket.experiments import config as config_lib
+from lottery_ticket.experiments import kinds
 from lottery_ticket.experiments import lottery
-from lottery_ticket.experiments import population as population_lib
+from lottery_ticket.experiments import lockstep
 from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments.config import ExperimentConfig
+# A control's configuration, from its ticket's (importable from here, their old home).
+from lottery_ticket.experiments.tickets import (  # noqa: F401
+    check_like_ticket, config_for_control, resolve, ticket_config, ticket_run)
 from lottery_ticket.foundations import controls
 from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import population
@@ -49,116 +52,9 @@ from lottery_ticket.foundations.save_restore import Network
 logger = logging.getLogger("lottery_ticket")
 
 REINITIALIZE_MODES = controls.REINITIALIZE_MODES
-# The controls by their run directories' name: reinitialize's modes, then the others.
-CONTROLS = tuple(REINITIALIZE_MODES) + ("rearrange", "random_prune")
-
-
-def ticket_run(masks: save_restore.NetworkLike) -> Optional[str]:
-    """The run directory a masks directory belongs to, if it is a complete run."""
-    if not isinstance(masks, (str, os.PathLike)):
-        return None
-    run = os.path.dirname(os.path.abspath(os.fspath(masks)).rstrip(os.sep))
-    return run if runs.is_complete(run) else None
-
-
-def ticket_config(ticket_directory: str) -> ExperimentConfig:
-    """The configuration a complete run recorded in its done.json (any format).
-
-    Settings the run does not record (it predates them) take the dataclasses'
-    defaults, as when comparing runs; a location it does not record is ''.
-
-    Raises:
-      FileNotFoundError: the run is not complete.
-      ValueError: its done.json records no configuration, or a bad one.
-    """
-    info = runs.read_done(ticket_directory).get("run_info", {})
-    recorded = info.get("config") if isinstance(info, Mapping) else None
-    if not isinstance(recorded, Mapping):
-        raise ValueError(f"{ticket_directory} records no configuration in its "
-                         f"{runs.DONE_FILENAME}; pass the settings explicitly.")
-    values = dict(recorded)
-    if "prune_percents" in info:  # format 1 kept it beside the configuration
-        values["prune_percents"] = info["prune_percents"]
-    try:
-        return ExperimentConfig.from_json(values, ExperimentConfig().replace(data_location=""))
-    except ValueError as error:
-        raise ValueError(f"the configuration recorded in {ticket_directory}: {error}") \
-            from error
-
-
-def _check_override(override: Iterable[str]) -> set:
-    override = set(override)
-    fields = ExperimentConfig.fields()
-    for name in sorted(override - set(fields) - {"data"}):
-        raise ValueError(f"--override names {config_lib.unknown_setting_message(name, fields)}")
-    return override
-
-
-def check_like_ticket(config: ExperimentConfig, ticket: ExperimentConfig,
-                      override: Iterable[str] = (), ticket_directory: str = "the ticket"
-                      ) -> None:
-    """Raises ValueError if `config` differs from the ticket's in a setting that
-    changes results and that `override` does not name: a control trains like its
-    ticket unless told otherwise."""
-    free = set(ExperimentConfig.non_identity_fields()) | _check_override(override)
-    conflicts = [name for name in ExperimentConfig.fields()
-                 if name not in free and config[name] != ticket[name]]
-    if conflicts:
-        details = "; ".join(f"--{name}: ticket {ticket[name]!r}, asked {config[name]!r}"
-                            for name in conflicts)
-        raise ValueError(
-            f"a control trains like its ticket, but {details} (ticket: "
-            f"{ticket_directory}). Leave the setting out to use the ticket's value, or "
-            f"pass --override={','.join(conflicts)} to train the control differently.")
-
-
-def config_for_control(ticket: ExperimentConfig, given: Mapping[str, Any],
-                       override: Iterable[str] = (), ticket_directory: str = "the ticket"
-                       ) -> ExperimentConfig:
-    """The ticket's configuration with the settings given explicitly (flag name ->
-    value); a given setting that differs is refused unless `override` names it
-    (see check_like_ticket)."""
-    config = ticket.replace(**given)
-    check_like_ticket(config, ticket, override, ticket_directory)
-    return config
-
-
-def resolve(masks: save_restore.NetworkLike, config: Optional[ExperimentConfig] = None,
-            override: Iterable[str] = ()) -> ExperimentConfig:
-    """A control's configuration, checked against its ticket's.
-
-    The ticket is the complete run holding `masks` (a masks/ directory). With
-    a ticket, `config` defaults to the ticket's configuration, and a given
-    `config` may differ from it only in the settings `override` names; the
-    data must be the ticket's (same files, by checksum) unless `override`
-    names 'data'. Without a ticket (masks given as a dict, say), `config` is
-    required.
-
-    Raises:
-      ValueError: naming each difference, or the missing configuration.
-    """
-    override = _check_override(override)
-    ticket = ticket_run(masks)
-    if ticket is None:
-        if config is None:
-            raise ValueError(
-                "no configuration given and the masks are not inside a complete run whose "
-                "done.json records one: pass config=..., or the masks/ directory of a "
-                "finished lottery run.")
-        return config
-    recorded = ticket_config(ticket)
-    if config is None:
-        config = recorded
-    check_like_ticket(config, recorded, override, ticket)
-    ticket_data = runs.read_done(ticket).get("run_info", {}).get("data")
-    if ticket_data is not None and "data" not in override and config["data_location"]:
-        asked = build.data_identity(config)
-        if asked != ticket_data:
-            raise ValueError(
-                f"the data at {config['data_location']} is not the data the ticket "
-                f"{ticket} trained on (ticket: {ticket_data}, here: {asked}); point "
-                "--data_location at the ticket's data, or pass --override=data.")
-    return config
+# The controls by their run directories' name: reinitialize's modes, then the others
+# (the control kinds of experiments.kinds).
+CONTROLS = kinds.control_names()
 
 
 def ticket_masks(masks: save_restore.NetworkLike) -> Network:
@@ -245,11 +141,11 @@ class _ControlRun(NamedTuple):
     def init_seed(self) -> int:
         return int(self.seed if self.model_seed is None else self.model_seed)
 
-    def control_info(self) -> Dict[str, Any]:
+    def extra_run_info(self) -> Dict[str, Any]:
         """The run_info a control adds to single_run.train's."""
-        info = {"control": self.control, "control_seed": int(self.seed)}
-        info.update({key: single_run.source_of(value) for key, value in self.sources.items()})
-        return info
+        extra = {"control": self.control, "control_seed": int(self.seed)}
+        extra.update({key: single_run.source_of(value) for key, value in self.sources.items()})
+        return extra
 
 
 def _control_runs(control: str, masks: save_restore.NetworkLike,
@@ -314,15 +210,15 @@ def _train_control(output_dir: str, run: _ControlRun) -> Tuple[Network, Network]
     _check_run_name(run.control, output_dir)
     return single_run.train(
         output_dir, run.config, masks=run.masks, presets=run.presets, seed=run.init_seed,
-        train_order_seed=run.order_seed, run_info=run.control_info())
+        train_order_seed=run.order_seed, run_info=run.extra_run_info())
 
 
-def _identity(run: _ControlRun, data: Mapping[str, Any]) -> Dict[str, Any]:
+def _run_info(run: _ControlRun, data: Mapping[str, Any]) -> Dict[str, Any]:
     """The run_info single_run.train records for `run` (called as _train_control
     calls it), for a population member to record the same and be read back by
     a rerun of the single control (and the other way round)."""
-    return single_run.run_identity(run.config, run.init_seed, run.order_seed, run.masks,
-                                   run.presets, data, run.control_info())
+    return single_run.make_run_info(run.config, run.init_seed, run.order_seed, run.masks,
+                                    run.presets, data, run.extra_run_info())
 
 
 def run_controls(control: str, output_dirs: Sequence[str], masks: save_restore.NetworkLike,
@@ -337,10 +233,10 @@ def run_controls(control: str, output_dirs: Sequence[str], masks: save_restore.N
     seeds[k]: the same transform of the ticket, the same model seed and batch
     order, the same configuration (resolved and checked against the ticket as
     there) and the same run_info, plus ``"population": {"size", "member"}``.
-    A run already complete with that identity is read back (one with another
-    identity is a ValueError, before anything trains), and the others train
+    A run already complete with that run_info is read back (one with another
+    run_info is a ValueError, before anything trains), and the others train
     together in one ``foundations.population.train_population`` call, each
-    under its run directory's lock (held over all runs from the identity
+    under its run directory's lock (held over all runs from the run_info
     checks to the end). Their files equal the single runs' (masks exactly,
     weights and metrics to float rounding).
 
@@ -360,7 +256,7 @@ def run_controls(control: str, output_dirs: Sequence[str], masks: save_restore.N
     Raises:
       ValueError: a bad control or setting, seeds that repeat, seeds and
         directories that do not pair up or a directory used twice, or a
-        complete run with another identity (all before any training).
+        complete run with another run_info (all before any training).
       runs.LockedError: another process is using one of the run directories.
       population.PopulationDivergedError: some runs diverged (recorded as such;
         the others completed).
@@ -384,14 +280,14 @@ def run_controls(control: str, output_dirs: Sequence[str], masks: save_restore.N
     config = members[0].config
     build.check(config)
     data = build.data_identity(config)  # one checksum pass for all the runs
-    identities = [_identity(member, data) for member in members]
+    run_infos = [_run_info(member, data) for member in members]
     results: List[Optional[Tuple[Network, Network]]] = [None] * len(members)
     with contextlib.ExitStack() as locks:
         for output_dir in output_dirs:
             locks.enter_context(runs.lock(output_dir))
         pending = []
-        for index, (output_dir, identity) in enumerate(zip(output_dirs, identities)):
-            saved = single_run.load_if_complete(output_dir, identity)
+        for index, (output_dir, run_info) in enumerate(zip(output_dirs, run_infos)):
+            saved = single_run.load_if_complete(output_dir, run_info)
             if saved is None:
                 pending.append(index)
             else:
@@ -399,32 +295,27 @@ def run_controls(control: str, output_dirs: Sequence[str], masks: save_restore.N
                 results[index] = (saved[0], saved[1])
         if pending:
             _train_together([members[i] for i in pending], [output_dirs[i] for i in pending],
-                            [identities[i] for i in pending], progress, results, pending)
+                            [run_infos[i] for i in pending], progress, results, pending)
     return results
 
 
 def _train_together(members: Sequence[_ControlRun], output_dirs: Sequence[str],
-                    identities: Sequence[Mapping[str, Any]], progress: Progress,
+                    run_infos: Sequence[Mapping[str, Any]], progress: Progress,
                     results: List, indices: Sequence[int]) -> None:
     """Trains `members` as one population, as single_run.train_model trains each,
     storing each one's TrainResult at its index in `results`."""
     config = members[0].config
-    datasets = population_lib._datasets(  # pylint: disable=protected-access
-        config, [member.order_seed for member in members])
+    datasets = lockstep.datasets(config, [member.order_seed for member in members])
     models = []
     for member, dataset in zip(members, datasets):
         model = build.model(config, member.presets, member.masks, seed=member.init_seed)
         build.check_fit(config, dataset, model, member.masks, member.presets)
         models.append(model)
-    validate = config["validate_interval"] if config["validation_size"] else None
+    arguments = single_run.training_arguments(config, population=True)
     trained = population.train_population(
-        datasets, models, build.optimizer_fn(config), config["training_len"], output_dirs,
-        test_interval=config["test_interval"] or None, validate_interval=validate or None,
-        run_infos=identities, progress=progress,
-        progress_label=f"{members[0].control} | {len(members)} runs | ",
-        start_iteration=config["rewind_iteration"],
-        # 'auto' leaves the choice to the population, per path (see its docstring).
-        jit_compile={"on": True, "off": False}.get(config["xla"]))
+        datasets, models, arguments.pop("optimizer_fn"), arguments.pop("training_len"),
+        output_dirs, run_infos=run_infos, progress=progress,
+        progress_label=f"{members[0].control} | {len(members)} runs | ", **arguments)
     for index, result in zip(indices, trained):
         results[index] = result
 

@@ -81,31 +81,28 @@ def rewinder(level0_dir: str, rewind_iteration: int
 
 
 def level_trainer(config: ExperimentConfig, run_dir: Callable[[int], str],
-                  identity: Callable[[int], Mapping[str, Any]], label: Callable[[int], str],
+                  run_info: Callable[[int], Mapping[str, Any]], label: Callable[[int], str],
                   iterations_after: Callable[[int], int], progress: Progress = None
                   ) -> Callable:
     """train_model(level, dataset, model) for foundations.experiment: each level
-    under its run directory's lock, recording identity(level); level 0 from
+    under its run directory's lock, recording run_info(level); level 0 from
     iteration 0, saving the rewind snapshot if any; later levels from the
     rewind iteration."""
-    rewind = config["rewind_iteration"]
-
     def train_model(level, dataset, model):
-        info = dict(identity(level), level=level, run_id="")
+        recorded = dict(run_info(level), level=level, run_id="")
         with runs.lock(run_dir(level)):
             return single_run.train_model(
-                dataset, model, run_dir(level), config, info,
+                dataset, model, run_dir(level), config, recorded,
                 progress_label=label(level),
-                iterations_after=iterations_after(level), progress=progress,
-                start_iteration=0 if level == 0 else rewind,
-                snapshot_iterations=(rewind,) if level == 0 and rewind else ())
+                iterations_after=iterations_after(level), progress=progress, level=level)
 
     return train_model
 
 
-def trial_identity(config: ExperimentConfig, seed: int, experiment_name: str,
+def trial_run_info(config: ExperimentConfig, seed: int, experiment_name: str,
                    presets: save_restore.NetworkLike) -> Dict[str, Any]:
-    """What a trial's runs record and are compared on when resumed."""
+    """The run_info a trial's runs record (besides their level) and are compared
+    on when resumed."""
     return {"config": config.to_json(), "seed": int(seed),
             "experiment_name": experiment_name, "data": build.data_identity(config),
             "presets": single_run.source_of(presets),
@@ -144,7 +141,7 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
     if rewind and reset_weights is not None:
         raise ValueError("both reset_weights and rewind_iteration say what survivors are "
                          "reset to: pass one of them.")
-    identity = trial_identity(config, seed, experiment_name, presets)
+    run_info = trial_run_info(config, seed, experiment_name, presets)
     levels = config["levels"]
 
     def run_dir(level: int) -> str:
@@ -158,12 +155,12 @@ def run_trial(output_dir: str, config: ExperimentConfig, seed: int = 0,
 
     per_level = trainer.training_iterations(config["training_len"], make_dataset())
     train_model = level_trainer(
-        config, run_dir, lambda level: identity,
+        config, run_dir, lambda level: run_info,
         lambda level: f"{experiment_name} level {level} of {levels} | ",
         lambda level: (per_level - rewind) * (levels - level), progress)
 
     def completed_level(level):
-        return single_run.load_if_complete(run_dir(level), identity, with_metrics=True)
+        return single_run.load_if_complete(run_dir(level), run_info, with_metrics=True)
 
     if rewind:
         reset_weights = rewinder(run_dir(0), rewind)

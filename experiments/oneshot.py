@@ -81,8 +81,8 @@ def run_oneshot(trial_dir: str, config: ExperimentConfig, levels: Iterable[int],
     build.check(config)
     pruning_fn = pruning_function(config, seed)
     rewind = config["rewind_iteration"]
-    level0_identity = lottery.trial_identity(config, seed, lottery_name, presets)
-    identity = dict(lottery.trial_identity(config, seed, experiment_name, presets),
+    level0_run_info = lottery.trial_run_info(config, seed, lottery_name, presets)
+    run_info = dict(lottery.trial_run_info(config, seed, experiment_name, presets),
                     schedule="oneshot", pruning_rule=pruning_fn.get_config())
 
     def run_dir(level: int) -> str:
@@ -90,8 +90,8 @@ def run_oneshot(trial_dir: str, config: ExperimentConfig, levels: Iterable[int],
             return paths.run(trial_dir, 0, lottery_name)
         return paths.run(trial_dir, level, experiment_name)
 
-    def identity_of(level: int):
-        return level0_identity if level == 0 else identity
+    def run_info_of(level: int):
+        return level0_run_info if level == 0 else run_info
 
     def make_dataset():
         return build.dataset(config, int(seed))
@@ -100,7 +100,7 @@ def run_oneshot(trial_dir: str, config: ExperimentConfig, levels: Iterable[int],
         return build.model(config, level_presets, masks, seed=seed)
 
     def completed_level(level):
-        return single_run.load_if_complete(run_dir(level), identity_of(level),
+        return single_run.load_if_complete(run_dir(level), run_info_of(level),
                                            with_metrics=True)
 
     preset_values = save_restore.standardize(presets)
@@ -108,7 +108,7 @@ def run_oneshot(trial_dir: str, config: ExperimentConfig, levels: Iterable[int],
                     presets=preset_values, pruned=True)
     per_level = trainer.training_iterations(config["training_len"], make_dataset())
     train_model = lottery.level_trainer(
-        config, run_dir, identity_of,
+        config, run_dir, run_info_of,
         lambda level: f"{experiment_name} level {level} | ",
         lambda level: (per_level - rewind) * sum(1 for k in levels if k > level), progress)
     results = experiment.experiment(

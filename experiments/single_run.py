@@ -8,7 +8,7 @@ other settings, and otherwise trains and writes the run directory.
 
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import config as config_lib
@@ -97,43 +97,77 @@ def load_if_complete(output_dir: str, run_info: Mapping[str, Any],
     return saved + (save_restore.read_json(paths.metrics(output_dir)),)
 
 
+def training_arguments(config: ExperimentConfig, *, level: Optional[int] = None,
+                       population: bool = False) -> Dict[str, Any]:
+    """The keyword arguments of trainer.train that a configuration sets.
+
+    Every run trains through here (a single run, a control, a lottery level,
+    a population of them), so the configuration means the same everywhere:
+    the optimizer, length, evaluation intervals, where training starts and
+    which weights it snapshots (rewind), and XLA.
+
+    Args:
+      config: the run's configuration.
+      level: the lottery level the run is, or None for a run that is not a
+        level (a single run, a control). Level 0 trains from iteration 0 and,
+        with rewind_iteration K > 0, saves its weights at K (rewind{K}/);
+        every other run trains from K to the end, as a rewound level does.
+      population: arguments for population.train_population instead: its
+        jit_compile in place of xla ('on' True, 'off' False, 'auto' None,
+        which lets the population choose per path) and no sparse_below
+        (populations train dense).
+
+    Returns:
+      optimizer_fn, training_len, test_interval, validate_interval,
+      start_iteration, snapshot_iterations, and xla and sparse_below (or
+      jit_compile), by keyword.
+    """
+    rewind = config["rewind_iteration"]
+    validate = config["validate_interval"] if config["validation_size"] else None
+    arguments: Dict[str, Any] = dict(
+        optimizer_fn=build.optimizer_fn(config), training_len=config["training_len"],
+        test_interval=config["test_interval"] or None, validate_interval=validate or None,
+        start_iteration=0 if level == 0 else rewind,
+        snapshot_iterations=(rewind,) if level == 0 and rewind else ())
+    if population:
+        arguments["jit_compile"] = {"on": True, "off": False}.get(config["xla"])
+    else:
+        arguments.update(xla=config["xla"], sparse_below=config["sparse_below"])
+    return arguments
+
+
 def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
                 config: ExperimentConfig, run_info: Mapping[str, Any],
                 progress_label: str = "", iterations_after: int = 0,
-                progress: Progress = None, start_iteration: Optional[int] = None,
-                snapshot_iterations: Sequence[int] = ()) -> Tuple[Network, Network]:
-    """Trains a model with the configured optimizer, length and evaluation intervals.
+                progress: Progress = None, level: Optional[int] = None
+                ) -> trainer.TrainResult:
+    """Trains a model as the configuration says (see training_arguments).
 
     Args:
-      start_iteration: where training starts; default the configured
-        rewind_iteration (a rewound run trains from K to the end). Level 0 of
-        a trial passes 0.
-      snapshot_iterations: iterations whose weights are saved to rewind{K}/.
+      level: the lottery level the run is (level 0 trains from iteration 0
+        and saves the rewind snapshot, if any); None for a run that is not
+        a level, which trains from the configured rewind_iteration.
 
     Returns trainer.train's TrainResult (which unpacks as (initial, final)).
     """
-    validate = config["validate_interval"] if config["validation_size"] else None
-    if start_iteration is None:
-        start_iteration = config["rewind_iteration"]
+    arguments = training_arguments(config, level=level)
     return trainer.train(
-        dataset, model, build.optimizer_fn(config), config["training_len"], output_dir,
-        test_interval=config["test_interval"] or None, validate_interval=validate or None,
-        run_info=run_info, progress=progress, progress_label=progress_label,
-        iterations_after=iterations_after, start_iteration=start_iteration,
-        snapshot_iterations=snapshot_iterations, xla=config["xla"],
-        sparse_below=config["sparse_below"])
+        dataset, model, arguments.pop("optimizer_fn"), arguments.pop("training_len"),
+        output_dir, run_info=run_info, progress=progress, progress_label=progress_label,
+        iterations_after=iterations_after, **arguments)
 
 
-def run_identity(config: ExperimentConfig, seed: int, train_order_seed: int,
-                 masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
-                 data: Mapping[str, Any], run_info: Optional[Mapping[str, Any]] = None
-                 ) -> Dict[str, Any]:
-    """The run_info `train` records for a run, and compares a saved run on."""
-    info = {"config": config.to_json(), "seed": int(seed),
-            "train_order_seed": int(train_order_seed), "masks": source_of(masks),
-            "presets": source_of(presets), "data": data}
-    info.update(run_info or {})
-    return info
+def make_run_info(config: ExperimentConfig, seed: int, train_order_seed: int,
+                  masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
+                  data: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None
+                  ) -> Dict[str, Any]:
+    """The run_info `train` records for a run (its identity: a saved run is
+    compared on it), with the `extra` facts a caller adds."""
+    run_info = {"config": config.to_json(), "seed": int(seed),
+                "train_order_seed": int(train_order_seed), "masks": source_of(masks),
+                "presets": source_of(presets), "data": data}
+    run_info.update(extra or {})
+    return run_info
 
 
 def train(output_dir: str, config: ExperimentConfig,
@@ -175,10 +209,10 @@ def train(output_dir: str, config: ExperimentConfig,
     build.check(config)
     check_rewind_presets(masks, presets, config, "train")
     order_seed = int(seed if train_order_seed is None else train_order_seed)
-    info = run_identity(config, seed, order_seed, masks, presets,
-                        build.data_identity(config), run_info)
+    run_info = make_run_info(config, seed, order_seed, masks, presets,
+                             build.data_identity(config), run_info)
     with runs.lock(output_dir):
-        saved = load_if_complete(output_dir, info)
+        saved = load_if_complete(output_dir, run_info)
         if saved is not None:
             logger.info("%s is already complete; reading it back.", output_dir)
             return saved[0], saved[1]
@@ -188,4 +222,4 @@ def train(output_dir: str, config: ExperimentConfig,
         model = build.model(config, preset_values, mask_values,
                             seed=int(seed if model_seed is None else model_seed))
         build.check_fit(config, dataset, model, mask_values, preset_values)
-        return train_model(dataset, model, output_dir, config, info, progress=progress)
+        return train_model(dataset, model, output_dir, config, run_info, progress=progress)

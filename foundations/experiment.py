@@ -10,6 +10,10 @@ Two schedules share level 0 (the dense network):
 
 Survivors are reset to level 0's initial weights, or to what ``reset_weights``
 returns (e.g. level 0's weights at iteration K for late resetting).
+
+There is one level loop, ``lockstep``: K trials level by level, each level's
+training of all of them in one call (a population; ``experiments.lockstep``).
+``experiment`` is that loop for one trial, with single functions.
 """
 
 import dataclasses
@@ -96,6 +100,45 @@ def _levels(iterations: Union[int, Iterable[int]], schedule: str) -> List[int]:
     return sorted(int(k) for k in levels)
 
 
+Trial = Dict[int, LevelResult]
+# An injected function's answer for a trial that could not go on (e.g. it
+# diverged): lockstep records it and stops that trial; the others go on.
+TrialFailure = BaseException
+
+
+@dataclasses.dataclass
+class LockstepResult:
+    """What `lockstep` produced: each trial's levels, and the trials that stopped.
+
+    Attributes:
+      levels: per trial (in the order of `prune_masks`), level -> LevelResult
+        of the levels it reached.
+      failed: trial index -> what train_models returned in place of its
+        result (e.g. a runs.DivergedError); a failed trial has no level from
+        that one on.
+    """
+    levels: List[Trial]
+    failed: Dict[int, TrialFailure]
+
+
+def _next_masks(prune_masks: Callable[..., Network], source: LevelResult, level: int,
+                initial: Network, rewind: Optional[Network], make_models: Callable,
+                trial: int, make_dataset: Optional[Callable[[int], DatasetBase]]) -> Network:
+    """The masks of `level` of one trial (the one place the loop prunes): see
+    prune_level, with that trial's model and data as the context's providers."""
+    def make_model(level: int, weights: Optional[Network], masks: Optional[Network]):
+        return make_models(level, [trial], [weights], [masks])[0]
+
+    def trial_dataset() -> DatasetBase:
+        if make_dataset is None:
+            raise ValueError("this pruning rule reads the training data, but the "
+                             "experiment was given no make_dataset to read it from.")
+        return make_dataset(trial)
+
+    return prune_level(prune_masks, source, level, accepts_level(prune_masks), initial,
+                       rewind, make_model, trial_dataset)
+
+
 def experiment(make_dataset: Callable[[], DatasetBase],
                make_model: Callable[[int, Optional[Network], Optional[Network]], ModelBase],
                train_model: Callable[[int, DatasetBase, ModelBase], Tuple[Network, Network]],
@@ -106,7 +149,7 @@ def experiment(make_dataset: Callable[[], DatasetBase],
                reset_weights: Optional[Callable[[LevelResult], Network]] = None,
                schedule: str = "iterative",
                ) -> Dict[int, LevelResult]:
-    """Runs magnitude pruning with resetting, iteratively or one-shot.
+    """Runs magnitude pruning with resetting, iteratively or one-shot: one trial.
 
     Level 0 trains the dense network. With schedule 'iterative', each level
     k >= 1 prunes the masks of level k-1 using that level's final weights,
@@ -114,6 +157,9 @@ def experiment(make_dataset: Callable[[], DatasetBase],
     see `reset_weights`), and trains again. With schedule 'oneshot', each
     level k prunes level 0's masks using level 0's final weights, straight to
     level k (`prune_masks` must take `level`; see oneshot_pruning).
+
+    This is `lockstep` with one trial; `lockstep` runs K trials level by
+    level, each level's training of all of them in one call.
 
     Args:
       make_dataset: returns the dataset for a training run.
@@ -153,64 +199,195 @@ def experiment(make_dataset: Callable[[], DatasetBase],
         returned) with its mask applied; for example make_model ignored its
         presets.
     """
+    def make_models(level, trials, level_presets, masks):
+        return [make_model(level, level_presets[0], masks[0])]
+
+    def train_models(level, trials, models):
+        return [train_model(level, make_dataset(), models[0])]
+
+    outcome = lockstep(
+        make_models, train_models, [prune_masks], iterations, presets=[presets],
+        completed_levels=None if completed_level is None else (
+            lambda level, trials: [completed_level(level)]),
+        reset_weights=None if reset_weights is None else (
+            lambda trials, level0s: [reset_weights(level0s[0])]),
+        schedule=schedule, make_dataset=lambda trial: make_dataset())
+    return outcome.levels[0]
+
+
+def lockstep(make_models: Callable[[int, List[int], List[Optional[Network]],
+                                    List[Optional[Network]]], Sequence[ModelBase]],
+             train_models: Callable[[int, List[int], List[ModelBase]],
+                                    Sequence[Union[Tuple[Network, Network], TrialFailure]]],
+             prune_masks: Sequence[Callable[..., Network]],
+             iterations: Union[int, Sequence[int]],
+             presets: Optional[Sequence[Optional[Network]]] = None,
+             completed_levels: Optional[Callable[[int, List[int]],
+                                                 Sequence[Optional[Tuple]]]] = None,
+             reset_weights: Optional[Callable[[List[int], List[LevelResult]],
+                                              Sequence[Network]]] = None,
+             schedule: str = "iterative",
+             names: Optional[Sequence[str]] = None,
+             make_dataset: Optional[Callable[[int], DatasetBase]] = None) -> LockstepResult:
+    """Runs K trials of the experiment together, level by level.
+
+    Each trial is what `experiment` does with its own pruning function; the
+    difference is that at each level the trials that still need training are
+    built by one make_models call and trained by one train_models call (e.g.
+    as one population: foundations.population.train_population). The
+    injected functions take and return lists over the trials they are asked
+    about, given by their indices (0..K-1, in the order of `prune_masks`).
+
+    Args:
+      make_models: make_models(level, trials, presets, masks) returns one new
+        model per trial in `trials`, built from that trial's presets and
+        masks (lists in the order of `trials`; None as in `experiment`).
+      train_models: train_models(level, trials, models) trains the models and
+        returns, per trial, (initial_weights, final_weights) (with `metrics`
+        if it has them), or an exception instance for a trial that cannot go
+        on (a runs.DivergedError, say): that trial stops there, is listed in
+        the result's `failed`, and the others go on.
+      prune_masks: one pruning function per trial (see `experiment`); their
+        number is the number of trials K.
+      iterations: as in `experiment`, for every trial.
+      presets: optional level-0 initial weights, one per trial (None entries
+        for none).
+      completed_levels: completed_levels(level, trials) returns, per trial,
+        what `experiment`'s completed_level returns: a finished level to read
+        back, or None.
+      reset_weights: reset_weights(trials, level_0s) returns, per trial, the
+        weights its survivors are reset to (see `experiment`); None resets
+        each to its level 0's initial weights.
+      schedule: 'iterative' or 'oneshot'.
+      names: one name per trial (e.g. its directory), put before the level
+        in logs and errors.
+      make_dataset: make_dataset(trial) returns a trial's training data, for
+        pruning rules that read it (their pruning.Context).
+
+    Returns:
+      A LockstepResult: each trial's levels, and the trials that failed.
+
+    Raises:
+      ValueError: as in `experiment`; no trials; presets or names that do not
+        pair up with the trials; a finished level saved with masks that
+        differ from the ones pruning gives now.
+      RuntimeError: as in `experiment`, naming the trial.
+    """
+    count = len(prune_masks)
+    if count == 0:
+        raise ValueError("lockstep needs at least one trial (one pruning function each).")
+    presets = [None] * count if presets is None else list(presets)
+    labels = [""] * count if names is None else [f"{name}: " for name in names]
+    for what, given in (("presets", presets), ("names", labels)):
+        if len(given) != count:
+            raise ValueError(f"{len(given)} {what} for {count} trials: give one per trial.")
     levels = _levels(iterations, schedule)
-    tell_level = accepts_level(prune_masks)
-    if schedule == "oneshot" and not tell_level:
-        raise ValueError(
-            "a one-shot schedule prunes level 0 straight to each level k, so prune_masks "
-            "must accept level=k (e.g. experiment.oneshot_pruning(percents)); "
-            f"{prune_masks!r} does not.")
-    results: Dict[int, LevelResult] = {}
-    reset_to: Optional[Network] = presets
+    if schedule == "oneshot":
+        for prune in prune_masks:
+            if not accepts_level(prune):
+                raise ValueError(
+                    "a one-shot schedule prunes level 0 straight to each level k, so "
+                    "prune_masks must accept level=k (e.g. experiment.oneshot_pruning("
+                    f"percents)); {prune!r} does not.")
+    results: List[Trial] = [{} for _ in range(count)]
+    failed: Dict[int, TrialFailure] = {}
+    reset_to: List[Optional[Network]] = list(presets)
     # Level 0 is checked against its presets, which are its initialization.
     reset_source = "the level-0 initialization"
     for level in [0] + levels:
-        masks: Optional[Network] = None
+        going = [trial for trial in range(count) if trial not in failed]
+        masks: Dict[int, Optional[Network]] = {trial: None for trial in going}
         if level > 0:
-            source = results[0] if schedule == "oneshot" else results[level - 1]
-            masks = prune_level(prune_masks, source, level, tell_level, results[0].initial,
-                                reset_to if reset_weights is not None else None,
-                                make_model, make_dataset)
-        saved = completed_level(level) if completed_level is not None else None
-        metrics = None
-        if saved is not None:
-            initial, final, saved_masks = saved[:3]
-            metrics = saved[3] if len(saved) > 3 else None
-            if masks is not None and not _same(masks, saved_masks):
-                raise ValueError(
-                    f"level {level} was saved with masks that differ from the ones "
-                    "pruning gives now: the saved experiment was made with other "
-                    "settings. Use a new output directory.")
-            masks = saved_masks
-            logger.info("level %d is already complete; reading it back.", level)
-            resumed = True
-        else:
-            model = make_model(level, reset_to, masks)
-            trained = train_model(level, make_dataset(), model)
-            initial, final = trained
-            metrics = getattr(trained, "metrics", None)
-            if masks is None:
-                masks = model.masks
-            resumed = False
-        if reset_to is not None:
-            expected = {name: reset_to[name] * masks[name] for name in masks
-                        if name in reset_to}
-            if not _same(expected, {name: initial[name] for name in expected}, exact=False):
-                raise RuntimeError(
-                    f"level {level} did not start from {reset_source} with its mask "
-                    "applied: make_model must build the model with the presets and "
-                    "masks it is given.")
-        results[level] = LevelResult(level, masks, initial, final, resumed, metrics)
+            for trial in going:
+                source = results[trial][0 if schedule == "oneshot" else level - 1]
+                masks[trial] = _next_masks(
+                    prune_masks[trial], source, level, results[trial][0].initial,
+                    reset_to[trial] if reset_weights is not None else None,
+                    make_models, trial, make_dataset)
+        saved = (list(completed_levels(level, going)) if completed_levels is not None
+                 else [None] * len(going))
+        _check_answers("completed_levels", saved, going)
+        pending = [trial for trial, finished in zip(going, saved) if finished is None]
+        for trial, finished in zip(going, saved):
+            if finished is not None:
+                results[trial][level] = _read_back(level, finished, masks[trial],
+                                                   labels[trial])
+        if pending:
+            _train(level, pending, make_models, train_models, reset_to, masks, results,
+                   failed)
+        for trial in going:
+            if trial not in failed:
+                _check_start(results[trial][level], reset_to[trial],
+                             f"{labels[trial]}level {level}", reset_source)
         if level == 0:
+            done = [trial for trial in going if trial not in failed]
             if reset_weights is None:
-                reset_to = initial
-            else:
-                reset_to = reset_weights(results[0])
-                if reset_to is None:
-                    raise TypeError("reset_weights returned None; it must return the "
-                                    "weights (layer name -> kernel) to reset to.")
+                for trial in done:
+                    reset_to[trial] = results[trial][0].initial
+            elif done:
+                chosen = list(reset_weights(done, [results[trial][0] for trial in done]))
+                _check_answers("reset_weights", chosen, done)
+                for trial, weights in zip(done, chosen):
+                    if weights is None:
+                        raise TypeError("reset_weights returned None; it must return the "
+                                        "weights (layer name -> kernel) to reset to.")
+                    reset_to[trial] = weights
                 reset_source = "the weights reset_weights returned"
-    return results
+    return LockstepResult(results, failed)
+
+
+def _check_answers(function: str, answers: Sequence[Any], trials: Sequence[int]) -> None:
+    """ValueError unless an injected function answered once per trial asked about."""
+    if len(answers) != len(trials):
+        raise ValueError(f"{function} answered {len(answers)} times for {len(trials)} "
+                         f"trials ({trials}); it must answer once per trial, in their order.")
+
+
+def _read_back(level: int, finished: Tuple, masks: Optional[Network], label: str
+               ) -> LevelResult:
+    """A finished level's LevelResult, refused if pruning now gives other masks."""
+    if masks is not None and not _same(masks, finished[2]):
+        raise ValueError(
+            f"{label}level {level} was saved with masks that differ from the ones pruning "
+            "gives now: the saved experiment was made with other settings. Use a new "
+            "output directory.")
+    logger.info("%slevel %d is already complete; reading it back.", label, level)
+    return LevelResult(level, finished[2], finished[0], finished[1], True,
+                       finished[3] if len(finished) > 3 else None)
+
+
+def _train(level: int, pending: List[int], make_models: Callable, train_models: Callable,
+           reset_to: List[Optional[Network]], masks: Mapping[int, Optional[Network]],
+           results: List[Trial], failed: Dict[int, TrialFailure]) -> None:
+    """Builds and trains the `pending` trials' models of a level together, recording
+    each one's LevelResult, or its failure."""
+    models = list(make_models(level, pending, [reset_to[trial] for trial in pending],
+                              [masks[trial] for trial in pending]))
+    _check_answers("make_models", models, pending)
+    trained = list(train_models(level, pending, models))
+    _check_answers("train_models", trained, pending)
+    for trial, model, result in zip(pending, models, trained):
+        if isinstance(result, BaseException):
+            failed[trial] = result
+            continue
+        initial, final = result
+        results[trial][level] = LevelResult(
+            level, model.masks if masks[trial] is None else masks[trial], initial, final,
+            False, getattr(result, "metrics", None))
+
+
+def _check_start(result: LevelResult, reset_to: Optional[Network], what: str,
+                 reset_source: str) -> None:
+    """RuntimeError unless a level started from the weights it was reset to,
+    with its mask applied."""
+    if reset_to is None:
+        return
+    expected = {name: reset_to[name] * result.masks[name] for name in result.masks
+                if name in reset_to}
+    if not _same(expected, {name: result.initial[name] for name in expected}, exact=False):
+        raise RuntimeError(
+            f"{what} did not start from {reset_source} with its mask applied: make_model "
+            "must build the model with the presets and masks it is given.")
 
 
 def oneshot_percents(percents: Mapping[str, float], masks: Mapping[str, np.ndarray],

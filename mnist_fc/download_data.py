@@ -12,7 +12,7 @@ from lottery_ticket.cli import runners
 # Re-exported: the downloader's functions under the family's module path.
 from lottery_ticket.datasets.download import (  # noqa: F401
     DownloadError, checksums, download, download_file, md5, mirrors)
-from lottery_ticket.mnist_fc import locations
+from lottery_ticket.mnist_fc import constants, locations
 
 CHECKSUMS: Dict[str, Dict[str, str]] = {name: checksums(name)
                                         for name in ("mnist", "fashion_mnist")}
@@ -20,8 +20,7 @@ MIRRORS: Dict[str, List[str]] = {name: mirrors(name) for name in CHECKSUMS}
 __all__ = ["CHECKSUMS", "COMMAND", "DownloadError", "MIRRORS", "checksums", "download",
            "download_file", "main", "md5", "mirrors"]
 
-COMMAND = runners.download(locations.MNIST_LOCATION,
-                           program="python -m lottery_ticket.mnist_fc.download_data")
+COMMAND, _ = runners.entry_point(constants.FAMILY, "download_data")
 
 
 def main(location: str = locations.MNIST_LOCATION, dataset: str = "mnist",

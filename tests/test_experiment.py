@@ -119,3 +119,95 @@ def test_resuming_with_other_settings_is_refused(tmp_path, fashion_mnist_dir):
                                      validate_interval=15)
     with pytest.raises(ValueError, match=r"config\.training_len.*30.*31"):
         lottery_experiment.run_experiment(trial, fashion_mnist_dir, other, levels=1, seed=1)
+
+
+def _lockstep_parts(tmp_path, calls, diverge=None):
+    """make_models/train_models for experiment.lockstep over trials seeded 0..K-1,
+    recording each call's (level, trials); `diverge` = (trial, level) to fail."""
+    def make_models(level, trials, presets, masks):
+        return [ModelFc(SMALL_FC, presets=start, masks=mask, seed=trial)
+                for trial, start, mask in zip(trials, presets, masks)]
+
+    def train_models(level, trials, models):
+        calls.append((level, list(trials)))
+        results = []
+        for trial, model in zip(trials, models):
+            if (trial, level) == diverge:
+                results.append(runs.DivergedError(f"trial{trial}", 5, "loss nan"))
+                continue
+            results.append(trainer.train(
+                synthetic_dataset(), model,
+                functools.partial(tf.keras.optimizers.SGD, learning_rate=0.1),
+                ("iterations", 20), str(tmp_path / f"trial{trial}" / str(level)),
+                test_interval=10))
+        return results
+
+    return make_models, train_models
+
+
+def test_lockstep_trials_equal_separate_experiments_with_one_call_per_level(tmp_path):
+    calls = []
+    make_models, train_models = _lockstep_parts(tmp_path / "together", calls)
+    prune = functools.partial(pruning.prune_by_percent, PERCENTS)
+    outcome = experiment.lockstep(make_models, train_models, [prune, prune], 2)
+    assert calls == [(0, [0, 1]), (1, [0, 1]), (2, [0, 1])]
+    assert outcome.failed == {}
+    for trial in (0, 1):
+        alone = experiment.experiment(
+            synthetic_dataset,
+            lambda level, presets, masks, seed=trial: ModelFc(SMALL_FC, presets=presets,
+                                                              masks=masks, seed=seed),
+            lambda level, dataset, model, seed=trial: trainer.train(
+                dataset, model, functools.partial(tf.keras.optimizers.SGD, learning_rate=0.1),
+                ("iterations", 20), str(tmp_path / "alone" / f"trial{seed}" / str(level)),
+                test_interval=10),
+            prune, 2)
+        assert sorted(outcome.levels[trial]) == [0, 1, 2]
+        for level in range(3):
+            for name in alone[level].masks:
+                np.testing.assert_array_equal(outcome.levels[trial][level].masks[name],
+                                              alone[level].masks[name])
+                np.testing.assert_array_equal(outcome.levels[trial][level].final[name],
+                                              alone[level].final[name])
+    # Different seeds: the trials are not copies of each other.
+    assert not np.array_equal(outcome.levels[0][0].initial["layer0"],
+                              outcome.levels[1][0].initial["layer0"])
+
+
+def test_lockstep_trial_that_fails_stops_and_the_others_go_on(tmp_path):
+    calls = []
+    make_models, train_models = _lockstep_parts(tmp_path, calls, diverge=(1, 1))
+    prune = functools.partial(pruning.prune_by_percent, PERCENTS)
+    outcome = experiment.lockstep(make_models, train_models, [prune] * 3, 2)
+    assert calls == [(0, [0, 1, 2]), (1, [0, 1, 2]), (2, [0, 2])]
+    assert list(outcome.failed) == [1]
+    assert isinstance(outcome.failed[1], runs.DivergedError)
+    assert sorted(outcome.levels[1]) == [0]
+    assert sorted(outcome.levels[0]) == sorted(outcome.levels[2]) == [0, 1, 2]
+
+
+def test_lockstep_names_the_trial_whose_model_ignored_its_presets(tmp_path):
+    calls = []
+    _, train_models = _lockstep_parts(tmp_path, calls)
+
+    def careless(level, trials, presets, masks):
+        return [ModelFc(SMALL_FC, masks=mask, seed=10 + level if trial == 1 else trial,
+                        presets=None if trial == 1 else start)
+                for trial, start, mask in zip(trials, presets, masks)]
+
+    prune = functools.partial(pruning.prune_by_percent, PERCENTS)
+    with pytest.raises(RuntimeError, match="trial-b: level 1 did not start from the level-0 "
+                                           "initialization"):
+        experiment.lockstep(careless, train_models, [prune, prune], 1,
+                            names=["trial-a", "trial-b"])
+    with pytest.raises(ValueError, match="1 names for 2 trials"):
+        experiment.lockstep(careless, train_models, [prune, prune], 1, names=["a"])
+
+
+def test_lockstep_refuses_an_injected_function_that_skips_a_trial(tmp_path):
+    calls = []
+    make_models, train_models = _lockstep_parts(tmp_path, calls)
+    prune = functools.partial(pruning.prune_by_percent, PERCENTS)
+    with pytest.raises(ValueError, match=r"train_models answered 1 times for 2 trials"):
+        experiment.lockstep(make_models, lambda level, trials, models: train_models(
+            level, trials[:1], models[:1]), [prune, prune], 1)

@@ -82,10 +82,10 @@ from lottery_ticket.cli import runners
 
 from conv_family import constants
 
-COMMAND = runners.lottery(constants.FAMILY)
+COMMAND, main = runners.entry_point(constants.FAMILY, "lottery_experiment")
 
 if __name__ == "__main__":
-    COMMAND.run()
+    main()
 '''
 
 REARRANGE_RUNNER = '''\
@@ -95,23 +95,23 @@ from lottery_ticket.cli import runners
 
 from conv_family import constants
 
-COMMAND = runners.control(constants.FAMILY, "rearrange")
+COMMAND, main = runners.entry_point(constants.FAMILY, "rearrange")
 
 if __name__ == "__main__":
-    COMMAND.run()
+    main()
 '''
 
 ARGFILE_RUNNER = '''\
 """python -m conv_family.runners.argfile_runner --runner=NAME --argfile=NAME"""
 
-from lottery_ticket.cli import argfile_runner
+from lottery_ticket.cli import runners
 
 from conv_family import constants
 
-COMMAND = argfile_runner.command(constants.FAMILY)
+COMMAND, main = runners.entry_point(constants.FAMILY, "argfile_runner")
 
 if __name__ == "__main__":
-    COMMAND.run()
+    main()
 '''
 
 LOTTERY_ARGFILE = '''\
@@ -121,8 +121,10 @@ from lottery_ticket.cli import argfiles
 
 from conv_family import constants
 
+main = argfiles.entry_point(constants.FAMILY, "lottery_experiment_argfile")
+
 if __name__ == "__main__":
-    argfiles.lottery_main(constants.FAMILY)
+    main()
 '''
 
 FILES = {

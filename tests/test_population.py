@@ -12,7 +12,7 @@ import tensorflow as tf
 from conftest import SMALL_FC, register_synthetic_dataset, synthetic_dataset
 from lottery_ticket.datasets.dataset_mnist import DatasetMnist
 from lottery_ticket.experiments import lottery
-from lottery_ticket.experiments import population as population_trials
+from lottery_ticket.experiments import lockstep as population_trials
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths, population, runs, save_restore, trainer
 from lottery_ticket.foundations.dataset_base import DatasetBase
@@ -420,3 +420,10 @@ def test_tiny_sigmoid_population_equals_single_runs(tmp_path, model_class):
             for what in ("loss", "accuracy"):
                 np.testing.assert_allclose(ours[k].metrics[split][what],
                                            theirs.metrics[split][what], rtol=1e-5, atol=1e-6)
+
+
+def test_old_module_name_still_imports_the_lockstep_trials():
+    from lottery_ticket.experiments import population as old_name  # pylint: disable=C0415
+    assert old_name.run_trials is population_trials.run_trials
+    assert old_name.datasets is population_trials.datasets
+    assert population_trials.__name__ == "lottery_ticket.experiments.lockstep"

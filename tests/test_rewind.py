@@ -298,3 +298,27 @@ def test_train_refuses_level0s_initial_weights_for_a_rewound_run(rewound_trial, 
     single_run.train(str(tmp_path / "run"), REWOUND, masks=paths.masks(ticket),
                      presets=paths.rewind(level0, K))
     assert runs.is_complete(str(tmp_path / "run"))
+
+
+def test_training_arguments_say_where_each_run_starts_and_map_xla_once():
+    from lottery_ticket.experiments import single_run  # pylint: disable=C0415
+    level0 = single_run.training_arguments(REWOUND, level=0)
+    assert (level0["start_iteration"], level0["snapshot_iterations"]) == (0, (K,))
+    for level in (1, 2, None):  # later levels, and runs that are not levels (controls)
+        later = single_run.training_arguments(REWOUND, level=level)
+        assert (later["start_iteration"], later["snapshot_iterations"]) == (K, ())
+    plain = single_run.training_arguments(SMALL, level=0)
+    assert (plain["start_iteration"], plain["snapshot_iterations"]) == (0, ())
+    assert (plain["training_len"], plain["test_interval"], plain["validate_interval"]) == (
+        ("iterations", 40), 10, 10)
+    assert single_run.training_arguments(
+        SMALL.replace(validation_size=0))["validate_interval"] is None
+    assert single_run.training_arguments(SMALL.replace(test_interval=0))["test_interval"] is None
+    for xla, jit_compile in (("on", True), ("off", False), ("auto", None)):
+        config = SMALL.replace(xla=xla, sparse_below=0.25)
+        single = single_run.training_arguments(config)
+        assert (single["xla"], single["sparse_below"]) == (xla, 0.25)
+        assert "jit_compile" not in single
+        together = single_run.training_arguments(config, population=True)
+        assert together["jit_compile"] is jit_compile
+        assert "xla" not in together and "sparse_below" not in together

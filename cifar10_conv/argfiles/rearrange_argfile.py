@@ -4,13 +4,10 @@
         --trials=5 --last_level=20 --experiment_root=DIR --data_location=DIR
 """
 
-from lottery_ticket.cifar10_conv import constants
 from lottery_ticket.cli import argfiles
+from lottery_ticket.cifar10_conv import constants
 
-
-def main(argv=None) -> None:
-    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
-    argfiles.control_main(constants.FAMILY, "rearrange", "level", argv)
+main = argfiles.entry_point(constants.FAMILY, "rearrange_argfile")
 
 
 if __name__ == "__main__":

@@ -6,15 +6,10 @@
 Controls read the ticket's settings (the model included) from its done.json.
 """
 
-from lottery_ticket.cifar10_conv import constants
 from lottery_ticket.cli import argfiles
-from lottery_ticket.foundations import controls
+from lottery_ticket.cifar10_conv import constants
 
-
-def main(argv=None) -> None:
-    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
-    argfiles.control_main(constants.FAMILY, None, "level", argv,
-                          modes=controls.REINITIALIZE_MODES)
+main = argfiles.entry_point(constants.FAMILY, "reinitialize_argfile")
 
 
 if __name__ == "__main__":

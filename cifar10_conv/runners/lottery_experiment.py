@@ -7,15 +7,10 @@
 pruning rates); flags given explicitly override them. --dataset=fashion_mnist
 or mnist trains on 28x28x1 images instead. Rerunning resumes the trial."""
 
-from lottery_ticket.cifar10_conv import constants
 from lottery_ticket.cli import runners
+from lottery_ticket.cifar10_conv import constants
 
-COMMAND = runners.lottery(constants.FAMILY)
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "lottery_experiment")
 
 
 if __name__ == "__main__":

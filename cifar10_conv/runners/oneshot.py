@@ -9,15 +9,10 @@ level 3, resets the survivors and trains. Give the trial's --model (and any
 setting it was run with): level 0 is checked against them.
 """
 
-from lottery_ticket.cifar10_conv import constants
 from lottery_ticket.cli import runners
+from lottery_ticket.cifar10_conv import constants
 
-COMMAND = runners.oneshot(constants.FAMILY)
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "oneshot")
 
 
 if __name__ == "__main__":

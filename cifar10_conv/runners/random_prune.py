@@ -4,15 +4,10 @@
         --output_dir=EXP/trial1/3/random_prune1 --masks=EXP/trial1/3/lottery/masks \\
         --presets=EXP/trial1/0/lottery/initial --seed=1"""
 
-from lottery_ticket.cifar10_conv import constants
 from lottery_ticket.cli import runners
+from lottery_ticket.cifar10_conv import constants
 
-COMMAND = runners.control(constants.FAMILY, "random_prune")
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "random_prune")
 
 
 if __name__ == "__main__":

@@ -6,15 +6,10 @@
 
 Training settings (the model included) are read from the ticket."""
 
-from lottery_ticket.cifar10_conv import constants
 from lottery_ticket.cli import runners
+from lottery_ticket.cifar10_conv import constants
 
-COMMAND = runners.control(constants.FAMILY, "reinitialize")
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "reinitialize")
 
 
 if __name__ == "__main__":

@@ -3,15 +3,10 @@
     python -m lottery_ticket.cifar10_conv.runners.train --output_dir=RUN_DIR \\
         --data_location=DIR --model=conv2 [--masks=DIR] [--presets=DIR] [--dropout=0.5]"""
 
-from lottery_ticket.cifar10_conv import constants
 from lottery_ticket.cli import runners
+from lottery_ticket.cifar10_conv import constants
 
-COMMAND = runners.train(constants.FAMILY)
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "train")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,7 @@ Trial N writes to {experiment_root}/trial{N} and uses seed N.
 from lottery_ticket.cli import argfiles
 from lottery_ticket.mnist_fc import constants
 
-
-def main(argv=None) -> None:
-    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
-    argfiles.lottery_main(constants.FAMILY, argv)
+main = argfiles.entry_point(constants.FAMILY, "lottery_experiment_argfile")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,7 @@ pruned from the trial's level 0 ({experiment_root}/trial{N}/0/lottery).
 from lottery_ticket.cli import argfiles
 from lottery_ticket.mnist_fc import constants
 
-
-def main(argv=None) -> None:
-    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
-    argfiles.oneshot_main(constants.FAMILY, argv)
+main = argfiles.entry_point(constants.FAMILY, "oneshot_argfile")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,7 @@ trial's level-0 initial weights.
 from lottery_ticket.cli import argfiles
 from lottery_ticket.mnist_fc import constants
 
-
-def main(argv=None) -> None:
-    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
-    argfiles.control_main(constants.FAMILY, "random_prune", "level0", argv)
+main = argfiles.entry_point(constants.FAMILY, "random_prune_argfile")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,7 @@
 from lottery_ticket.cli import argfiles
 from lottery_ticket.mnist_fc import constants
 
-
-def main(argv=None) -> None:
-    """Defines the flags, parses argv (default sys.argv) and prints the lines."""
-    argfiles.control_main(constants.FAMILY, "rearrange", "level", argv)
+main = argfiles.entry_point(constants.FAMILY, "rearrange_argfile")
 
 
 if __name__ == "__main__":

@@ -7,15 +7,10 @@
 See lottery_ticket.cli.argfile_runner; short names are this family's modules.
 """
 
-from lottery_ticket.cli import argfile_runner
+from lottery_ticket.cli import runners
 from lottery_ticket.mnist_fc import constants
 
-COMMAND = argfile_runner.command(constants.FAMILY)
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "argfile_runner")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,7 @@ generated from the configuration (see --help); `--iterations` is an alias of
 from lottery_ticket.cli import runners
 from lottery_ticket.mnist_fc import constants
 
-COMMAND = runners.lottery(constants.FAMILY)
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "lottery_experiment")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,7 @@ level 3, resets the survivors and trains. Rerunning reads a finished run back.
 from lottery_ticket.cli import runners
 from lottery_ticket.mnist_fc import constants
 
-COMMAND = runners.oneshot(constants.FAMILY)
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "oneshot")
 
 
 if __name__ == "__main__":

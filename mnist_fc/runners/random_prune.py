@@ -10,12 +10,7 @@ from the ticket, as in runners.reinitialize."""
 from lottery_ticket.cli import runners
 from lottery_ticket.mnist_fc import constants
 
-COMMAND = runners.control(constants.FAMILY, "random_prune")
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "random_prune")
 
 
 if __name__ == "__main__":

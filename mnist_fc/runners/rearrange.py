@@ -9,12 +9,7 @@ Training settings are read from the ticket, as in runners.reinitialize."""
 from lottery_ticket.cli import runners
 from lottery_ticket.mnist_fc import constants
 
-COMMAND = runners.control(constants.FAMILY, "rearrange")
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "rearrange")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,7 @@ that differs from the ticket is refused unless --override names it."""
 from lottery_ticket.cli import runners
 from lottery_ticket.mnist_fc import constants
 
-COMMAND = runners.control(constants.FAMILY, "reinitialize")
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "reinitialize")
 
 
 if __name__ == "__main__":

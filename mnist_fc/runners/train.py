@@ -6,12 +6,7 @@
 from lottery_ticket.cli import runners
 from lottery_ticket.mnist_fc import constants
 
-COMMAND = runners.train(constants.FAMILY)
-
-
-def main(argv=None) -> None:
-    """Runs the command line (default sys.argv); --help lists every flag."""
-    COMMAND.run(argv)
+COMMAND, main = runners.entry_point(constants.FAMILY, "train")
 
 
 if __name__ == "__main__":
