@@ -1,5 +1,6 @@
 """Shared fixtures: real data locations, a local mirror, small synthetic datasets."""
 
+import fnmatch
 import functools
 import hashlib
 import http.server
@@ -7,6 +8,7 @@ import os
 import shutil
 import subprocess
 import threading
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Hundreds of short runs of small networks: XLA's compile time (about a second per
@@ -98,6 +100,72 @@ def interrupting(train, run_suffix: str, at_iteration: int = 0):
 @pytest.fixture
 def small_dataset() -> DatasetBase:
     return synthetic_dataset()
+
+
+# The fast tier, `pytest -m "not slow"` (under 3 minutes): besides the tests marked
+# slow in their files, these are marked here, so that the tiers are chosen in one
+# place. Each entry says why it is slow.
+SLOW_MODULES = {
+    "test_notebook.py": "starts Jupyter kernels and runs the quickstart notebook",
+    "test_batch_ray.py": "starts Ray clusters (seconds each) and kills their drivers",
+    "test_batch_slurm.py": "a real Slurm cluster and submitit's executor, with time limits",
+    "test_speed_paths.py": "compiles with XLA (about a second per program) and trains "
+                           "dense and sparse twins to compare them",
+}
+# Fixtures that mean real training: the runners as subprocesses (TensorFlow's import
+# each time) on the real Fashion-MNIST.
+SLOW_FIXTURES = {
+    "fashion_mnist_dir": "trains on the real Fashion-MNIST, mostly through the runners "
+                         "as subprocesses",
+}
+# Other tests taking seconds each: "module::test" or "module::test[parameters]",
+# fnmatch patterns for the test's name and, apart, for its parameters' id.
+_DAMAGED = "test_report_faults.py::test_a_damaged_run_is_a_problem_and_the_rest_is_analysed"
+_DAMAGE_DRAWN_TWICE = ("each damage kind draws every figure (about 2 s); the fast tier "
+                       "keeps one kind of each file's damage, on a lottery run")
+SLOW_TESTS = {
+    "test_experiment.py::test_interrupted_experiment_resumes_where_it_stopped":
+        "trains a trial, interrupts it and trains it again",
+    "test_cli.py::test_library_does_not_import_the_command_line":
+        "imports every module in a fresh interpreter",
+    "test_new_family.py::test_help_lists_every_configuration_field":
+        "runs a family's --help in a fresh interpreter (TensorFlow's import)",
+    f"{_DAMAGED}[*-reinit]": _DAMAGE_DRAWN_TWICE,
+    f"{_DAMAGED}[non_numeric_*]": _DAMAGE_DRAWN_TWICE,
+    f"{_DAMAGED}[metrics_not_a_list-*]": _DAMAGE_DRAWN_TWICE,
+    f"{_DAMAGED}[truncated_initial-*]": _DAMAGE_DRAWN_TWICE,
+    f"{_DAMAGED}[done_is_a_list-*]": _DAMAGE_DRAWN_TWICE,
+    f"{_DAMAGED}[run_info_not_an_object-*]": _DAMAGE_DRAWN_TWICE,
+    f"{_DAMAGED}[mask_counts_[!s]*]": _DAMAGE_DRAWN_TWICE,
+}
+
+
+def _matches(node: str, pattern: str) -> bool:
+    """Whether a node id ('module::test[parameters]') matches a SLOW_TESTS pattern."""
+    name, _, parameters = node.partition("[")
+    want_name, _, want_parameters = pattern.partition("[")
+    if not fnmatch.fnmatchcase(name, want_name):
+        return False
+    return not want_parameters or fnmatch.fnmatchcase(parameters[:-1], want_parameters[:-1])
+
+
+def _slow_reason(item) -> Optional[str]:
+    module = os.path.basename(str(item.fspath))
+    if module in SLOW_MODULES:
+        return SLOW_MODULES[module]
+    for fixture in SLOW_FIXTURES:
+        if fixture in getattr(item, "fixturenames", ()):
+            return SLOW_FIXTURES[fixture]
+    node = item.nodeid.split("/")[-1]
+    return next((why for pattern, why in SLOW_TESTS.items() if _matches(node, pattern)),
+                None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks the tests of SLOW_MODULES, SLOW_FIXTURES and SLOW_TESTS slow."""
+    for item in items:
+        if _slow_reason(item) is not None:
+            item.add_marker(pytest.mark.slow)
 
 
 LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
