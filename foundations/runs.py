@@ -320,8 +320,9 @@ def load_complete_run(run_directory: str, asked: Mapping[str, Any],
     if not is_complete(run_directory):
         return None
     check_same_run(run_directory, asked, defaults, ignore)
-    return (save_restore.restore_network(paths.initial(run_directory)),
-            save_restore.restore_network(paths.final(run_directory)),
+    # Kernels only, as a run returns them (initial/ and final/ also hold biases).
+    return (save_restore.kernels_only(save_restore.restore_network(paths.initial(run_directory))),
+            save_restore.kernels_only(save_restore.restore_network(paths.final(run_directory))),
             save_restore.restore_network(paths.masks(run_directory)))
 
 
