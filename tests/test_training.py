@@ -15,7 +15,7 @@ from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths, runs, save_restore, trainer
 from lottery_ticket.foundations.model_base import bias_key
 from lottery_ticket.foundations.model_fc import ModelFc
-from lottery_ticket.foundations.training import evaluation
+from lottery_ticket.foundations.training import batched, evaluation, stacked
 
 register_synthetic_dataset()
 
@@ -192,3 +192,23 @@ def test_a_single_run_is_the_loop_with_one_member(tmp_path, monkeypatch):
                              [str(tmp_path / "a"), str(tmp_path / "b")], test_interval=5,
                              progress=False)
     assert sizes == [("SingleEngine", 1, 1), ("StackedEngine", 2, 2)]
+
+
+def test_what_the_population_benchmark_reads(tmp_path):
+    dataset = synthetic_dataset()
+    template = ModelFc(SMALL_FC, seed=0).build([784])
+
+    def population(name):
+        trainer.train_population(dataset, [ModelFc(SMALL_FC, seed=s) for s in (0, 1)],
+                                 MOMENTUM, ("iterations", 6),
+                                 [str(tmp_path / f"{name}{k}") for k in (0, 1)],
+                                 test_interval=None, progress=False, save_summaries=False)
+        return stacked.ENGINES.engines(dataset)[-1]
+
+    with batched.vectorized_only("forced by the test"):
+        assert batched.batched_reason(template, [784]) == "forced by the test"
+        first = population("a")
+        assert not first.batched and first.steady_timing()[1] == 0  # its one call traced
+        again = population("b")
+    assert again is first and again.steady_timing()[1] == 6  # reused: 6 steps, no trace
+    assert batched.batched_reason(template, [784]) is None  # forgotten on leaving
