@@ -182,7 +182,7 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
         progress(iteration, total, latest) with the mean over the members
         still training of each split's latest loss and accuracy.
       jit_compile: compile the training loop with XLA. None (the default)
-        chooses per path: see the module docstring ("XLA").
+        chooses per path: see training.stacked's docstring ("XLA").
       raise_on_divergence: if a member's loss or weights become non-finite,
         it is recorded as diverged exactly as trainer.train records it
         (metrics so far and diverged.json, no done.json) and the others go
