@@ -74,9 +74,10 @@ def prepare_run(dataset: DatasetBase, model: ModelBase, training_len: Sequence,
 
     Clears an incomplete run in `output_dir` (a complete one raises
     FileExistsError), builds `model` and, if `save_network`, saves its
-    initial weights (kernels, and biases as '{layer}.bias') and masks. With `check_loss` (the default) it first runs
-    the model on two examples to check that its outputs fit its loss and the
-    labels; a caller that checked an identical model already may skip it.
+    initial weights (kernels, and biases as '{layer}.bias') and masks. With
+    `check_loss` (the default) it first runs the model on two examples to
+    check that its outputs fit its loss and the labels; a caller that checked
+    an identical model already may skip it.
 
     Returns:
       (total_iterations, initial_weights): the effective kernels, by layer.

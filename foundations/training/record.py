@@ -4,7 +4,7 @@ import logging
 import math
 import os
 import platform
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -177,3 +177,46 @@ class TrainResult(tuple):
     def __getnewargs__(self):
         return (self.initial, self.final, self.metrics, self.record, self.output_dir,
                 self.snapshots)
+
+
+class CompileTimer:
+    """How long an engine's calls took, split into calls that traced (and so
+    compiled) and calls that did not, per compiled function.
+
+    The time spent compiling is estimated as each tracing call's time less
+    what the same work (`units`: steps, or whole evaluations) took at the rate
+    of the calls that did not trace; done.json records it as compile_seconds.
+    """
+
+    def __init__(self):
+        self._timing: Dict[str, Dict[str, Any]] = {}
+
+    def reset(self) -> None:
+        """Forgets every call (a new run starts)."""
+        self._timing = {}
+
+    def add(self, name: str, traced: bool, seconds: float, units: int) -> None:
+        """Records one call of the function `name`."""
+        timing = self._timing.setdefault(name, {"traced": [], "seconds": 0.0, "units": 0})
+        if traced:
+            timing["traced"].append((seconds, units))
+        else:
+            timing["seconds"] += seconds
+            timing["units"] += units
+
+    def steady(self, name: str) -> Tuple[float, int]:
+        """(seconds, units) of the calls of `name` that did not trace."""
+        timing = self._timing.get(name, {"seconds": 0.0, "units": 0})
+        return timing["seconds"], timing["units"]
+
+    def compile_seconds(self) -> float:
+        """The estimated time spent tracing and compiling since the last reset."""
+        total = 0.0
+        for timing in self._timing.values():
+            rate = timing["seconds"] / timing["units"] if timing["units"] else 0.0
+            total += sum(max(0.0, seconds - units * rate) for seconds, units in timing["traced"])
+        return total
+
+    def speed_record(self) -> Dict[str, Any]:
+        """What done.json records of a run's speed besides its total time."""
+        return {"compile_seconds": round(self.compile_seconds(), 4)}

@@ -27,6 +27,7 @@ from lottery_ticket.foundations.model_base import ModelBase
 from lottery_ticket.foundations.save_restore import Network
 from lottery_ticket.foundations.training import cache as cache_lib
 from lottery_ticket.foundations.training.engine import Engine
+from lottery_ticket.foundations.training.record import CompileTimer
 from lottery_ticket.foundations.training.sparse import (SPARSE_BELOW, SparseLayer, bucket,
                                                         sparse_fits, sparse_layout)
 from lottery_ticket.foundations.training.xla import resolve_xla
@@ -81,6 +82,7 @@ class CompiledSteps:
                             if id(v) not in sparse_kernels]
                            + [layer.values for layer in self._sparse])
         self._dirty = False  # whether sparse values are newer than their kernels
+        self.timer = CompileTimer()
         self.begin()
         optimizer.build(self._variables)
         # A fixed signature traces each function once, whatever the number of
@@ -120,7 +122,7 @@ class CompiledSteps:
         for layer in self._sparse:
             layer.load()
         self._dirty = False
-        self._timing: Dict[str, Dict[str, Any]] = {}
+        self.timer.reset()
 
     def sync(self) -> None:
         """Writes the sparse layers' values into the model's kernels."""
@@ -206,21 +208,13 @@ class CompiledSteps:
     def _time_call(self, name: str, traces_before: int, seconds: float, units: int) -> None:
         function = (self._train_steps if name == "train_steps"
                     else self._evaluations[name.split(":", 1)[1]])
-        timing = self._timing.setdefault(name, {"traced": [], "seconds": 0.0, "units": 0})
-        if function.experimental_get_tracing_count() != traces_before:
-            timing["traced"].append((seconds, units))
-        else:
-            timing["seconds"] += seconds
-            timing["units"] += units
+        self.timer.add(name, function.experimental_get_tracing_count() != traces_before,
+                       seconds, units)
 
     def compile_seconds(self) -> float:
         """Time this run spent tracing and compiling since begin(): each call that
         traced, less what the same work took in the calls that did not."""
-        total = 0.0
-        for timing in self._timing.values():
-            rate = timing["seconds"] / timing["units"] if timing["units"] else 0.0
-            total += sum(max(0.0, seconds - units * rate) for seconds, units in timing["traced"])
-        return total
+        return self.timer.compile_seconds()
 
     def evaluate(self, split: str) -> Tuple[float, float]:
         """(loss, accuracy) of the model over a whole non-training split."""
@@ -240,7 +234,7 @@ class CompiledSteps:
 
     def speed_record(self) -> Dict[str, Any]:
         """What done.json records of how fast this run went, besides its total."""
-        return {"compile_seconds": round(self.compile_seconds(), 4)}
+        return self.timer.speed_record()
 
 
 def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor

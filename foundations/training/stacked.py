@@ -79,6 +79,7 @@ from lottery_ticket.foundations.training import cache as cache_lib
 from lottery_ticket.foundations.training.batched import batched_forward, batched_reason
 from lottery_ticket.foundations.training.engine import Engine
 from lottery_ticket.foundations.training.members import weight_layout
+from lottery_ticket.foundations.training.record import CompileTimer
 
 
 # Engines kept per data set (least recently used dropped first).
@@ -143,9 +144,7 @@ class StackedEngine(Engine):
             input_signature=[example_spec, label_spec])
         self._finite = tf.function(functools.partial(self._finite_graph))
         self.jit_compile = bool(jit_compile)
-        # (seconds, steps) of training calls that traced and of those that did not.
-        self._traced_calls: List[Tuple[float, int]] = []
-        self._timed = [0.0, 0]
+        self.timer = CompileTimer()
         self._effective = tf.function(functools.partial(self._effective_graph))
 
     # Graph parts.
@@ -270,23 +269,18 @@ class StackedEngine(Engine):
         loss, accuracy = self._train_steps(self._x_train, self._y_train, indices,
                                            tf.constant(first_step, tf.int64))
         loss, accuracy = loss.numpy().astype(np.float64), accuracy.numpy().astype(np.float64)
-        seconds, steps = time.perf_counter() - started, int(indices.shape[0])
-        if self._train_steps.experimental_get_tracing_count() != traces:
-            self._traced_calls.append((seconds, steps))
-        else:
-            self._timed[0] += seconds
-            self._timed[1] += steps
+        self.timer.add("train_steps", self._train_steps.experimental_get_tracing_count() != traces,
+                       time.perf_counter() - started, int(indices.shape[0]))
         return loss, accuracy
 
     def begin(self) -> None:
         """Starts timing a new population's calls (see compile_seconds)."""
-        self._traced_calls, self._timed = [], [0.0, 0]
+        self.timer.reset()
 
     def compile_seconds(self) -> float:
-        """Time spent tracing the training loop since begin(), as trainer's runs
-        estimate it: calls that traced, less what their steps took elsewhere."""
-        rate = self._timed[0] / self._timed[1] if self._timed[1] else 0.0
-        return sum(max(0.0, seconds - steps * rate) for seconds, steps in self._traced_calls)
+        """Time spent tracing the training loop since begin(), as a single run
+        estimates it: calls that traced, less what their steps took elsewhere."""
+        return self.timer.compile_seconds()
 
     def evaluate(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
         """Per-member (loss, accuracy) over a whole split, float64 [K] each."""
@@ -315,7 +309,7 @@ class StackedEngine(Engine):
 
     def steady_timing(self) -> Tuple[float, int]:
         """(seconds, steps) of this population's training calls that did not trace."""
-        return self._timed[0], self._timed[1]
+        return self.timer.steady("train_steps")
 
     # The Engine interface beyond train_steps, evaluate and finite.
 
@@ -346,7 +340,7 @@ class StackedEngine(Engine):
                 "training": self.jit_compile, "evaluation": False, "sparse_layers": []}
 
     def speed_record(self) -> Dict[str, Any]:
-        return {"compile_seconds": round(self.compile_seconds(), 4)}
+        return self.timer.speed_record()
 
 
 def _masks_of(model: ModelBase) -> Dict[str, np.ndarray]:
