@@ -407,7 +407,8 @@ def load_ticket(run_directory: str) -> Dict[str, Dict[str, np.ndarray]]:
       MalformedRun: a network is missing or a file unreadable (truncated
         .npy), or initial/ and masks/ disagree in layers or shapes.
     """
-    initial = read_network(run_directory, "initial")
+    # The kernels: initial/ also holds the biases (runs saved before it did not).
+    initial = save_restore.kernels_only(read_network(run_directory, "initial"))
     masks = read_network(run_directory, "masks")
     if set(initial) != set(masks):
         raise MalformedRun(f"initial/ and masks/ hold different layers ({sorted(initial)} "

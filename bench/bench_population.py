@@ -29,7 +29,6 @@ test_interval=None for LeNet) and summaries are not written, in both forms.
 """
 
 import argparse
-import contextlib
 import copy
 import functools
 import json
@@ -46,6 +45,7 @@ import tensorflow as tf  # noqa: E402
 
 from lottery_ticket.datasets.dataset_mnist import DatasetMnist  # noqa: E402
 from lottery_ticket.foundations import population, trainer  # noqa: E402
+from lottery_ticket.foundations.training import batched, stacked  # noqa: E402
 from lottery_ticket.foundations.dataset_base import DatasetBase  # noqa: E402
 from lottery_ticket.foundations.model_base import (  # noqa: E402
     ModelBase, sigmoid_accuracy, sigmoid_cross_entropy)
@@ -117,8 +117,8 @@ def steady_step_seconds(datasets, models, iterations, jit_compile) -> float:
     time_population(datasets, models, iterations, jit_compile, test_interval=None)
     time_population(datasets, [copy.deepcopy(m) for m in models], iterations, jit_compile,
                     test_interval=None)
-    engine = list(population._ENGINES[datasets[0]].values())[-1]  # pylint: disable=protected-access
-    seconds, steps = engine._timed  # pylint: disable=protected-access
+    engine = stacked.ENGINES.engines(datasets[0])[-1]
+    seconds, steps = engine.steady_timing()
     assert steps == iterations, (steps, iterations)
     return seconds / steps
 
@@ -186,27 +186,14 @@ def bench_jit(lenet_data, iterations) -> dict:
     return result
 
 
-@contextlib.contextmanager
-def _vectorized_map_path():
-    """Makes every architecture fail the batched trial (bench only)."""
-    original = population._batched_reason  # pylint: disable=protected-access
-    population._batched_reason = lambda model, shape: "forced by the benchmark"
-    population._BATCHED_REASONS.clear()  # pylint: disable=protected-access
-    try:
-        yield
-    finally:
-        population._batched_reason = original
-        population._BATCHED_REASONS.clear()  # pylint: disable=protected-access
-
-
 def bench_paths(lenet_data, iterations) -> dict:
     result = {}
     for name, (datasets, make) in _cases(lenet_data).items():
         model = make()[0].build(datasets[0].example_shape)
         row = {"batched_reason": population.batched_reason(model, datasets[0].example_shape),
-               "default_jit_batched": population._BATCHED_JIT}  # pylint: disable=protected-access
+               "default_jit_batched": stacked.BATCHED_JIT}
         batched = steady_step_seconds(datasets, make(), iterations, None)
-        with _vectorized_map_path():
+        with batched.vectorized_only("forced by the benchmark"):
             vectorized = steady_step_seconds(datasets, make(), iterations, False)
         row.update({"batched_step_ms": round(1e3 * batched, 3),
                     "vectorized_map_step_ms": round(1e3 * vectorized, 3),

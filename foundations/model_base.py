@@ -17,124 +17,25 @@ and masks too, under the key ``"{layer}.bias"`` (``bias_key(layer)``) in the sam
 dicts: a masked bias is applied as ``bias * mask``, so a pruned unit's bias is
 exactly 0. Without such keys biases are unmasked, as before.
 
-``dropout_layer`` drops activations during training only. Its randomness is
-stateless: each call's pattern comes from a per-layer seed (derived from the
-model's seed) and a step counter, both variables of the model, so a run is
-repeated bit for bit and the trainer's reuse of compiled functions (which
-copies every variable, see ``trace_key``) gives the numbers of a fresh run.
-
-The loss and accuracy are softmax cross-entropy over integer class ids. A
-subclass with another output sets ``loss`` and ``accuracy`` (see their
-docstrings), e.g. ``loss = staticmethod(sigmoid_cross_entropy)``.
+``dropout_layer`` drops activations during training only, statelessly (see
+it); the loss and accuracy are softmax cross-entropy over integer class ids
+unless a subclass sets others (see ``loss``). The helpers layers are built
+from live in `model_parts` and are re-exported here.
 """
 
 import contextlib
-import zlib
-from typing import (Callable, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple, Union)
+from typing import Callable, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 
 from lottery_ticket.foundations import save_restore
-
-Initializer = Union[None, str, Callable]
-Activation = Union[None, str, Callable[[tf.Tensor], tf.Tensor]]
-Size = Union[int, Tuple[int, int]]
-
-BIAS_SUFFIX = ".bias"
-
-
-def bias_key(layer: str) -> str:
-    """The key of a layer's bias in presets, masks and weights: '{layer}.bias'."""
-    return layer + BIAS_SUFFIX
-
-
-def dropout_seed_key(layer: str) -> str:
-    """The key of a dropout layer's seed in ModelBase.overriding's weights."""
-    return layer + ".dropout_seed"
-
-
-# Dropout draws integers in [0, _DRAW_RANGE) and drops those below rate * range.
-_DRAW_RANGE = 2 ** 30
-
-# The key of the dropout step counter in ModelBase.overriding's weights.
-DROPOUT_STEP = "dropout_step"
-
-
-def unit_bias_masks(masks: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Bias masks that prune the bias of every unit whose incoming weights are all pruned.
-
-    Args:
-      masks: layer name -> kernel mask ([inputs, units] dense, [h, w, in,
-        filters] conv), e.g. from ``pruning.prune(..., selection="unit")``.
-        Bias entries already in `masks` are ignored.
-
-    Returns:
-      {bias_key(layer): float32 0/1 array [units]} for every kernel mask.
-    """
-    result = {}
-    for layer, mask in masks.items():
-        if layer.endswith(BIAS_SUFFIX):
-            continue
-        mask = np.asarray(mask)
-        if mask.ndim < 2:
-            raise ValueError(f"mask for layer {layer!r} has shape {mask.shape}; a kernel "
-                             "mask has the units on its last axis ([inputs, units]).")
-        alive = mask.reshape(-1, mask.shape[-1]).any(axis=0)
-        result[bias_key(layer)] = alive.astype(np.float32)
-    return result
-
-
-def softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Mean softmax cross-entropy; labels are integer class ids [batch]."""
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=logits))
-
-
-def softmax_accuracy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Fraction of examples whose largest logit is the label."""
-    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)),
-                                  tf.float32))
-
-
-def _binary_logits(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    # One output unit ([batch, 1]) against labels [batch]: drop the unit axis,
-    # or the two would broadcast to [batch, batch].
-    if logits.shape.rank == labels.shape.rank + 1 and logits.shape[-1] == 1:
-        logits = tf.squeeze(logits, axis=-1)
-    return logits
-
-
-def sigmoid_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Mean binary cross-entropy of sigmoid outputs; labels are 0/1 (any dtype, or
-    probabilities in [0, 1]) of shape [batch] or the logits' shape."""
-    logits = _binary_logits(logits, labels)
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-        labels=tf.cast(labels, logits.dtype), logits=logits))
-
-
-def sigmoid_accuracy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Fraction of outputs on the label's side of 0.5 (a logit above 0 predicts 1)."""
-    logits = _binary_logits(logits, labels)
-    predictions = tf.cast(logits > 0, tf.float32)
-    targets = tf.cast(tf.cast(labels, tf.float32) > 0.5, tf.float32)
-    return tf.reduce_mean(tf.cast(tf.equal(predictions, targets), tf.float32))
-
-
-def _derived_seed(seed: int, name: str) -> int:
-    """A per-layer seed: layers of one model draw independent initial values."""
-    state = np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))])
-    return int(state.generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def _resolve_activation(activation: Activation) -> Optional[Callable]:
-    if activation is None or callable(activation):
-        return activation
-    if isinstance(activation, str):
-        return tf.keras.activations.get(activation)
-    raise TypeError(f"activation must be None, a name or a callable, got {activation!r}.")
+# The parts networks are built from, re-exported: their import path is this module.
+from lottery_ticket.foundations.model_parts import (  # noqa: F401
+    BIAS_SUFFIX, DROPOUT_STEP, Activation, Initializer, Size, bias_key, binary_logits,
+    check_presets_and_masks, check_shape, derived_seed, dropout, dropout_seed_key, initial_kernel,
+    resolve_activation, sigmoid_accuracy, sigmoid_cross_entropy, softmax_accuracy,
+    softmax_cross_entropy, unit_bias_masks)
 
 
 class ModelBase(tf.Module):
@@ -149,6 +50,17 @@ class ModelBase(tf.Module):
       seed: seeds the default initializers; the same seed gives the same
         initial weights. None draws a seed, kept in ``self.seed``.
       name: the tf.Module name.
+
+    The interface training engines, pruning rules and experiments use (never
+    the private attributes): ``layer_names``; ``kernel_variables``,
+    ``mask_variables``, ``bias_variables``, ``bias_mask_variables`` (layer ->
+    tf.Variable, to read or assign state); ``forward``/``__call__``,
+    ``loss``, ``accuracy`` and ``evaluation_chunk`` (what a compiled step or
+    evaluation computes); ``overriding`` (computing with other weights or
+    matmuls: stacked populations, sparse layers); ``trace_key`` (when
+    compiled functions may be shared); ``build``, ``set_training_step``,
+    ``dropout_seeds``; and the values ``masks``, ``bias_masks``,
+    ``presets``, ``biases``, ``get_current_weights(include_biases)``.
     """
 
     def __init__(self, presets: save_restore.NetworkLike = None,
@@ -157,21 +69,7 @@ class ModelBase(tf.Module):
         super().__init__(name=name)
         self._presets = save_restore.standardize(presets) or {}
         self._given_masks = save_restore.standardize(masks) or {}
-        for layer, preset in self._presets.items():
-            values = np.asarray(preset)
-            if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
-                bad = (int(np.size(values)) if not np.issubdtype(values.dtype, np.number)
-                       else int(np.size(values) - np.isfinite(values).sum()))
-                raise ValueError(
-                    f"preset for layer {layer!r} holds {bad} values that are not finite "
-                    "numbers (NaN or inf): such weights cannot be trained. Check where the "
-                    "presets came from (a diverged run?).")
-        for layer, mask in self._given_masks.items():
-            values = np.unique(np.asarray(mask))
-            if not np.all(np.isin(values, (0, 1))):
-                raise ValueError(
-                    f"mask for layer {layer!r} holds values other than 0 and 1 "
-                    f"({values[:5]}...): masks mark surviving weights with 1.")
+        check_presets_and_masks(self._presets, self._given_masks)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
         self.seed = int(seed)
@@ -309,23 +207,16 @@ class ModelBase(tf.Module):
     def _create_kernel(self, name: str, shape: Sequence[int],
                        kernel_initializer: Initializer) -> None:
         shape = tuple(int(d) for d in shape)
-        mask = self._given_masks.get(name)
-        if mask is not None and tuple(np.shape(mask)) != shape:
-            raise ValueError(
-                f"mask for layer {name!r} has shape {tuple(np.shape(mask))}, but "
-                f"the layer's kernel has shape {shape}.")
-        preset = self._presets.get(name)
-        if preset is not None and tuple(np.shape(preset)) != shape:
-            raise ValueError(
-                f"preset for layer {name!r} has shape {tuple(np.shape(preset))}, but "
-                f"the layer's kernel has shape {shape}.")
+        mask, preset = self._given_masks.get(name), self._presets.get(name)
+        check_shape(f"mask for layer {name!r}", mask, shape, "kernel")
+        check_shape(f"preset for layer {name!r}", preset, shape, "kernel")
         # Variables are created outside any function being traced, so a model
         # first called inside tf.function still owns ordinary eager variables.
         with tf.init_scope():
             if preset is not None:
                 initial = np.asarray(preset, dtype=np.float32)
             else:
-                initial = self._initial_value(name, shape, kernel_initializer)
+                initial = initial_kernel(self.seed, name, shape, kernel_initializer)
             if mask is not None:
                 mask = np.asarray(mask, dtype=np.float32)
                 initial = initial * mask
@@ -334,32 +225,13 @@ class ModelBase(tf.Module):
             self._kernels[name] = tf.Variable(initial, name=f"{name}_kernel")
         self._layer_names.append(name)
 
-    def _initial_value(self, name: str, shape: Sequence[int],
-                       kernel_initializer: Initializer) -> np.ndarray:
-        seed = _derived_seed(self.seed, name)
-        if kernel_initializer is None:
-            kernel_initializer = "glorot_normal"
-        if isinstance(kernel_initializer, str):
-            kernel_initializer = tf.keras.initializers.get(kernel_initializer)
-        if isinstance(kernel_initializer, tf.keras.initializers.Initializer):
-            config = kernel_initializer.get_config()
-            if "seed" in config and config["seed"] is None:
-                # An unseeded initializer would make runs irreproducible.
-                config["seed"] = seed
-                kernel_initializer = type(kernel_initializer).from_config(config)
-        value = kernel_initializer(shape, dtype=tf.float32)
-        return np.asarray(value, dtype=np.float32)
-
     def _bias(self, name: str, size: int, bias_initializer: Optional[Callable]) -> tf.Tensor:
         """The effective bias of a layer (bias * mask), creating it on first use."""
         if name not in self._biases:
             key = bias_key(name)
             preset, mask = self._presets.get(key), self._given_masks.get(key)
             for kind, given in (("preset", preset), ("mask", mask)):
-                if given is not None and tuple(np.shape(given)) != (size,):
-                    raise ValueError(
-                        f"{kind} for {key!r} has shape {tuple(np.shape(given))}, but the "
-                        f"layer's bias has shape {(size,)}.")
+                check_shape(f"{kind} for {key!r}", given, (size,), "bias")
             with tf.init_scope():
                 if preset is not None:
                     initial = np.asarray(preset, dtype=np.float32)
@@ -410,7 +282,7 @@ class ModelBase(tf.Module):
         outputs = tf.matmul(inputs, kernel) if matmul is None else matmul(inputs)
         if use_bias:
             outputs = outputs + self._bias(name, units, bias_initializer)
-        activation = _resolve_activation(activation)
+        activation = resolve_activation(activation)
         return outputs if activation is None else activation(outputs)
 
     def conv2d_layer(self, name: str, inputs: tf.Tensor, filters: int,
@@ -436,7 +308,7 @@ class ModelBase(tf.Module):
         outputs = tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding)
         if use_bias:
             outputs = outputs + self._bias(name, filters, bias_initializer)
-        activation = _resolve_activation(activation)
+        activation = resolve_activation(activation)
         return outputs if activation is None else activation(outputs)
 
     def dropout_layer(self, name: str, inputs: tf.Tensor, rate: float,
@@ -471,20 +343,14 @@ class ModelBase(tf.Module):
                     self._dropout_step = tf.Variable(
                         tf.constant(0, tf.int64), trainable=False, name="dropout_step")
                 self._dropout_seeds[name] = tf.Variable(
-                    tf.constant(_derived_seed(self.seed, "dropout:" + name), tf.int64),
+                    tf.constant(derived_seed(self.seed, "dropout:" + name), tf.int64),
                     trainable=False, name=f"{name}_dropout_seed")
         if not training:
             return inputs
-        seed = tf.stack([
+        return dropout(
+            inputs, rate,
             self._weight_overrides.get(dropout_seed_key(name), self._dropout_seeds[name]),
-            self._weight_overrides.get(DROPOUT_STEP, self._dropout_step)])
-        # Drawn as integers with a fixed algorithm: TensorFlow's float draws (and so
-        # stateless_dropout) differ under XLA, and a run's numbers would depend on
-        # the compilation setting.
-        draws = tf.random.stateless_uniform(tf.shape(inputs), seed=seed, minval=0,
-                                            maxval=_DRAW_RANGE, dtype=tf.int32, alg="philox")
-        keep = tf.cast(draws >= int(round(rate * _DRAW_RANGE)), inputs.dtype)
-        return inputs * keep / (1.0 - rate)
+            self._weight_overrides.get(DROPOUT_STEP, self._dropout_step))
 
     def set_training_step(self, step: int) -> None:
         """Sets the counter of training calls that dropout patterns are drawn from.

@@ -4,8 +4,9 @@ Layout (the trial, level and run directories with initial/, final/, masks/ and
 summaries/ are the original codebase's; the rest was added here)::
 
     {experiment_root}/trial{N}/{level}/{experiment_name}{run_id}/
-        initial/{layer}.npy    weights before training
-        final/{layer}.npy      weights after training
+        initial/{layer}.npy    weights before training (and {layer}.bias.npy,
+                               each bias, in runs made since biases are saved)
+        final/{layer}.npy      weights after training (and {layer}.bias.npy)
         masks/{layer}.npy      0/1 masks the run trained with
         rewind{K}/{layer}.npy  weights at iteration K (level 0 of a trial with
                                rewind_iteration=K: what later levels reset to)

@@ -388,8 +388,9 @@ def load_complete_run(run_directory: str, asked: Mapping[str, Any],
         return None
     check_same_run(run_directory, asked, defaults, ignore)
     remove_stale_holder(run_directory)
-    return (save_restore.restore_network(paths.initial(run_directory)),
-            save_restore.restore_network(paths.final(run_directory)),
+    # Kernels only, as a run returns them (initial/ and final/ also hold biases).
+    return (save_restore.kernels_only(save_restore.restore_network(paths.initial(run_directory))),
+            save_restore.kernels_only(save_restore.restore_network(paths.final(run_directory))),
             save_restore.restore_network(paths.masks(run_directory)))
 
 
@@ -483,6 +484,9 @@ def _related_layer_shapes(run_directory: str) -> Iterator[Dict[str, Tuple[int, .
             continue
         initial = paths.initial(candidate)
         shapes = _npy_shapes(initial) if os.path.isdir(initial) else None
+        if shapes:  # runs since biases were saved hold them too; masks cover kernels only
+            shapes = {layer: shape for layer, shape in shapes.items()
+                      if not layer.endswith(save_restore.BIAS_SUFFIX)}
         try:
             counts = read_done(candidate).get("mask_counts")
         except (OSError, ValueError):

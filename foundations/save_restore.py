@@ -224,3 +224,14 @@ def standardize(network: NetworkLike,
     raise TypeError(
         f"cannot standardize a {type(network).__name__}: pass a dict, a "
         "directory path, a list of those, or None.")
+
+
+# The suffix of a bias's key ('{layer}.bias', model_base.bias_key) and so of its file.
+BIAS_SUFFIX = ".bias"
+
+
+def kernels_only(network: Network) -> Network:
+    """`network` without its biases ('{layer}.bias' entries): what pruning, masks
+    and a ticket's layer-by-layer checks work on. initial/ and final/ hold the
+    biases too since they were saved whole; runs saved before hold none."""
+    return {name: value for name, value in network.items() if not name.endswith(BIAS_SUFFIX)}

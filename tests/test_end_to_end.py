@@ -26,8 +26,10 @@ def test_two_levels_of_2000_iterations_from_the_shell(fashion_mnist_dir, tmp_pat
         run = paths.run(str(trial), level)
         assert runs.is_complete(run)
         for part in ("initial", "final", "masks"):
-            assert sorted(os.listdir(os.path.join(run, part))) == [
-                "layer0.npy", "layer1.npy", "layer2.npy"]
+            # initial/ and final/ hold each layer's bias too.
+            biases = ["layer0.bias.npy", "layer1.bias.npy", "layer2.bias.npy"]
+            assert sorted(os.listdir(os.path.join(run, part))) == sorted(
+                ["layer0.npy", "layer1.npy", "layer2.npy"] + (biases if part != "masks" else []))
     metrics = json.load(open(paths.metrics(paths.run(str(trial), 0))))
     assert metrics["test"]["iteration"][-1] == 2000
     assert metrics["test"]["accuracy"][-1] > 0.78

@@ -194,8 +194,11 @@ def test_lottery_runner_from_the_shell(trial):
         run = paths.run(str(trial_dir), level)
         assert runs.is_complete(run), run
         for part in ("initial", "final", "masks"):
-            assert sorted(os.listdir(os.path.join(run, part))) == [
-                f"{layer}.npy" for layer in sorted(LAYERS)]
+            # initial/ and final/ hold the biases too.
+            names = [n for layer in LAYERS
+                     for n in ((layer, f"{layer}.bias") if part != "masks" else (layer,))]
+            assert sorted(os.listdir(os.path.join(run, part))) == sorted(
+                f"{name}.npy" for name in names)
 
     level1 = paths.run(str(trial_dir), 1)
     masks, final = _load(paths.masks(level1)), _load(paths.final(level1))

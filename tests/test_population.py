@@ -15,6 +15,7 @@ from lottery_ticket.experiments import lottery
 from lottery_ticket.experiments import lockstep as population_trials
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths, population, runs, save_restore, trainer
+from lottery_ticket.foundations.training import stacked
 from lottery_ticket.foundations.dataset_base import DatasetBase
 from lottery_ticket.foundations.model_base import (ModelBase, bias_key, sigmoid_accuracy,
                                                    sigmoid_cross_entropy, unit_bias_masks)
@@ -378,7 +379,7 @@ class _BatchMixing(_Tiny):
 
 
 def _engines_of(dataset):
-    return list(population._ENGINES.get(dataset, {}).values())  # pylint: disable=protected-access
+    return stacked.ENGINES.engines(dataset)
 
 
 def test_dense_models_train_batched_and_others_not():

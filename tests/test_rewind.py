@@ -56,8 +56,11 @@ def test_level1_starts_from_the_snapshot_at_k_under_its_mask(rewound_trial):
         np.testing.assert_array_equal(results[1].initial[name], snapshot[name] * masks[name])
         assert not np.array_equal(results[1].initial[name],
                                   results[0].initial[name] * masks[name])
-    _assert_same(save_restore.restore_network(paths.initial(paths.run(trial, 1))),
-                 results[1].initial)
+    on_disk = save_restore.restore_network(paths.initial(paths.run(trial, 1)))
+    _assert_same(save_restore.kernels_only(on_disk), results[1].initial)
+    # initial/ holds the biases the level started from: level 0's at K.
+    for name in masks:
+        np.testing.assert_array_equal(on_disk[f"{name}.bias"], snapshot[f"{name}.bias"])
 
 
 def test_the_snapshot_is_what_level0_held_at_k(rewound_trial, tmp_path):
@@ -102,9 +105,11 @@ def test_rewind_zero_writes_todays_files(tmp_path):
     run0 = paths.run(str(tmp_path / "trial"), 0)
     assert sorted(os.listdir(run0)) == [".lock", ".lottery_ticket_run", "done.json", "final",
                                         "initial", "masks", "metrics.json", "summaries"]
-    assert [f for f in _files(run0) if f.endswith(".npy")] == [
-        f"{kind}/{layer}.npy" for kind in ("final", "initial", "masks")
-        for layer in ("layer0", "layer1", "layer2")]
+    # initial/ and final/ hold each layer's kernel and bias, masks/ the kernels' masks.
+    layers = ("layer0", "layer1", "layer2")
+    assert [f for f in _files(run0) if f.endswith(".npy")] == sorted(
+        [f"{kind}/{name}.npy" for kind in ("final", "initial") for layer in layers
+         for name in (layer, f"{layer}.bias")] + [f"masks/{layer}.npy" for layer in layers])
     for level in (0, 1):
         done = runs.read_done(paths.run(str(tmp_path / "trial"), level))
         assert "start_iteration" not in done and "snapshot_iterations" not in done

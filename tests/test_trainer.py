@@ -30,7 +30,8 @@ def test_writes_the_run_layout(tmp_path):
     initial, final = train_small(run, run_info={"level": 0})
     for name in ("initial", "final", "masks"):
         saved = save_restore.restore_network(str(run / name))
-        assert sorted(saved) == ["layer0", "layer1", "layer2"]
+        biases = ["layer0.bias", "layer1.bias", "layer2.bias"] if name != "masks" else []
+        assert sorted(saved) == sorted(["layer0", "layer1", "layer2"] + biases)
     for name in initial:
         np.testing.assert_array_equal(np.load(run / "initial" / f"{name}.npy"), initial[name])
         np.testing.assert_array_equal(np.load(run / "final" / f"{name}.npy"), final[name])

@@ -1,0 +1,69 @@
+"""The interface between the training loop and what trains: an `Engine`.
+
+An engine trains K >= 1 networks of one architecture together, each on its
+own batches, and answers per member: a single run is K = 1
+(`single.SingleEngine`), a population K members (`stacked.StackedEngine`).
+The loop (`loop.train_members`) only speaks to this interface, so everything
+around the compiled step (evaluation schedule, metrics, divergence,
+snapshots, files) is the same code for both.
+"""
+
+import abc
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from lottery_ticket.foundations.model_base import ModelBase
+from lottery_ticket.foundations.save_restore import Network
+
+
+class Engine(abc.ABC):
+    """Compiled training and evaluation of K networks; see the module docstring.
+
+    Attributes:
+      size: K, the number of members.
+      in_use: whether a run is training with the engine now (see
+        cache.EngineCache).
+    """
+
+    size: int = 1
+    in_use: bool = False
+
+    @abc.abstractmethod
+    def train_steps(self, indices: np.ndarray, first_step: int) -> Tuple[np.ndarray, np.ndarray]:
+        """One optimizer step per row of `indices`.
+
+        Args:
+          indices: int32 [steps, K, batch]: member k's training-set indices of
+            each step (see schedule.batch_indices).
+          first_step: the iteration of the first row (dropout patterns follow it).
+
+        Returns:
+          Per member, the mean (loss, accuracy) over those steps as computed
+          before each update: float64 arrays [K].
+        """
+
+    @abc.abstractmethod
+    def evaluate(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Per member, (loss, accuracy) over a whole non-training split, [K] each."""
+
+    @abc.abstractmethod
+    def finite(self) -> np.ndarray:
+        """Per member, whether all its trained weights are finite: bool [K]."""
+
+    @abc.abstractmethod
+    def member_weights(self) -> List[Network]:
+        """Per member, its effective kernels and biases (under model_base.bias_key)."""
+
+    @abc.abstractmethod
+    def finish(self, models: Sequence[ModelBase], iteration: int) -> None:
+        """Copies the trained values into the members' models (the values training
+        reached, also after an error) and releases the engine for the next run."""
+
+    @abc.abstractmethod
+    def xla_record(self) -> Dict[str, Any]:
+        """What done.json records of the compilation ("xla")."""
+
+    @abc.abstractmethod
+    def speed_record(self) -> Dict[str, Any]:
+        """What done.json records of the run's speed besides its total time."""

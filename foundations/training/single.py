@@ -1,0 +1,365 @@
+"""The engine of one network (K = 1): `CompiledSteps` and its cache.
+
+The iterations between two evaluations run inside one compiled tf.function
+(a tf.while_loop over batches of indices into the training set, which stays
+on the device), so the Python interpreter is entered once per evaluation,
+not once per step.
+
+Compiled functions are traced once per architecture, data set and optimizer
+setting in a process and reused by later runs (the levels of a trial, the
+controls, a ticket after its dense network in a notebook): the run's values
+are assigned into the variables the functions were traced with, and the
+trained values are assigned back into the caller's model. A model class
+opts in through ``ModelBase.trace_key``.
+"""
+
+import copy
+import functools
+import logging
+import time
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from lottery_ticket.foundations.dataset_base import DatasetBase
+from lottery_ticket.foundations.model_base import ModelBase
+from lottery_ticket.foundations.save_restore import Network
+from lottery_ticket.foundations.training import cache as cache_lib
+from lottery_ticket.foundations.training.engine import Engine
+from lottery_ticket.foundations.training.record import CompileTimer
+from lottery_ticket.foundations.training.sparse import (SPARSE_BELOW, SparseLayer, bucket,
+                                                        sparse_fits, sparse_layout)
+from lottery_ticket.foundations.training.xla import resolve_xla
+
+logger = logging.getLogger("lottery_ticket")
+
+# Compiled programs kept per data set (the least recently used is dropped first).
+ENGINES_PER_DATASET = 4
+ENGINES = cache_lib.EngineCache(ENGINES_PER_DATASET)
+
+
+class CompiledSteps:
+    """The compiled training and evaluation functions of one model on one dataset.
+
+    The functions capture the model's and optimizer's variables, not their
+    values, so assigning new values to those variables lets the same compiled
+    functions serve another run without tracing again.
+
+    Args:
+      dataset: its splits are copied to the device once, here.
+      model: the network (built here if it has not been called yet).
+      optimizer: a Keras optimizer; built here for the trained variables.
+      xla: 'auto', 'on' or 'off' (see resolve_xla).
+      sparse_below: with an XLA-compiled training loop, a dense layer whose
+        mask keeps fewer than this fraction of its weights trains as a
+        sparse vector of its survivors (0: never). Call begin() before
+        training a run, and sync() before reading the model's kernels.
+      sparse_sizes: layer -> compiled size of its sparse vector (default:
+        its survivors, rounded up to a bucket).
+    """
+
+    def __init__(self, dataset: DatasetBase, model: ModelBase, optimizer: Any,
+                 xla: Any = "auto", sparse_below: float = SPARSE_BELOW,
+                 sparse_sizes: Optional[Mapping[str, int]] = None):
+        model.build(dataset.example_shape)
+        self.model = model
+        # Whether a run is training with these functions now (see compiled_steps).
+        self.in_use = False
+        self.optimizer = optimizer
+        self.xla_training, self.xla_evaluation = resolve_xla(xla, model)
+        self.xla_setting = xla if isinstance(xla, str) else ("on" if xla else "off")
+        self._x_train, self._y_train, self._splits = cache_lib.device_data(dataset)
+        self._batch_size = dataset.train_batch_size
+        layout = sparse_layout(model, sparse_below) if self.xla_training else ()
+        sizes = dict(sparse_sizes or {})
+        kernels, masks = model.kernel_variables, model.mask_variables
+        self._sparse = [SparseLayer(name, kernels[name], masks[name],
+                                    sizes.get(name) or bucket(kept))
+                        for name, kept in layout]
+        sparse_kernels = {id(layer.kernel) for layer in self._sparse}
+        self._variables = ([v for v in model.trainable_variables
+                            if id(v) not in sparse_kernels]
+                           + [layer.values for layer in self._sparse])
+        self._dirty = False  # whether sparse values are newer than their kernels
+        self.timer = CompileTimer()
+        self.begin()
+        optimizer.build(self._variables)
+        # A fixed signature traces each function once, whatever the number of
+        # batches. Each function wraps a partial of its own, so TensorFlow counts
+        # its traces per instance: one trace each is not the "retracing" it warns of.
+        self._train_steps = self._make_train_steps(self.xla_training)
+        # One function per split, each taking the whole split in one call.
+        self._evaluations = {
+            split: tf.function(functools.partial(self._evaluation_graph, split),
+                               jit_compile=self.xla_evaluation)
+            for split in self._splits}
+        self._all_finite = tf.function(functools.partial(self._all_finite_graph))
+
+    @property
+    def trainables(self) -> list:
+        """The variables the optimizer updates (sparse layers as survivor vectors)."""
+        return list(self._variables)
+
+    @property
+    def sparse_layers(self) -> Tuple[str, ...]:
+        """The layers trained as sparse vectors of their survivors."""
+        return tuple(layer.name for layer in self._sparse)
+
+    @property
+    def sparse_sizes(self) -> Dict[str, int]:
+        """Each sparse layer's compiled size (its survivors, padded)."""
+        return {layer.name: layer.size for layer in self._sparse}
+
+    def _make_train_steps(self, jit: bool):
+        return tf.function(functools.partial(self._train_steps_graph),
+                           input_signature=[tf.TensorSpec([None, self._batch_size], tf.int32)],
+                           jit_compile=jit)
+
+    def begin(self) -> None:
+        """Readies the functions for a run whose values were just loaded into the
+        model: sparse layers take their survivors from the kernels."""
+        for layer in self._sparse:
+            layer.load()
+        self._dirty = False
+        self.timer.reset()
+
+    def sync(self) -> None:
+        """Writes the sparse layers' values into the model's kernels."""
+        if self._dirty:
+            for layer in self._sparse:
+                layer.store()
+            self._dirty = False
+
+    def _all_finite_graph(self) -> tf.Tensor:
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in self._variables])
+
+    def weights_finite(self) -> bool:
+        """Whether every trained variable holds only finite values."""
+        return bool(self._all_finite())
+
+    def tracing_counts(self) -> Dict[str, int]:
+        """How often each compiled function has been traced (1 once used)."""
+        counts = {"train_steps": self._train_steps.experimental_get_tracing_count()}
+        counts.update({f"evaluate_{split}": function.experimental_get_tracing_count()
+                       for split, function in self._evaluations.items()})
+        return counts
+
+    def _train_steps_graph(self, indices: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        loss_total = tf.constant(0.0)
+        accuracy_total = tf.constant(0.0)
+        matmuls = {layer.name: layer.matmul for layer in self._sparse}
+        for step in tf.range(tf.shape(indices)[0]):
+            x = tf.gather(self._x_train, indices[step])
+            y = tf.gather(self._y_train, indices[step])
+            with tf.GradientTape() as tape:
+                if matmuls:
+                    with self.model.overriding(matmuls=matmuls):
+                        logits = self.model(x, training=True)
+                else:
+                    logits = self.model(x, training=True)
+                loss = self.model.loss(logits, y)
+            gradients = tape.gradient(loss, self._variables)
+            self.optimizer.apply_gradients(zip(gradients, self._variables))
+            loss_total += loss
+            accuracy_total += self.model.accuracy(logits, y)
+        count = tf.cast(tf.shape(indices)[0], tf.float32)
+        return loss_total / count, accuracy_total / count
+
+    def _evaluation_graph(self, split: str) -> Tuple[tf.Tensor, tf.Tensor]:
+        # Sparse layers are evaluated densely from their kernels (sync() before):
+        # on 10,000 examples the dense product runs near the CPU's peak, while
+        # gathering activations per survivor would not (sparse-speed.md), and
+        # TensorFlow's sparse-operand matmul measured no faster here.
+        x, y = self._splits[split]
+        return chunked_evaluation(self.model, x, y)
+
+    def train_steps(self, indices: np.ndarray) -> Tuple[float, float]:
+        """Takes one optimizer step per row of `indices`.
+
+        Args:
+          indices: int32 array [steps, train_batch_size] of training-set
+            indices, one batch per row (see DatasetBase.batch_indices).
+
+        Returns:
+          (mean loss, mean accuracy) over those batches, as computed before
+          each step's update.
+        """
+        traces = self._train_steps.experimental_get_tracing_count()
+        started = time.perf_counter()
+        try:
+            loss, accuracy = self._train_steps(indices)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            if not (self.xla_training and self.xla_setting == "auto" and not self._sparse
+                    and "XLA" in str(error)):
+                raise
+            # A model with an operation XLA cannot compile: 'auto' means "where it
+            # works", so the loop is traced again without it (done.json says so).
+            logger.warning("the training loop cannot be compiled with XLA (%s); training "
+                           "without it.", str(error).strip().splitlines()[0][:200])
+            self.xla_training = False
+            self._train_steps = self._make_train_steps(False)
+            loss, accuracy = self._train_steps(indices)
+        loss, accuracy = float(loss), float(accuracy)  # waits for the device
+        self._time_call("train_steps", traces, time.perf_counter() - started, len(indices))
+        self._dirty = bool(self._sparse)
+        return loss, accuracy
+
+    def _time_call(self, name: str, traces_before: int, seconds: float, units: int) -> None:
+        function = (self._train_steps if name == "train_steps"
+                    else self._evaluations[name.split(":", 1)[1]])
+        self.timer.add(name, function.experimental_get_tracing_count() != traces_before,
+                       seconds, units)
+
+    def compile_seconds(self) -> float:
+        """Time this run spent tracing and compiling since begin(): each call that
+        traced, less what the same work took in the calls that did not."""
+        return self.timer.compile_seconds()
+
+    def evaluate(self, split: str) -> Tuple[float, float]:
+        """(loss, accuracy) of the model over a whole non-training split."""
+        self.sync()
+        traces = self._evaluations[split].experimental_get_tracing_count()
+        started = time.perf_counter()
+        loss, accuracy = self._evaluations[split]()
+        loss, accuracy = float(loss), float(accuracy)
+        self._time_call(f"evaluate:{split}", traces, time.perf_counter() - started, 1)
+        return loss, accuracy
+
+    def xla_record(self) -> Dict[str, Any]:
+        """What done.json records of the compilation: the setting and what it meant."""
+        return {"setting": self.xla_setting, "training": self.xla_training,
+                "evaluation": self.xla_evaluation,
+                "sparse_layers": list(self.sparse_layers)}
+
+    def speed_record(self) -> Dict[str, Any]:
+        """What done.json records of how fast this run went, besides its total."""
+        return self.timer.speed_record()
+
+
+def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor
+                       ) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(mean loss, accuracy) of `model` on all of (x, y), in graph code: chunks of
+    model.evaluation_chunk examples, weighted by their sizes.
+
+    The split is captured with its static size, so the chunks are static
+    slices: one call evaluates all of it, also under XLA.
+    """
+    size = int(y.shape[0])
+    chunk = min(size, max(1, int(model.evaluation_chunk)))
+    full = size // chunk
+
+    def sums(x_chunk, y_chunk):
+        logits = model(x_chunk, training=False)
+        count = tf.cast(tf.shape(y_chunk)[0], tf.float32)
+        return (model.loss(logits, y_chunk) * count,
+                model.accuracy(logits, y_chunk) * count)
+
+    if chunk == size:
+        loss_sum, correct = sums(x, y)
+        return loss_sum / size, correct / size
+
+    def rows(tensor, begin, count):
+        rank = tensor.shape.rank
+        return tf.slice(tensor, [begin] + [0] * (rank - 1), [count] + [-1] * (rank - 1))
+
+    loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
+    for index in tf.range(full):
+        loss, accurate = sums(rows(x, index * chunk, chunk), rows(y, index * chunk, chunk))
+        loss_sum += loss
+        correct += accurate
+    if size % chunk:
+        loss, accurate = sums(x[full * chunk:], y[full * chunk:])
+        loss_sum += loss
+        correct += accurate
+    return loss_sum / size, correct / size
+
+
+def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,
+                   xla: Any = "auto", sparse_below: float = SPARSE_BELOW) -> CompiledSteps:
+    """Compiled functions for training `model` with `optimizer` on `dataset`.
+
+    Reuses the functions an earlier run in this process traced for the same
+    model class and trace key, variable layout, optimizer setting, XLA
+    setting, sparse layout (layers trained sparsely and their padded sizes)
+    and data set: that run's private copy of the model is loaded with
+    `model`'s values and its optimizer is reset to `optimizer`'s fresh state,
+    so the numbers are those of a fresh trace. Call `finish_steps` after
+    training to copy the trained values back into `model`. Without a trace
+    key (the default for a ModelBase subclass) the functions are made for
+    `model`. `xla` and `sparse_below` as in CompiledSteps.
+    """
+    model.build(dataset.example_shape)
+    jit = resolve_xla(xla, model)
+    layout = sparse_layout(model, sparse_below) if jit[0] else ()
+    key = cache_lib.engine_key(model, optimizer, cache_lib.variable_layout(model), jit,
+                               tuple(name for name, _ in layout))
+    if key is None:
+        return CompiledSteps(dataset, model, optimizer, xla, sparse_below)
+    steps, fresh = ENGINES.claim(
+        dataset, key,
+        # A private copy, so that later runs never change a model the caller holds.
+        make=lambda: CompiledSteps(dataset, copy.deepcopy(model), optimizer, xla,
+                                   sparse_below),
+        # Sparse layers big enough, and not wastefully so, for this run's
+        # survivors; the smallest first.
+        fits=lambda steps: sparse_fits(steps.sparse_sizes, layout),
+        cost=lambda steps: sum(steps.sparse_sizes.values()),
+        variant=lambda steps: tuple(sorted(steps.sparse_sizes.items())))
+    try:
+        if not fresh:
+            optimizer.build(steps.trainables)
+            cache_lib.assign_all(optimizer.variables, steps.optimizer.variables)
+            cache_lib.assign_all(model.variables, steps.model.variables)
+            steps.begin()
+    except BaseException:
+        steps.in_use = False
+        raise
+    return steps
+
+
+def finish_steps(steps: CompiledSteps, model: ModelBase) -> None:
+    """Copies the trained values from shared compiled functions into `model` and
+    frees the functions for the next run (also after an error: `model` then holds
+    the values training reached, as if it had been trained in place)."""
+    try:
+        steps.sync()
+        if steps.model is not model:
+            cache_lib.assign_all(steps.model.variables, model.variables)
+    finally:
+        steps.in_use = False
+
+
+class SingleEngine(Engine):
+    """The loop's Engine of one run (K = 1) over its CompiledSteps."""
+
+    size = 1
+
+    def __init__(self, steps: CompiledSteps):
+        self.steps = steps
+
+    def train_steps(self, indices: np.ndarray, first_step: int) -> Tuple[np.ndarray, np.ndarray]:
+        loss, accuracy = self.steps.train_steps(indices[:, 0])
+        return np.array([loss]), np.array([accuracy])
+
+    def evaluate(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
+        loss, accuracy = self.steps.evaluate(split)
+        return np.array([loss]), np.array([accuracy])
+
+    def finite(self) -> np.ndarray:
+        return np.array([self.steps.weights_finite()])
+
+    def member_weights(self) -> List[Network]:
+        # steps.model is the network being trained (a shared copy when reused). The
+        # biases too: a rewound network is the whole network at that iteration.
+        self.steps.sync()
+        return [self.steps.model.get_current_weights(include_biases=True)]
+
+    def finish(self, models: Sequence[ModelBase], iteration: int) -> None:
+        finish_steps(self.steps, models[0])
+
+    def xla_record(self) -> Dict[str, Any]:
+        return self.steps.xla_record()
+
+    def speed_record(self) -> Dict[str, Any]:
+        return self.steps.speed_record()

@@ -1,0 +1,99 @@
+"""Very sparse dense layers trained as vectors of their surviving weights."""
+
+import math
+from typing import Mapping, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from lottery_ticket.foundations.model_base import ModelBase
+
+# Below this fraction of surviving weights a dense layer trains as a sparse vector
+# (gather, multiply, segment-sum) when the training loop is compiled with XLA:
+# bench/bench_trial.py and ../shared/design/sparse-speed.md put the crossover
+# with the dense masked kernel at about 5-6% on a 2-core CPU.
+SPARSE_BELOW = 0.05
+
+# A compiled sparse layer of this many times a run's survivors still serves it:
+# the levels of a trial (20% fewer survivors each) then compile about every third
+# level instead of every level, for at most twice the sparse work.
+SPARSE_SLACK = 2.0
+
+
+def bucket(count: int) -> int:
+    """`count` rounded up to one of a few sizes per power of two (at most 1/8 more),
+    so that levels of similar sparsity share one compiled program."""
+    if count <= 16:
+        return max(count, 1)
+    step = 2 ** (int(math.log2(count)) - 3)
+    return int(math.ceil(count / step) * step)
+
+
+def sparse_layout(model: ModelBase, below: float) -> Tuple[Tuple[str, int], ...]:
+    """((layer, survivor count), ...) of the dense layers trained sparsely: those
+    whose kernel has a mask keeping fewer than `below` of its weights."""
+    layout = []
+    masks = model.mask_variables
+    for name in model.layer_names:
+        mask = masks.get(name)
+        if mask is None or mask.shape.rank != 2 or below <= 0:
+            continue  # unmasked, or a convolution
+        kept = int(np.count_nonzero(mask.numpy()))
+        if kept < below * int(np.prod(mask.shape)):
+            layout.append((name, kept))
+    return tuple(layout)
+
+
+def sparse_fits(sizes: Mapping[str, int], layout: Sequence[Tuple[str, int]]) -> bool:
+    """Whether compiled sparse layers of `sizes` serve a run of `layout`: the same
+    layers, each big enough and not wastefully so."""
+    return (set(sizes) == {name for name, _ in layout}
+            and all(kept <= sizes[name] <= max(SPARSE_SLACK * kept, 16)
+                    for name, kept in layout))
+
+
+class SparseLayer:
+    """A dense layer's surviving weights as a vector, with their rows and columns.
+
+    Padding entries (up to the bucket size) point at (0, 0) and are multiplied
+    by 0, so they change neither the outputs nor any gradient.
+    """
+
+    def __init__(self, name: str, kernel: tf.Variable, mask: tf.Variable, size: int):
+        self.name, self.kernel, self.mask, self.size = name, kernel, mask, size
+        self.units = int(kernel.shape[1])
+        self.values = tf.Variable(tf.zeros([size]), name=f"{name}_sparse_values")
+        self.rows = tf.Variable(tf.zeros([size], tf.int32), trainable=False)
+        self.columns = tf.Variable(tf.zeros([size], tf.int32), trainable=False)
+        self.valid = tf.Variable(tf.zeros([size]), trainable=False)
+
+    def load(self) -> None:
+        """Takes the survivors' values from the kernel (at the start of a run).
+
+        Raises:
+          RuntimeError: the mask keeps more weights than the layout holds.
+        """
+        rows, columns = np.nonzero(self.mask.numpy())
+        if len(rows) > self.size:
+            raise RuntimeError(f"layer {self.name} has {len(rows)} survivors for a sparse "
+                               f"layout of {self.size}; this is a bug in sparse_layout.")
+        pad = self.size - len(rows)
+        valid = np.concatenate([np.ones(len(rows), np.float32), np.zeros(pad, np.float32)])
+        rows = np.concatenate([rows, np.zeros(pad, rows.dtype)]).astype(np.int32)
+        columns = np.concatenate([columns, np.zeros(pad, columns.dtype)]).astype(np.int32)
+        self.rows.assign(rows)
+        self.columns.assign(columns)
+        self.valid.assign(valid)
+        self.values.assign(self.kernel.numpy()[rows, columns] * valid)
+
+    def matmul(self, inputs: tf.Tensor) -> tf.Tensor:
+        """inputs @ kernel, computed from the survivors only."""
+        weights = self.values * self.valid
+        gathered = tf.gather(tf.transpose(inputs), self.rows) * weights[:, None]
+        return tf.transpose(tf.math.unsorted_segment_sum(gathered, self.columns, self.units))
+
+    def store(self) -> None:
+        """Writes the survivors' values back into the (masked) kernel."""
+        indices = tf.stack([self.rows, self.columns], axis=1)
+        self.kernel.assign(tf.scatter_nd(indices, self.values * self.valid,
+                                         self.kernel.shape))

@@ -1,0 +1,391 @@
+"""The engine of a population: K networks of one architecture in one compiled program.
+
+`trainer.train_population` trains with it (through `loop.train_members`, the
+loop `trainer.train` uses with K = 1). Each member has
+its own model (seed, masks, presets), its own data order and its own run
+directory, and each run directory ends up exactly as a single `trainer.train`
+run would leave it (initial/, masks/, final/, metrics.json, summaries/,
+done.json, diverged.json for a member that diverges), with
+``"population": {"size": K, "member": k}`` added to its run_info.
+
+How it trains. Every kernel and bias is stacked over the members on a leading
+axis [K, ...] (one tf.Variable per layer for the whole population), and so are
+the masks. A training step gathers each member's own batch ([K, batch, ...]),
+computes every member's forward pass (see "Two paths" below), sums the
+members' losses (each the model's own loss, a mean over that member's batch)
+and takes one optimizer step over the stacked variables. The members never
+mix: the gradient of the sum with respect to member k's slice is the gradient
+of member k's loss, the masks are applied in the forward pass (a pruned weight
+gets a zero gradient and stays exactly 0), and only elementwise optimizers are
+accepted (SGD, momentum, Adam, ...: each element's update depends on that
+element alone), so each member follows its single run up to floating-point
+rounding (batched matrix products add in another order).
+
+Two paths. Dense models (ModelFc, custom models built from ``dense_layer``,
+elementwise activations and per-example reshapes, without dropout) run
+*batched*: the model's own ``forward`` runs once on all members' rows stacked
+member-major ([K*batch, ...]), with ``ModelBase.overriding(matmuls=...)``
+making each dense layer one batched matmul of [K, batch, in] rows with the
+stacked [K, in, out] kernels (plus each member's bias); only the cheap loss
+and accuracy run per member (tf.vectorized_map). Whether a model qualifies is
+decided once per architecture by a trial (`batched_reason`): random members
+and examples through the batched forward must use every dense layer and give
+each member what its own forward gives. Every other model (convolutions,
+dropout, a forward that mixes examples, or one the trial cannot run) runs
+its ``forward`` once per member under ``tf.vectorized_map`` (with
+``overriding`` supplying that member's effective kernels, biases and dropout
+seeds): correct, with the single runs' numbers, but slower; vectorization
+falls back to a loop over members for convolutions with per-member filters
+and for stateless dropout with per-member seeds.
+
+As in the single engine, the iterations between two evaluations run in one
+tf.function (a tf.range loop over rows of batch indices into the training set,
+which stays on the device), and the compiled functions are kept per data set
+and reused by later populations of the same architecture, size and optimizer
+setting (the levels of a lottery population).
+
+XLA. ``jit_compile=None`` (the default) chooses per path; see
+bench/bench_population.py, which measures both. The vectorized_map path runs
+without XLA: on CPU its program ran about 3x slower under XLA for
+LeNet-300-100 and no faster for tiny networks, and compiling the training step
+alone with XLA made XLA constant-fold the vectorized program for minutes. The
+batched path runs without XLA too (``BATCHED_JIT``): on a 2-core CPU its
+steady step took 3.7 ms without and 20 ms with XLA for 1,000 tiny 2-10-1
+networks, and 20 ms without and 178 ms with XLA for 16 LeNet-300-100s (XLA's
+CPU code for batched matmuls of many small matrices is slow).
+
+Speed. Both paths end in batched matmuls (vectorized_map turns each member's
+matmul into one), and on a 2-core CPU their steady steps took about the same
+time (3.5 ms for the 1,000 tiny networks, 20 ms for 16 LeNets); the batched
+path is the simpler program, and the one to build on. For many tiny
+networks most of a population's time is per member and outside the steps:
+building each model (its own initializers) and each run directory's files,
+every one synced (about 9 per member), as in single runs.
+"""
+
+import copy
+import functools
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from lottery_ticket.foundations.dataset_base import DatasetBase
+from lottery_ticket.foundations.model_base import (BIAS_SUFFIX, DROPOUT_STEP, ModelBase, bias_key,
+                                                   dropout_seed_key)
+from lottery_ticket.foundations.save_restore import Network
+from lottery_ticket.foundations.training import cache as cache_lib
+from lottery_ticket.foundations.training.batched import batched_forward, batched_reason
+from lottery_ticket.foundations.training.engine import Engine
+from lottery_ticket.foundations.training.members import weight_layout
+from lottery_ticket.foundations.training.record import CompileTimer
+
+
+# Engines kept per data set (least recently used dropped first).
+ENGINES_PER_DATASET = 4
+ENGINES = cache_lib.EngineCache(ENGINES_PER_DATASET)
+# A whole-split evaluation holds K times a single run's activations; chunks of
+# about this many member-examples keep that near a single run's memory.
+EVALUATION_BUDGET = 8
+# jit_compile's default for populations that run batched (see the module docstring).
+BATCHED_JIT = False
+
+# -- The compiled program -------------------------------------------------------
+
+
+class StackedEngine(Engine):
+    """Compiled training and evaluation of K stacked copies of one architecture.
+
+    Holds one variable per weight (kernel or bias) of shape [K, ...], one mask
+    variable per weight (all ones where a member has no mask), the members'
+    dropout seeds [K] per dropout layer, and one optimizer over the stacked
+    weights. Values are loaded with `load`, so a later population of the same
+    shape reuses the traced functions.
+    """
+
+    def __init__(self, template: ModelBase, size: int, dataset: DatasetBase,
+                 optimizer: Any, jit_compile: bool, batched: bool = False):
+        self.template = template
+        self.size = size
+        # Whether forward() runs once for all members as batched matmuls (see
+        # batched_trial) instead of once per member under tf.vectorized_map.
+        self.batched = bool(batched)
+        self.in_use = False
+        self.optimizer = optimizer
+        shapes = template.get_current_weights(include_biases=True)
+        self.keys = list(shapes)
+        self.kernel_keys = list(template.layer_names)
+        self.dropout_layers = sorted(template.dropout_seeds)
+        self.weights = [tf.Variable(tf.zeros([size] + list(np.shape(shapes[key]))),
+                                    name=f"population_{key}") for key in self.keys]
+        self.masks = [tf.Variable(tf.ones([size] + list(np.shape(shapes[key]))),
+                                  trainable=False, name=f"population_{key}_mask")
+                      for key in self.keys]
+        self.seeds = [tf.Variable(tf.zeros([size], tf.int64), trainable=False,
+                                  name=f"population_{name}_dropout_seed")
+                      for name in self.dropout_layers]
+        optimizer.build(self.weights)
+        self._x_train, self._y_train, self._splits = cache_lib.device_data(dataset)
+        labels = dataset.train[1]
+        label_spec = tf.TensorSpec([None] + list(labels.shape[1:]), tf.as_dtype(labels.dtype))
+        example_spec = tf.TensorSpec([None] + list(dataset.example_shape), tf.float32)
+        batch = dataset.train_batch_size
+        # Data are arguments, not captures, so that no compiler sees them as constants.
+        self._train_steps = tf.function(
+            functools.partial(self._train_steps_graph), jit_compile=jit_compile,
+            input_signature=[tf.TensorSpec([None] + list(dataset.train[0].shape[1:]), tf.float32),
+                             tf.TensorSpec([None] + list(labels.shape[1:]),
+                                           tf.as_dtype(labels.dtype)),
+                             tf.TensorSpec([None, size, batch], tf.int32),
+                             tf.TensorSpec([], tf.int64)])
+        self._evaluation_sums = tf.function(
+            functools.partial(self._evaluation_sums_graph),
+            input_signature=[example_spec, label_spec])
+        self._finite = tf.function(functools.partial(self._finite_graph))
+        self.jit_compile = bool(jit_compile)
+        self.timer = CompileTimer()
+        self._effective = tf.function(functools.partial(self._effective_graph))
+
+    # Graph parts.
+
+    def _effective_graph(self) -> List[tf.Tensor]:
+        return [weight * mask for weight, mask in zip(self.weights, self.masks)]
+
+    def _member_losses(self, x: Optional[tf.Tensor], y: Optional[tf.Tensor],
+                       shared: Optional[Tuple[tf.Tensor, tf.Tensor]], training: bool,
+                       step: Optional[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+        """Per-member (loss, accuracy), [K] each, on per-member batches x, y
+        ([K, batch, ...]) or on one shared batch `shared` = (x, y)."""
+        if self.batched:
+            return self._batched_member_losses(x, y, shared, training)
+        template = self.template
+        keys, dropout_layers = self.keys, self.dropout_layers
+
+        def member(arguments):
+            weights, seeds = arguments[0], arguments[1]
+            inputs, labels = (arguments[2], arguments[3]) if shared is None else shared
+            overrides = dict(zip(keys, weights))
+            overrides.update({dropout_seed_key(name): seed
+                              for name, seed in zip(dropout_layers, seeds)})
+            if step is not None and dropout_layers:
+                overrides[DROPOUT_STEP] = step
+            with template.overriding(weights=overrides):
+                logits = template(inputs, training=training)
+            return template.loss(logits, labels), template.accuracy(logits, labels)
+
+        arguments = (self._effective_graph(), [tf.convert_to_tensor(s) for s in self.seeds])
+        if shared is None:
+            arguments += (x, y)
+        return tf.vectorized_map(member, arguments)
+
+    def _batched_member_losses(self, x: Optional[tf.Tensor], y: Optional[tf.Tensor],
+                               shared: Optional[Tuple[tf.Tensor, tf.Tensor]],
+                               training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+        """_member_losses by one forward() over all members' rows (member-major)."""
+        size, template = self.size, self.template
+        if shared is not None:
+            # Every member reads the same rows: K copies, one block per member.
+            x, labels = shared
+            inputs = tf.tile(x, [size] + [1] * (len(x.shape) - 1))
+        else:
+            inputs = tf.reshape(x, [-1] + list(x.shape[2:]))
+            labels = y
+        logits = batched_forward(template, dict(zip(self.keys, self._effective_graph())),
+                                  inputs, size, training)
+        rest = list(logits.shape[1:])
+        if any(d is None for d in rest):
+            shape = tf.concat([[size, -1], tf.shape(logits)[1:]], axis=0)
+        else:
+            shape = [size, -1] + rest
+        logits = tf.reshape(logits, shape)
+
+        # The loss and accuracy are the model's own, per member: a mean over that
+        # member's batch, as in its single run (so the gradient of the sum of the
+        # members' losses is, per member, its single run's gradient).
+        if shared is None:
+            def member(arguments):
+                return (template.loss(arguments[0], arguments[1]),
+                        template.accuracy(arguments[0], arguments[1]))
+            return tf.vectorized_map(member, (logits, labels))
+
+        def shared_member(member_logits):
+            return template.loss(member_logits, labels), template.accuracy(member_logits, labels)
+        return tf.vectorized_map(shared_member, logits)
+
+    def _train_steps_graph(self, x_train: tf.Tensor, y_train: tf.Tensor, indices: tf.Tensor,
+                           first_step: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        loss_total = tf.zeros([self.size])
+        accuracy_total = tf.zeros([self.size])
+        for step in tf.range(tf.shape(indices)[0]):
+            x = tf.gather(x_train, indices[step])
+            y = tf.gather(y_train, indices[step])
+            with tf.GradientTape() as tape:
+                losses, accuracies = self._member_losses(
+                    x, y, None, True, first_step + tf.cast(step, tf.int64))
+                # Member k's slice of the gradient of the sum is that of member k's loss.
+                total = tf.reduce_sum(losses)
+            gradients = tape.gradient(total, self.weights)
+            self.optimizer.apply_gradients(zip(gradients, self.weights))
+            loss_total += losses
+            accuracy_total += accuracies
+        count = tf.cast(tf.shape(indices)[0], tf.float32)
+        return loss_total / count, accuracy_total / count
+
+    def _evaluation_sums_graph(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        losses, accuracies = self._member_losses(None, None, (x, y), False, None)
+        count = tf.cast(tf.shape(y)[0], tf.float32)
+        return losses * count, accuracies * count
+
+    def _finite_graph(self) -> tf.Tensor:
+        finite = tf.ones([self.size], tf.bool)
+        for weight in self.weights:
+            flat = tf.reshape(weight, [self.size, -1])
+            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(flat), axis=1))
+        return finite
+
+    # Python side.
+
+    def load(self, models: Sequence[ModelBase], optimizer: Any) -> None:
+        """Loads the members' weights, masks and dropout seeds, and `optimizer`'s
+        fresh state (a reused engine's optimizer may hold another run's)."""
+        values = [m.get_current_weights(include_biases=True) for m in models]
+        for key, variable in zip(self.keys, self.weights):
+            variable.assign(np.stack([v[key] for v in values]))
+        masks = [_masks_of(m) for m in models]
+        for key, variable in zip(self.keys, self.masks):
+            variable.assign(np.stack([m[key] for m in masks]))
+        for name, variable in zip(self.dropout_layers, self.seeds):
+            variable.assign(np.array([m.dropout_seeds[name] for m in models], np.int64))
+        if optimizer is not self.optimizer:
+            optimizer.build(self.weights)
+            cache_lib.assign_all(optimizer.variables, self.optimizer.variables)
+
+    def train_steps(self, indices: np.ndarray, first_step: int) -> Tuple[np.ndarray, np.ndarray]:
+        """One step per row of `indices` ([steps, K, batch]); per-member mean
+        (loss, accuracy) over them, float64 [K] each."""
+        traces = self._train_steps.experimental_get_tracing_count()
+        started = time.perf_counter()
+        loss, accuracy = self._train_steps(self._x_train, self._y_train, indices,
+                                           tf.constant(first_step, tf.int64))
+        loss, accuracy = loss.numpy().astype(np.float64), accuracy.numpy().astype(np.float64)
+        self.timer.add("train_steps", self._train_steps.experimental_get_tracing_count() != traces,
+                       time.perf_counter() - started, int(indices.shape[0]))
+        return loss, accuracy
+
+    def begin(self) -> None:
+        """Starts timing a new population's calls (see compile_seconds)."""
+        self.timer.reset()
+
+    def compile_seconds(self) -> float:
+        """Time spent tracing the training loop since begin(), as a single run
+        estimates it: calls that traced, less what their steps took elsewhere."""
+        return self.timer.compile_seconds()
+
+    def evaluate(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Per-member (loss, accuracy) over a whole split, float64 [K] each."""
+        x, y = self._splits[split]
+        count = int(y.shape[0])
+        chunk = max(1, int(self.template.evaluation_chunk))
+        chunk = max(1, min(chunk, chunk * EVALUATION_BUDGET // self.size))
+        loss_sum, correct = np.zeros(self.size), np.zeros(self.size)
+        for start in range(0, count, chunk):
+            loss, accurate = self._evaluation_sums(x[start:start + chunk], y[start:start + chunk])
+            loss_sum += loss.numpy().astype(np.float64)
+            correct += accurate.numpy().astype(np.float64)
+        return loss_sum / count, correct / count
+
+    def finite(self) -> np.ndarray:
+        """Per member, whether all its weights are finite."""
+        return self._finite().numpy()
+
+    def effective(self) -> Dict[str, np.ndarray]:
+        """key -> effective values [K, ...] (kernels and biases)."""
+        return {key: value.numpy() for key, value in zip(self.keys, self._effective())}
+
+    def raw(self) -> Dict[str, np.ndarray]:
+        """key -> the stacked variables' values [K, ...] (masks not applied)."""
+        return {key: variable.numpy() for key, variable in zip(self.keys, self.weights)}
+
+    def steady_timing(self) -> Tuple[float, int]:
+        """(seconds, steps) of this population's training calls that did not trace."""
+        return self.timer.steady("train_steps")
+
+    # The Engine interface beyond train_steps, evaluate and finite.
+
+    def member_weights(self) -> List[Network]:
+        effective = self.effective()
+        return [{key: values[k] for key, values in effective.items()}
+                for k in range(self.size)]
+
+    def finish(self, models: Sequence[ModelBase], iteration: int) -> None:
+        """Copies the trained values into the members' models (as a single run
+        leaves its model trained), sets their dropout counters to `iteration`
+        and releases the engine."""
+        try:
+            raw = self.raw()
+            for k, model in enumerate(models):
+                kernels, biases = model.kernel_variables, model.bias_variables
+                for key, values in raw.items():
+                    if key in kernels:
+                        kernels[key].assign(values[k])
+                    else:
+                        biases[key[:-len(BIAS_SUFFIX)]].assign(values[k])
+                model.set_training_step(iteration)
+        finally:
+            self.in_use = False
+
+    def xla_record(self) -> Dict[str, Any]:
+        return {"setting": "on" if self.jit_compile else "off",
+                "training": self.jit_compile, "evaluation": False, "sparse_layers": []}
+
+    def speed_record(self) -> Dict[str, Any]:
+        return self.timer.speed_record()
+
+
+def _masks_of(model: ModelBase) -> Dict[str, np.ndarray]:
+    """Weight key -> the member's mask (ones where it has none), kernels and biases.
+
+    Read once per member: each of the model's mask properties reads all its
+    variables."""
+    masks = dict(model.masks)
+    bias_masks = model.bias_masks
+    for name, bias in model.bias_variables.items():
+        key = bias_key(name)
+        masks[key] = bias_masks[key] if key in bias_masks else np.ones(bias.shape, np.float32)
+    return masks
+
+
+
+
+def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer: Any,
+                   jit_compile: Optional[bool]) -> StackedEngine:
+    """A loaded engine for `models`: one traced before for the same data set,
+    architecture, size and optimizer setting, or a new one (claimed: in_use).
+
+    Args:
+      dataset: the members' data (their arrays; the order is the loop's).
+      models: the built members (checked by members.check_models).
+      optimizer: the population's fresh optimizer (members.check_optimizer).
+      jit_compile: compile the training loop with XLA; None chooses per path.
+    """
+    template = models[0]
+    batched = batched_reason(template, dataset.example_shape) is None
+    if jit_compile is None:
+        jit_compile = BATCHED_JIT if batched else False
+    # The layout of the weights, not of the model's variables: members with and
+    # without masks (mask variables) share an engine, whose masks are stacked.
+    key = cache_lib.engine_key(template, optimizer, tuple(weight_layout(template)),
+                               len(models), bool(jit_compile), batched)
+    engine, _ = ENGINES.claim(
+        dataset, key,
+        # A private template, so that later populations never touch a caller's model.
+        make=lambda: StackedEngine(copy.deepcopy(template), len(models), dataset,
+                                   optimizer, jit_compile, batched))
+    try:
+        engine.load(models, optimizer)
+        engine.begin()
+    except BaseException:
+        engine.in_use = False
+        raise
+    return engine
