@@ -40,6 +40,16 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def unregister(self, name: str) -> T:
+        """Removes and returns the entry named `name` (e.g. one a test registered).
+
+        Raises:
+          ValueError: no such entry.
+        """
+        entry = self.get(name)
+        del self._entries[name]
+        return entry
+
     def get(self, name: str) -> T:
         """The entry named `name`.
 

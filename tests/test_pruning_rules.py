@@ -142,15 +142,19 @@ def test_a_new_score_is_one_class_and_one_register_line(tmp_path):
             return -np.abs(weights)
 
     pruning.WEIGHT_SCORES.register("largest_first", Smallest, replace=True)
-    config = ExperimentConfig().replace(prune_scores="largest_first")
-    masks, final = _trained()
-    pruned = build.prune_fn(config)(masks, final)
-    for name, percent in PERCENTS.items():
-        kept = np.abs(final[name])[pruned[name] == 1]
-        gone = np.abs(final[name])[(pruned[name] == 0) & (masks[name] == 1)]
-        assert gone.size == pruning.count_to_prune(percent, masks[name].size)
-        assert gone.min() >= kept.max()
-    assert build.prune_fn(config).get_config()["scores"] == "largest_first"
+    try:
+        config = ExperimentConfig().replace(prune_scores="largest_first")
+        masks, final = _trained()
+        pruned = build.prune_fn(config)(masks, final)
+        for name, percent in PERCENTS.items():
+            kept = np.abs(final[name])[pruned[name] == 1]
+            gone = np.abs(final[name])[(pruned[name] == 0) & (masks[name] == 1)]
+            assert gone.size == pruning.count_to_prune(percent, masks[name].size)
+            assert gone.min() >= kept.max()
+        assert build.prune_fn(config).get_config()["scores"] == "largest_first"
+    finally:  # later tests list the registered scores
+        pruning.WEIGHT_SCORES.unregister("largest_first")
+    assert "largest_first" not in pruning.WEIGHT_SCORES
 
 
 def _run_cli(argv, capsys):

@@ -141,7 +141,9 @@ def _older_level(trial, level=1):
     """A level of `trial` as a version before the marker left it when interrupted:
     initial/ and masks/ shaped like level 0's, a summary, metrics so far."""
     run = paths.run(trial, level)
-    initial = save_restore.restore_network(paths.initial(paths.run(trial, 0)))
+    # Kernels only: versions before the marker saved no biases.
+    initial = save_restore.kernels_only(
+        save_restore.restore_network(paths.initial(paths.run(trial, 0))))
     save_restore.save_network(paths.initial(run), initial)
     save_restore.save_network(paths.masks(run), {k: np.ones_like(v) for k, v in initial.items()})
     os.makedirs(paths.summaries(run))
