@@ -24,6 +24,11 @@ from typing import Tuple, Union
 
 DONE_FILENAME = "done.json"
 METRICS_FILENAME = "metrics.json"
+# Written first, when a run starts: only a directory holding it may be cleared.
+MARKER_FILENAME = ".lottery_ticket_run"
+# A trial's or run's lock file (flock'ed, never written) and the name of its holder.
+LOCK_FILE = ".lock"
+LOCK_FILENAME = ".locked_by"
 
 _EXPERIMENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*[A-Za-z_]$|^[A-Za-z_]$")
 _RUN_ID = re.compile(r"^[0-9]*$")
