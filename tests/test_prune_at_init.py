@@ -158,3 +158,34 @@ def test_the_kind_is_registered_with_its_run_names():
     assert set(pai.run_names()) <= set(kind.run_names)
     assert kinds.of_run("prune_at_init_snip_invert") is kind
     assert kinds.label("prune_at_init_synflow_shuffle") == "synflow at init, shuffled"
+
+
+def test_the_report_draws_prune_at_init_beside_the_lottery_tickets(tmp_path):
+    from lottery_ticket.analysis import figures, metrics, reader, report
+    from lottery_ticket.experiments import lottery
+    root = tmp_path / "exp"
+    for trial in (1, 2):
+        trial_dir = str(root / f"trial{trial}")
+        lottery.run_trial(trial_dir, CONFIG, seed=trial, progress=False)
+        for scores, ablation in (("snip", None), ("snip", "shuffle"), ("random", None)):
+            pai.run_prune_at_init(trial_dir, CONFIG.replace(prune_scores=scores), [1, 2],
+                                  seed=trial, ablation=ablation, progress=False)
+    records, problems = reader.load_experiment(str(root))
+    assert not [p for p in problems if p.kind != reader.NOTE]
+    at_init = [r for r in records if r["experiment_name"] == "prune_at_init_snip_shuffle"]
+    assert sorted((r["level"], r["trial"]) for r in at_init) == [(1, '1'), (1, '2'), (2, '1'), (2, '2')]
+    lottery_remaining = {r["level"]: r["remaining"] for r in records
+                         if r["experiment_name"] == "lottery"}
+    assert all(r["remaining"] == lottery_remaining[r["level"]] for r in at_init)
+    out = tmp_path / "figs"
+    result = report.report(str(root), str(out))
+    assert str(out / "prune_at_init.png") in result["written"]
+    summary = metrics.summarize([metrics.run_metrics(r) for r in metrics.label_series(records)])
+    figure = figures.prune_at_init_figure(summary)
+    labels = [label.split(" (")[0] for label in
+              figure.axes[0].get_legend_handles_labels()[1]]
+    assert labels == ["lottery", "snip at init", "snip at init, shuffled", "random at init"]
+    rows = [r for r in summary if r["experiment_name"] == "prune_at_init_snip"]
+    assert all(r["runs"] == 2 for r in rows)
+    with pytest.raises(ValueError, match="no prune_at_init runs"):
+        figures.prune_at_init_figure([r for r in summary if r["experiment_name"] == "lottery"])
