@@ -120,7 +120,11 @@ def _finish(figure: Figure, path: Optional[str]) -> Figure:
 def _ordered(names) -> List[str]:
     """Experiment names in the order their kinds give (experiments.kinds), then
     the others by name."""
-    known = [n for n in kinds.line_order() if n in names]
+    # A series of a kind's runs (metrics.label_series: 'lottery (rewind_iteration=100)')
+    # takes its run name's place.
+    order = {name: index for index, name in enumerate(kinds.line_order())}
+    known = sorted((n for n in names if n.split(" (")[0] in order),
+                   key=lambda n: (order[n.split(" (")[0]], n))
     return known + sorted(n for n in names if n not in known)
 
 

@@ -222,15 +222,18 @@ ONESHOT = register(Kind(
 PRUNE_AT_INIT_SCORES = ("snip", "grasp", "synflow", "magnitude_at_init", "magnitude", "random")
 PRUNE_AT_INIT_ABLATIONS = {"shuffle": "shuffled", "reinit": "reinitialized",
                            "invert": "inverted"}
+_ABLATION_MARKERS = {"shuffle": "x", "reinit": "+", "invert": "v"}
 PRUNE_AT_INIT = register(Kind(
     name="prune_at_init", runner="prune_at_init", argfile="prune_at_init_argfile",
     run_names=tuple(f"prune_at_init_{score}{suffix}" for score in PRUNE_AT_INIT_SCORES
                     for suffix in ("",) + tuple(f"_{a}" for a in PRUNE_AT_INIT_ABLATIONS)),
     command=_runner("prune_at_init"), argfile_main=_argfile("prune_at_init_main"),
     figure_order=4,
-    labels={f"prune_at_init_{score}{suffix}": f"{score} at init{text}"
+    labels={f"prune_at_init_{score}{suffix}":
+            f"{score if score.endswith('_at_init') else score + ' at init'}{text}"
             for score in PRUNE_AT_INIT_SCORES for suffix, text in
             [("", "")] + [(f"_{a}", f", {t}") for a, t in PRUNE_AT_INIT_ABLATIONS.items()]},
-    styles={f"prune_at_init_{score}_{ablation}": {"linestyle": "--"}
+    styles={f"prune_at_init_{score}_{ablation}": {"linestyle": "--",
+                                                  "marker": _ABLATION_MARKERS[ablation]}
             for score in PRUNE_AT_INIT_SCORES for ablation in PRUNE_AT_INIT_ABLATIONS},
     argfile_takes_model=True))

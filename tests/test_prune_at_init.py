@@ -189,3 +189,14 @@ def test_the_report_draws_prune_at_init_beside_the_lottery_tickets(tmp_path):
     assert all(r["runs"] == 2 for r in rows)
     with pytest.raises(ValueError, match="no prune_at_init runs"):
         figures.prune_at_init_figure([r for r in summary if r["experiment_name"] == "lottery"])
+
+
+def test_series_of_a_kind_take_its_place_among_the_lines():
+    from lottery_ticket.analysis import figures
+    names = ["prune_at_init_snip", "aardvark", "lottery (rewind_iteration=100)",
+             "lottery (rewind_iteration=0)", "random_prune"]
+    assert figures.prune_at_init_series(names) == [
+        "lottery (rewind_iteration=0)", "lottery (rewind_iteration=100)", "random_prune",
+        "prune_at_init_snip"]
+    assert figures.prune_at_init_series(["lottery", "oneshot"]) == []
+    assert kinds.label("prune_at_init_magnitude_at_init_invert") == "magnitude_at_init, inverted"
