@@ -201,3 +201,33 @@ def test_every_score_prunes_exact_counts_with_every_selection(scores, selection,
     for name in masks:
         np.testing.assert_array_equal(first[name], again[name])  # reproducible
         assert np.all(second[name] <= first[name])  # nothing revived
+
+
+def test_synflow_on_a_conv_net_conserves_the_flow_in_every_layer():
+    """R is homogeneous of degree 1 in each layer's kernel (zero biases, ReLU, max
+    pooling), so by Euler's theorem each layer's synflow scores sum to R itself."""
+    import types
+    from lottery_ticket.foundations.model_conv import ModelConv
+
+    def make(weights=None, masks=None):
+        return ModelConv([[4, 4]], dense_units=(8,), outputs=3, presets=weights, masks=masks,
+                         seed=0)
+
+    model = make().build((8, 8, 1))
+    weights, masks = model.get_current_weights(), {n: m.copy() for n, m in model.masks.items()}
+    masks["conv0"].reshape(-1)[::4] = 0
+    shape = types.SimpleNamespace(example_shape=(8, 8, 1))
+    context = pruning.Context(masks, weights, model_fn=make, dataset_fn=lambda: shape)
+    scores = pruning.SynFlow(rounds=1)(context, list(masks), None)
+    flow_model = make({n: np.abs(w) for n, w in weights.items()}, masks).build((8, 8, 1))
+    flow = float(tf.reduce_sum(flow_model.forward(tf.ones((1, 8, 8, 1)), training=False)))
+    for name in masks:
+        assert np.all(scores[name] >= 0) and np.all(scores[name][masks[name] == 0] == 0)
+        np.testing.assert_allclose(scores[name].sum(), flow, rtol=1e-4)
+    # Two layers scaled by 1e30 each scale every score by 1e60, past float32's range.
+    big = dict(weights, conv0=weights["conv0"] * np.float32(1e30),
+               conv1=weights["conv1"] * np.float32(1e30))
+    scaled = pruning.SynFlow(rounds=1)(context.replace(final=big), list(masks), None)
+    for name in masks:
+        np.testing.assert_allclose(scaled[name], scores[name] * 1e60, rtol=1e-4,
+                                   atol=1e-10 * scores[name].max() * 1e60)
