@@ -192,14 +192,15 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
                    own + _config_flags(family), run)
 
 
-def _oneshot_place(output_dir: str, experiment_name: str) -> tuple:
-    """(trial directory, level) of a one-shot run directory {trial}/{level}/{name}."""
+def _oneshot_place(output_dir: str, experiment_name: str, what: str = "one-shot") -> tuple:
+    """(trial directory, level) of a one-shot (or `what`) run directory
+    {trial}/{level}/{name}."""
     run = os.path.abspath(output_dir)
     level = os.path.basename(os.path.dirname(run))
     if (os.path.basename(run) != experiment_name or not level.isdigit()
             or int(level) < 1):
         raise ValueError(
-            f"--output_dir={output_dir} is not a one-shot run directory: it must be "
+            f"--output_dir={output_dir} is not a {what} run directory: it must be "
             f"{{trial}}/{{level}}/{experiment_name} with a level >= 1 (e.g. "
             f"results/lottery/trial1/3/{experiment_name}), since the report reads a run's "
             "level and kind from its path.")
@@ -252,13 +253,16 @@ def prune_at_init(family: Family, module: str = "prune_at_init") -> Command:
         config = _config(family, values, given)
         from lottery_ticket.experiments import prune_at_init as pai  # pylint: disable=C0415
         name = pai.run_name(config["prune_scores"], values["ablation"])
-        trial_dir, level = _oneshot_place(values["output_dir"], name)
+        trial_dir, level = _oneshot_place(values["output_dir"], name,
+                                          f"--prune_scores={config['prune_scores']} "
+                                          f"--ablation={values['ablation']}")
         configure(values["threads"])
         results = pai.run_prune_at_init(trial_dir, config, [level], values["seed"],
                                         values["ablation"], values["presets"])
         masks = results[level].masks
+        kept = sum(float(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
         print(f"run directory: {paths.run(trial_dir, level, name)}")
-        print(f"level {level}: {100 * sum(float(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values()):6.2f}% of weights remain")
+        print(f"level {level}: {100 * kept:6.2f}% of weights remain")
 
     own = [
         Flag("output_dir", REQUIRED, "The run directory, {trial}/{level}/prune_at_init_"

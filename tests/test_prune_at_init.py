@@ -3,6 +3,7 @@ the command line and argfiles."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -144,7 +145,8 @@ def test_the_command_line_and_the_argfile(tmp_path, capsys):
     with pytest.raises(SystemExit):
         runner.main([f"--output_dir={tmp_path}/trial1/2/prune_at_init_snip", "--seed=1",
                      "--prune_scores=grasp", *SMALL_FLAGS])
-    assert "prune_at_init_grasp" in capsys.readouterr().err
+    assert re.search(r"not a --prune_scores=grasp --ablation=none run directory: it must "
+                     r"be \{trial\}/\{level\}/prune_at_init_grasp", capsys.readouterr().err)
     assert "lottery_ticket.mnist_fc.runners.prune_at_init" in constants_modules()
 
 
