@@ -120,7 +120,11 @@ def _finish(figure: Figure, path: Optional[str]) -> Figure:
 def _ordered(names) -> List[str]:
     """Experiment names in the order their kinds give (experiments.kinds), then
     the others by name."""
-    known = [n for n in kinds.line_order() if n in names]
+    # A series of a kind's runs (metrics.label_series: 'lottery (rewind_iteration=100)')
+    # takes its run name's place.
+    order = {name: index for index, name in enumerate(kinds.line_order())}
+    known = sorted((n for n in names if n.split(" (")[0] in order),
+                   key=lambda n: (order[n.split(" (")[0]], n))
     return known + sorted(n for n in names if n not in known)
 
 
@@ -230,6 +234,48 @@ def comparison_figure(summary: Sequence[Record], series: Sequence[str],
     figure.legend(handles, labels, loc="outside lower center", fontsize=8,
                   ncols=1 if max(map(len, labels)) > 40 else 2)
     figure.suptitle(title)
+    return _finish(figure, path)
+
+
+def prune_at_init_series(names: Sequence[str]) -> List[str]:
+    """The series a pruning-at-initialization figure draws, in line order: the
+    lottery tickets (each rewind_iteration its own series), random_prune and every
+    prune_at_init_{score}[_{ablation}] series; [] when there is no prune_at_init run."""
+    def base(name: str) -> str:
+        return name.split(" (")[0]
+
+    if not any(base(name).startswith("prune_at_init_") for name in names):
+        return []
+    chosen = [name for name in names if base(name) in ("lottery", "random_prune")
+              or base(name).startswith("prune_at_init_")]
+    return _ordered(chosen)
+
+
+def prune_at_init_figure(summary: Sequence[Record], path: Optional[str] = None,
+                         title: str = "", metric: str = "final_test_accuracy") -> Figure:
+    """Accuracy against weights remaining for lottery tickets (with and without
+    rewinding), each score at initialization, random pruning and the ablations
+    (prune_at_init_series), error bars from the minimum to the maximum trial.
+
+    Args:
+      summary: rows from metrics.summarize.
+      path, title: as in early_stopping_figure.
+      metric: the summarized accuracy to draw (final test accuracy by default, as
+        the pruning-at-initialization papers report).
+
+    Raises:
+      ValueError: the summary has no prune_at_init runs.
+    """
+    if path is not None:
+        check_path(path)
+    series = set(prune_at_init_series(sorted({row["experiment_name"] for row in summary})))
+    if not series:
+        raise ValueError("no prune_at_init runs to draw; experiments with runs: "
+                         f"{sorted({row['experiment_name'] for row in summary})}.")
+    figure = ShownFigure(figsize=(8, 5.5))
+    _early_stopping_axes(figure.subplots(),
+                         [row for row in summary if row["experiment_name"] in series],
+                         metric, title)
     return _finish(figure, path)
 
 

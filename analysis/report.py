@@ -11,6 +11,9 @@ writes into FIGS:
                                (when the tree has one-shot runs; the paper's Figure 4)
     rewinding.png              both panels for lottery runs rewound to different
                                iterations (when the tree has more than one)
+    prune_at_init.png          final test accuracy vs weights remaining for lottery
+                               tickets, each score at init, random pruning and the
+                               ablations (when the tree has prune_at_init runs)
     accuracy_curves.png        test accuracy during training at the chosen levels
     weight_histograms.png      the tickets' initial weights per layer at those levels
     summary.csv, summary.md    mean / min / max per experiment and level
@@ -208,6 +211,12 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
                                  if by_base["lottery"] and by_base["oneshot"] else None),
         "rewinding": (f"{title}: lottery runs rewound to different iterations",
                       rewound or None)}
+    at_init = figures.prune_at_init_series(names)
+    if at_init:
+        draw("prune_at_init", f"{title}: pruning at initialization vs lottery tickets",
+             figures.prune_at_init_figure, summary)
+    elif os.path.exists(out(f"prune_at_init.{image_format}")):
+        os.remove(out(f"prune_at_init.{image_format}"))  # An earlier report's would mislead.
     for name, (figure_title, chosen_series) in comparisons.items():
         if chosen_series:
             draw(name, figure_title, figures.comparison_figure, summary, chosen_series)

@@ -275,6 +275,68 @@ def oneshot_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
     _emit(lines, f, family)
 
 
+def prune_at_init_lines(trials: int, first_trial: int, levels: Sequence[int],
+                        experiment_root: str, data_location: str, training_len: str,
+                        scores: Sequence[str], ablations: Sequence[str] = ("none",),
+                        extra: Sequence[str] = (), location_flag: str = "data_location"
+                        ) -> List[str]:
+    """One prune-at-init line per trial, level, score and ablation:
+    {root}/trial{T}/{k}/prune_at_init_{score}[_{ablation}], seed T (the trial's)."""
+    from lottery_ticket.experiments import prune_at_init as pai  # pylint: disable=C0415
+    lines = []
+    for trial in range(first_trial, first_trial + trials):
+        trial_dir = paths.trial(experiment_root, trial)
+        for level in levels:
+            for score in scores:
+                for ablation in ablations:
+                    name = pai.run_name(score, ablation)
+                    args = [f"--output_dir={paths.run(trial_dir, level, name)}",
+                            f"--seed={trial}", f"--prune_scores={score}",
+                            f"--{location_flag}={data_location}",
+                            f"--training_len={training_len}"]
+                    if pai.check_ablation(ablation):
+                        args.append(f"--ablation={ablation}")
+                    lines.append(shlex.join(args + list(extra)))
+    return lines
+
+
+def prune_at_init_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
+    """Prints one prune-at-init flag line per trial, level, score and ablation.
+
+    Args:
+      family: the family.
+      argv: the flags (default sys.argv[1:]), without the program's name.
+    """
+
+    def define(values: flags.FlagValues) -> None:
+        define_trial_flags(family, values)
+        flags.DEFINE_string("levels_at", None, "Comma-separated lottery levels whose "
+                            "densities to prune to, e.g. 3,7,12 (default 1..--last_level).",
+                            flag_values=values)
+        flags.DEFINE_integer("last_level", family.defaults["levels"],
+                             "Last level when --levels_at is not given.", flag_values=values)
+        flags.DEFINE_list("scores", ["snip", "synflow", "random"], "Scores at init, "
+                          "e.g. snip,grasp,synflow,magnitude_at_init,random.",
+                          flag_values=values)
+        flags.DEFINE_list("ablations", ["none"], "none and/or shuffle, reinit, invert.",
+                          flag_values=values)
+
+    kind = kinds.by_runner("prune_at_init")
+    f = _parse(define, argv, f"{family.argfiles_package}.{kind.argfile}")
+
+    def lines() -> List[str]:
+        levels = parse_level_list(f.levels_at if f.levels_at is not None
+                                  else range(1, f.last_level + 1))
+        if f.rewind_iteration:
+            raise ValueError("pruning at initialization trains from iteration 0: drop "
+                             "--rewind_iteration.")
+        return prune_at_init_lines(f.trials, f.first_trial, levels, f.experiment_root,
+                                   f[family.location_flag].value, f.training_len, f.scores,
+                                   f.ablations, f.extra, family.location_flag)
+
+    _emit(lines, f, family)
+
+
 def control_main(family: Family, experiment_name: Optional[str],
                  presets_from: Optional[str], argv: Optional[Sequence[str]] = None,
                  modes: Sequence[str] = ()) -> None:

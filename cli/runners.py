@@ -192,14 +192,15 @@ def lottery(family: Family, module: str = "lottery_experiment") -> Command:
                    own + _config_flags(family), run)
 
 
-def _oneshot_place(output_dir: str, experiment_name: str) -> tuple:
-    """(trial directory, level) of a one-shot run directory {trial}/{level}/{name}."""
+def _oneshot_place(output_dir: str, experiment_name: str, what: str = "one-shot") -> tuple:
+    """(trial directory, level) of a one-shot (or `what`) run directory
+    {trial}/{level}/{name}."""
     run = os.path.abspath(output_dir)
     level = os.path.basename(os.path.dirname(run))
     if (os.path.basename(run) != experiment_name or not level.isdigit()
             or int(level) < 1):
         raise ValueError(
-            f"--output_dir={output_dir} is not a one-shot run directory: it must be "
+            f"--output_dir={output_dir} is not a {what} run directory: it must be "
             f"{{trial}}/{{level}}/{experiment_name} with a level >= 1 (e.g. "
             f"results/lottery/trial1/3/{experiment_name}), since the report reads a run's "
             "level and kind from its path.")
@@ -240,6 +241,44 @@ def oneshot(family: Family, module: str = "oneshot") -> Command:
                    "weights iterative pruning keeps at the level of --output_dir, resets "
                    "the survivors (to iteration 0, or --rewind_iteration) and trains. "
                    "Rerunning reads a finished run back.",
+                   own + _config_flags(family, exclude=("levels",)), run)
+
+
+def prune_at_init(family: Family, module: str = "prune_at_init") -> Command:
+    """Prunes a trial's fresh initialization with a score, to one level's density, and
+    trains it (experiments.prune_at_init)."""
+
+    def run(values: Dict[str, Any], given: Set[str]) -> None:
+        _check_runner_flags(values)
+        config = _config(family, values, given)
+        from lottery_ticket.experiments import prune_at_init as pai  # pylint: disable=C0415
+        name = pai.run_name(config["prune_scores"], values["ablation"])
+        trial_dir, level = _oneshot_place(values["output_dir"], name,
+                                          f"--prune_scores={config['prune_scores']} "
+                                          f"--ablation={values['ablation']}")
+        configure(values["threads"])
+        results = pai.run_prune_at_init(trial_dir, config, [level], values["seed"],
+                                        values["ablation"], values["presets"])
+        masks = results[level].masks
+        kept = sum(float(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
+        print(f"run directory: {paths.run(trial_dir, level, name)}")
+        print(f"level {level}: {100 * kept:6.2f}% of weights remain")
+
+    own = [
+        Flag("output_dir", REQUIRED, "The run directory, {trial}/{level}/prune_at_init_"
+             "{score}[_{ablation}]: the level says the density (the lottery level's).", str),
+        Flag("seed", 0, "The trial's seed: its level-0 initialization and batch order.", int),
+        Flag("ablation", "none", "none, shuffle (the mask shuffled within each layer), "
+             "reinit (survivors drawn afresh) or invert (the highest scores pruned).", str),
+        Flag("presets", None, "Directory of level-0 initial weights, if the trial had them.",
+             Optional[str]),
+        _threads_flag(),
+    ]
+    return Command(_program(family, module),
+                   "Pruning at initialization: prunes the trial's freshly initialized "
+                   "network with --prune_scores (snip, grasp, synflow, magnitude_at_init, "
+                   "random...) to the weights iterative pruning keeps at the level of "
+                   "--output_dir, and trains it once. Rerunning reads a finished run back.",
                    own + _config_flags(family, exclude=("levels",)), run)
 
 

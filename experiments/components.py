@@ -95,8 +95,10 @@ def _selection(selection: str) -> PruneBuilder:
     """A builder of a pruning.PruningRule with this selection and the configured
     scores, percents and seed (checked here, before any training)."""
     def build(config) -> pruning.PruningRule:
-        return pruning.PruningRule(dict(config.prune_percents), selection=selection,
-                                   scores=config.prune_scores, seed=config.prune_seed)
+        return pruning.PruningRule(
+            dict(config.prune_percents), selection=selection, scores=config.prune_scores,
+            seed=config.prune_seed, score_config=pruning.score_settings(
+                config.prune_scores, lambda field: getattr(config, field)))
     build.__qualname__ = f"_selection.{selection}"  # one registry entry per selection
     return build
 

@@ -283,10 +283,14 @@ class PruneConfig(_Concern):
         "\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\" (units for --pruning=unit).")
     prune_scores: str = _field("magnitude", "What ranks weights for pruning, lowest "
                                "first: magnitude, random (seeded by prune_seed), snip "
-                               "(|w * dL/dw| on the first training batch) or a score "
+                               "(|w * dL/dw| on the first training batch), grasp, "
+                               "synflow, magnitude_at_init, or a score "
                                "registered in foundations.pruning.WEIGHT_SCORES; for "
                                "--pruning=unit: magnitude (= input_magnitude), "
                                "output_magnitude, magnitude_product or random.")
+    synflow_rounds: int = _field(100, "Rounds of synflow pruning per step (rescoring the "
+                                 "survivors after each, with an exponential schedule; the "
+                                 "paper's 100). Only read by --prune_scores=synflow.")
     prune_seed: int = _field(0, "Seed of random pruning scores, with the trial's --seed: "
                              "the trials of a batch are pruned differently, and the same "
                              "seeds give the same masks.")
@@ -296,6 +300,7 @@ class PruneConfig(_Concern):
     def check(self) -> None:
         _check_at_least("levels", self.levels, 0)
         _check_at_least("prune_seed", self.prune_seed, 0)
+        _check_at_least("synflow_rounds", self.synflow_rounds, 1)
         known = pruning_lib.score_names()
         if self.prune_scores not in known:
             guess = registry.closest(self.prune_scores, known)

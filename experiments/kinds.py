@@ -216,3 +216,24 @@ ONESHOT = register(Kind(
     name="oneshot", runner="oneshot", run_names=("oneshot",), argfile="oneshot_argfile",
     command=_runner("oneshot"), argfile_main=_argfile("oneshot_main"),
     argfile_takes_model=True))
+# Pruning at initialization (experiments.prune_at_init): one run name per score and
+# ablation, prune_at_init_{score}[_{ablation}]; lines after the controls, the
+# ablations dashed. Runs of other scores are read all the same, as unregistered names.
+PRUNE_AT_INIT_SCORES = ("snip", "grasp", "synflow", "magnitude_at_init", "magnitude", "random")
+PRUNE_AT_INIT_ABLATIONS = {"shuffle": "shuffled", "reinit": "reinitialized",
+                           "invert": "inverted"}
+_ABLATION_MARKERS = {"shuffle": "x", "reinit": "+", "invert": "v"}
+PRUNE_AT_INIT = register(Kind(
+    name="prune_at_init", runner="prune_at_init", argfile="prune_at_init_argfile",
+    run_names=tuple(f"prune_at_init_{score}{suffix}" for score in PRUNE_AT_INIT_SCORES
+                    for suffix in ("",) + tuple(f"_{a}" for a in PRUNE_AT_INIT_ABLATIONS)),
+    command=_runner("prune_at_init"), argfile_main=_argfile("prune_at_init_main"),
+    figure_order=4,
+    labels={f"prune_at_init_{score}{suffix}":
+            f"{score if score.endswith('_at_init') else score + ' at init'}{text}"
+            for score in PRUNE_AT_INIT_SCORES for suffix, text in
+            [("", "")] + [(f"_{a}", f", {t}") for a, t in PRUNE_AT_INIT_ABLATIONS.items()]},
+    styles={f"prune_at_init_{score}_{ablation}": {"linestyle": "--",
+                                                  "marker": _ABLATION_MARKERS[ablation]}
+            for score in PRUNE_AT_INIT_SCORES for ablation in PRUNE_AT_INIT_ABLATIONS},
+    argfile_takes_model=True))

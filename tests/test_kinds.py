@@ -57,11 +57,15 @@ def _legend(records):
 
 def test_the_built_in_kinds_give_todays_names_and_order():
     assert kinds.line_order() == ("lottery", "reinit", "reuse", "reuse_sign", "rearrange",
-                                  "random_prune")
+                                  "random_prune") + tuple(
+        f"prune_at_init_{score}{suffix}" for score in (
+            "snip", "grasp", "synflow", "magnitude_at_init", "magnitude", "random")
+        for suffix in ("", "_shuffle", "_reinit", "_invert"))
     assert control_runs.CONTROLS == ("reinit", "reuse", "reuse_sign", "rearrange",
                                      "random_prune")
     assert kinds.runner_names() == ["lottery_experiment", "train", "reinitialize",
-                                    "rearrange", "random_prune", "oneshot"]
+                                    "rearrange", "random_prune", "oneshot",
+                                    "prune_at_init"]
     assert kinds.run_name("same_init") == "lottery"
 
 

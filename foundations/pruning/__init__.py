@@ -57,12 +57,16 @@ from lottery_ticket.foundations.pruning.rule import (PruningRule, accepts_contex
 from lottery_ticket.foundations.pruning.scores import (
     RANDOM_SCORES, UNIT_ALIASES, UNIT_SCORES, WEIGHT_SCORES, FunctionScore, InputMagnitude,
     LayerScore, Magnitude, MagnitudeProduct, OutputMagnitude, RandomUnits, RandomWeights,
-    Score, UnitNormScore, check_seed, random_draw, score_names, unit_scores, weight_scores)
+    Score, UnitNormScore, check_seed, random_draw, score_names, score_settings, unit_scores, weight_scores)
 from lottery_ticket.foundations.pruning.selections import (
     SELECTIONS, Global, Layerwise, Selection, Unit, check_groups, check_unit_layers,
     make_selection, rate_leaving, select_global, select_layerwise, select_units,
     survivors_after)
 from lottery_ticket.foundations.pruning.snip import Snip
+from lottery_ticket.foundations.pruning.grasp import Grasp, hessian_gradient_product
+from lottery_ticket.foundations.pruning.synflow import SynFlow, synaptic_flow
+from lottery_ticket.foundations.pruning.magnitude_at_init import MagnitudeAtInit
+from lottery_ticket.foundations.pruning.inverted import Inverted
 
 __all__ = [
     "Context", "per_weight_quantity", "check_layers", "check_shapes", "input_norms",
@@ -76,4 +80,6 @@ __all__ = [
     "weight_scores", "SELECTIONS", "Global", "Layerwise", "Selection", "Unit",
     "check_groups", "check_unit_layers", "make_selection", "select_global",
     "select_layerwise", "select_units", "survivors_after", "rate_leaving", "Snip",
+    "Grasp", "hessian_gradient_product", "SynFlow", "synaptic_flow", "MagnitudeAtInit",
+    "Inverted", "score_settings",
 ]

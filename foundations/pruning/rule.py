@@ -1,7 +1,7 @@
 """PruningRule: rates, a selection and a score, as one object with its settings."""
 
 import inspect
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -9,7 +9,7 @@ from lottery_ticket.foundations.pruning import layers as layers_lib
 from lottery_ticket.foundations.pruning import scores as scores_lib
 from lottery_ticket.foundations.pruning import selections as selections_lib
 from lottery_ticket.foundations.pruning.context import Context
-from lottery_ticket.foundations.pruning.rates import check_fraction, check_rate
+from lottery_ticket.foundations.pruning.rates import check_fraction, check_rate, count_to_prune
 from lottery_ticket.foundations.registry import closest
 
 Arrays = Mapping[str, np.ndarray]
@@ -66,8 +66,11 @@ def check_strategy(selection: str, scores: str = "magnitude",
     if scores not in known:
         guess = closest(scores, known)
         hint = f" Did you mean {guess!r}?" if guess else ""
+        # The defaults first, as the selections are listed, then the others.
+        first = [name for name in ("magnitude", "random") if name in known]
+        listing = first + [name for name in known.names() if name not in first]
         raise ValueError(f"unknown {known.kind} {scores!r} for {selection} selection.{hint} "
-                         f"Scores: {', '.join(known.names())}.")
+                         f"Scores: {', '.join(listing)}.")
     scores_lib.check_seed(scores, seed, scores_lib.is_random(known, scores))
     return scores
 
@@ -128,6 +131,8 @@ class PruningRule:
         else:
             self.scores_name = check_strategy(self.selection_name, scores, seed)
             self.score = scores_lib.make_score(registry, self.scores_name, score_config)
+            # A score's settings may make it random (inverted random scores).
+            scores_lib.check_seed(self.scores_name, seed, self.score.random)
         self.percents = {str(name): check_rate(rate, f"pruning percent for layer {name!r}")
                          for name, rate in dict(percents).items()}
         self.seed = None if seed is None else int(seed)
@@ -174,8 +179,37 @@ class PruningRule:
         if order is not None:
             layers_lib.ordered(list(percents), order)
         self.selection.check(percents, masks, final_weights, order)
-        ranked = self.score(context, self.selection.scored_layers(percents), self.seed)
-        return self.selection.select(percents, masks, ranked, order, pools)
+        rounds = int(getattr(self.score, "rounds", 1) or 1)
+        if rounds <= 1:
+            ranked = self.score(context, self.selection.scored_layers(percents), self.seed)
+            return self.selection.select(percents, masks, ranked, order, pools)
+        return self._iterate(rounds, percents, masks, context, order, pools)
+
+    def _iterate(self, rounds: int, percents: Mapping[str, float], masks: Arrays,
+                 context: Context, order: Optional[Sequence[str]],
+                 pools: Optional[List[List[str]]]) -> Dict[str, np.ndarray]:
+        """The step in `rounds` rounds: each pool's survivors shrink geometrically,
+        s0 * (s_end / s0) ** (k / rounds) after round k (the exponential schedule of
+        SynFlow, Tanaka et al. 2020), each round ranked by the score of the masks
+        the previous one left; the last round leaves exactly the step's count."""
+        pools = pools if pools is not None else self.selection.pools(percents, masks, order)
+        start = {tuple(pool): self.selection.count(pool, masks) for pool in pools}
+        end = {pool: surviving - count_to_prune(percents[pool[0]], surviving)
+               for pool, surviving in start.items()}
+        current = {name: np.asarray(mask, np.float32) for name, mask in masks.items()}
+        for round_ in range(1, rounds + 1):
+            rates = {}
+            for pool, surviving in start.items():
+                target = end[pool] if round_ == rounds else int(np.round(
+                    surviving * (end[pool] / surviving) ** (round_ / rounds))) \
+                    if surviving else 0
+                now = self.selection.count(list(pool), current)
+                rates.update({name: selections_lib.rate_leaving(now, min(now, target))
+                              for name in pool})
+            ranked = self.score(context.replace(masks=current),
+                                self.selection.scored_layers(rates), self.seed)
+            current = self.selection.select(rates, current, ranked, order, pools)
+        return current
 
     def get_config(self) -> Dict[str, Any]:
         """The rule's settings, JSON-ready: from_config(get_config()) is the same rule."""

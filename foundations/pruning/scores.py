@@ -24,6 +24,11 @@ class Score:
 
     # Random scores need a seed (the rule refuses to run without one).
     random: bool = False
+    # Iterative scores (synflow): the rule removes a step's weights over this many
+    # rounds, rescoring the survivors each round (PruningRule.__call__).
+    rounds: int = 1
+    # Constructor argument -> the configuration field (experiments.config) that sets it.
+    settings: Mapping[str, str] = {}
 
     def __call__(self, context: Context, layers: Sequence[str],
                  seed: Optional[int]) -> Dict[str, np.ndarray]:
@@ -196,6 +201,15 @@ def make_score(registry: Registry, name: str, config: Optional[Mapping[str, Any]
     if isinstance(entry, Score):
         return entry
     return FunctionScore(entry, "unit" if registry is UNIT_SCORES else "weight")
+
+
+def score_settings(scores: str, value_of: Callable[[str], Any]) -> Optional[Dict[str, Any]]:
+    """The settings a configuration gives the weight score `scores` (its class's
+    `settings`: constructor argument -> configuration field, read by value_of),
+    or None when it takes none from there."""
+    entry = WEIGHT_SCORES.get(scores) if scores in WEIGHT_SCORES else None
+    settings = getattr(entry, "settings", None) or {}
+    return {argument: value_of(field) for argument, field in settings.items()} or None
 
 
 def is_random(registry: Registry, name: str) -> bool:
