@@ -281,17 +281,6 @@ def parse_ints(text: Any, name: str) -> List[int]:
     return values
 
 
-def read_records(root: str) -> List[Dict[str, Any]]:
-    """Every instability.json under an experiment root (or one trial), with 'trial'."""
-    found = []
-    for current, _, files in os.walk(root):
-        if RECORD in files and os.path.basename(current).startswith(RUN_NAME):
-            record = save_restore.read_json(os.path.join(current, RECORD))
-            trial = os.path.basename(os.path.dirname(os.path.dirname(current)))
-            found.append(dict(record, trial=trial))
-    return sorted(found, key=lambda r: (r["trial"], r["level"], r["k"]))
-
-
 def command(family: Any) -> Any:
     """The `instability` runner of a family (cli.flags.Command)."""
     from lottery_ticket.cli import runners  # pylint: disable=import-outside-toplevel

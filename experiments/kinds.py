@@ -236,3 +236,6 @@ def _module_command(module: str) -> Callable[[Any], Any]:
 INSTABILITY = register(Kind(name="instability", runner="instability",
                             run_names=("instability_k",),
                             command=_module_command("instability"), own_layout=True))
+# Supermasks (experiments.supermask): {trial}/supermask.json, no run directories.
+SUPERMASK = register(Kind(name="supermask", runner="supermask",
+                          command=_module_command("supermask")))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import register_synthetic_dataset
-from lottery_ticket.analysis import reader
+from lottery_ticket.analysis import reader, report, science
 from lottery_ticket.experiments import instability, lottery
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths, save_restore
@@ -79,9 +79,9 @@ def test_a_ticket_from_iteration_k_records_its_path_and_resumes(trial):
     records, problems = reader.load_experiment(trial)
     assert not problems
     assert {r["experiment_name"] for r in records} == {"lottery"}
-    found = instability.read_records(os.path.dirname(trial))
+    found = science.read_instability(os.path.dirname(trial))
     assert [(r["trial"], r["level"], r["k"]) for r in found if r["k"] == 10] == [
-        ("trial1", 1, 10)]
+        ("1", 1, 10)]
 
 
 def test_the_command_line(trial, capsys):
@@ -103,3 +103,14 @@ def test_the_command_line(trial, capsys):
     assert f"level 1 ({100 * remaining:.2f}% remain), k=0: instability 0.00%" in out
     with pytest.raises(ValueError, match="whole numbers"):
         instability.parse_ints("0,a", "instability_iterations")
+
+
+def test_the_report_draws_the_analyses(trial, tmp_path):
+    instability.run_instability(trial, 0, 0, seeds=(3, 3), interpolation_points=5,
+                                progress=False)
+    result = report.report(os.path.dirname(trial), str(tmp_path / "figures"))
+    figures_dir = tmp_path / "figures"
+    assert os.path.isfile(figures_dir / "instability.png")
+    table = open(figures_dir / "instability.md").read()
+    assert "| 0 | 100.0% | 0 | 1 | 0.00 |" in table
+    assert str(figures_dir / "instability.md") in result["written"]

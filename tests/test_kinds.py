@@ -61,7 +61,8 @@ def test_the_built_in_kinds_give_todays_names_and_order():
     assert control_runs.CONTROLS == ("reinit", "reuse", "reuse_sign", "rearrange",
                                      "random_prune")
     assert kinds.runner_names() == ["lottery_experiment", "train", "reinitialize",
-                                    "rearrange", "random_prune", "oneshot", "instability"]
+                                    "rearrange", "random_prune", "oneshot", "instability",
+                                    "supermask"]
     assert kinds.run_name("same_init") == "lottery"
 
 

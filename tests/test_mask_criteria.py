@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_FC, register_synthetic_dataset
+from lottery_ticket.experiments import supermask
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths, pruning, save_restore
 from lottery_ticket.foundations.model_fc import ModelFc
@@ -75,14 +76,21 @@ def test_a_criterion_without_initial_weights_is_refused():
         criteria.Criterion("largest")
 
 
-def test_movement_from_the_command_line(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def movement_trial(tmp_path_factory):
+    """A one-level trial pruned by movement, made from the command line."""
     from lottery_ticket.mnist_fc.runners import lottery_experiment as runner
-    trial = tmp_path / "trial1"
+    trial = tmp_path_factory.mktemp("criteria") / "trial1"
     try:
         runner.main([f"--output_dir={trial}", "--seed=1", "--levels=1",
                      "--prune_scores=movement", *SMALL_FLAGS])
     except SystemExit as exit_:
-        assert not exit_.code, capsys.readouterr().err
+        assert not exit_.code
+    return str(trial)
+
+
+def test_movement_from_the_command_line(movement_trial):
+    trial = movement_trial
     level0, level1 = paths.run(str(trial), 0), paths.run(str(trial), 1)
     masks0 = save_restore.restore_network(paths.masks(level0))
     initial0 = save_restore.kernels_only(save_restore.restore_network(paths.initial(level0)))
@@ -95,3 +103,54 @@ def test_movement_from_the_command_line(tmp_path, capsys):
     recorded = json.load(open(paths.done(level1)))["run_info"]
     assert recorded["pruning_rule"]["scores"] == "movement"
     assert ExperimentConfig().replace(prune_scores="movement")["prune_scores"] == "movement"
+
+
+def test_supermask_weights_keep_signs_and_a_constant_per_layer():
+    masks, initial, _ = _weights(2)
+    masks = pruning.prune(PERCENTS, masks, initial)
+    initial["layer0.bias"] = np.full(32, 0.5, np.float32)
+    plain = supermask.supermask_weights(masks, initial)
+    signed = supermask.supermask_weights(masks, initial, signed_constant=True)
+    for name in PERCENTS:
+        np.testing.assert_array_equal(plain[name], initial[name] * masks[name])
+        constant = np.float32(np.std(initial[name].astype(np.float64)))
+        assert set(np.unique(np.abs(signed[name][masks[name] == 1]))) == {constant}
+        assert np.array_equal(np.sign(signed[name]), np.sign(initial[name]) * masks[name])
+    assert np.array_equal(signed["layer0.bias"], initial["layer0.bias"])
+    with pytest.raises(ValueError, match="do not match its mask"):
+        supermask.supermask_weights({"layer0": np.ones((3, 3))}, initial)
+
+
+def test_supermask_of_a_trial_from_the_command_line_and_the_report(movement_trial, tmp_path,
+                                                                   capsys):
+    from lottery_ticket.analysis import report, science
+    from lottery_ticket.mnist_fc.runners import supermask as runner
+    trial = movement_trial
+    try:
+        runner.main([f"--trial_dir={trial}"])
+    except SystemExit as exit_:
+        assert not exit_.code, capsys.readouterr().err
+    out = capsys.readouterr().out
+    record = json.load(open(os.path.join(trial, supermask.RECORD)))
+    assert record["criterion"] == "movement" and [e["level"] for e in record["levels"]] == [0, 1]
+    # Level 0's dense network at its initial weights is what its run evaluated first.
+    metrics0 = json.load(open(paths.metrics(paths.run(trial, 0))))
+    assert metrics0["test"]["iteration"][0] == 0
+    assert record["levels"][0]["init"]["accuracy"] == pytest.approx(
+        metrics0["test"]["accuracy"][0], abs=1e-6)
+    masks1 = save_restore.restore_network(paths.masks(paths.run(trial, 1)))
+    kept = sum(int(m.sum()) for m in masks1.values()) / sum(m.size for m in masks1.values())
+    assert record["levels"][1]["remaining"] == pytest.approx(kept)
+    assert f"level 1 ({100 * kept:.2f}% remain)" in out
+    # Rerunning reads it back; other settings are refused.
+    stamp = os.path.getmtime(os.path.join(trial, supermask.RECORD))
+    assert supermask.evaluate_trial(trial) == record
+    assert os.path.getmtime(os.path.join(trial, supermask.RECORD)) == stamp
+    with pytest.raises(ValueError, match="split: 'test' -> 'train'"):
+        supermask.evaluate_trial(trial, split="train")
+    rows = science.read_supermasks(os.path.dirname(trial))
+    assert [(r["criterion"], r["level"]) for r in rows] == [("movement", 0), ("movement", 1)]
+    result = report.report(os.path.dirname(trial), str(tmp_path / "figures"))
+    assert os.path.isfile(tmp_path / "figures" / "supermask.png")
+    assert "movement" in open(tmp_path / "figures" / "supermask.csv").read()
+    assert not [p for p in result["problems"] if "supermask" in str(p)]
