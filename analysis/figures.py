@@ -399,6 +399,6 @@ def supermask_figure(rows: Sequence[Record], path: Optional[str] = None,
                   label=f"{criterion} (signed constant)")
     _percent_axis(axes, [100 * row["remaining"] for row in summary] or [100.0])
     axes.set_ylabel("test accuracy without training (%)")
-    axes.legend(fontsize="small")
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     axes.set_title(title)
     return _finish(figure, path)

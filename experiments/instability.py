@@ -24,11 +24,13 @@ rewind{k}/ snapshot when the trial was run with --rewind_iteration=k, else a
 start run trained 0..k with level 0's seeds and batch order. A ticket (level
 L > 0) starts from those weights under its masks (found with the trial's own
 rewinding setting). Each copy trains iterations k..N-1 as a rewound run does
-(``single_run.train`` with rewind_iteration=k), so copies resume and refuse
-changed settings like every run; a finished record with other settings is
+(rewind_iteration=k; fully-connected copies train together as a population of
+2), with the files and run_info single_run.train gives, so copies resume and
+refuse changed settings like every run; a finished record with other settings is
 refused too.
 """
 
+import contextlib
 import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
@@ -36,10 +38,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from lottery_ticket.experiments import build
+from lottery_ticket.experiments import lockstep
 from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments import tickets
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths
+from lottery_ticket.foundations import trainer
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
 from lottery_ticket.foundations.model_base import bias_key
@@ -102,8 +106,6 @@ def evaluate_path(config: ExperimentConfig, first: Network, second: Network,
     Raises:
       ValueError: fewer than 2 points, or networks that do not match.
     """
-    from lottery_ticket.foundations import trainer  # TensorFlow only when evaluating
-
     if int(points) < 2:
         raise ValueError(f"interpolation_points is {points}; the path needs at least its "
                          "2 endpoints.")
@@ -186,6 +188,44 @@ def _check_same(record: Mapping[str, Any], settings: Mapping[str, Any], where: s
                          "Rerun with its settings, or delete that directory to redo it.")
 
 
+def train_copies(copy_dirs: Sequence[str], config: ExperimentConfig, masks: Network,
+                 presets: Network, seeds: Sequence[int], extras: Sequence[Mapping[str, Any]],
+                 progress: Progress = None) -> None:
+    """Trains (or reads back) the copies, each as single_run.train would (seed = its
+    batch order and dropout seed, run_info extended by its extra): together as a
+    population of 2 for fully-connected networks (one compiled program, faster),
+    one after the other otherwise. Either way each copy's files are those its
+    single run would have, so a rerun reads them back."""
+    if config["model"] != "fc":
+        for copy_dir, seed, extra in zip(copy_dirs, seeds, extras):
+            single_run.train(copy_dir, config, masks=masks, presets=presets, seed=seed,
+                             train_order_seed=seed, run_info=extra, progress=progress)
+        return
+    build.check(config)
+    data = build.data_identity(config)
+    infos = [single_run.make_run_info(config, seed, seed, masks, presets, data, extra)
+             for seed, extra in zip(seeds, extras)]
+    with contextlib.ExitStack() as locks:
+        for copy_dir in copy_dirs:
+            locks.enter_context(runs.lock(copy_dir))
+        pending = [index for index, (copy_dir, info) in enumerate(zip(copy_dirs, infos))
+                   if single_run.load_if_complete(copy_dir, info) is None]
+        if not pending:
+            return
+        datasets = lockstep.datasets(config, [seeds[index] for index in pending])
+        models = []
+        for index, dataset in zip(pending, datasets):
+            model = build.model(config, presets, masks, seed=seeds[index])
+            build.check_fit(config, dataset, model, masks, presets)
+            models.append(model)
+        arguments = single_run.training_arguments(config, population=True)
+        trainer.train_population(
+            datasets, models, arguments.pop("optimizer_fn"), arguments.pop("training_len"),
+            [copy_dirs[index] for index in pending],
+            run_infos=[infos[index] for index in pending], progress=progress,
+            progress_label="instability copies | ", **arguments)
+
+
 def run_instability(trial_dir: str, level: int, k: int, *,
                     config: Optional[ExperimentConfig] = None,
                     interpolation_points: int = DEFAULT_POINTS,
@@ -244,15 +284,11 @@ def run_instability(trial_dir: str, level: int, k: int, *,
         start = start_weights(trial_dir, k, config, lottery_name, progress=False)
         presets = {name: (value * masks[name] if name in masks else value)
                    for name, value in start.items()}
-        finals, copy_dirs = [], []
-        for name, seed in zip(COPIES, seeds):
-            copy_dir = os.path.join(where, name)
-            single_run.train(copy_dir, copy_config, masks=masks, presets=presets, seed=seed,
-                             train_order_seed=seed, run_info={
-                                 "instability": {"level": level, "k": k, "copy": name}},
-                             progress=progress)
-            finals.append(save_restore.restore_network(paths.final(copy_dir)))
-            copy_dirs.append(copy_dir)
+        copy_dirs = [os.path.join(where, name) for name in COPIES]
+        extras = [{"instability": {"level": level, "k": k, "copy": name}} for name in COPIES]
+        train_copies(copy_dirs, copy_config, masks, presets, seeds, extras, progress)
+        finals = [save_restore.restore_network(paths.final(copy_dir))
+                  for copy_dir in copy_dirs]
         path = evaluate_path(config, finals[0], finals[1], masks, interpolation_points)
         errors = [point["error"] for point in path]
         kept = sum(int(np.count_nonzero(mask)) for mask in masks.values())
@@ -281,14 +317,41 @@ def parse_ints(text: Any, name: str) -> List[int]:
     return values
 
 
+def place(output_dir: str) -> Tuple[str, int, int]:
+    """(trial directory, level, k) of an analysis directory {trial}/{level}/instability_k{k}.
+
+    Raises:
+      ValueError: a path of another form.
+    """
+    where = os.path.abspath(output_dir).rstrip(os.sep)
+    name, k = paths.split_run_name(os.path.basename(where))
+    level = os.path.basename(os.path.dirname(where))
+    if name != RUN_NAME or not k or not level.isdigit():
+        raise ValueError(f"--output_dir={output_dir} is not an analysis directory: it must "
+                         f"be {{trial}}/{{level}}/{RUN_NAME}{{k}} (e.g. results/lottery/"
+                         f"trial1/0/{RUN_NAME}500), since the report reads the level and k "
+                         "from its path.")
+    return os.path.dirname(os.path.dirname(where)), int(level), int(k)
+
+
 def command(family: Any) -> Any:
     """The `instability` runner of a family (cli.flags.Command)."""
     from lottery_ticket.cli import runners  # pylint: disable=import-outside-toplevel
-    from lottery_ticket.cli.flags import REQUIRED, Command, Flag  # noqa: E501 pylint: disable=C0415
+    from lottery_ticket.cli.flags import Command, Flag  # pylint: disable=C0415
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
         levels = parse_ints(values["levels"], "levels")
         ks = parse_ints(values["instability_iterations"], "instability_iterations")
+        if values["output_dir"]:
+            if given & {"trial_dir", "levels", "instability_iterations"}:
+                raise ValueError("--output_dir names one analysis (its trial, level and "
+                                 "k); drop --trial_dir, --levels and "
+                                 "--instability_iterations, or drop --output_dir.")
+            values["trial_dir"], level, k = place(values["output_dir"])
+            levels, ks = [level], [k]
+        elif not values["trial_dir"]:
+            raise ValueError("pass --trial_dir=DIR (a lottery trial), or --output_dir="
+                             "{trial}/{level}/instability_k{k} for one analysis.")
         seeds = parse_ints(values["seeds"], "seeds")
         runners.configure(values["threads"])
         for level in levels:
@@ -306,7 +369,10 @@ def command(family: Any) -> Any:
     location_aliases = tuple(alias for alias, field in family.flag_aliases.items()
                              if field == "data_location")
     own = [
-        Flag("trial_dir", REQUIRED, "A finished lottery trial (its levels' runs).", str),
+        Flag("trial_dir", "", "A lottery trial whose levels are finished.", str),
+        Flag("output_dir", "", "One analysis, {trial}/{level}/instability_k{k}, instead "
+             "of --trial_dir, --levels and --instability_iterations (the form argfile "
+             "batches need: one line per analysis).", str),
         Flag("levels", "0", "Levels analysed, comma-separated: 0 is the dense network, L "
              "the ticket at level L.", str),
         Flag("instability_iterations", "0", "The iterations k the two copies start from, "
