@@ -96,13 +96,14 @@ def instability_markdown(rows: Sequence[Dict[str, Any]], title: str) -> str:
     """The instability table: per level (weights remaining) and k, the mean
     instability and endpoint error over trials, in percent."""
     summary = mean_by(rows, ("level", "k"), ("remaining", "instability", "error_a",
-                                             "highest_error"))
+                                             "error_b", "highest_error"))
     lines = [f"# {title}: instability analysis", "",
              "| level | weights remaining | k | trials | instability (%) | "
-             "endpoint error (%) | highest error on path (%) |",
+             "endpoint errors a / b (%) | highest error on path (%) |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in summary:
         lines.append(f"| {row['level']} | {100 * row['remaining']:.1f}% | {row['k']} | "
                      f"{row['trials']} | {100 * row['instability']:.2f} | "
-                     f"{100 * row['error_a']:.2f} | {100 * row['highest_error']:.2f} |")
+                     f"{100 * row['error_a']:.2f} / {100 * row['error_b']:.2f} | "
+                     f"{100 * row['highest_error']:.2f} |")
     return "\n".join(lines) + "\n"
