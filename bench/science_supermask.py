@@ -10,8 +10,10 @@ supermask evaluation of every level (experiments.supermask): test accuracy of
 the masked network at its initial weights without training, and with the
 signed constant initialization. Prints one JSON object (per criterion and
 level: weights remaining, both accuracies, and the trained ticket's final test
-accuracy); the figure goes to {root}/supermask.png. Rerunning with the same
---root reads everything back.
+accuracy); the figure goes to {root}/supermask.png. The trials are
+{root}/trial{i}, one per criterion (in --criteria order), so
+``python -m lottery_ticket.analysis.report --experiment_root={root}`` reads them as one
+experiment. Rerunning with the same --root reads everything back.
 """
 
 import argparse
@@ -47,7 +49,9 @@ def main() -> None:
             test_interval=args.iterations, levels=args.levels, prune_scores=criterion,
             prune_percents={"layer0": args.rate, "layer1": args.rate,
                             "layer2": args.rate / 2})
-        trial_dir = os.path.join(root, criterion, "trial1")
+        # One experiment tree, a trial per criterion: the report reads it as one
+        # (series by prune_scores) and draws supermask.png from the trials' records.
+        trial_dir = os.path.join(root, f"trial{index + 1}")
         lottery.run_trial(trial_dir, config, seed=1, progress=False)
         record = supermask.evaluate_trial(trial_dir)
         for entry in record["levels"]:
@@ -59,8 +63,7 @@ def main() -> None:
                             "supermask_signed_constant":
                                 round(entry["signed_constant"]["accuracy"], 4),
                             "trained": round(metrics["test"]["accuracy"][-1], 4)})
-    rows = [row for criterion in args.criteria.split(",")
-            for row in science.read_supermasks(os.path.join(root, criterion))]
+    rows = science.read_supermasks(root)
     figures.supermask_figure(rows, path=os.path.join(root, "supermask.png"),
                              title="LeNet-300-100 on Fashion-MNIST: supermasks")
     print(json.dumps({"root": root, "iterations": args.iterations, "rate": args.rate,

@@ -162,11 +162,22 @@ def evaluate_trial(trial_dir: str, *, lottery_name: str = "lottery", split: str 
 def command(family: Any) -> Any:
     """The `supermask` runner of a family (cli.flags.Command)."""
     from lottery_ticket.cli import runners  # pylint: disable=import-outside-toplevel
-    from lottery_ticket.cli.flags import REQUIRED, Command, Flag  # noqa: E501 pylint: disable=C0415
+    from lottery_ticket.cli.flags import Command, Flag  # pylint: disable=C0415
 
     def run(values: Dict[str, Any], given: Set[str]) -> None:
+        trial_dir = values["trial_dir"]
+        if values["output_dir"]:
+            where = os.path.abspath(values["output_dir"]).rstrip(os.sep)
+            if os.path.basename(where) != "supermask" or trial_dir:
+                raise ValueError(f"--output_dir={values['output_dir']}: give "
+                                 "{trial}/supermask (the form argfile batch lines need) "
+                                 "and no --trial_dir, or --trial_dir alone.")
+            trial_dir = os.path.dirname(where)
+        elif not trial_dir:
+            raise ValueError("pass --trial_dir=DIR (a lottery trial), or --output_dir="
+                             "{trial}/supermask.")
         runners.configure(values["threads"])
-        record = evaluate_trial(values["trial_dir"], lottery_name=values["lottery_name"],
+        record = evaluate_trial(trial_dir, lottery_name=values["lottery_name"],
                                 split=values["split"],
                                 data_location=values["data_location"] or None)
         for entry in record["levels"]:
@@ -178,8 +189,10 @@ def command(family: Any) -> Any:
     location_aliases = tuple(alias for alias, field in family.flag_aliases.items()
                              if field == "data_location")
     own = [
-        Flag("trial_dir", REQUIRED, "A lottery trial (e.g. one pruned with "
+        Flag("trial_dir", "", "A lottery trial (e.g. one pruned with "
              "--prune_scores=movement); its finished levels are evaluated.", str),
+        Flag("output_dir", "", "{trial}/supermask instead of --trial_dir: the form "
+             "argfile batch lines need (their log goes to {trial}/supermask.log).", str),
         Flag("split", "test", "The split evaluated.", str),
         Flag("lottery_name", "lottery", "Name of the trial's runs.", str),
         Flag("data_location", "", "Where the data is, if not where the trial recorded it.",

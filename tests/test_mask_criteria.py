@@ -146,6 +146,12 @@ def test_supermask_of_a_trial_from_the_command_line_and_the_report(movement_tria
     stamp = os.path.getmtime(os.path.join(trial, supermask.RECORD))
     assert supermask.evaluate_trial(trial) == record
     assert os.path.getmtime(os.path.join(trial, supermask.RECORD)) == stamp
+    try:  # as an argfile batch line names it
+        runner.main([f"--output_dir={os.path.join(trial, 'supermask')}"])
+    except SystemExit as exit_:
+        assert not exit_.code, capsys.readouterr().err
+    assert f"level 1 ({100 * kept:.2f}% remain)" in capsys.readouterr().out
+    assert os.path.getmtime(os.path.join(trial, supermask.RECORD)) == stamp
     with pytest.raises(ValueError, match="split: 'test' -> 'train'"):
         supermask.evaluate_trial(trial, split="train")
     rows = science.read_supermasks(os.path.dirname(trial))
