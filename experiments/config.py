@@ -285,9 +285,10 @@ class PruneConfig(_Concern):
         "\"{'layer0': 0.2, 'layer1': 0.2, 'layer2': 0.1}\" (units for --pruning=unit).")
     prune_scores: str = _field("magnitude", "What ranks weights for pruning, lowest "
                                "first: magnitude, random (seeded by prune_seed), snip "
-                               "(|w * dL/dw| on the first training batch), a mask criterion "
-                               "of Zhou et al. (large_final, small_final, large_init, "
-                               "large_init_large_final, magnitude_increase, movement) or a score "
+                               "(|w * dL/dw| on the first training batch), a mask "
+                               "criterion of Zhou et al. (large_final, small_final, "
+                               "large_init, large_init_large_final, magnitude_increase, "
+                               "movement) or a score "
                                "registered in foundations.pruning.WEIGHT_SCORES; for "
                                "--pruning=unit: magnitude (= input_magnitude), "
                                "output_magnitude, magnitude_product or random.")
