@@ -14,7 +14,9 @@ leave the host's backend, pyplot's figure list and rcParams alone.
 * accuracy_curves_figure: test accuracy during training at chosen levels
   (Figure 2);
 * weight_histograms_figure: the winning tickets' initial weights per layer at
-  chosen levels (Figure 8).
+  chosen levels (Figure 8);
+* instability_figure, supermask_figure: instability against k, supermask
+  accuracy against weights remaining per mask criterion (analysis.science).
 """
 
 import io
@@ -25,6 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from lottery_ticket.analysis import science
 from lottery_ticket.analysis.tables import plural
 from lottery_ticket.experiments import kinds
 from lottery_ticket.foundations import save_restore
@@ -387,4 +390,61 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
         handles, labels = axes.get_legend_handles_labels()
         legend_axes.legend(handles, labels, fontsize=7, loc="upper center", frameon=False)
     figure.suptitle(title)
+    return _finish(figure, path)
+
+
+def instability_figure(rows: Sequence[Record], path: Optional[str] = None,
+                       title: str = "instability analysis") -> Figure:
+    """Instability (highest test error on the path between two copies minus their
+    mean, in percent) against the iteration k the copies start from: one line
+    per level (the dense network, tickets at their weights remaining), the mean
+    over trials with bars from the lowest to the highest (analysis.science
+    read_instability's rows)."""
+    figure = ShownFigure(figsize=(6.4, 4.2))
+    axes = figure.add_subplot()
+    summary = science.mean_by(rows, ("level", "k"), ("remaining", "instability"))
+    for index, level in enumerate(sorted({row["level"] for row in summary})):
+        points = [row for row in summary if row["level"] == level]
+        ks = np.array([row["k"] for row in points], float)
+        mean = 100 * np.array([row["instability"] for row in points])
+        low = 100 * np.array([row["instability_min"] for row in points])
+        high = 100 * np.array([row["instability_max"] for row in points])
+        label = ("dense" if level == 0 else
+                 f"ticket, {100 * points[0]['remaining']:.1f}% remaining")
+        axes.errorbar(ks, mean, yerr=[mean - low, high - mean], label=label, capsize=3,
+                      **_style(index))
+    if rows and min(row["k"] for row in rows) >= 0 and len({r["k"] for r in rows}) > 1:
+        axes.set_xscale("symlog", linthresh=max(1, min(r["k"] for r in rows if r["k"] > 0)))
+    axes.set_xlabel("k: iteration the two copies start from")
+    axes.set_ylabel("instability: error barrier (%)")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    axes.set_title(title)
+    return _finish(figure, path)
+
+
+def supermask_figure(rows: Sequence[Record], path: Optional[str] = None,
+                     title: str = "supermasks") -> Figure:
+    """Test accuracy of the untrained masked network against weights remaining,
+    one line per mask criterion: solid at the initial weights, dashed with the
+    signed constant initialization; the mean over trials (analysis.science
+    read_supermasks's rows)."""
+    figure = ShownFigure(figsize=(7.2, 4.5))
+    axes = figure.add_subplot()
+    summary = science.mean_by(rows, ("criterion", "level"),
+                              ("remaining", "init_accuracy", "signed_constant_accuracy"))
+    for index, criterion in enumerate(sorted({row["criterion"] for row in summary})):
+        points = sorted((row for row in summary if row["criterion"] == criterion),
+                        key=lambda row: -row["remaining"])
+        percents = [100 * row["remaining"] for row in points]
+        style = _style(index)
+        line, = axes.plot(percents, [100 * row["init_accuracy"] for row in points],
+                          marker=style["marker"], linestyle="-", label=criterion)
+        axes.plot(percents, [100 * row["signed_constant_accuracy"] for row in points],
+                  marker=style["marker"], linestyle="--", color=line.get_color(),
+                  label=f"{criterion} (signed constant)")
+    _percent_axis(axes, [100 * row["remaining"] for row in summary] or [100.0])
+    axes.set_ylabel("test accuracy without training (%)")
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes.set_title(title)
     return _finish(figure, path)

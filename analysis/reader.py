@@ -346,6 +346,9 @@ def find_runs(root: str) -> Tuple[List[Tuple[str, str]], List[Problem]]:
                     problems.append(Problem(run_dir, "not a run directory name; left out",
                                             LAYOUT))
                     continue
+                kind = kinds.of_run(kinds.run_name(paths.split_run_name(name)[0]))
+                if kind is not None and kind.own_layout:
+                    continue  # not a run: its kind's module reads it
                 runs.append((trial, run_dir))
     return runs, problems
 

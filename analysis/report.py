@@ -16,6 +16,9 @@ writes into FIGS:
                                ablations (when the tree has prune_at_init runs)
     accuracy_curves.png        test accuracy during training at the chosen levels
     weight_histograms.png      the tickets' initial weights per layer at those levels
+    instability.png, .csv, .md instability vs k per level (when the tree has analyses)
+    supermask.png, .csv        supermask accuracy vs weights remaining per mask
+                               criterion (when its trials have supermask.json)
     summary.csv, summary.md    mean / min / max per experiment and level
     runs.csv                   one row per run with its metrics
     evaluations.csv            one row per run, split and evaluated iteration
@@ -39,6 +42,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 from lottery_ticket.analysis import figures
 from lottery_ticket.analysis import metrics
 from lottery_ticket.analysis import reader
+from lottery_ticket.analysis import science
 from lottery_ticket.analysis import tables
 from lottery_ticket.cli import flags
 from lottery_ticket.foundations import registry
@@ -243,6 +247,7 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
              figures.weight_histograms_figure, tickets)
     else:
         left_out("weight_histograms", f"no complete {experiment_name!r} runs{at}")
+    written += _science(experiment_root, out, image_format, title, problems)
     problems_path = out("problems.txt")
     if problems:
         save_restore.write_bytes_atomically(
@@ -252,6 +257,37 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
         os.remove(problems_path)  # A stale list from an earlier report would mislead.
     return {"written": written, "problems": problems, "diverged": diverged,
             "summary": summary}
+
+
+def _science(root: str, out, image_format: str, title: str,
+             problems: List[reader.Problem]) -> List[str]:
+    """The instability and supermask figures and tables, when the tree has such
+    records (analysis.science); an unreadable record is a problem, not a failure."""
+    written: List[str] = []
+    for name, read in (("instability", science.read_instability),
+                       ("supermask", science.read_supermasks)):
+        try:
+            rows = read(root)
+        except (ValueError, KeyError, TypeError, OSError) as error:
+            problems.append(reader.Problem(root, f"{name} records unreadable ({error}); "
+                                                 f"{name} figure left out", reader.NOTE))
+            rows = []
+        files = [f"{name}.{image_format}", f"{name}.csv"] + (
+            ["instability.md"] if name == "instability" else [])
+        if not rows:
+            for stale in files:
+                if os.path.exists(out(stale)):
+                    os.remove(out(stale))  # An earlier report's would mislead.
+            continue
+        draw = figures.instability_figure if name == "instability" else \
+            figures.supermask_figure
+        draw(rows, path=out(files[0]), title=f"{title}: {name}")
+        tables.write_csv(out(files[1]), rows)
+        if name == "instability":
+            save_restore.write_bytes_atomically(
+                out(files[2]), science.instability_markdown(rows, title).encode("utf-8"))
+        written += [out(f) for f in files]
+    return written
 
 
 def _rewinding_series(records: Sequence[reader.Record]) -> List[str]:

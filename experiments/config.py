@@ -21,6 +21,8 @@ import typing
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from lottery_ticket.foundations import pruning as pruning_lib
+# Registers Zhou et al.'s mask criteria (large_final, movement, ...) as weight scores.
+from lottery_ticket.foundations.pruning import criteria as _criteria  # noqa: F401
 from lottery_ticket.foundations import registry
 
 # One tuple per layer; what it holds is the model's: (units, activation) for fc.
@@ -284,7 +286,10 @@ class PruneConfig(_Concern):
     prune_scores: str = _field("magnitude", "What ranks weights for pruning, lowest "
                                "first: magnitude, random (seeded by prune_seed), snip "
                                "(|w * dL/dw| on the first training batch), grasp, "
-                               "synflow, magnitude_at_init, or a score "
+                               "synflow, magnitude_at_init, a mask criterion of Zhou "
+                               "et al. (large_final, small_final, large_init, "
+                               "large_init_large_final, magnitude_increase, movement) "
+                               "or a score "
                                "registered in foundations.pruning.WEIGHT_SCORES; for "
                                "--pruning=unit: magnitude (= input_magnitude), "
                                "output_magnitude, magnitude_product or random.")

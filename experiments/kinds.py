@@ -49,6 +49,9 @@ class Kind:
       labels: run name -> legend label (default the run name).
       styles: run name -> matplotlib line style (marker, linestyle, color...)
         that replaces the one its place in the figure gives.
+      own_layout: its directories in a level ({trial}/{level}/{name}{id}) are
+        not runs but hold its own files (a record, runs of its own): the
+        reader leaves them out of the runs; the kind's module reads them.
       argfile_takes_model: for a family whose models have their own defaults
         (Family.model_defaults), its argfile takes --model, uses that model's
         defaults and puts --model on every line (trials; controls read their
@@ -67,6 +70,7 @@ class Kind:
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     styles: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     argfile_takes_model: bool = False
+    own_layout: bool = False
 
 
 _KINDS: Dict[str, Kind] = {}
@@ -237,3 +241,22 @@ PRUNE_AT_INIT = register(Kind(
                                                   "marker": _ABLATION_MARKERS[ablation]}
             for score in PRUNE_AT_INIT_SCORES for ablation in PRUNE_AT_INIT_ABLATIONS},
     argfile_takes_model=True))
+
+
+def _module_command(module: str) -> Callable[[Any], Any]:
+    """command(family) calling lottery_ticket.experiments.<module>.command, imported
+    when called."""
+    def command(family: Any) -> Any:
+        import importlib  # pylint: disable=import-outside-toplevel
+        return importlib.import_module(f"lottery_ticket.experiments.{module}").command(family)
+    return command
+
+
+# Linear mode connectivity (experiments.instability): {level}/instability_k{k}/ holds two
+# copies and instability.json.
+INSTABILITY = register(Kind(name="instability", runner="instability",
+                            run_names=("instability_k",),
+                            command=_module_command("instability"), own_layout=True))
+# Supermasks (experiments.supermask): {trial}/supermask.json, no run directories.
+SUPERMASK = register(Kind(name="supermask", runner="supermask",
+                          command=_module_command("supermask")))

@@ -65,7 +65,7 @@ def test_the_built_in_kinds_give_todays_names_and_order():
                                      "random_prune")
     assert kinds.runner_names() == ["lottery_experiment", "train", "reinitialize",
                                     "rearrange", "random_prune", "oneshot",
-                                    "prune_at_init"]
+                                    "prune_at_init", "instability", "supermask"]
     assert kinds.run_name("same_init") == "lottery"
 
 
