@@ -1,0 +1,173 @@
+"""The Keras adapter: a user's Keras model trained, pruned and reset as a ModelBase."""
+
+import functools
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lottery_ticket.foundations import paths, save_restore, trainer
+from lottery_ticket.foundations.dataset_base import DatasetBase
+from lottery_ticket.foundations.keras_model import KerasModel, bn_key
+
+
+def residual_model(seed: int = 0) -> keras.Model:
+    """A small functional model with BN, a residual Add, pooling and dropout."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Conv2D(6, 3, padding="same", name="stem")(inputs)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.ReLU()(x)
+    y = keras.layers.Conv2D(6, 3, padding="same", use_bias=False, name="block")(x)
+    y = keras.layers.BatchNormalization(name="block_bn")(y)
+    x = keras.layers.Activation("relu")(keras.layers.Add()([x, y]))
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(0.25)(x)
+    outputs = keras.layers.Dense(4, name="head")(x)
+    return keras.Model(inputs, outputs)
+
+
+def image_dataset(seed: int = 0, count: int = 64) -> DatasetBase:
+    rng = np.random.RandomState(seed)
+    x = rng.rand(count, 12, 12, 1).astype(np.float32)
+    y = (x[:, :6].mean(axis=(1, 2, 3)) * 8).astype(np.int32) % 4
+    return DatasetBase((x, y), 16, test=(x[:32], y[:32]), train_order_seed=seed)
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv = keras.layers.Conv2D(3, 3, name="sub_conv")
+        self.bn = keras.layers.BatchNormalization(name="sub_bn")
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.out = keras.layers.Dense(2, name="sub_out")
+
+    def call(self, inputs, training=False):
+        return self.out(self.pool(self.bn(self.conv(inputs), training=training)))
+
+
+def test_all_ones_masks_give_the_keras_models_outputs():
+    x = np.random.RandomState(1).rand(5, 12, 12, 1).astype(np.float32)
+    functional = residual_model()
+    ones = {"stem": np.ones((3, 3, 1, 6)), "block": np.ones((3, 3, 6, 6)),
+            "head": np.ones((216, 4))}
+    model = KerasModel(functional, masks=ones)
+    np.testing.assert_array_equal(model(x).numpy(), functional(x, training=False).numpy())
+    assert model.layer_names == ["stem", "block", "head"] and model.output_layer == "head"
+    sequential = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, activation="relu"),
+                                   keras.layers.Dense(3, activation="softmax")])
+    rows = np.random.RandomState(2).rand(4, 6).astype(np.float32)
+    np.testing.assert_array_equal(KerasModel(sequential)(rows).numpy(),
+                                  sequential(rows).numpy())
+    subclassed = Subclassed()
+    subclassed(x)
+    np.testing.assert_allclose(KerasModel(subclassed)(x).numpy(),
+                               subclassed(x, training=False).numpy(), rtol=0, atol=1e-6)
+
+
+def test_unsupported_layers_are_named_in_one_error():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.DepthwiseConv2D(3, name="depthwise")(inputs)
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    with pytest.raises(ValueError, match=r"depthwise \(DepthwiseConv2D.*norm \(LayerNorm"):
+        KerasModel(model)
+    with pytest.raises(ValueError, match="not built"):
+        KerasModel(keras.Sequential([keras.layers.Dense(2)]))
+
+
+def test_seeded_weights_are_reproducible_and_keras_weights_are_kept():
+    functional = residual_model()
+    first, again = KerasModel(functional, seed=3), KerasModel(functional, seed=3)
+    other = KerasModel(functional, seed=4)
+    for model in (first, again, other):
+        model.build((12, 12, 1))
+    for name in first.layer_names:
+        np.testing.assert_array_equal(first.weights[name], again.weights[name])
+        assert not np.array_equal(first.weights[name], other.weights[name])
+    kept = KerasModel(functional).build((12, 12, 1))
+    np.testing.assert_array_equal(kept.weights["head"], functional.get_layer("head").kernel.numpy())
+
+
+@pytest.mark.parametrize("decay", ["l2", "decoupled"])
+def test_masked_weights_stay_zero_and_batch_norm_trains_and_resets(tmp_path, decay):
+    functional = residual_model()
+    base = KerasModel(functional, seed=5).build((12, 12, 1))
+    rng = np.random.RandomState(0)
+    masks = {name: (rng.rand(*value.shape) > 0.5).astype(np.float32)
+             for name, value in base.weights.items()}
+    model = KerasModel(functional, masks=masks, seed=5,
+                       weight_decay=1e-2 if decay == "l2" else 0.0)
+    if decay == "l2":
+        optimizer = functools.partial(keras.optimizers.SGD, 0.1, momentum=0.9, nesterov=True)
+    else:
+        optimizer = functools.partial(keras.optimizers.SGD, 0.1, momentum=0.9,
+                                      weight_decay=1e-2)
+    dataset = image_dataset()
+    result = trainer.train(dataset, model, optimizer, ("iterations", 12),
+                           str(tmp_path / "run"), save_summaries=False, test_interval=6,
+                           progress=False, xla="off")
+    for name, mask in masks.items():
+        final = model.kernel_variables[name].numpy()
+        assert np.all(final[mask == 0] == 0.0), name
+        assert np.all(result[1][name][mask == 0] == 0.0)
+    moving = model.batch_norm_variables[bn_key("stem_bn", "moving_mean")].numpy()
+    assert np.any(moving != 0.0)  # training moved the statistics from their zeros
+    initial = save_restore.restore_network(paths.initial(str(tmp_path / "run")))
+    final = save_restore.restore_network(paths.final(str(tmp_path / "run")))
+    for part in ("gamma", "beta", "moving_mean", "moving_variance"):
+        assert bn_key("block_bn", part) in initial and bn_key("block_bn", part) in final
+    np.testing.assert_array_equal(final[bn_key("stem_bn", "moving_mean")], moving)
+    # A level's model from the same seed starts at level 0's BN values (not the trained).
+    reset = KerasModel(functional, presets=result[0], masks=masks, seed=5)
+    reset.build((12, 12, 1))
+    for key, value in reset.batch_norm_variables.items():
+        np.testing.assert_array_equal(value.numpy(), initial[key])
+    np.testing.assert_array_equal(initial[bn_key("stem_bn", "moving_mean")], np.zeros(6))
+    # A rewind point (the whole network, BN included) restores its BN values.
+    rewound = KerasModel(functional, presets=final, masks=masks, seed=9).build((12, 12, 1))
+    for key, value in rewound.batch_norm_variables.items():
+        np.testing.assert_array_equal(value.numpy(), final[key])
+    # Evaluation uses the moving statistics: the trained values in the Keras model agree.
+    x = dataset.test[0][:8]
+    np.testing.assert_allclose(rewound(x).numpy(), model(x).numpy(), atol=1e-5)
+
+
+def test_compiled_functions_are_reused_for_an_equal_keras_model(tmp_path, monkeypatch):
+    from lottery_ticket.foundations.training import single
+    made = []
+
+    class Counted(single.CompiledSteps):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(single, "CompiledSteps", Counted)
+    dataset = image_dataset()
+    optimizer = functools.partial(keras.optimizers.SGD, 0.05)
+    models = [KerasModel(residual_model(), seed=s) for s in (1, 2)]
+    for index, model in enumerate(models):
+        trainer.train(dataset, model, optimizer, ("iterations", 4), str(tmp_path / str(index)),
+                      save_summaries=False, test_interval=4, progress=False, xla="off")
+    # The second run trained in the first's traced copy; its values came back to it.
+    assert models[1].trace_key() == models[0].trace_key()
+    assert not np.array_equal(models[0].weights["head"], models[1].weights["head"])
+    assert os.path.exists(tmp_path / "1" / "done.json")
+    assert len(made) == 1  # traced once, for both runs
+
+
+def test_augmentation_is_reproducible_from_seed_and_step():
+    model = KerasModel(residual_model(), seed=1, augment="crop_flip").build((12, 12, 1))
+    x = tf.constant(np.random.RandomState(0).rand(4, 12, 12, 1).astype(np.float32))
+    model.set_training_step(7)
+    first = model.augmented_inputs(x).numpy()
+    model.set_training_step(7)
+    np.testing.assert_array_equal(model.augmented_inputs(x).numpy(), first)
+    model.set_training_step(8)
+    assert not np.array_equal(model.augmented_inputs(x).numpy(), first)
+    # Shifts of at most 4 pixels with zero padding: every output pixel is an input's or 0.
+    assert set(np.round(first.ravel(), 6)) <= set(np.round(x.numpy().ravel(), 6)) | {0.0}
