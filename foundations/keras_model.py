@@ -36,6 +36,7 @@ registered Keras model is reproducible from the run's seed.
 import contextlib
 import copy
 import json
+import re
 from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple
 
 import keras
@@ -110,6 +111,37 @@ def check_supported(model: keras.Model) -> None:
             "with ModelBase.")
 
 
+def _snake(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def layer_keys(model: keras.Model) -> Dict[int, str]:
+    """id(layer) -> the name its values are saved under: the layer's own name, but a
+    name Keras made up ('dense_7': the class and a process-wide count) becomes the
+    class and the layer's position among the model's layers of its class ('dense',
+    'dense_1', ...), so that every build of the model, in any process, has the same
+    names.
+
+    Raises:
+      ValueError: two layers would share a name.
+    """
+    keys, counts = {}, {}
+    for layer in _layers_of(model):
+        snake = _snake(type(layer).__name__)
+        position = counts.get(snake, 0)
+        counts[snake] = position + 1
+        if re.fullmatch(re.escape(snake) + r"(_\d+)?", layer.name):
+            keys[id(layer)] = snake if position == 0 else f"{snake}_{position}"
+        else:
+            keys[id(layer)] = layer.name
+    if len(set(keys.values())) != len(keys):
+        raise ValueError(f"the Keras model's layers would share names ({sorted(keys.values())}): "
+                         "give its Dense, Conv2D, BatchNormalization and Dropout layers "
+                         "distinct names.")
+    return keys
+
+
 def _is_softmax(activation: Any) -> bool:
     return activation is keras.activations.softmax or getattr(
         activation, "__name__", "") == "softmax"
@@ -164,6 +196,7 @@ class KerasModel(ModelBase):
         super().__init__(presets=presets, masks=masks, seed=seed,
                          name=f"keras_{keras_model.name}")
         self._keras = keras_model
+        self._keys = layer_keys(keras_model)
         self._use_keras_weights = weights == "keras"
         self._weight_decay = float(weight_decay)
         self._label_smoothing = float(label_smoothing)
@@ -223,6 +256,8 @@ class KerasModel(ModelBase):
         """Runs the Keras model's call with the handled layers computing from this
         model's (masked) variables."""
         self._training_trace = bool(training)
+        if not self._built:
+            self._create_variables()
         if training and self._augment:
             inputs = self.augmented_inputs(inputs)
         with self._patched_layers():
@@ -265,6 +300,23 @@ class KerasModel(ModelBase):
 
         return tf.map_fn(one, (padded, offsets, flips), fn_output_signature=images.dtype)
 
+    def _create_variables(self) -> None:
+        # Made here, outside the Keras layers' name scopes, so that the variables'
+        # names are the same for every model of an architecture (compiled functions
+        # are shared by variable layout), in the order of the model's layers.
+        for layer in _layers_of(self._keras):
+            kind = _kind(layer)
+            if kind in ("dense", "conv2d"):
+                self._kernel_and_mask(self._keys[id(layer)], tuple(layer.kernel.shape),
+                                      self._kernel_initializer(layer))
+                if layer.use_bias:
+                    self._bias(self._keys[id(layer)], int(layer.bias.shape[0]),
+                               self._bias_initializer(layer))
+            elif kind == "bn":
+                self._bn_variables(layer)
+            elif kind == "dropout":
+                self.dropout_layer(self._keys[id(layer)], tf.zeros([1]), float(layer.rate), False)
+
     @contextlib.contextmanager
     def _patched_layers(self) -> Iterator[None]:
         patched = []
@@ -296,7 +348,7 @@ class KerasModel(ModelBase):
         return lambda shape, dtype=None: np.asarray(initializer(shape), np.float32)
 
     def _dense_call(self, layer: keras.layers.Dense, inputs: tf.Tensor, **_: Any) -> tf.Tensor:
-        name = layer.name
+        name = self._keys[id(layer)]
         kernel = self._kernel_and_mask(name, tuple(layer.kernel.shape),
                                        self._kernel_initializer(layer))
         matmul = self._matmul_overrides.get(name)
@@ -309,7 +361,7 @@ class KerasModel(ModelBase):
         return outputs if layer.activation is None else layer.activation(outputs)
 
     def _conv_call(self, layer: keras.layers.Conv2D, inputs: tf.Tensor, **_: Any) -> tf.Tensor:
-        name = layer.name
+        name = self._keys[id(layer)]
         if layer.data_format != "channels_last":
             raise ValueError(f"Conv2D layer {name!r} is channels_first; the adapter takes "
                              "channels_last (the Keras default).")
@@ -322,7 +374,7 @@ class KerasModel(ModelBase):
         return outputs if layer.activation is None else layer.activation(outputs)
 
     def _bn_variables(self, layer: keras.layers.BatchNormalization) -> Dict[str, tf.Variable]:
-        name = layer.name
+        name = self._keys[id(layer)]
         if name in self._bn:
             return self._bn[name]
         if self._built:
@@ -361,7 +413,7 @@ class KerasModel(ModelBase):
     def _bn_call(self, layer: keras.layers.BatchNormalization, inputs: tf.Tensor,
                  training: Optional[bool] = None, **_: Any) -> tf.Tensor:
         variables = self._bn_variables(layer)
-        axis, momentum, epsilon = self._bn_settings[layer.name]
+        axis, momentum, epsilon = self._bn_settings[self._keys[id(layer)]]
         rank = inputs.shape.rank
         axis = axis % rank
         reduce_axes = [a for a in range(rank) if a != axis]
@@ -384,7 +436,7 @@ class KerasModel(ModelBase):
 
     def _dropout_call(self, layer: keras.layers.Dropout, inputs: tf.Tensor,
                       training: Optional[bool] = False, **_: Any) -> tf.Tensor:
-        return self.dropout_layer(layer.name, inputs, float(layer.rate), bool(training))
+        return self.dropout_layer(self._keys[id(layer)], inputs, float(layer.rate), bool(training))
 
     # -- Values beyond kernels and biases ---------------------------------------
 

@@ -171,3 +171,13 @@ def test_augmentation_is_reproducible_from_seed_and_step():
     assert not np.array_equal(model.augmented_inputs(x).numpy(), first)
     # Shifts of at most 4 pixels with zero padding: every output pixel is an input's or 0.
     assert set(np.round(first.ravel(), 6)) <= set(np.round(x.numpy().ravel(), 6)) | {0.0}
+
+
+def test_made_up_layer_names_are_the_same_for_every_build():
+    def build():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                                 keras.layers.Dropout(0.1), keras.layers.Dense(2, name="out")])
+    first, second = build(), build()
+    assert first.layers[0].name != second.layers[0].name  # Keras counts on
+    names = [KerasModel(model, seed=0).build((4,)).layer_names for model in (first, second)]
+    assert names == [["dense", "out"], ["dense", "out"]]
