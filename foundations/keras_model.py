@@ -37,7 +37,8 @@ import contextlib
 import copy
 import json
 import re
-from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple
+import inspect
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple, Union
 
 import keras
 import numpy as np
@@ -142,6 +143,34 @@ def layer_keys(model: keras.Model) -> Dict[int, str]:
     return keys
 
 
+# Keras models built by a builder function, by (builder, input shape): every model of a
+# process built from them shares one Keras model (whose weights are never written).
+_BUILT: Dict[Tuple[Any, Tuple[int, ...]], keras.Model] = {}
+
+
+def built_keras_model(builder: Callable[..., keras.Model],
+                      input_shape: Tuple[int, ...]) -> keras.Model:
+    """builder(input_shape), or builder() if it takes no argument: once per process.
+
+    Raises:
+      ValueError: the builder does not return a keras.Model.
+    """
+    key = (builder, tuple(int(d) for d in input_shape))
+    if key not in _BUILT:
+        try:
+            takes_shape = bool(inspect.signature(builder).parameters)
+        except (TypeError, ValueError):
+            takes_shape = True
+        model = builder(key[1]) if takes_shape else builder()
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"the model builder {getattr(builder, '__name__', builder)!r} "
+                             f"returned {type(model).__name__}, not a keras.Model.")
+        if not model.built:
+            model.build((None,) + key[1])
+        _BUILT[key] = model
+    return _BUILT[key]
+
+
 def _is_softmax(activation: Any) -> bool:
     return activation is keras.activations.softmax or getattr(
         activation, "__name__", "") == "softmax"
@@ -177,37 +206,62 @@ class KerasModel(ModelBase):
     # Conv nets on 32x32 images: bound the activations held during evaluation.
     evaluation_chunk = 1000
 
-    def __init__(self, keras_model: keras.Model, presets: save_restore.NetworkLike = None,
+    def __init__(self, keras_model: Union[keras.Model, Callable[..., keras.Model]],
+                 presets: save_restore.NetworkLike = None,
                  masks: save_restore.NetworkLike = None, seed: Optional[int] = None,
                  weights: Optional[str] = None, weight_decay: float = 0.0,
                  label_smoothing: float = 0.0, augment: str = ""):
-        check_supported(keras_model)
+        if isinstance(keras_model, keras.Model):
+            check_supported(keras_model)
+        elif not callable(keras_model):
+            raise ValueError(f"KerasModel takes a built keras.Model or a function that "
+                             f"builds one, got {type(keras_model).__name__}.")
         if weights is None:
             weights = "keras" if seed is None else "seeded"
         if weights not in ("keras", "seeded"):
             raise ValueError(f"weights is {weights!r}; it must be 'keras' (the Keras "
                              "model's own) or 'seeded' (drawn from its initializers).")
+        super().__init__(presets=presets, masks=masks, seed=seed, name="keras_model")
+        self._keras: Optional[keras.Model] = None
+        self._builder = None if isinstance(keras_model, keras.Model) else keras_model
+        self._use_keras_weights = weights == "keras"
+        self._bn: Dict[str, Dict[str, tf.Variable]] = {}
+        self._bn_settings: Dict[str, Tuple[int, float, float]] = {}
+        self._training_trace = False
+        self._augment_step: Optional[tf.Variable] = None
+        self._weight_decay, self._label_smoothing, self._augment = 0.0, 0.0, ""
+        self.set_training_settings(weight_decay, label_smoothing, augment)
+        if self._builder is None:
+            self._attach(keras_model)
+
+    def set_training_settings(self, weight_decay: float = 0.0, label_smoothing: float = 0.0,
+                              augment: str = "") -> None:
+        """Sets the L2 weight decay, label smoothing and augmentation (see the class);
+        before the model is built only.
+
+        Raises:
+          ValueError: a value out of range, or a model already built.
+        """
+        if self._built:
+            raise ValueError("set_training_settings() must come before the model is built.")
         if augment not in AUGMENTATIONS:
             raise ValueError(f"augment is {augment!r}; it must be one of {AUGMENTATIONS} "
                              "('' for none).")
         if weight_decay < 0 or not 0 <= label_smoothing < 1:
             raise ValueError(f"weight_decay {weight_decay} must be >= 0 and label_smoothing "
                              f"{label_smoothing} in [0, 1).")
-        super().__init__(presets=presets, masks=masks, seed=seed,
-                         name=f"keras_{keras_model.name}")
-        self._keras = keras_model
-        self._keys = layer_keys(keras_model)
-        self._use_keras_weights = weights == "keras"
         self._weight_decay = float(weight_decay)
         self._label_smoothing = float(label_smoothing)
         self._augment = augment
-        self._bn: Dict[str, Dict[str, tf.Variable]] = {}
-        self._bn_settings: Dict[str, Tuple[int, float, float]] = {}
-        self._training_trace = False
-        self._augment_step: Optional[tf.Variable] = None
-        if augment:
-            self._augment_step = tf.Variable(tf.constant(0, tf.int64), trainable=False,
-                                             name="augment_step")
+        if augment and self._augment_step is None:
+            with tf.init_scope():
+                self._augment_step = tf.Variable(tf.constant(0, tf.int64), trainable=False,
+                                                 name="augment_step")
+
+    def _attach(self, keras_model: keras.Model) -> None:
+        check_supported(keras_model)
+        self._keras = keras_model
+        self._keys = layer_keys(keras_model)
         last = _layers_of(keras_model)[-1]
         self._probabilities = _is_softmax(getattr(last, "activation", None)) or (
             isinstance(last, keras.layers.Softmax))
@@ -217,6 +271,7 @@ class KerasModel(ModelBase):
     @property
     def keras_model(self) -> keras.Model:
         """The Keras model whose architecture this model computes (its weights unused)."""
+        self._require_built()
         return self._keras
 
     @property
@@ -244,6 +299,7 @@ class KerasModel(ModelBase):
         # The Keras model holds no state this model uses (its layers compute with
         # this model's variables), so copies share it; the variables are copied.
         memo[id(self._keras)] = self._keras
+        memo[id(self._builder)] = self._builder
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         for key, value in self.__dict__.items():
@@ -256,6 +312,8 @@ class KerasModel(ModelBase):
         """Runs the Keras model's call with the handled layers computing from this
         model's (masked) variables."""
         self._training_trace = bool(training)
+        if self._keras is None:
+            self._attach(built_keras_model(self._builder, tuple(inputs.shape[1:])))
         if not self._built:
             self._create_variables()
         if training and self._augment:
