@@ -564,6 +564,31 @@ class KerasModel(ModelBase):
         return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)),
                                       tf.float32))
 
+    def to_keras(self) -> keras.Model:
+        """A plain Keras model of this architecture holding this model's current
+        values: effective kernels (pruned weights exactly 0), biases and batch
+        normalization values. It needs nothing of this library to load or predict.
+
+        Raises:
+          ValueError: a subclassed Keras model (clone_model cannot copy it).
+        """
+        self._require_built()
+        try:
+            clone = keras.models.clone_model(self._keras)
+        except Exception as error:  # noqa: BLE001 - Keras raises several kinds
+            raise ValueError("the Keras model cannot be cloned (a subclassed model?); "
+                             "export needs a Sequential or functional model.") from error
+        weights = self.get_current_weights(include_biases=True)
+        for original, copied in zip(_layers_of(self._keras), _layers_of(clone)):
+            key, kind = self._keys[id(original)], _kind(original)
+            if kind in ("dense", "conv2d"):
+                values = [weights[key]] + ([weights[bias_key(key)]] if original.use_bias else [])
+                copied.set_weights(values)
+            elif kind == "bn":
+                copied.set_weights([weights[bn_key(key, part)] for part in BN_PARTS
+                                    if bn_key(key, part) in weights])
+        return clone
+
     def describe(self) -> Dict[str, Any]:
         """JSON facts of the model (its architecture), for records."""
         try:

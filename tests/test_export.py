@@ -1,0 +1,69 @@
+"""Exported tickets: plain Keras models that load and predict without this library."""
+
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from lottery_ticket.experiments import export
+from lottery_ticket.foundations import trainer
+from lottery_ticket.foundations.keras_model import KerasModel
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_keras_model import image_dataset, residual_model  # noqa: E402
+
+# Loads a .keras file and predicts with Keras alone: importing this library fails.
+PLAIN_KERAS = textwrap.dedent("""
+    import sys
+    sys.modules["lottery_ticket"] = None
+    import numpy as np, keras
+    model = keras.models.load_model(sys.argv[1])
+    np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+""")
+
+
+def predict_in_plain_keras(path: str, x: np.ndarray, directory) -> np.ndarray:
+    """The predictions of the .keras file at `path` in a Python without this library."""
+    inputs, outputs = os.path.join(directory, "x.npy"), os.path.join(directory, "y.npy")
+    np.save(inputs, x)
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", PLAIN_KERAS, path, inputs, outputs], check=True,
+                   env=environment, cwd=directory, capture_output=True)
+    return np.load(outputs)
+
+
+def test_exported_ticket_has_zeros_where_pruned_and_the_models_outputs(tmp_path):
+    base = KerasModel(residual_model(), seed=2).build((12, 12, 1))
+    rng = np.random.RandomState(1)
+    masks = {name: (rng.rand(*value.shape) > 0.7).astype(np.float32)
+             for name, value in base.weights.items()}
+    model = KerasModel(residual_model(), masks=masks, seed=2)
+    dataset = image_dataset()
+    trainer.train(dataset, model, functools.partial(keras.optimizers.SGD, 0.1, momentum=0.9),
+                  ("iterations", 8), str(tmp_path / "run"), save_summaries=False,
+                  test_interval=8, progress=False, xla="off")
+    exported = model.to_keras()
+    for layer in exported.layers:
+        if layer.name in masks:
+            kernel = layer.kernel.numpy()
+            assert np.all(kernel[masks[layer.name] == 0] == 0.0)
+            assert np.count_nonzero(kernel) == np.count_nonzero(model.weights[layer.name])
+    x = dataset.test[0]
+    ours = model(x).numpy()
+    np.testing.assert_allclose(exported(x, training=False).numpy(), ours, atol=1e-5)
+    path = str(tmp_path / "ticket.keras")
+    exported.save(path)
+    np.testing.assert_allclose(predict_in_plain_keras(path, x, str(tmp_path)), ours, atol=1e-5)
+
+
+def test_export_refuses_to_overwrite_and_names_the_suffix(tmp_path):
+    (tmp_path / "there.keras").write_text("x")
+    with pytest.raises(ValueError, match=r"\.keras"):
+        export.export_run(str(tmp_path), str(tmp_path / "ticket.h5"))
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        export.export_run(str(tmp_path), str(tmp_path / "there.keras"))
