@@ -67,3 +67,50 @@ def test_export_refuses_to_overwrite_and_names_the_suffix(tmp_path):
         export.export_run(str(tmp_path), str(tmp_path / "ticket.h5"))
     with pytest.raises(FileExistsError, match="never overwritten"):
         export.export_run(str(tmp_path), str(tmp_path / "there.keras"))
+
+
+def test_compacted_ticket_is_smaller_with_the_same_outputs():
+    keras.utils.set_random_seed(0)
+    sequential = keras.Sequential([
+        keras.Input((10, 10, 2)), keras.layers.Conv2D(6, 3, name="c0"),
+        keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(),
+        keras.layers.Conv2D(5, 3, name="c1"), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dense(7, activation="relu", name="d0"),
+        keras.layers.Dropout(0.5), keras.layers.Dense(3, name="out")])
+    base = KerasModel(sequential, seed=1).build((10, 10, 2))
+    masks = base.masks
+    # Filters 1 and 4 of c0, filter 2 of c1 and units 0, 5 of d0 pruned: their kernel
+    # columns and the next layer's inputs from them.
+    masks["c0"][..., [1, 4]] = 0
+    masks["c1"][:, :, [1, 4], :] = 0
+    masks["c1"][..., 2] = 0
+    masks["d0"].reshape(-1, 5, 7)[:, 2, :] = 0  # flatten: channel 2's rows
+    masks["d0"][:, [0, 5]] = 0
+    masks["out"][[0, 5], :] = 0
+    ticket = KerasModel(sequential, presets=base.weights, masks=masks, seed=1).build((10, 10, 2))
+    x = np.random.RandomState(0).rand(6, 10, 10, 2).astype(np.float32)
+    masked = ticket.to_keras()
+    smaller = export.compact(masked)
+    kernels = {layer.name: layer.kernel.shape for layer in smaller.layers
+               if hasattr(layer, "kernel")}
+    assert kernels == {"c0": (3, 3, 2, 4), "c1": (3, 3, 4, 4), "d0": (36, 5), "out": (5, 3)}
+    assert smaller.get_layer("bn").gamma.shape == (4,)
+    np.testing.assert_allclose(smaller(x).numpy(), ticket(x).numpy(), atol=1e-5)
+    assert smaller.count_params() < masked.count_params()
+    with pytest.raises(ValueError, match="keras.Sequential"):
+        export.compact(residual_model())
+
+
+def test_unit_pruning_compacts_lenet_to_its_surviving_units():
+    from lottery_ticket.foundations import pruning
+    lenet = keras.Sequential([keras.Input((20,)), keras.layers.Dense(30, activation="relu"),
+                              keras.layers.Dense(10, activation="relu"),
+                              keras.layers.Dense(3, name="output")])
+    dense = KerasModel(lenet, seed=0).build((20,))
+    masks = pruning.prune({"dense": 0.5, "dense_1": 0.5}, dense.masks, dense.weights,
+                          selection="unit", order=dense.layer_names)
+    ticket = KerasModel(lenet, presets=dense.weights, masks=masks, seed=0).build((20,))
+    smaller = export.compact(ticket.to_keras())
+    assert [layer.kernel.shape for layer in smaller.layers] == [(20, 15), (15, 5), (5, 3)]
+    x = np.random.RandomState(0).rand(8, 20).astype(np.float32)
+    np.testing.assert_allclose(smaller(x).numpy(), ticket(x).numpy(), atol=1e-5)
