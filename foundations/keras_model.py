@@ -525,6 +525,14 @@ class KerasModel(ModelBase):
                             for key, variable in self.batch_norm_variables.items()})
         return weights
 
+    def population_refusal(self) -> Optional[str]:
+        """Why a population (trainer.train_population) cannot train this model, or None."""
+        if self._built and self._bn:
+            return ("a population cannot train a Keras model with batch normalization (its "
+                    "moving statistics are not stacked); train its runs one at a time "
+                    "(population size 1).")
+        return None
+
     @contextlib.contextmanager
     def overriding(self, weights=None, matmuls=None):
         """As ModelBase.overriding; weight overrides (stacked populations) are refused

@@ -181,3 +181,39 @@ def test_made_up_layer_names_are_the_same_for_every_build():
     assert first.layers[0].name != second.layers[0].name  # Keras counts on
     names = [KerasModel(model, seed=0).build((4,)).layer_names for model in (first, second)]
     assert names == [["dense", "out"], ["dense", "out"]]
+
+
+def test_a_rewound_trial_resets_batch_norm_to_the_rewind_point(tmp_path):
+    from conftest import register_synthetic_dataset
+    from lottery_ticket.experiments import components, lottery
+    from lottery_ticket.experiments.config import ExperimentConfig
+
+    def build(input_shape):
+        inputs = keras.Input(input_shape)
+        x = keras.layers.Dense(16, name="hidden")(inputs)
+        x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="norm")(x))
+        return keras.Model(inputs, keras.layers.Dense(10, name="output")(x))
+
+    components.MODELS.register("bn_mlp_test", components.keras_builder(build, "bn_mlp_test"),
+                               replace=True)
+    config = ExperimentConfig().replace(
+        dataset=register_synthetic_dataset(), data_location="unused", validation_size=0,
+        model="bn_mlp_test", layers=(), batch_size=20, training_len=("iterations", 6),
+        test_interval=6, validate_interval=0, rewind_iteration=2,
+        prune_percents={"hidden": 0.2, "output": 0.1}, levels=1)
+    trial = lottery.run_trial(str(tmp_path / "trial"), config, seed=0)
+    snapshot = save_restore.restore_network(paths.rewind(paths.run(str(tmp_path / "trial"), 0), 2))
+    level1 = save_restore.restore_network(paths.initial(paths.run(str(tmp_path / "trial"), 1)))
+    for part in ("gamma", "beta", "moving_mean", "moving_variance"):
+        np.testing.assert_array_equal(level1[bn_key("norm", part)], snapshot[bn_key("norm", part)])
+    assert np.any(snapshot[bn_key("norm", "moving_mean")] != 0)  # the rewind point's, not 0
+    assert (trial[1].final["hidden"][trial[1].masks["hidden"] == 0] == 0).all()
+
+
+def test_populations_refuse_a_keras_model_with_batch_norm(tmp_path):
+    models = [KerasModel(residual_model(), seed=s) for s in (1, 2)]
+    with pytest.raises(ValueError, match="population"):
+        trainer.train_population(image_dataset(), models,
+                                 functools.partial(keras.optimizers.SGD, 0.1),
+                                 ("iterations", 2), [str(tmp_path / "a"), str(tmp_path / "b")],
+                                 progress=False, save_summaries=False)

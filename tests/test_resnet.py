@@ -43,15 +43,22 @@ def test_registered_models_prune_every_convolution_but_not_the_output():
         components.model_builder("lottery_ticket.foundations.keras_architectures:nothing")
 
 
-def test_schedule_drops_at_epochs_and_warms_up(tmp_path):
+def test_schedule_drops_and_warms_up_and_nesterov_reaches_the_optimizer():
     config = constants.DEFAULT.replace(lr_drops="2,3", lr_drop_unit="iterations",
-                                       warmup_iterations=2)
+                                       warmup_iterations=2, nesterov=True)
     optimizer = build.optimizer_fn(config)()
-    rates = [float(optimizer.learning_rate) for _ in range(1)]
-    schedule = optimizer._learning_rate  # noqa: SLF001 - Keras keeps the schedule here
-    rates = [float(schedule(step)) for step in range(5)]
+    rates = []
+    for step in range(5):
+        optimizer.iterations.assign(step)
+        rates.append(float(optimizer.learning_rate))
     np.testing.assert_allclose(rates, [0.05, 0.1, 0.01, 0.001, 0.001], rtol=1e-6)
-    assert optimizer.nesterov is False and optimizer.momentum == 0.9
+    assert optimizer.nesterov is True and optimizer.momentum == 0.9
+    decoupled = build.optimizer_fn(config.replace(weight_decay_type="decoupled"))()
+    assert decoupled.weight_decay == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="lr_drops"):
+        config.replace(lr_drops="120,80")
+    with pytest.raises(ValueError, match="cannot take these"):
+        build.model(ExperimentConfig().replace(weight_decay=1e-4))  # fc: no L2 in its loss
 
 
 def write_fashion_subset(directory: str, source: str, train: int, test: int) -> None:
