@@ -44,7 +44,9 @@ def _config(model: str) -> ExperimentConfig:
     return ExperimentConfig(
         data=DataConfig(dataset="cifar10", data_location=CIFAR10_LOCATION,
                         validation_size=0, flatten=False),
-        model=ModelConfig(model=model, layers=(), kernel_initializer="he_normal"),
+        # Keras models draw their kernels from their own layers' initializers (Kaiming
+        # normal here); kernel_initializer is not read.
+        model=ModelConfig(model=model, layers=()),
         training=TrainConfig(optimizer="momentum", learning_rate=0.1, momentum=0.9,
                              training_len=("epochs", 160), batch_size=128,
                              test_interval=ITERATIONS_PER_EPOCH, validate_interval=0,

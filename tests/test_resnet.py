@@ -117,3 +117,17 @@ def test_resnet20_from_the_command_line_resumes_refuses_and_exports(tmp_path, ca
     predictions = predict_in_plain_keras(ticket, x, str(tmp_path))
     accuracy = float(np.mean(np.argmax(predictions, axis=1) == y))
     assert accuracy == pytest.approx(done["final"]["test"]["accuracy"], abs=1e-6)
+
+
+def test_the_familys_modules_are_the_entry_points_it_declares():
+    import importlib
+    import pkgutil
+    family = constants.FAMILY
+    for subpackage, declared in (("runners", family.runner_modules()),
+                                 ("argfiles", family.argfile_modules())):
+        parent = importlib.import_module(f"lottery_ticket.cifar10_resnet.{subpackage}")
+        present = sorted(f"{parent.__name__}.{info.name}"
+                         for info in pkgutil.iter_modules(parent.__path__))
+        assert present == sorted(declared), subpackage
+    for module in family.runner_modules():
+        assert importlib.import_module(module).COMMAND.program == f"python -m {module}"
