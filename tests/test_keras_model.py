@@ -217,3 +217,26 @@ def test_populations_refuse_a_keras_model_with_batch_norm(tmp_path):
                                  functools.partial(keras.optimizers.SGD, 0.1),
                                  ("iterations", 2), [str(tmp_path / "a"), str(tmp_path / "b")],
                                  progress=False, save_summaries=False)
+
+
+def test_xla_and_sparse_layers_train_a_keras_model_as_the_plain_loop_does(tmp_path):
+    from conftest import synthetic_dataset
+    mlp = keras.Sequential([keras.Input((784,)), keras.layers.Dense(64, activation="relu"),
+                            keras.layers.Dense(10)])
+    base = KerasModel(mlp, seed=0).build((784,))
+    rng = np.random.RandomState(0)
+    masks = {"dense": (rng.rand(784, 64) < 0.02).astype(np.float32),
+             "dense_1": np.ones((64, 10), np.float32)}
+    trained = {}
+    for xla in ("on", "off"):
+        model = KerasModel(mlp, masks=masks, seed=0)
+        result = trainer.train(synthetic_dataset(), model,
+                               functools.partial(keras.optimizers.SGD, 0.1, momentum=0.9),
+                               ("iterations", 10), str(tmp_path / xla), save_summaries=False,
+                               test_interval=10, progress=False, xla=xla)
+        trained[xla] = (model.weights, result.record["xla"])
+    assert trained["on"][1]["sparse_layers"] == ["dense"]  # survivors as a vector, with XLA
+    for name in masks:
+        np.testing.assert_allclose(trained["on"][0][name], trained["off"][0][name], atol=1e-6)
+        assert np.all(trained["on"][0][name][masks[name] == 0] == 0)
+    assert base.layer_names == ["dense", "dense_1"]
