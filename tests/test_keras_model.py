@@ -208,6 +208,10 @@ def test_a_rewound_trial_resets_batch_norm_to_the_rewind_point(tmp_path):
         np.testing.assert_array_equal(level1[bn_key("norm", part)], snapshot[bn_key("norm", part)])
     assert np.any(snapshot[bn_key("norm", "moving_mean")] != 0)  # the rewind point's, not 0
     assert (trial[1].final["hidden"][trial[1].masks["hidden"] == 0] == 0).all()
+    # The analysis reads the run's kernels (the BN files beside them are not layers).
+    from lottery_ticket.analysis import reader
+    ticket = reader.load_ticket(paths.run(str(tmp_path / "trial"), 1))
+    assert sorted(ticket["initial"]) == sorted(ticket["masks"]) == ["hidden", "output"]
 
 
 def test_populations_refuse_a_keras_model_with_batch_norm(tmp_path):
