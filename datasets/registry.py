@@ -12,6 +12,8 @@ import hashlib
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+
 from lottery_ticket.datasets import cifar10
 from lottery_ticket.datasets import dataset_mnist
 from lottery_ticket.foundations import save_restore
@@ -79,6 +81,28 @@ DATASETS.register("fashion_mnist", DatasetSpec(
            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
     mirrors=["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
     verify=_verify_idx))
+
+
+def _build_idx_32(location: str, *, flatten: bool = True, validation_size: int = 0,
+                  batch_size: int = 60, train_order_seed: int = 0) -> DatasetBase:
+    """The IDX images zero-padded by 2 pixels to 32x32x1: CIFAR's size, for the
+    CIFAR networks (ResNet-20, VGG-16) where CIFAR-10 cannot be had."""
+    data = _build_idx(location, flatten=False, validation_size=validation_size,
+                      batch_size=batch_size, train_order_seed=train_order_seed)
+
+    def padded(split):
+        if split is None:
+            return None
+        images = np.pad(split[0], [(0, 0), (2, 2), (2, 2), (0, 0)])
+        return (images.reshape(len(images), -1) if flatten else images, split[1])
+
+    return DatasetBase(padded(data.train), batch_size, padded(data.test),
+                       validate=padded(data.validate), train_order_seed=train_order_seed)
+
+
+# Fashion-MNIST's files, read as 32x32x1 images.
+DATASETS.register("fashion_mnist_32", dataclasses.replace(
+    DATASETS.get("fashion_mnist"), build=_build_idx_32))
 
 
 def _build_cifar10(location: str, *, flatten: bool = True, validation_size: int = 0,

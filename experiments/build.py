@@ -9,6 +9,7 @@ import numpy as np
 
 from lottery_ticket.datasets import registry as dataset_registry
 from lottery_ticket.experiments import components
+from lottery_ticket.experiments import config as config_lib
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import pruning, trainer
 from lottery_ticket.foundations.dataset_base import DatasetBase
@@ -20,7 +21,7 @@ from lottery_ticket.foundations.save_restore import Network
 def check(config: ExperimentConfig) -> None:
     """Raises ValueError if a name in `config` is not registered, before any work."""
     dataset_registry.DATASETS.get(config["dataset"])
-    components.MODELS.get(config["model"])
+    components.model_builder(config["model"])
     components.OPTIMIZERS.get(config["optimizer"])
     components.PRUNING.get(config["pruning"])
     model(config)  # the builder checks the model's settings (no weights yet)
@@ -52,13 +53,76 @@ def dataset(config: ExperimentConfig, train_order_seed: int) -> DatasetBase:
 
 def model(config: ExperimentConfig, presets: Optional[Network] = None,
           masks: Optional[Network] = None, seed: Optional[int] = None) -> ModelBase:
-    """A fresh model of the configured architecture."""
-    return components.MODELS.get(config["model"])(config.model, presets, masks, seed)
+    """A fresh model of the configured architecture, with the training settings that
+    live in the model (L2 weight decay, label smoothing, augmentation).
+
+    Raises:
+      ValueError: such a setting for a model that cannot take it.
+    """
+    built = components.model_builder(config["model"])(config.model, presets, masks, seed)
+    settings = {"weight_decay": (config["weight_decay"]
+                                 if config["weight_decay_type"] == "l2" else 0.0),
+                "label_smoothing": config["label_smoothing"], "augment": config["augment"]}
+    if any(settings.values()):
+        configure = getattr(built, "set_training_settings", None)
+        if configure is None:
+            given = ", ".join(f"{key}={value}" for key, value in settings.items() if value)
+            raise ValueError(f"{given}: the {config['model']} model cannot take these "
+                             "(Keras models can: --model=module:function or resnet20, "
+                             "vgg16); for weight decay pass --weight_decay_type=decoupled.")
+        configure(**settings)
+    return built
+
+
+build_model = model  # the name check_fit uses, where `model` is its argument
 
 
 def optimizer_fn(config: ExperimentConfig) -> Callable[[], Any]:
-    """A function that makes a fresh configured optimizer."""
-    return components.OPTIMIZERS.get(config["optimizer"])(config.training)
+    """A function that makes a fresh configured optimizer: with the learning-rate
+    schedule (lr_drops, warmup_iterations) and decoupled weight decay, if set.
+
+    Epoch drop points are converted with the data set's iterations per epoch.
+    """
+    make = components.OPTIMIZERS.get(config["optimizer"])(config.training)
+    extra: Dict[str, Any] = {}
+    drops = config_lib.parse_drops(config["lr_drops"])
+    if drops or config["warmup_iterations"]:
+        from lottery_ticket.experiments.schedules import PiecewiseWarmup
+        if drops and config["lr_drop_unit"] == "epochs":
+            per_epoch = iterations_per_epoch(config)
+            drops = [drop * per_epoch for drop in drops]
+        extra["learning_rate"] = PiecewiseWarmup(config["learning_rate"], drops,
+                                                 config["lr_drop_factor"],
+                                                 config["warmup_iterations"])
+    if config["weight_decay"] and config["weight_decay_type"] == "decoupled":
+        extra["weight_decay"] = config["weight_decay"]
+    if not extra:
+        return make
+    return lambda: _with(make, extra)
+
+
+def _with(make: Callable[[], Any], extra: Dict[str, Any]) -> Any:
+    if isinstance(make, functools.partial):
+        return make.func(*make.args, **{**make.keywords, **extra})
+    raise ValueError("this optimizer builder does not return a functools.partial, so the "
+                     "learning-rate schedule and decoupled weight decay cannot be added to it.")
+
+
+@functools.lru_cache(maxsize=8)
+def _iterations_per_epoch(name: str, location: str, validation_size: int,
+                          batch_size: int) -> int:
+    data = dataset_registry.build(name, location, flatten=True,
+                                  validation_size=validation_size, batch_size=batch_size)
+    return int(data.iterations_per_epoch)
+
+
+def iterations_per_epoch(config: ExperimentConfig) -> int:
+    """The configured data set's training iterations per epoch (read once per process)."""
+    if not config["data_location"]:
+        raise ValueError("lr_drops in epochs need the data set's size: pass "
+                         "--data_location=DIR, or give --lr_drop_unit=iterations.")
+    return _iterations_per_epoch(config["dataset"], config["data_location"],
+                                 config["validation_size"], config["batch_size"])
 
 
 def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> int:
@@ -135,8 +199,7 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
         pruning.call_with_context(
             prune_fn(config), model.masks, weights, pruning.Context(
                 model.masks, weights, initial=weights, level=1,
-                model_fn=lambda presets, masks: components.MODELS.get(config["model"])(
-                    config.model, presets, masks, None),
+                model_fn=lambda presets, masks: build_model(config, presets, masks, None),
                 dataset_fn=lambda: data))
     outputs = int(model(dataset.train[0][:1]).shape[-1])
     for name, (_, labels) in dataset.splits.items():

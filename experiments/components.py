@@ -18,6 +18,7 @@ registers its model in its own package (see the README's worked example).
 """
 
 import functools
+import importlib
 from typing import Any, Callable, Optional
 
 from lottery_ticket.foundations import pruning
@@ -77,6 +78,61 @@ for _architecture in ("conv2", "conv4", "conv6"):
     MODELS.register(_architecture, _conv(_architecture))
 
 
+def keras_builder(function: Callable[..., Any], name: str) -> ModelBuilder:
+    """The model builder of a Keras model: `function` builds the Keras model
+    (taking one example's shape, or nothing) and the library's KerasModel trains it,
+    its initial values drawn from its layers' initializers with the run's seed.
+    """
+    def build(config, presets: Optional[Network], masks: Optional[Network],
+              seed: Optional[int]) -> ModelBase:
+        from lottery_ticket.foundations.keras_model import KerasModel  # loads Keras
+        if config.layers:
+            raise ValueError(f"layers {config.layers!r}: the Keras model {name} defines its "
+                             "own layers; leave layers empty (--layers=\"()\").")
+        _no_dropout(config, name)
+        return KerasModel(function, presets=presets, masks=masks, seed=seed,
+                          weights="seeded")
+    build.__qualname__ = f"keras_builder.{name}"
+    return build
+
+
+def model_builder(name: str) -> ModelBuilder:
+    """The builder of a registered model, or of 'module:function' (a function that
+    builds a Keras model, see keras_builder).
+
+    Raises:
+      ValueError: an unregistered name, or a module or function that is not there.
+    """
+    if ":" not in name:
+        return MODELS.get(name)
+    module_name, _, function_name = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"--model={name}: cannot import module {module_name!r} ({error}); "
+                         "put it on PYTHONPATH, or name a registered model.") from error
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ValueError(f"--model={name}: module {module_name!r} has no function "
+                         f"{function_name!r} that builds a Keras model.")
+    return keras_builder(function, name)
+
+
+def _resnet20(input_shape):
+    from lottery_ticket.foundations import keras_architectures
+    return keras_architectures.resnet_cifar(20, input_shape)
+
+
+def _vgg16(input_shape):
+    from lottery_ticket.foundations import keras_architectures
+    return keras_architectures.vgg_cifar(16, input_shape)
+
+
+# OpenLTH's CIFAR-10 networks (foundations.keras_architectures), as Keras models.
+MODELS.register("resnet20", keras_builder(_resnet20, "resnet20"))
+MODELS.register("vgg16", keras_builder(_vgg16, "vgg16"))
+
+
 def _keras_optimizer(name: str, **fixed) -> OptimizerBuilder:
     def build(config) -> Callable[[], Any]:
         import tensorflow as tf  # Imported here so that configurations load fast.
@@ -87,7 +143,8 @@ def _keras_optimizer(name: str, **fixed) -> OptimizerBuilder:
 
 
 OPTIMIZERS.register("sgd", _keras_optimizer("SGD"))
-OPTIMIZERS.register("momentum", _keras_optimizer("SGD", momentum="momentum"))
+OPTIMIZERS.register("momentum", _keras_optimizer("SGD", momentum="momentum",
+                                                  nesterov="nesterov"))
 OPTIMIZERS.register("adam", _keras_optimizer("Adam"))
 
 

@@ -85,6 +85,20 @@ def parse_level_list(levels: Any) -> List[int]:
     return sorted(parsed)
 
 
+def parse_drops(drops: Any) -> List[int]:
+    """The learning-rate drop points, increasing whole numbers, from '80,120'.
+
+    Raises:
+      ValueError: not increasing positive whole numbers (the message shows the form).
+    """
+    texts = [text.strip() for text in str(drops).strip("()[] ").split(",") if text.strip()]
+    if not all(text.isdigit() and int(text) > 0 for text in texts) or [
+            int(t) for t in texts] != sorted(set(int(t) for t in texts)):
+        raise ValueError(f"lr_drops {drops!r} must be increasing positive whole numbers, "
+                         "e.g. --lr_drops=80,120 (empty for a constant learning rate).")
+    return [int(text) for text in texts]
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) or (
         isinstance(value, float) and value.is_integer())
@@ -250,7 +264,42 @@ class TrainConfig(_Concern):
                                  "of its survivors (faster when very sparse; equal to "
                                  "float rounding). 0: never.", identity=False)
 
+    nesterov: bool = _field(False, "Nesterov momentum (the 'momentum' optimizer).")
+    weight_decay: float = _field(0.0, "Weight decay: with weight_decay_type=l2, "
+                                 "0.5 * weight_decay * sum(kernel**2) added to the training "
+                                 "loss (as SGD's weight decay in OpenLTH; Keras models "
+                                 "only); with decoupled, the optimizer's own weight_decay.")
+    weight_decay_type: str = _field("l2", "l2 (a loss term on the kernels) or decoupled "
+                                    "(the optimizer shrinks every trained variable).")
+    lr_drops: str = _field("", "Piecewise-constant learning rate: the points at which "
+                           "it is multiplied by lr_drop_factor, e.g. 80,120 (in "
+                           "lr_drop_unit). Empty: constant.")
+    lr_drop_unit: str = _field("epochs", "The unit of lr_drops: epochs or iterations.")
+    lr_drop_factor: float = _field(0.1, "What the learning rate is multiplied by at each "
+                                   "of lr_drops.")
+    warmup_iterations: int = _field(0, "Linear learning-rate warm-up from 0 over this "
+                                    "many iterations (0: none).")
+    label_smoothing: float = _field(0.0, "Label smoothing of the cross-entropy (Keras "
+                                    "models; 0: none).")
+    augment: str = _field("", "Training-image augmentation of Keras models: crop_flip "
+                          "(random crop after zero padding 4, horizontal flip; seeded by "
+                          "the run's seed and the iteration) or empty for none.")
+
     def check(self) -> None:
+        if self.weight_decay_type not in ("l2", "decoupled"):
+            raise ValueError(f"weight_decay_type is {self.weight_decay_type!r}; it must be "
+                             "l2 or decoupled.")
+        if self.lr_drop_unit not in _TRAINING_UNITS:
+            raise ValueError(f"lr_drop_unit is {self.lr_drop_unit!r}; it must be epochs or "
+                             "iterations.")
+        parse_drops(self.lr_drops)
+        if self.augment not in ("", "crop_flip"):
+            raise ValueError(f"augment is {self.augment!r}; it must be crop_flip or empty.")
+        _check_at_least("weight_decay", self.weight_decay, 0)
+        _check_at_least("warmup_iterations", self.warmup_iterations, 0)
+        if not 0 < self.lr_drop_factor <= 1 or not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"lr_drop_factor {self.lr_drop_factor} must be in (0, 1] and "
+                             f"label_smoothing {self.label_smoothing} in [0, 1).")
         if self.xla not in ("auto", "on", "off"):
             raise ValueError(f"xla is {self.xla!r}; it must be auto, on or off.")
         if not 0.0 <= self.sparse_below <= 1.0:

@@ -45,7 +45,6 @@ from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import population
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations import save_restore
-from lottery_ticket.foundations.model_base import BIAS_SUFFIX
 from lottery_ticket.foundations.progress import Progress
 from lottery_ticket.foundations.save_restore import Network
 
@@ -118,7 +117,7 @@ def _with_rewound_biases(presets: Network, snapshot: Optional[Tuple[str, Network
     if snapshot is None:
         return presets
     biases = {key: value for key, value in snapshot[1].items()
-              if key.endswith(BIAS_SUFFIX) and key not in presets}
+              if not save_restore.is_kernel(key) and key not in presets}
     return dict(presets, **biases)
 
 

@@ -363,7 +363,7 @@ def _related_layer_shapes(run_directory: str) -> Iterator[Dict[str, Tuple[int, .
         shapes = _npy_shapes(initial) if os.path.isdir(initial) else None
         if shapes:  # runs since biases were saved hold them too; masks cover kernels only
             shapes = {layer: shape for layer, shape in shapes.items()
-                      if not layer.endswith(save_restore.BIAS_SUFFIX)}
+                      if save_restore.is_kernel(layer)}
         try:
             counts = read_done(candidate).get("mask_counts")
         except (OSError, ValueError):

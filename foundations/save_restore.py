@@ -230,8 +230,19 @@ def standardize(network: NetworkLike,
 BIAS_SUFFIX = ".bias"
 
 
+# The suffixes of the other values a network saves beside its kernels: biases, and
+# batch normalization's (a Keras model's '{layer}.gamma', foundations.keras_model).
+NON_KERNEL_SUFFIXES = (BIAS_SUFFIX, ".gamma", ".beta", ".moving_mean", ".moving_variance")
+
+
+def is_kernel(name: str) -> bool:
+    """Whether a saved network's entry is a layer's kernel (masks/ holds one per kernel)."""
+    return not name.endswith(NON_KERNEL_SUFFIXES)
+
+
 def kernels_only(network: Network) -> Network:
-    """`network` without its biases ('{layer}.bias' entries): what pruning, masks
-    and a ticket's layer-by-layer checks work on. initial/ and final/ hold the
-    biases too since they were saved whole; runs saved before hold none."""
-    return {name: value for name, value in network.items() if not name.endswith(BIAS_SUFFIX)}
+    """`network` without its biases ('{layer}.bias' entries) and batch normalization
+    values: what pruning, masks and a ticket's layer-by-layer checks work on.
+    initial/ and final/ hold the biases too since they were saved whole; runs saved
+    before hold none."""
+    return {name: value for name, value in network.items() if is_kernel(name)}

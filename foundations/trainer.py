@@ -268,6 +268,10 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
         raise ValueError("two members share an output directory: each member needs its own.")
     members_lib.check_datasets(datasets)
     members_lib.check_models(models, datasets[0].example_shape)
+    # A model whose state cannot be stacked (a Keras model's BN statistics) says so.
+    refusal = getattr(models[0], "population_refusal", lambda: None)()
+    if refusal:
+        raise ValueError(refusal)
     optimizer = optimizer_fn()
     members_lib.check_optimizer(optimizer)
     complete = [d for d in output_dirs if runs.is_complete(d)]

@@ -1,0 +1,118 @@
+"""Exported tickets: plain Keras models that load and predict without this library."""
+
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from lottery_ticket.experiments import export
+from lottery_ticket.foundations import trainer
+from lottery_ticket.foundations.keras_model import KerasModel
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_keras_model import image_dataset, residual_model  # noqa: E402
+
+# Loads a .keras file and predicts with Keras alone: importing this library fails.
+PLAIN_KERAS = textwrap.dedent("""
+    import sys
+    sys.modules["lottery_ticket"] = None
+    import numpy as np, keras
+    model = keras.models.load_model(sys.argv[1])
+    np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+""")
+
+
+def predict_in_plain_keras(path: str, x: np.ndarray, directory) -> np.ndarray:
+    """The predictions of the .keras file at `path` in a Python without this library."""
+    inputs, outputs = os.path.join(directory, "x.npy"), os.path.join(directory, "y.npy")
+    np.save(inputs, x)
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", PLAIN_KERAS, path, inputs, outputs], check=True,
+                   env=environment, cwd=directory, capture_output=True)
+    return np.load(outputs)
+
+
+def test_exported_ticket_has_zeros_where_pruned_and_the_models_outputs(tmp_path):
+    base = KerasModel(residual_model(), seed=2).build((12, 12, 1))
+    rng = np.random.RandomState(1)
+    masks = {name: (rng.rand(*value.shape) > 0.7).astype(np.float32)
+             for name, value in base.weights.items()}
+    model = KerasModel(residual_model(), masks=masks, seed=2)
+    dataset = image_dataset()
+    trainer.train(dataset, model, functools.partial(keras.optimizers.SGD, 0.1, momentum=0.9),
+                  ("iterations", 8), str(tmp_path / "run"), save_summaries=False,
+                  test_interval=8, progress=False, xla="off")
+    exported = model.to_keras()
+    for layer in exported.layers:
+        if layer.name in masks:
+            kernel = layer.kernel.numpy()
+            assert np.all(kernel[masks[layer.name] == 0] == 0.0)
+            assert np.count_nonzero(kernel) == np.count_nonzero(model.weights[layer.name])
+    x = dataset.test[0]
+    ours = model(x).numpy()
+    np.testing.assert_allclose(exported(x, training=False).numpy(), ours, atol=1e-5)
+    path = str(tmp_path / "ticket.keras")
+    exported.save(path)
+    # In a Python without this library: test_resnet's command-line test (slow).
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), ours, atol=1e-5)
+
+
+def test_export_refuses_to_overwrite_and_names_the_suffix(tmp_path):
+    (tmp_path / "there.keras").write_text("x")
+    with pytest.raises(ValueError, match=r"\.keras"):
+        export.export_run(str(tmp_path), str(tmp_path / "ticket.h5"))
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        export.export_run(str(tmp_path), str(tmp_path / "there.keras"))
+
+
+def test_compacted_ticket_is_smaller_with_the_same_outputs():
+    keras.utils.set_random_seed(0)
+    sequential = keras.Sequential([
+        keras.Input((10, 10, 2)), keras.layers.Conv2D(6, 3, name="c0"),
+        keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(),
+        keras.layers.Conv2D(5, 3, name="c1"), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dense(7, activation="relu", name="d0"),
+        keras.layers.Dropout(0.5), keras.layers.Dense(3, name="out")])
+    base = KerasModel(sequential, seed=1).build((10, 10, 2))
+    masks = base.masks
+    # Filters 1 and 4 of c0, filter 2 of c1 and units 0, 5 of d0 pruned: their kernel
+    # columns and the next layer's inputs from them.
+    masks["c0"][..., [1, 4]] = 0
+    masks["c1"][:, :, [1, 4], :] = 0
+    masks["c1"][..., 2] = 0
+    masks["d0"].reshape(-1, 5, 7)[:, 2, :] = 0  # flatten: channel 2's rows
+    masks["d0"][:, [0, 5]] = 0
+    masks["out"][[0, 5], :] = 0
+    ticket = KerasModel(sequential, presets=base.weights, masks=masks, seed=1).build((10, 10, 2))
+    x = np.random.RandomState(0).rand(6, 10, 10, 2).astype(np.float32)
+    masked = ticket.to_keras()
+    smaller = export.compact(masked)
+    kernels = {layer.name: layer.kernel.shape for layer in smaller.layers
+               if hasattr(layer, "kernel")}
+    assert kernels == {"c0": (3, 3, 2, 4), "c1": (3, 3, 4, 4), "d0": (36, 5), "out": (5, 3)}
+    assert smaller.get_layer("bn").gamma.shape == (4,)
+    np.testing.assert_allclose(smaller(x).numpy(), ticket(x).numpy(), atol=1e-5)
+    assert smaller.count_params() < masked.count_params()
+    with pytest.raises(ValueError, match="keras.Sequential"):
+        export.compact(residual_model())
+
+
+def test_unit_pruning_compacts_lenet_to_its_surviving_units():
+    from lottery_ticket.foundations import pruning
+    lenet = keras.Sequential([keras.Input((20,)), keras.layers.Dense(30, activation="relu"),
+                              keras.layers.Dense(10, activation="relu"),
+                              keras.layers.Dense(3, name="output")])
+    dense = KerasModel(lenet, seed=0).build((20,))
+    masks = pruning.prune({"dense": 0.5, "dense_1": 0.5}, dense.masks, dense.weights,
+                          selection="unit", order=dense.layer_names)
+    ticket = KerasModel(lenet, presets=dense.weights, masks=masks, seed=0).build((20,))
+    smaller = export.compact(ticket.to_keras())
+    assert [layer.kernel.shape for layer in smaller.layers] == [(20, 15), (15, 5), (5, 3)]
+    x = np.random.RandomState(0).rand(8, 20).astype(np.float32)
+    np.testing.assert_allclose(smaller(x).numpy(), ticket(x).numpy(), atol=1e-5)
