@@ -77,11 +77,17 @@ def model(config: ExperimentConfig, presets: Optional[Network] = None,
 build_model = model  # the name check_fit uses, where `model` is its argument
 
 
-def optimizer_fn(config: ExperimentConfig) -> Callable[[], Any]:
+def optimizer_fn(config: ExperimentConfig, start_iteration: int = 0) -> Callable[[], Any]:
     """A function that makes a fresh configured optimizer: with the learning-rate
     schedule (lr_drops, warmup_iterations) and decoupled weight decay, if set.
 
     Epoch drop points are converted with the data set's iterations per epoch.
+
+    Args:
+      config: the configuration.
+      start_iteration: the iteration training starts at (K for a level rewound
+        to K): the schedule is read at the optimizer's step + start_iteration,
+        so a rewound level drops its rate at the same iterations as level 0.
     """
     make = components.OPTIMIZERS.get(config["optimizer"])(config.training)
     extra: Dict[str, Any] = {}
@@ -93,7 +99,8 @@ def optimizer_fn(config: ExperimentConfig) -> Callable[[], Any]:
             drops = [drop * per_epoch for drop in drops]
         extra["learning_rate"] = PiecewiseWarmup(config["learning_rate"], drops,
                                                  config["lr_drop_factor"],
-                                                 config["warmup_iterations"])
+                                                 config["warmup_iterations"],
+                                                 offset=start_iteration)
     if config["weight_decay"] and config["weight_decay_type"] == "decoupled":
         extra["weight_decay"] = config["weight_decay"]
     if not extra:

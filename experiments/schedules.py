@@ -3,7 +3,9 @@
 ``PiecewiseWarmup(base, boundaries, factor, warmup)`` is a Keras
 LearningRateSchedule of the optimizer's step: ``base * factor**k`` after the
 k-th boundary (iterations), and ``base * (step + 1) / warmup`` for the first
-``warmup`` steps. It describes itself (get_config), so runs with the same
+``warmup`` steps. ``offset`` is the iteration the optimizer's step 0 is: a
+level rewound to iteration K trains from K, so its schedule starts at K. It
+describes itself (get_config), so runs with the same
 schedule share compiled functions and runs with different ones do not.
 """
 
@@ -22,17 +24,20 @@ class PiecewiseWarmup(keras.optimizers.schedules.LearningRateSchedule):
       boundaries: increasing optimizer steps (iterations) at which the rate drops.
       factor: what the rate is multiplied by at each boundary (0.1: 10x drops).
       warmup: steps of linear warm-up (0: none).
+      offset: the iteration at which the optimizer starts (its step 0); the
+        schedule is read at step + offset.
     """
 
     def __init__(self, base: float, boundaries: Sequence[int] = (), factor: float = 0.1,
-                 warmup: int = 0):
+                 warmup: int = 0, offset: int = 0):
         self.base = float(base)
         self.boundaries = [int(b) for b in boundaries]
         self.factor = float(factor)
         self.warmup = int(warmup)
+        self.offset = int(offset)
 
     def __call__(self, step: Any) -> tf.Tensor:
-        step = tf.cast(step, tf.float32)
+        step = tf.cast(step, tf.float32) + float(self.offset)
         drops = tf.zeros([], tf.float32)
         for boundary in self.boundaries:
             drops += tf.cast(step >= boundary, tf.float32)
@@ -43,4 +48,5 @@ class PiecewiseWarmup(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self) -> Dict[str, Any]:
         return {"base": self.base, "boundaries": list(self.boundaries),
-                "factor": self.factor, "warmup": self.warmup}
+                "factor": self.factor, "warmup": self.warmup,
+                "offset": self.offset}

@@ -124,10 +124,11 @@ def training_arguments(config: ExperimentConfig, *, level: Optional[int] = None,
     """
     rewind = config["rewind_iteration"]
     validate = config["validate_interval"] if config["validation_size"] else None
+    start = 0 if level == 0 else rewind
     arguments: Dict[str, Any] = dict(
-        optimizer_fn=build.optimizer_fn(config), training_len=config["training_len"],
+        optimizer_fn=build.optimizer_fn(config, start), training_len=config["training_len"],
         test_interval=config["test_interval"] or None, validate_interval=validate or None,
-        start_iteration=0 if level == 0 else rewind,
+        start_iteration=start,
         snapshot_iterations=(rewind,) if level == 0 and rewind else ())
     if population:
         arguments["jit_compile"] = {"on": True, "off": False}.get(config["xla"])

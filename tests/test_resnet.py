@@ -53,6 +53,18 @@ def test_schedule_drops_and_warms_up_and_nesterov_reaches_the_optimizer():
         rates.append(float(optimizer.learning_rate))
     np.testing.assert_allclose(rates, [0.05, 0.1, 0.01, 0.001, 0.001], rtol=1e-6)
     assert optimizer.nesterov is True and optimizer.momentum == 0.9
+    # A level rewound to iteration 2 trains from there: its first step has iteration 2's rate.
+    from lottery_ticket.experiments import single_run  # pylint: disable=C0415
+    rewound = single_run.training_arguments(config.replace(rewind_iteration=2), level=1)
+    assert rewound["start_iteration"] == 2
+    optimizer = rewound["optimizer_fn"]()
+    rewound_rates = []
+    for step in range(3):
+        optimizer.iterations.assign(step)
+        rewound_rates.append(float(optimizer.learning_rate))
+    np.testing.assert_allclose(rewound_rates, rates[2:], rtol=1e-6)
+    level0 = single_run.training_arguments(config.replace(rewind_iteration=2), level=0)
+    assert float(level0["optimizer_fn"]().learning_rate) == pytest.approx(rates[0])
     decoupled = build.optimizer_fn(config.replace(weight_decay_type="decoupled"))()
     assert decoupled.weight_decay == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="lr_drops"):
