@@ -313,7 +313,7 @@ def test_labels_the_model_cannot_output_are_named(tmp_path):
 def test_unknown_dataset_in_the_downloader_is_one_line(tmp_path):
     result = run("lottery_ticket.mnist_fc.download_data", f"--location={tmp_path}",
                  "--dataset=cifar")
-    one_error(result, 2, "unknown dataset 'cifar'", "fashion_mnist, mnist")
+    one_error(result, 2, "unknown dataset 'cifar'", "Registered: cifar10, fashion_mnist")
 
 
 @pytest.mark.slow
