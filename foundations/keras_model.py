@@ -36,144 +36,22 @@ registered Keras model is reproducible from the run's seed.
 import contextlib
 import copy
 import json
-import re
-import inspect
-from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Hashable, Iterator, Optional, Tuple, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from lottery_ticket.foundations import save_restore
+from lottery_ticket.foundations.keras_layers import (BN_PARTS, bn_key, built_keras_model,  # noqa: F401
+                                                     check_supported, is_softmax, layer_keys,
+                                                     layer_kind, layers_of)
 from lottery_ticket.foundations.model_base import ModelBase, bias_key, derived_seed
 
 # What '{layer}.{name}' keys a BatchNormalization layer's values are saved under.
-BN_PARTS = ("gamma", "beta", "moving_mean", "moving_variance")
 _BN_TRAINABLE = ("gamma", "beta")
 # The augmentation a model can do to its training inputs (see KerasModel).
 AUGMENTATIONS = ("", "crop_flip")
-
-
-def bn_key(layer: str, part: str) -> str:
-    """The key of a BatchNormalization value: '{layer}.gamma', '{layer}.moving_mean'..."""
-    return f"{layer}.{part}"
-
-
-def _layers_of(model: keras.Model) -> List[keras.layers.Layer]:
-    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-
-
-def _kind(layer: keras.layers.Layer) -> str:
-    """'dense', 'conv2d', 'bn', 'dropout', 'stateless', or why it is refused."""
-    if isinstance(layer, keras.Model):
-        return "a nested model (build the model from its layers directly)"
-    if type(layer) is keras.layers.Dense or type(layer) is keras.layers.Conv2D:
-        if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
-            return "a LoRA or quantized layer"
-        return "dense" if isinstance(layer, keras.layers.Dense) else "conv2d"
-    if type(layer) is keras.layers.BatchNormalization:
-        if getattr(layer, "synchronized", False) or getattr(layer, "renorm", False):
-            return "a synchronized or renormalizing batch normalization"
-        return "bn"
-    if type(layer) is keras.layers.Dropout:
-        if layer.noise_shape is not None:
-            return "dropout with a noise_shape"
-        return "dropout"
-    random_layers = (keras.layers.GaussianNoise, keras.layers.GaussianDropout,
-                     keras.layers.SpatialDropout1D, keras.layers.SpatialDropout2D,
-                     keras.layers.AlphaDropout)
-    if isinstance(layer, random_layers) or "Random" in type(layer).__name__:
-        return "a random layer (only Dropout is reproducible here)"
-    if layer.weights:
-        return "a layer with weights other than Dense, Conv2D and BatchNormalization"
-    return "stateless"
-
-
-def check_supported(model: keras.Model) -> None:
-    """Raises ValueError naming every layer of `model` the adapter cannot handle.
-
-    Raises:
-      ValueError: the model is not built, or has unsupported layers (listed).
-    """
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"KerasModel takes a keras.Model, got {type(model).__name__}.")
-    if not model.built:
-        raise ValueError("the Keras model is not built: give it an Input (or call "
-                         "model.build(input_shape)) before passing it to KerasModel.")
-    refused = [f"{layer.name} ({type(layer).__name__}: {_kind(layer)})"
-               for layer in _layers_of(model)
-               if _kind(layer) not in ("dense", "conv2d", "bn", "dropout", "stateless")]
-    if refused:
-        raise ValueError(
-            "the Keras model has layers the lottery-ticket adapter cannot handle: "
-            + "; ".join(refused) + ". Supported: Dense and Conv2D (prunable), "
-            "BatchNormalization, Dropout, and layers without weights (pooling, flatten, "
-            "Add, activations, padding...). Replace those layers or build the network "
-            "with ModelBase.")
-
-
-def _snake(name: str) -> str:
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def layer_keys(model: keras.Model) -> Dict[int, str]:
-    """id(layer) -> the name its values are saved under: the layer's own name, but a
-    name Keras made up ('dense_7': the class and a process-wide count) becomes the
-    class and the layer's position among the model's layers of its class ('dense',
-    'dense_1', ...), so that every build of the model, in any process, has the same
-    names.
-
-    Raises:
-      ValueError: two layers would share a name.
-    """
-    keys, counts = {}, {}
-    for layer in _layers_of(model):
-        snake = _snake(type(layer).__name__)
-        position = counts.get(snake, 0)
-        counts[snake] = position + 1
-        if re.fullmatch(re.escape(snake) + r"(_\d+)?", layer.name):
-            keys[id(layer)] = snake if position == 0 else f"{snake}_{position}"
-        else:
-            keys[id(layer)] = layer.name
-    if len(set(keys.values())) != len(keys):
-        raise ValueError(f"the Keras model's layers would share names ({sorted(keys.values())}): "
-                         "give its Dense, Conv2D, BatchNormalization and Dropout layers "
-                         "distinct names.")
-    return keys
-
-
-# Keras models built by a builder function, by (builder, input shape): every model of a
-# process built from them shares one Keras model (whose weights are never written).
-_BUILT: Dict[Tuple[Any, Tuple[int, ...]], keras.Model] = {}
-
-
-def built_keras_model(builder: Callable[..., keras.Model],
-                      input_shape: Tuple[int, ...]) -> keras.Model:
-    """builder(input_shape), or builder() if it takes no argument: once per process.
-
-    Raises:
-      ValueError: the builder does not return a keras.Model.
-    """
-    key = (builder, tuple(int(d) for d in input_shape))
-    if key not in _BUILT:
-        try:
-            takes_shape = bool(inspect.signature(builder).parameters)
-        except (TypeError, ValueError):
-            takes_shape = True
-        model = builder(key[1]) if takes_shape else builder()
-        if not isinstance(model, keras.Model):
-            raise ValueError(f"the model builder {getattr(builder, '__name__', builder)!r} "
-                             f"returned {type(model).__name__}, not a keras.Model.")
-        if not model.built:
-            model.build((None,) + key[1])
-        _BUILT[key] = model
-    return _BUILT[key]
-
-
-def _is_softmax(activation: Any) -> bool:
-    return activation is keras.activations.softmax or getattr(
-        activation, "__name__", "") == "softmax"
 
 
 class KerasModel(ModelBase):
@@ -262,8 +140,8 @@ class KerasModel(ModelBase):
         check_supported(keras_model)
         self._keras = keras_model
         self._keys = layer_keys(keras_model)
-        last = _layers_of(keras_model)[-1]
-        self._probabilities = _is_softmax(getattr(last, "activation", None)) or (
+        last = layers_of(keras_model)[-1]
+        self._probabilities = is_softmax(getattr(last, "activation", None)) or (
             isinstance(last, keras.layers.Softmax))
 
     # -- Identity and copying ---------------------------------------------------
@@ -362,8 +240,8 @@ class KerasModel(ModelBase):
         # Made here, outside the Keras layers' name scopes, so that the variables'
         # names are the same for every model of an architecture (compiled functions
         # are shared by variable layout), in the order of the model's layers.
-        for layer in _layers_of(self._keras):
-            kind = _kind(layer)
+        for layer in layers_of(self._keras):
+            kind = layer_kind(layer)
             if kind in ("dense", "conv2d"):
                 self._kernel_and_mask(self._keys[id(layer)], tuple(layer.kernel.shape),
                                       self._kernel_initializer(layer))
@@ -379,8 +257,8 @@ class KerasModel(ModelBase):
     def _patched_layers(self) -> Iterator[None]:
         patched = []
         try:
-            for layer in _layers_of(self._keras):
-                kind = _kind(layer)
+            for layer in layers_of(self._keras):
+                kind = layer_kind(layer)
                 replacement = {"dense": self._dense_call, "conv2d": self._conv_call,
                                "bn": self._bn_call, "dropout": self._dropout_call}.get(kind)
                 if replacement is not None:
@@ -587,8 +465,8 @@ class KerasModel(ModelBase):
             raise ValueError("the Keras model cannot be cloned (a subclassed model?); "
                              "export needs a Sequential or functional model.") from error
         weights = self.get_current_weights(include_biases=True)
-        for original, copied in zip(_layers_of(self._keras), _layers_of(clone)):
-            key, kind = self._keys[id(original)], _kind(original)
+        for original, copied in zip(layers_of(self._keras), layers_of(clone)):
+            key, kind = self._keys[id(original)], layer_kind(original)
             if kind in ("dense", "conv2d"):
                 values = [weights[key]] + ([weights[bias_key(key)]] if original.use_bias else [])
                 copied.set_weights(values)
