@@ -5,8 +5,9 @@ subpackages are ``foundations`` (models, data sets, training engines, pruning
 rules, run identity and the experiment loop), ``datasets`` (concrete data sets and
 their downloads), ``experiments`` (typed configurations, registries and the glue that
 runs a configured trial or control), ``cli`` (flags, runners, argfile batches on local
-processes, Ray or Slurm), ``mnist_fc`` and ``cifar10_conv`` (the LeNet-300-100 and
-Conv-2/4/6 families: defaults and entry points) and ``analysis`` (reading results
+processes, Ray or Slurm), ``mnist_fc``, ``cifar10_conv`` and ``cifar10_resnet`` (the
+LeNet-300-100, Conv-2/4/6 and ResNet-20/VGG-16 families: defaults and entry
+points) and ``analysis`` (reading results
 back, metrics, tables and figures).
 """
 
