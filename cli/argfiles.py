@@ -344,7 +344,20 @@ def instability_lines(trials: int, first_trial: int, levels: Sequence[int],
                       ) -> List[str]:
     """One instability line per trial, level and k: --output_dir={root}/trial{T}/{L}/
     instability_k{k} (one analysis; experiments.instability.place reads it back), and
-    the data location only when given (the runner reads the trial's own)."""
+    the data location only when given (the runner reads the trial's own).
+
+    Args:
+      trials, first_trial: the trials, first_trial .. first_trial + trials - 1.
+      levels: the levels analysed (0: the dense network).
+      ks: the iterations the copies start from.
+      experiment_root: the directory holding the trial{N} directories.
+      data_location: where the data is; '' for where each trial recorded it.
+      extra: flags added to every line.
+      location_flag: the family's flag name for the data location.
+
+    Returns:
+      The lines, quoted for a shell, trial by trial, level by level, k by k.
+    """
     from lottery_ticket.experiments import instability  # pylint: disable=C0415
     lines = []
     for trial in range(first_trial, first_trial + trials):
@@ -363,7 +376,18 @@ def supermask_lines(trials: int, first_trial: int, experiment_root: str,
                     location_flag: str = "data_location") -> List[str]:
     """One supermask line per trial: --output_dir={root}/trial{T}/supermask (the
     runner evaluates every finished level of the trial), the data location only when
-    given."""
+    given.
+
+    Args:
+      trials, first_trial: the trials, first_trial .. first_trial + trials - 1.
+      experiment_root: the directory holding the trial{N} directories.
+      data_location: where the data is; '' for where each trial recorded it.
+      extra: flags added to every line.
+      location_flag: the family's flag name for the data location.
+
+    Returns:
+      The lines, quoted for a shell, one per trial.
+    """
     lines = []
     for trial in range(first_trial, first_trial + trials):
         trial_dir = paths.trial(experiment_root, trial)
