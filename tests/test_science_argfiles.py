@@ -72,7 +72,8 @@ def _write_idx(directory, name, array, magic):
 def idx_data(tmp_path_factory):
     """The synthetic examples as MNIST IDX files, so runner subprocesses can read them."""
     directory = str(tmp_path_factory.mktemp("idx"))
-    for prefix, (x, y) in (("train", synthetic_split(400, 1)), ("t10k", synthetic_split(200, 2))):
+    for prefix, (x, y) in (("train", synthetic_split(400, 1)),
+                           ("t10k", synthetic_split(200, 2))):
         _write_idx(directory, f"{prefix}-images-idx3-ubyte.gz",
                    np.round(x * 255).reshape(-1, 28, 28), 2051)
         _write_idx(directory, f"{prefix}-labels-idx1-ubyte.gz", y, 2049)
