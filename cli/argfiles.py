@@ -11,6 +11,7 @@ the pruning levels and the family's name for the data location (``mnist_fc``
 keeps ``--mnist_location``).
 """
 
+import os
 import shlex
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -335,6 +336,140 @@ def prune_at_init_main(family: Family, argv: Optional[Sequence[str]] = None) -> 
                                    f.ablations, f.extra, family.location_flag)
 
     _emit(lines, f, family)
+
+
+def instability_lines(trials: int, first_trial: int, levels: Sequence[int],
+                      ks: Sequence[int], experiment_root: str, data_location: str = "",
+                      extra: Sequence[str] = (), location_flag: str = "data_location"
+                      ) -> List[str]:
+    """One instability line per trial, level and k: --output_dir={root}/trial{T}/{L}/
+    instability_k{k} (one analysis; experiments.instability.place reads it back), and
+    the data location only when given (the runner reads the trial's own).
+
+    Args:
+      trials, first_trial: the trials, first_trial .. first_trial + trials - 1.
+      levels: the levels analysed (0: the dense network).
+      ks: the iterations the copies start from.
+      experiment_root: the directory holding the trial{N} directories.
+      data_location: where the data is; '' for where each trial recorded it.
+      extra: flags added to every line.
+      location_flag: the family's flag name for the data location.
+
+    Returns:
+      The lines, quoted for a shell, trial by trial, level by level, k by k.
+    """
+    from lottery_ticket.experiments import instability  # pylint: disable=C0415
+    lines = []
+    for trial in range(first_trial, first_trial + trials):
+        trial_dir = paths.trial(experiment_root, trial)
+        for level in levels:
+            for k in ks:
+                args = [f"--output_dir={instability.directory(trial_dir, level, k)}"]
+                if data_location:
+                    args.append(f"--{location_flag}={data_location}")
+                lines.append(shlex.join(args + list(extra)))
+    return lines
+
+
+def supermask_lines(trials: int, first_trial: int, experiment_root: str,
+                    data_location: str = "", extra: Sequence[str] = (),
+                    location_flag: str = "data_location") -> List[str]:
+    """One supermask line per trial: --output_dir={root}/trial{T}/supermask (the
+    runner evaluates every finished level of the trial), the data location only when
+    given.
+
+    Args:
+      trials, first_trial: the trials, first_trial .. first_trial + trials - 1.
+      experiment_root: the directory holding the trial{N} directories.
+      data_location: where the data is; '' for where each trial recorded it.
+      extra: flags added to every line.
+      location_flag: the family's flag name for the data location.
+
+    Returns:
+      The lines, quoted for a shell, one per trial.
+    """
+    lines = []
+    for trial in range(first_trial, first_trial + trials):
+        trial_dir = paths.trial(experiment_root, trial)
+        args = [f"--output_dir={os.path.join(trial_dir, 'supermask')}"]
+        if data_location:
+            args.append(f"--{location_flag}={data_location}")
+        lines.append(shlex.join(args + list(extra)))
+    return lines
+
+
+def _define_analysis_flags(family: Family, values: flags.FlagValues) -> None:
+    """The flags of the argfiles of analyses of finished trials (instability, supermask)."""
+    flags.DEFINE_integer("trials", 5, "Number of trials.", flag_values=values)
+    flags.DEFINE_integer("first_trial", 1, "Number of the first trial.", flag_values=values)
+    flags.DEFINE_string("experiment_root", family.experiment_root,
+                        "Directory holding the trial{N} directories.", flag_values=values)
+    flags.DEFINE_string(family.location_flag, "", "Directory of the data set's files, "
+                        "if not where the trials recorded it (lines carry it only when "
+                        "given).", flag_values=values)
+    flags.DEFINE_multi_string("extra", [], "A flag added to every line, e.g. "
+                              "--extra=--threads=1 (repeatable).", flag_values=values)
+
+
+def _emit_analysis(make_lines: Callable[[], List[str]], values: flags.FlagValues) -> None:
+    if values.trials < 1:
+        print(f"error: --trials={values.trials}: give at least one trial.", file=sys.stderr)
+        sys.exit(2)
+    try:
+        print("\n".join(make_lines()))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def instability_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
+    """Prints one instability flag line per trial, level and k for the parsed flags.
+
+    Args:
+      family: the family.
+      argv: the flags (default sys.argv[1:]), without the program's name.
+    """
+
+    def define(values: flags.FlagValues) -> None:
+        _define_analysis_flags(family, values)
+        flags.DEFINE_string("levels", "0", "Comma-separated levels analysed: 0 is the dense "
+                            "network, L the ticket at level L.", flag_values=values)
+        flags.DEFINE_string("instability_iterations", "0", "Comma-separated iterations k "
+                            "the copies start from, e.g. 0,100,500,2000.",
+                            flag_values=values)
+        flags.DEFINE_integer("interpolation_points", None, "Points on the path (lines "
+                             "carry it only when given; the runner's default otherwise).",
+                             flag_values=values)
+
+    from lottery_ticket.experiments import instability  # pylint: disable=C0415
+    kind = kinds.by_runner("instability")
+    f = _parse(define, argv, f"{family.argfiles_package}.{kind.argfile}")
+
+    def lines() -> List[str]:
+        levels = instability.parse_ints(f.levels, "levels")
+        ks = instability.parse_ints(f.instability_iterations, "instability_iterations")
+        extra = list(f.extra)
+        if f.interpolation_points is not None:
+            extra.insert(0, f"--interpolation_points={f.interpolation_points}")
+        return instability_lines(f.trials, f.first_trial, levels, ks, f.experiment_root,
+                                 f[family.location_flag].value, extra, family.location_flag)
+
+    _emit_analysis(lines, f)
+
+
+def supermask_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
+    """Prints one supermask flag line per trial for the parsed flags.
+
+    Args:
+      family: the family.
+      argv: the flags (default sys.argv[1:]), without the program's name.
+    """
+    kind = kinds.by_runner("supermask")
+    f = _parse(lambda values: _define_analysis_flags(family, values), argv,
+               f"{family.argfiles_package}.{kind.argfile}")
+    _emit_analysis(lambda: supermask_lines(f.trials, f.first_trial, f.experiment_root,
+                                           f[family.location_flag].value, f.extra,
+                                           family.location_flag), f)
 
 
 def control_main(family: Family, experiment_name: Optional[str],

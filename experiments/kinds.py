@@ -255,8 +255,10 @@ def _module_command(module: str) -> Callable[[Any], Any]:
 # Linear mode connectivity (experiments.instability): {level}/instability_k{k}/ holds two
 # copies and instability.json.
 INSTABILITY = register(Kind(name="instability", runner="instability",
-                            run_names=("instability_k",),
-                            command=_module_command("instability"), own_layout=True))
+                            run_names=("instability_k",), argfile="instability_argfile",
+                            command=_module_command("instability"),
+                            argfile_main=_argfile("instability_main"), own_layout=True))
 # Supermasks (experiments.supermask): {trial}/supermask.json, no run directories.
 SUPERMASK = register(Kind(name="supermask", runner="supermask",
-                          command=_module_command("supermask")))
+                          argfile="supermask_argfile", command=_module_command("supermask"),
+                          argfile_main=_argfile("supermask_main")))

@@ -128,3 +128,38 @@ def test_the_report_draws_the_analyses(trial, tmp_path):
     table = open(figures_dir / "instability.md").read()
     assert "| 0 | 100.0% | 0 | 1 | 0.00 |" in table
     assert str(figures_dir / "instability.md") in result["written"]
+
+
+@pytest.mark.slow
+def test_instability_on_fashion_mnist_records_resumes_and_refuses(fashion_mnist_dir, tmp_path):
+    config = ExperimentConfig().replace(
+        data_location=fashion_mnist_dir, validation_size=0,
+        layers=((64, "relu"), (32, "relu"), (10, None)), training_len=("iterations", 200),
+        batch_size=60, test_interval=100, levels=0, learning_rate=0.1)
+    trial = str(tmp_path / "trial1")
+    lottery.run_trial(trial, config, seed=1, progress=False)
+    for k in (0, 50):
+        record = instability.run_instability(trial, 0, k, interpolation_points=3,
+                                             progress=False)
+        where = instability.directory(trial, 0, k)
+        assert os.path.isfile(os.path.join(where, instability.RECORD))
+        assert (record["k"], record["level"], len(record["path"])) == (k, 0, 3)
+        metrics = []
+        for copy, error in zip(record["copies"], record["endpoint_errors"]):
+            metrics.append(open(paths.metrics(copy)).read())
+            test = json.loads(metrics[-1])["test"]
+            assert test["iteration"][0] == k and test["iteration"][-1] == 200
+            assert error == pytest.approx(1.0 - test["accuracy"][-1], abs=1e-6)
+        assert record["endpoint_errors"] == [record["path"][0]["error"],
+                                             record["path"][-1]["error"]]
+        assert record["endpoint_errors"][0] < 0.5  # it learned (chance is 0.9)
+        # Rerunning reads the record back, training nothing.
+        again = instability.run_instability(trial, 0, k, interpolation_points=3,
+                                            progress=False)
+        assert again == json.loads(json.dumps(record))
+        assert [open(paths.metrics(copy)).read() for copy in record["copies"]] == metrics
+        with pytest.raises(ValueError, match="interpolation_points: 3 -> 4"):
+            instability.run_instability(trial, 0, k, interpolation_points=4, progress=False)
+    # k = 50 started from level 0's network trained 0..50, made once.
+    start = os.path.join(instability.directory(trial, 0, 50), "start")
+    assert json.load(open(paths.metrics(start)))["test"]["iteration"][-1] == 50

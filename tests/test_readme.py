@@ -45,3 +45,10 @@ def test_python_examples_run(fashion_mnist_dir, tmp_path, monkeypatch):
         assert os.path.isfile(tmp_path / "results" / "population" / str(member) / "done.json")
     assert sorted(namespace["pruned_conv"].weights) == ["conv0", "conv1", "fc0", "fc1"]
     assert namespace["summary"][0]["runs"] == 2 and namespace["problems"] == []
+    # The analyses of a finished trial from a notebook: instability and supermasks.
+    stability = namespace["stability"]
+    assert (stability["level"], stability["k"], len(stability["path"])) == (1, 0, 5)
+    assert os.path.isfile(tmp_path / "notebook_runs" / "analyses" / "trial1" / "1" /
+                          "instability_k0" / "instability.json")
+    assert [entry["level"] for entry in namespace["supermasks"]["levels"]] == [0, 1]
+    assert namespace["supermasks"]["criterion"] == "movement"
