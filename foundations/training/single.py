@@ -28,8 +28,9 @@ from lottery_ticket.foundations.save_restore import Network
 from lottery_ticket.foundations.training import cache as cache_lib
 from lottery_ticket.foundations.training.engine import Engine
 from lottery_ticket.foundations.training.record import CompileTimer
-from lottery_ticket.foundations.training.sparse import (SPARSE_BELOW, SparseLayer, bucket,
-                                                        sparse_fits, sparse_layout)
+from lottery_ticket.foundations.training.sparse import (SPARSE_BELOW,
+                                                        SPARSE_EVALUATION_CHUNK, SparseLayer,
+                                                        bucket, sparse_fits, sparse_layout)
 from lottery_ticket.foundations.training.xla import resolve_xla
 
 logger = logging.getLogger("lottery_ticket")
@@ -89,10 +90,13 @@ class CompiledSteps:
         # batches. Each function wraps a partial of its own, so TensorFlow counts
         # its traces per instance: one trace each is not the "retracing" it warns of.
         self._train_steps = self._make_train_steps(self.xla_training)
-        # One function per split, each taking the whole split in one call.
+        # One function per split, each taking the whole split in one call. With
+        # sparse layers it evaluates through their survivors, compiled with XLA
+        # (the training loop compiles with XLA, so the model does).
+        self.sparse_evaluation = bool(self._sparse)
         self._evaluations = {
             split: tf.function(functools.partial(self._evaluation_graph, split),
-                               jit_compile=self.xla_evaluation)
+                               jit_compile=self.xla_evaluation or self.sparse_evaluation)
             for split in self._splits}
         self._all_finite = tf.function(functools.partial(self._all_finite_graph))
 
@@ -167,12 +171,18 @@ class CompiledSteps:
         return loss_total / count, accuracy_total / count
 
     def _evaluation_graph(self, split: str) -> Tuple[tf.Tensor, tf.Tensor]:
-        # Sparse layers are evaluated densely from their kernels (sync() before):
-        # on 10,000 examples the dense product runs near the CPU's peak, while
-        # gathering activations per survivor would not (sparse-speed.md), and
-        # TensorFlow's sparse-operand matmul measured no faster here.
         x, y = self._splits[split]
-        return chunked_evaluation(self.model, x, y)
+        if not self.sparse_evaluation:
+            return chunked_evaluation(self.model, x, y)
+        # Work in proportion to the survivors: the dense product of 10,000
+        # examples runs near the CPU's peak, but at a few percent of the weights
+        # the survivors' gather and segment sum, compiled with XLA in chunks
+        # small enough to stay in cache, does less work (TensorFlow's
+        # sparse-operand matmul measured slower than either here). The values
+        # are read from the survivor vectors, so no sync() is needed.
+        matmuls = {layer.name: layer.matmul for layer in self._sparse}
+        with self.model.overriding(matmuls=matmuls):
+            return chunked_evaluation(self.model, x, y, chunk=SPARSE_EVALUATION_CHUNK)
 
     def train_steps(self, indices: np.ndarray) -> Tuple[float, float]:
         """Takes one optimizer step per row of `indices`.
@@ -218,7 +228,8 @@ class CompiledSteps:
 
     def evaluate(self, split: str) -> Tuple[float, float]:
         """(loss, accuracy) of the model over a whole non-training split."""
-        self.sync()
+        if not self.sparse_evaluation:
+            self.sync()
         traces = self._evaluations[split].experimental_get_tracing_count()
         started = time.perf_counter()
         loss, accuracy = self._evaluations[split]()
@@ -229,7 +240,7 @@ class CompiledSteps:
     def xla_record(self) -> Dict[str, Any]:
         """What done.json records of the compilation: the setting and what it meant."""
         return {"setting": self.xla_setting, "training": self.xla_training,
-                "evaluation": self.xla_evaluation,
+                "evaluation": self.xla_evaluation or self.sparse_evaluation,
                 "sparse_layers": list(self.sparse_layers)}
 
     def speed_record(self) -> Dict[str, Any]:
@@ -237,16 +248,16 @@ class CompiledSteps:
         return self.timer.speed_record()
 
 
-def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor
-                       ) -> Tuple[tf.Tensor, tf.Tensor]:
+def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor,
+                       chunk: Optional[int] = None) -> Tuple[tf.Tensor, tf.Tensor]:
     """(mean loss, accuracy) of `model` on all of (x, y), in graph code: chunks of
-    model.evaluation_chunk examples, weighted by their sizes.
+    `chunk` (default model.evaluation_chunk) examples, weighted by their sizes.
 
     The split is captured with its static size, so the chunks are static
     slices: one call evaluates all of it, also under XLA.
     """
     size = int(y.shape[0])
-    chunk = min(size, max(1, int(model.evaluation_chunk)))
+    chunk = min(size, max(1, int(model.evaluation_chunk if chunk is None else chunk)))
     full = size // chunk
 
     def sums(x_chunk, y_chunk):

@@ -19,6 +19,12 @@ SPARSE_BELOW = 0.05
 # level instead of every level, for at most twice the sparse work.
 SPARSE_SLACK = 2.0
 
+# Examples per chunk when a run with sparse layers evaluates through their survivors
+# (XLA-compiled, activations transposed): small enough that the gathered
+# [survivors, chunk] block stays in cache. bench/bench_trial.py's levels section
+# measures the result against the dense evaluation.
+SPARSE_EVALUATION_CHUNK = 200
+
 
 def bucket(count: int) -> int:
     """`count` rounded up to one of a few sizes per power of two (at most 1/8 more),
@@ -87,7 +93,14 @@ class SparseLayer:
         self.values.assign(self.kernel.numpy()[rows, columns] * valid)
 
     def matmul(self, inputs: tf.Tensor) -> tf.Tensor:
-        """inputs @ kernel, computed from the survivors only."""
+        """inputs @ kernel, computed from the survivors only (training steps and,
+        in chunks of SPARSE_EVALUATION_CHUNK examples, evaluation).
+
+        The activations are transposed so that each survivor gathers a
+        contiguous row of examples: the work is survivors x examples, not the
+        kernel's size x examples. Equal to the dense product up to float
+        rounding (the sum over a unit's survivors runs in another order).
+        """
         weights = self.values * self.valid
         gathered = tf.gather(tf.transpose(inputs), self.rows) * weights[:, None]
         return tf.transpose(tf.math.unsorted_segment_sum(gathered, self.columns, self.units))
