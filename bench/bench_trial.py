@@ -14,7 +14,8 @@ Prints JSON (progress lines go to stderr).
   first iteration: pruning, model, files, finding compiled functions), read
   from the run files, and the time its loop spent tracing and compiling (a
   level whose sparse layout is new compiles again; done.json's
-  compile_seconds). With --baseline the same trial runs again with xla=off and
+  compile_seconds), and how much of each iteration went to training steps and
+  to evaluation (done.json's training_seconds and evaluation_seconds). With --baseline the same trial runs again with xla=off and
   sparse_below=0 (the plain compiled loop) and the ratios are given. From
   the measured rates it projects a 31 x 50,000 trial.
 * ``levels``: per-iteration time of one level (evaluation every 100
