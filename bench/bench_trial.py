@@ -14,15 +14,18 @@ Prints JSON (progress lines go to stderr).
   first iteration: pruning, model, files, finding compiled functions), read
   from the run files, and the time its loop spent tracing and compiling (a
   level whose sparse layout is new compiles again; done.json's
-  compile_seconds). With --baseline the same trial runs again with xla=off and
+  compile_seconds), and how much of each iteration went to training steps and
+  to evaluation (done.json's training_seconds and evaluation_seconds). With --baseline the same trial runs again with xla=off and
   sparse_below=0 (the plain compiled loop) and the ratios are given. From
   the measured rates it projects a 31 x 50,000 trial.
 * ``levels``: per-iteration time of one level (evaluation every 100
   included) at 100%, 80%, 21%, 3.6% and 1% of the hidden layers' weights
   (output layer pruned at half the rate, as in the paper; random masks), each
   with XLA off and with the defaults, after a warm-up run of the same shape
-  so that tracing is not counted; ratios against the dense level of the same
-  setting and against the dense plain level.
+  so that tracing is not counted; the time of training steps and of
+  evaluations per iteration; ratios against the dense level of the same
+  setting and against the dense plain level. The machine's load average is
+  printed with the figures: on a shared machine compare ratios within a run.
 
 Fashion-MNIST stands in for MNIST (same shapes); the data defaults to
 ../shared/data/fashion-mnist beside the repository.
@@ -89,11 +92,21 @@ def level_figures(trial_dir: str, levels: int) -> list:
                                 else round(end - record["seconds"] - previous_end, 3)),
             # Inside the loop's time: tracing and XLA compilation of this level.
             "compile_seconds": record.get("compile_seconds"),
+            # The loop's time split: training steps and evaluations (each with
+            # its compiling), per trained iteration.
+            "training_ms_per_iteration": _per_iteration(record, "training_seconds", trained),
+            "evaluation_ms_per_iteration": _per_iteration(record, "evaluation_seconds",
+                                                          trained),
             "sparse_layers": record.get("xla", {}).get("sparse_layers", []),
             "test_accuracy": round(record["final"]["test"]["accuracy"], 4),
         })
         previous_end = end
     return figures
+
+
+def _per_iteration(record: dict, key: str, iterations: int):
+    seconds = record.get(key)
+    return None if seconds is None else round(1000 * seconds / iterations, 3)
 
 
 def run_trial_section(data: str, iterations: int, levels: int, **training) -> dict:
@@ -150,6 +163,10 @@ def time_level(dataset, density: float, iterations: int, xla: str, sparse_below:
             seconds = time.time() - started
     return {"ms_per_iteration": round(1000 * seconds / iterations, 3),
             "loop_ms_per_iteration": round(1000 / result.record["iterations_per_second"], 3),
+            "training_ms_per_iteration": _per_iteration(result.record, "training_seconds",
+                                                        iterations),
+            "evaluation_ms_per_iteration": _per_iteration(result.record,
+                                                          "evaluation_seconds", iterations),
             "sparse_layers": result.record["xla"]["sparse_layers"],
             "xla_training": result.record["xla"]["training"]}
 
@@ -206,6 +223,9 @@ def main() -> None:
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
         "data": data,
+        # 1, 5 and 15-minute load averages: on a shared machine the ratios within a
+        # run mean more than the absolute times.
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
     }
     if "trial" in sections:
         log(f"trial: {args.levels + 1} levels x {args.iterations} iterations (defaults)")
@@ -219,6 +239,7 @@ def main() -> None:
                 baseline["wall_seconds"] / output["trial"]["wall_seconds"], 2)
     if "levels" in sections:
         output["levels"] = levels_section(data, args.level_iterations)
+    output["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     json.dump(output, sys.stdout, indent=1)
     print()
 

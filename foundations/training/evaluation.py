@@ -83,7 +83,8 @@ def evaluate(model: ModelBase, dataset: DatasetBase, split: str = "test",
 
     Computed as the trainer evaluates during training (the same function, in
     chunks of model.evaluation_chunk examples), so a trained model gives the
-    final metrics its run recorded. Compiled once per model structure (class,
+    final metrics its run recorded (to float rounding where the run had sparse
+    layers, which it evaluated through their survivors). Compiled once per model structure (class,
     trace key, variable shapes), data set, split and XLA setting in a process;
     no optimizer is made. The model is not changed.
 

@@ -17,7 +17,7 @@ import copy
 import functools
 import logging
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -28,8 +28,10 @@ from lottery_ticket.foundations.save_restore import Network
 from lottery_ticket.foundations.training import cache as cache_lib
 from lottery_ticket.foundations.training.engine import Engine
 from lottery_ticket.foundations.training.record import CompileTimer
-from lottery_ticket.foundations.training.sparse import (SPARSE_BELOW, SparseLayer, bucket,
-                                                        sparse_fits, sparse_layout)
+from lottery_ticket.foundations.training.sparse import (SPARSE_BELOW,
+                                                        SPARSE_EVALUATION_BELOW,
+                                                        SPARSE_EVALUATION_CHUNK, SparseLayer,
+                                                        bucket, sparse_fits, sparse_layout)
 from lottery_ticket.foundations.training.xla import resolve_xla
 
 logger = logging.getLogger("lottery_ticket")
@@ -89,10 +91,20 @@ class CompiledSteps:
         # batches. Each function wraps a partial of its own, so TensorFlow counts
         # its traces per instance: one trace each is not the "retracing" it warns of.
         self._train_steps = self._make_train_steps(self.xla_training)
-        # One function per split, each taking the whole split in one call.
+        # One function per split, each taking the whole split in one call. With
+        # sparse layers sparse enough (SPARSE_EVALUATION_BELOW) it evaluates through
+        # their survivors, compiled with XLA (the training loop compiles with XLA,
+        # so the model does).
+        compiled = sum(layer.size for layer in self._sparse)
+        weights = sum(int(np.prod(layer.kernel.shape)) for layer in self._sparse)
+        self.sparse_evaluation = bool(self._sparse) and (
+            compiled < SPARSE_EVALUATION_BELOW * weights)
+        self._transposed = {
+            split: tf.constant(tf.transpose(tf.reshape(x, [int(x.shape[0]), -1])))
+            for split, (x, _) in self._splits.items()} if self.sparse_evaluation else {}
         self._evaluations = {
             split: tf.function(functools.partial(self._evaluation_graph, split),
-                               jit_compile=self.xla_evaluation)
+                               jit_compile=self.xla_evaluation or self.sparse_evaluation)
             for split in self._splits}
         self._all_finite = tf.function(functools.partial(self._all_finite_graph))
 
@@ -167,12 +179,35 @@ class CompiledSteps:
         return loss_total / count, accuracy_total / count
 
     def _evaluation_graph(self, split: str) -> Tuple[tf.Tensor, tf.Tensor]:
-        # Sparse layers are evaluated densely from their kernels (sync() before):
-        # on 10,000 examples the dense product runs near the CPU's peak, while
-        # gathering activations per survivor would not (sparse-speed.md), and
-        # TensorFlow's sparse-operand matmul measured no faster here.
         x, y = self._splits[split]
-        return chunked_evaluation(self.model, x, y)
+        if not self.sparse_evaluation:
+            return chunked_evaluation(self.model, x, y)
+        # Work in proportion to the survivors: the dense product of 10,000
+        # examples runs near the CPU's peak, but at a few percent of the weights
+        # the survivors' gather and segment sum, compiled with XLA in chunks
+        # small enough to stay in cache, does less work (TensorFlow's
+        # sparse-operand matmul measured slower than either here). The values
+        # are read from the survivor vectors, so no sync() is needed.
+        # The split's examples, flattened and transposed once: a first sparse layer
+        # gathers its survivors' rows from them directly (transposing each chunk
+        # inside the compiled loop costs as much as the layer's own work).
+        transposed = self._transposed[split]
+
+        def logits_of(x_chunk: tf.Tensor, begin: Any, count: int) -> tf.Tensor:
+            def matmul_of(layer: SparseLayer) -> Callable[[tf.Tensor], tf.Tensor]:
+                def matmul(inputs: tf.Tensor) -> tf.Tensor:
+                    if flattened_from(inputs, x_chunk) and inputs.shape[1] == transposed.shape[0]:
+                        return layer.transposed_matmul(
+                            tf.slice(transposed, [0, begin], [-1, count]))
+                    return layer.matmul(inputs)
+                return matmul
+
+            with self.model.overriding(matmuls={layer.name: matmul_of(layer)
+                                                for layer in self._sparse}):
+                return self.model(x_chunk, training=False)
+
+        return chunked_evaluation(self.model, x, y, chunk=SPARSE_EVALUATION_CHUNK,
+                                  logits_of=logits_of)
 
     def train_steps(self, indices: np.ndarray) -> Tuple[float, float]:
         """Takes one optimizer step per row of `indices`.
@@ -218,7 +253,8 @@ class CompiledSteps:
 
     def evaluate(self, split: str) -> Tuple[float, float]:
         """(loss, accuracy) of the model over a whole non-training split."""
-        self.sync()
+        if not self.sparse_evaluation:
+            self.sync()
         traces = self._evaluations[split].experimental_get_tracing_count()
         started = time.perf_counter()
         loss, accuracy = self._evaluations[split]()
@@ -229,7 +265,7 @@ class CompiledSteps:
     def xla_record(self) -> Dict[str, Any]:
         """What done.json records of the compilation: the setting and what it meant."""
         return {"setting": self.xla_setting, "training": self.xla_training,
-                "evaluation": self.xla_evaluation,
+                "evaluation": self.xla_evaluation or self.sparse_evaluation,
                 "sparse_layers": list(self.sparse_layers)}
 
     def speed_record(self) -> Dict[str, Any]:
@@ -237,42 +273,70 @@ class CompiledSteps:
         return self.timer.speed_record()
 
 
-def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor
+def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor,
+                       chunk: Optional[int] = None,
+                       logits_of: Optional[Callable[[tf.Tensor, Any, int], tf.Tensor]] = None
                        ) -> Tuple[tf.Tensor, tf.Tensor]:
     """(mean loss, accuracy) of `model` on all of (x, y), in graph code: chunks of
-    model.evaluation_chunk examples, weighted by their sizes.
+    `chunk` (default model.evaluation_chunk) examples, weighted by their sizes.
 
     The split is captured with its static size, so the chunks are static
-    slices: one call evaluates all of it, also under XLA.
+    slices: one call evaluates all of it, also under XLA. `logits_of(x_chunk,
+    begin, count)`, if given, computes a chunk's logits instead of
+    model(x_chunk) (begin: the chunk's first row, count: its static size).
     """
     size = int(y.shape[0])
-    chunk = min(size, max(1, int(model.evaluation_chunk)))
+    chunk = min(size, max(1, int(model.evaluation_chunk if chunk is None else chunk)))
     full = size // chunk
+    if logits_of is None:
+        logits_of = lambda x_chunk, begin, count: model(x_chunk, training=False)  # noqa: E731
 
-    def sums(x_chunk, y_chunk):
-        logits = model(x_chunk, training=False)
+    def sums(x_chunk, y_chunk, begin, count):
+        logits = logits_of(x_chunk, begin, count)
         count = tf.cast(tf.shape(y_chunk)[0], tf.float32)
         return (model.loss(logits, y_chunk) * count,
                 model.accuracy(logits, y_chunk) * count)
 
     if chunk == size:
-        loss_sum, correct = sums(x, y)
+        loss_sum, correct = sums(x, y, 0, size)
         return loss_sum / size, correct / size
-
-    def rows(tensor, begin, count):
-        rank = tensor.shape.rank
-        return tf.slice(tensor, [begin] + [0] * (rank - 1), [count] + [-1] * (rank - 1))
 
     loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
     for index in tf.range(full):
-        loss, accurate = sums(rows(x, index * chunk, chunk), rows(y, index * chunk, chunk))
+        begin = index * chunk
+        loss, accurate = sums(rows(x, begin, chunk), rows(y, begin, chunk), begin, chunk)
         loss_sum += loss
         correct += accurate
     if size % chunk:
-        loss, accurate = sums(x[full * chunk:], y[full * chunk:])
+        loss, accurate = sums(x[full * chunk:], y[full * chunk:], full * chunk, size % chunk)
         loss_sum += loss
         correct += accurate
     return loss_sum / size, correct / size
+
+
+def rows(tensor: tf.Tensor, begin: Any, count: int) -> tf.Tensor:
+    """tensor[begin:begin + count] along the first axis, as a static-size slice."""
+    rank = tensor.shape.rank
+    return tf.slice(tensor, [begin] + [0] * (rank - 1), [count] + [-1] * (rank - 1))
+
+
+def flattened_from(tensor: tf.Tensor, source: tf.Tensor) -> bool:
+    """Whether graph tensor `tensor` is `source` itself or `source` reshaped to
+    [rows, features] (each row flattened in order), through identities and
+    reshapes: then `source`'s rows, flattened and transposed, are its transpose."""
+    rows_count = source.shape[0]
+    if tensor.shape.rank != 2 or tensor.shape[0] != rows_count:
+        return False
+    for _ in range(4):
+        if tensor is source or tensor.name == source.name:
+            return True
+        if tensor.op.type not in ("Reshape", "Identity"):
+            return False
+        tensor = tensor.op.inputs[0]
+        if tensor.shape.rank is None or (tensor.shape.rank > 0
+                                         and tensor.shape[0] != rows_count):
+            return False
+    return False
 
 
 def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,

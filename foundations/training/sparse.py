@@ -19,6 +19,19 @@ SPARSE_BELOW = 0.05
 # level instead of every level, for at most twice the sparse work.
 SPARSE_SLACK = 2.0
 
+# Examples per chunk when a run with sparse layers evaluates through their survivors
+# (XLA-compiled, activations transposed): small enough that the gathered
+# [survivors, chunk] block stays in cache. bench/bench_trial.py's levels section
+# measures the result against the dense evaluation.
+SPARSE_EVALUATION_CHUNK = 200
+
+# A run's sparse layers evaluate through their survivors when their compiled sizes
+# are below this fraction of their kernels' weights. On the 2-core CPU that
+# evaluation does half the dense product's CPU work at 3.6% and a third at 1%,
+# but it runs on one core while the dense product uses both: in wall time on an
+# idle machine it wins below about 2.5% (bench/bench_trial.py, levels section).
+SPARSE_EVALUATION_BELOW = 0.025
+
 
 def bucket(count: int) -> int:
     """`count` rounded up to one of a few sizes per power of two (at most 1/8 more),
@@ -87,9 +100,20 @@ class SparseLayer:
         self.values.assign(self.kernel.numpy()[rows, columns] * valid)
 
     def matmul(self, inputs: tf.Tensor) -> tf.Tensor:
-        """inputs @ kernel, computed from the survivors only."""
+        """inputs @ kernel, computed from the survivors only (training steps and,
+        in chunks of SPARSE_EVALUATION_CHUNK examples, evaluation).
+
+        The activations are transposed so that each survivor gathers a
+        contiguous row of examples: the work is survivors x examples, not the
+        kernel's size x examples. Equal to the dense product up to float
+        rounding (the sum over a unit's survivors runs in another order).
+        """
+        return self.transposed_matmul(tf.transpose(inputs))
+
+    def transposed_matmul(self, transposed_inputs: tf.Tensor) -> tf.Tensor:
+        """matmul(inputs) given inputs transposed ([features, examples])."""
         weights = self.values * self.valid
-        gathered = tf.gather(tf.transpose(inputs), self.rows) * weights[:, None]
+        gathered = tf.gather(transposed_inputs, self.rows) * weights[:, None]
         return tf.transpose(tf.math.unsorted_segment_sum(gathered, self.columns, self.units))
 
     def store(self) -> None:
