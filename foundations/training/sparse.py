@@ -10,8 +10,8 @@ from lottery_ticket.foundations.model_base import ModelBase
 
 # Below this fraction of surviving weights a dense layer trains as a sparse vector
 # (gather, multiply, segment-sum) when the training loop is compiled with XLA:
-# bench/bench_trial.py and ../shared/design/sparse-speed.md put the crossover
-# with the dense masked kernel at about 5-6% on a 2-core CPU.
+# bench/bench_trial.py puts the crossover with the dense masked kernel at about
+# 5-6% on a 2-core CPU.
 SPARSE_BELOW = 0.05
 
 # A compiled sparse layer of this many times a run's survivors still serves it:
