@@ -89,7 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("path", help="where to write the .keras file")
     parser.add_argument("--compact", action="store_true",
                         help="remove the units and filters unit pruning left unread "
-                        "(Sequential models)")
+                        "(Sequential and functional models)")
     arguments = parser.parse_args(argv)
     exported = export_run(arguments.run_dir, arguments.path, compacted=arguments.compact)
     print(f"wrote {arguments.path}: {exported.count_params():,} parameters, "
@@ -111,23 +111,35 @@ _CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.Dropout, keras.lay
 
 def compact(model: keras.Model) -> keras.Model:
     """A smaller Keras model computing the same outputs (to float rounding): every
-    unit or filter whose outputs the next Dense/Conv2D layer never reads (its rows
-    of the next kernel all 0, as unit and filter pruning leave them) is removed,
-    with its kernel column, bias, batch normalization values and the next kernel's
-    rows. The output layer keeps all its units.
+    unit or filter that nothing downstream reads is removed, with its kernel column,
+    bias, batch normalization values and the consumers' kernel rows. The output
+    layer keeps all its units.
+
+    Sequential models: a unit goes when the next Dense/Conv2D layer's rows for it
+    are all 0 (as unit and filter pruning leave them). Functional models (e.g. a
+    filter-pruned ResNet): the tensors joined by an Add (and the channel-wise
+    layers around it) share their channels, so a channel goes only from all of
+    them at once, and only where every Dense/Conv2D reading any of them either
+    has all-0 rows for it or reads a value that is exactly 0 there (a pruned
+    filter's output after bias, batch normalization and activation: BN(0) is
+    beta - gamma * mean / sqrt(var + eps), usually not 0, and then the channel
+    is kept). Nothing is folded, so the result is exact.
 
     Args:
-      model: a keras.Sequential of Dense, Conv2D and channel-wise layers
-        (BatchNormalization, Dropout, activations, pooling, Flatten), e.g. an
-        exported ticket (KerasModel.to_keras).
+      model: a keras.Sequential or functional model of Dense, Conv2D,
+        channel-wise layers (BatchNormalization, Dropout, activations, pooling,
+        Flatten) and, in functional models, Add; e.g. an exported ticket
+        (KerasModel.to_keras).
 
     Raises:
       ValueError: another kind of model or layer (named).
     """
     if not isinstance(model, keras.Sequential):
-        raise ValueError(f"compact() takes a keras.Sequential model, not {type(model).__name__}: "
-                         "a model with branches (residual Add) cannot drop a channel in one "
-                         "branch alone. Export it masked (export_run) instead.")
+        if not _is_functional(model):
+            raise ValueError(f"compact() takes a Sequential or functional Keras model, not a "
+                             f"subclassed {type(model).__name__}: rebuild it as a functional "
+                             "model, or export it masked (export_run) instead.")
+        return _compact_functional(model)
     layers = list(model.layers)
     other = [f"{layer.name} ({type(layer).__name__})" for layer in layers
              if not isinstance(layer, _PRUNABLE + _CHANNELWISE)]
@@ -174,4 +186,153 @@ def compact(model: keras.Model) -> keras.Model:
                                name=f"{model.name}_compact")
     for layer, values in zip(smaller.layers, weights):
         layer.set_weights(values)
+    return smaller
+
+
+def _is_functional(model: keras.Model) -> bool:
+    try:
+        config = model.get_config()
+    except Exception:  # noqa: BLE001 - subclassed models raise several kinds
+        return False
+    return isinstance(config, dict) and "input_layers" in config and "layers" in config
+
+
+def _history(argument) -> list:
+    """The (layer, node, index) of each tensor named in a node's arguments."""
+    if isinstance(argument, dict):
+        if "keras_history" in argument.get("config", {}):
+            return [tuple(argument["config"]["keras_history"])]
+        return [found for value in argument.values() for found in _history(value)]
+    if isinstance(argument, (list, tuple)):
+        return [found for value in argument for found in _history(value)]
+    return []
+
+
+_ELEMENTWISE = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU,
+                keras.layers.BatchNormalization)
+
+
+def _compact_functional(model: keras.Model) -> keras.Model:
+    """compact() of a functional model: channel groups through Add (see compact)."""
+    config = model.get_config()
+    parent: list = []  # union-find over channel groups
+    fixed: set = set()
+
+    def find(group: int) -> int:
+        while parent[group] != group:
+            group = parent[group]
+        return group
+
+    space: dict = {}      # layer name -> (group, flattened from C channels or 0)
+    constant: dict = {}   # layer name -> each channel's value if constant, else NaN
+    producers: dict = {}  # layer name -> its output group (Dense, Conv2D)
+    consumers: list = []  # (layer name, input layer name)
+    sliced: dict = {}     # BatchNormalization name -> group
+    weights = {layer.name: [np.asarray(w) for w in layer.get_weights()]
+               for layer in model.layers}
+    for entry in config["layers"]:
+        name = entry["name"]
+        layer = model.get_layer(name)
+        nodes = entry["inbound_nodes"]
+        if len(nodes) > 1:
+            raise ValueError(f"compact() cannot compact layer {name!r}: it is called more "
+                             "than once (shared); export the model masked instead.")
+        inputs = [history[0] for history in _history(nodes[0])] if nodes else []
+        channels = int(layer.output.shape[-1])
+        if isinstance(layer, keras.layers.InputLayer):
+            parent.append(len(parent))
+            fixed.add(len(parent) - 1)
+            space[name], constant[name] = (len(parent) - 1, 0), np.full(channels, np.nan)
+        elif isinstance(layer, _PRUNABLE):
+            if not isinstance(layer, keras.layers.Dense) and space[inputs[0]][1]:
+                raise ValueError(f"compact() cannot compact {name!r}: a Conv2D after Flatten.")
+            consumers.append((name, inputs[0]))
+            parent.append(len(parent))
+            producers[name] = len(parent) - 1
+            kernel = weights[name][0]
+            dead = ~np.any(kernel.reshape(-1, channels) != 0, axis=0)
+            bias = weights[name][1] if layer.use_bias else np.zeros(channels, np.float32)
+            space[name] = (len(parent) - 1, 0)
+            constant[name] = np.where(dead, bias, np.nan)
+        elif isinstance(layer, keras.layers.Add):
+            groups = [space[i] for i in inputs]
+            if any(flat for _, flat in groups):
+                raise ValueError(f"compact() cannot compact {name!r}: an Add after Flatten.")
+            root = find(groups[0][0])
+            for group, _ in groups[1:]:
+                parent[find(group)] = root
+            space[name] = (root, 0)
+            constant[name] = np.sum([constant[i] for i in inputs], axis=0)  # NaN stays NaN
+        elif isinstance(layer, _CHANNELWISE):
+            group, flat = space[inputs[0]]
+            if isinstance(layer, keras.layers.Flatten) and len(layer.input.shape) > 2:
+                flat = int(layer.input.shape[-1])
+            space[name] = (group, flat)
+            values = constant[inputs[0]]
+            if isinstance(layer, _ELEMENTWISE) and not flat:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    sliced[name] = group
+                known = np.isfinite(values)
+                shape = (1,) * (len(layer.input.shape) - 1) + (channels,)
+                probe = np.where(known, values, 0).astype(np.float32).reshape(shape)
+                computed = np.asarray(layer(probe, training=False)).reshape(channels)
+                values = np.where(known, computed, np.nan)
+            constant[name] = values
+        else:
+            raise ValueError(f"compact() cannot carry channels through {name!r} "
+                             f"({type(layer).__name__}); it takes Dense, Conv2D, Add and "
+                             "channel-wise layers only. Export the model masked instead.")
+    outputs = config["output_layers"]
+    for output in [outputs] if outputs and isinstance(outputs[0], str) else outputs:
+        fixed.add(space[output[0]][0])
+    fixed = {find(group) for group in fixed}
+    sizes = {find(group): None for group in range(len(parent))}
+    for name in producers:
+        sizes[find(producers[name])] = weights[name][0].shape[-1]
+    removable = {group: np.full(size, group not in fixed) for group, size in sizes.items()
+                 if size is not None}
+    for name, source in consumers:
+        group, flat = space[source]
+        group = find(group)
+        if group not in removable:
+            continue
+        kernel = weights[name][0]
+        channels = removable[group].size
+        if flat:
+            read = np.any(kernel.reshape(-1, channels, kernel.shape[-1]) != 0, axis=(0, 2))
+        else:
+            read = np.any(np.moveaxis(kernel, -2, 0).reshape(channels, -1) != 0, axis=1)
+        removable[group] &= ~read | (constant[source] == 0)
+    keep = {}
+    for group, gone in removable.items():
+        kept = ~gone
+        if not kept.any():
+            kept[0] = True  # a layer keeps one unit, so that the model stays whole
+        keep[group] = kept
+    for name, group in producers.items():
+        kept = keep[find(group)]
+        weights[name] = [w[..., kept] for w in weights[name]]
+    for name, group in sliced.items():
+        if find(group) in keep:
+            weights[name] = [w[keep[find(group)]] for w in weights[name]]
+    for name, source in consumers:
+        group, flat = space[source]
+        if find(group) not in keep:
+            continue
+        kept, kernel = keep[find(group)], weights[name][0]
+        if flat:
+            rows = kernel.reshape(-1, kept.size, kernel.shape[-1])[:, kept, :]
+            weights[name][0] = rows.reshape(-1, kernel.shape[-1])
+        else:
+            weights[name][0] = np.compress(kept, kernel, axis=-2)
+    for entry in config["layers"]:
+        entry.pop("build_config", None)  # the old channel counts: built anew when called
+        if entry["name"] in producers:
+            key = "units" if entry["class_name"] == "Dense" else "filters"
+            entry["config"][key] = int(weights[entry["name"]][0].shape[-1])
+    config["name"] = f"{model.name}_compact"
+    smaller = keras.Model.from_config(config)
+    for layer in smaller.layers:
+        if weights.get(layer.name):
+            layer.set_weights(weights[layer.name])
     return smaller

@@ -15,7 +15,7 @@ from lottery_ticket.foundations import trainer
 from lottery_ticket.foundations.keras_model import KerasModel
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_keras_model import image_dataset, residual_model  # noqa: E402
+from test_keras_model import Subclassed, image_dataset, residual_model  # noqa: E402
 
 # Loads a .keras file and predicts with Keras alone: importing this library fails.
 PLAIN_KERAS = textwrap.dedent("""
@@ -99,8 +99,8 @@ def test_compacted_ticket_is_smaller_with_the_same_outputs():
     assert smaller.get_layer("bn").gamma.shape == (4,)
     np.testing.assert_allclose(smaller(x).numpy(), ticket(x).numpy(), atol=1e-5)
     assert smaller.count_params() < masked.count_params()
-    with pytest.raises(ValueError, match="keras.Sequential"):
-        export.compact(residual_model())
+    with pytest.raises(ValueError, match="subclassed Subclassed.*functional"):
+        export.compact(Subclassed())
 
 
 def test_unit_pruning_compacts_lenet_to_its_surviving_units():
@@ -116,3 +116,56 @@ def test_unit_pruning_compacts_lenet_to_its_surviving_units():
     assert [layer.kernel.shape for layer in smaller.layers] == [(20, 15), (15, 5), (5, 3)]
     x = np.random.RandomState(0).rand(8, 20).astype(np.float32)
     np.testing.assert_allclose(smaller(x).numpy(), ticket(x).numpy(), atol=1e-5)
+
+
+def test_unit_pruned_residual_model_compacts_across_the_add_with_the_same_outputs():
+    from lottery_ticket.foundations import pruning
+    base = KerasModel(residual_model(), seed=2).build((12, 12, 1))
+    masks = pruning.prune({"stem": 0.5, "block": 0.5}, base.masks, base.weights,
+                          selection="unit", order=base.layer_names)
+    stem_alive = masks["stem"].reshape(-1, 6).any(axis=0)
+    block_alive = masks["block"].reshape(-1, 6).any(axis=0)
+    ticket = KerasModel(residual_model(), presets=base.weights, masks=masks,
+                        seed=2).build((12, 12, 1))
+    masked = ticket.to_keras()
+    smaller = export.compact(masked)
+    # The Add joins stem's and block's channels: only a channel both pruned goes.
+    # A channel only stem pruned is still read by the head through the Add (its
+    # BN(bias) constant is not 0), one only block pruned by block's successor: kept.
+    kept = stem_alive | block_alive
+    assert 0 < kept.sum() < 6
+    assert smaller.get_layer("stem").kernel.shape == (3, 3, 1, int(kept.sum()))
+    assert smaller.get_layer("block").kernel.shape == (3, 3, int(kept.sum()), int(kept.sum()))
+    assert smaller.get_layer("block_bn").moving_mean.shape == (int(kept.sum()),)
+    np.testing.assert_array_equal(smaller.get_layer("stem_bn").beta.numpy(),
+                                  masked.get_layer("stem_bn").beta.numpy()[kept])
+    assert smaller.get_layer("head").kernel.shape == (36 * int(kept.sum()), 4)
+    assert smaller.count_params() < masked.count_params()
+    x = np.random.RandomState(0).rand(6, 12, 12, 1).astype(np.float32)
+    np.testing.assert_allclose(smaller(x).numpy(), masked(x).numpy(), atol=1e-5)
+    np.testing.assert_allclose(smaller(x).numpy(), ticket(x).numpy(), atol=1e-5)
+
+
+def test_unit_pruned_resnet20_compacts_its_inner_block_filters():
+    from lottery_ticket.foundations import keras_architectures, pruning
+    resnet = functools.partial(keras_architectures.resnet_cifar, 20)
+    base = KerasModel(resnet, seed=0).build((16, 16, 3))
+    # Each block's conv1 is followed (in layer order) by the conv2 reading it, except
+    # where a shortcut conv comes between; unit pruning needs that order.
+    percents = {name: 0.5 for name in base.layer_names if name.endswith("conv1")
+                and (name.startswith("block0") or not name.endswith("_0_conv1"))}
+    masks = pruning.prune(percents, base.masks, base.weights, selection="unit",
+                          order=base.layer_names)
+    ticket = KerasModel(resnet, presets=base.weights, masks=masks, seed=0).build((16, 16, 3))
+    masked = ticket.to_keras()
+    smaller = export.compact(masked)
+    # conv1 of a block feeds only conv2, whose rows for conv1's pruned filters are 0.
+    alive = int(masks["block0_0_conv1"].reshape(-1, 16).any(axis=0).sum())
+    assert alive == 8
+    assert smaller.get_layer("block0_0_conv1").kernel.shape[-1] == alive
+    assert smaller.get_layer("block2_2_conv1").kernel.shape[-1] == 32
+    assert smaller.get_layer("block2_2_conv1_bn").gamma.shape == (32,)
+    assert smaller.get_layer("block2_2_conv2").kernel.shape == (3, 3, 32, 64)
+    assert smaller.count_params() < masked.count_params()
+    x = np.random.RandomState(0).rand(4, 16, 16, 3).astype(np.float32)
+    np.testing.assert_allclose(smaller(x).numpy(), masked(x).numpy(), atol=1e-5)
