@@ -169,3 +169,30 @@ def test_unit_pruned_resnet20_compacts_its_inner_block_filters():
     assert smaller.count_params() < masked.count_params()
     x = np.random.RandomState(0).rand(4, 16, 16, 3).astype(np.float32)
     np.testing.assert_allclose(smaller(x).numpy(), masked(x).numpy(), atol=1e-5)
+
+
+def test_compact_removes_a_pruned_filter_read_as_exact_zero_and_keeps_a_nonzero_constant():
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="c0")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn")(x))
+    y = keras.layers.Conv2D(4, 3, padding="same", name="c1")(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([x, y]))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
+    rng = np.random.RandomState(0)
+    for layer in model.layers:
+        layer.set_weights([rng.randn(*w.shape).astype(np.float32) for w in layer.get_weights()])
+    bn = model.get_layer("bn")
+    gamma, beta, mean, variance = bn.get_weights()
+    variance = np.abs(variance) + 0.5
+    beta[[1, 2]], mean[[1, 2]] = [-3.0, 3.0], 0.0  # after ReLU: channel 1 is 0, channel 2 is 3
+    bn.set_weights([gamma, beta, mean, variance])
+    for name in ("c0", "c1"):  # filters 1 and 2 pruned in both branches of the Add
+        kernel, bias = model.get_layer(name).get_weights()
+        kernel[..., [1, 2]], bias[[1, 2]] = 0.0, [0.0, 0.0]
+        model.get_layer(name).set_weights([kernel, bias])
+    # Every consumer still reads channels 1 and 2 (c1's rows, the head's rows).
+    smaller = export.compact(model)
+    assert smaller.get_layer("c0").kernel.shape == (3, 3, 2, 3)  # channel 1 (exact 0) gone
+    np.testing.assert_array_equal(smaller.get_layer("bn").beta.numpy(), beta[[0, 2, 3]])
+    x = rng.rand(5, 8, 8, 2).astype(np.float32)
+    np.testing.assert_allclose(smaller(x).numpy(), model(x).numpy(), atol=1e-5)
