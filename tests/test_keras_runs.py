@@ -54,3 +54,31 @@ def test_oneshot_prunes_a_keras_model_and_resets_batch_norm_as_lottery_levels(tm
             assert int(masks.sum()) == kept
             assert np.all(results[level].final[name][masks == 0] == 0.0)
             np.testing.assert_array_equal(initial[name], initial0[name] * masks)
+
+
+@pytest.mark.slow
+def test_vgg16_trains_two_levels_with_exact_counts_and_pruned_weights_zero(tmp_path,
+                                                                          fashion_mnist_dir):
+    from lottery_ticket.cifar10_resnet import constants
+    from lottery_ticket.experiments import lottery
+    from test_resnet import write_fashion_subset
+    data = tmp_path / "data"
+    data.mkdir()
+    write_fashion_subset(str(data), fashion_mnist_dir, 16, 8)
+    config = constants.CONFIGS["vgg16"].replace(
+        dataset="fashion_mnist_32", data_location=str(data), levels=2, batch_size=4, augment="",
+        training_len=("iterations", 2), test_interval=2, lr_drops="1",
+        lr_drop_unit="iterations")
+    results = lottery.run_trial(str(tmp_path / "trial"), config, seed=0, progress=False)
+    convolutions = constants.prunable_layers("vgg16")
+    total = sum(results[0].masks[name].size for name in convolutions)
+    kept = total
+    for level in (1, 2):
+        kept -= pruning.count_to_prune(0.2, kept)  # one global pool of the 13 convolutions
+        masks, final = results[level].masks, results[level].final
+        assert sum(int(masks[name].sum()) for name in convolutions) == kept
+        assert masks["output"].all()
+        for name in convolutions + ["output"]:
+            assert np.all(final[name][masks[name] == 0] == 0.0), (level, name)
+            assert np.any(final[name][masks[name] == 1] != 0.0)
+        assert np.all(results[level].masks["conv3"] <= results[level - 1].masks["conv3"])
