@@ -455,15 +455,24 @@ class KerasModel(ModelBase):
         values: effective kernels (pruned weights exactly 0), biases and batch
         normalization values. It needs nothing of this library to load or predict.
 
+        A subclassed model is copied through its get_config/from_config, so it
+        exports only when those rebuild it (and loads only where its class is
+        registered: keras.saving.register_keras_serializable).
+
         Raises:
-          ValueError: a subclassed Keras model (clone_model cannot copy it).
+          ValueError: a subclassed Keras model that its config cannot rebuild.
         """
         self._require_built()
         try:
             clone = keras.models.clone_model(self._keras)
         except Exception as error:  # noqa: BLE001 - Keras raises several kinds
-            raise ValueError("the Keras model cannot be cloned (a subclassed model?); "
-                             "export needs a Sequential or functional model.") from error
+            raise ValueError(
+                f"the Keras model ({type(self._keras).__name__}) cannot be copied for "
+                "export: a subclassed model is rebuilt from its get_config(), which does "
+                "not rebuild this one. Write it as a functional or Sequential model (which "
+                "export needs no code to load), or give the subclass get_config() and "
+                "from_config() that rebuild it and register it with "
+                "keras.saving.register_keras_serializable.") from error
         weights = self.get_current_weights(include_biases=True)
         for original, copied in zip(layers_of(self._keras), layers_of(clone)):
             key, kind = self._keys[id(original)], layer_kind(original)

@@ -196,3 +196,42 @@ def test_compact_removes_a_pruned_filter_read_as_exact_zero_and_keeps_a_nonzero_
     np.testing.assert_array_equal(smaller.get_layer("bn").beta.numpy(), beta[[0, 2, 3]])
     x = rng.rand(5, 8, 8, 2).astype(np.float32)
     np.testing.assert_allclose(smaller(x).numpy(), model(x).numpy(), atol=1e-5)
+
+
+@keras.saving.register_keras_serializable(package="lottery_ticket_tests")
+class SerializableSubclassed(keras.Model):
+    """A subclassed model whose config rebuilds it: it exports."""
+
+    def __init__(self, units: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = keras.layers.Dense(units, activation="relu", name="hidden")
+        self.out = keras.layers.Dense(3, name="out")
+
+    def call(self, inputs, training=False):
+        return self.out(self.hidden(inputs))
+
+    def get_config(self):
+        return dict(super().get_config(), units=self.units)
+
+
+def test_subclassed_models_export_when_their_config_rebuilds_them_and_are_refused_if_not(
+        tmp_path):
+    x = np.random.RandomState(0).rand(4, 6).astype(np.float32)
+    subclassed = SerializableSubclassed()
+    subclassed(x)
+    base = KerasModel(subclassed, seed=1).build((6,))
+    masks = base.masks
+    masks["hidden"][:, :2] = 0
+    ticket = KerasModel(subclassed, presets=base.weights, masks=masks, seed=1).build((6,))
+    exported = ticket.to_keras()
+    assert isinstance(exported, SerializableSubclassed)
+    assert np.all(exported.hidden.kernel.numpy()[:, :2] == 0.0)
+    np.testing.assert_allclose(exported(x).numpy(), ticket(x).numpy(), atol=1e-6)
+    exported.save(str(tmp_path / "sub.keras"))  # loads where the class is registered
+    loaded = keras.models.load_model(str(tmp_path / "sub.keras"))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), ticket(x).numpy(), atol=1e-6)
+    plain = Subclassed()
+    plain(np.zeros((1, 8, 8, 1), np.float32))
+    with pytest.raises(ValueError, match="functional or Sequential.*register_keras_serializable"):
+        KerasModel(plain, seed=0).build((8, 8, 1)).to_keras()
