@@ -327,6 +327,8 @@ def flattened_from(tensor: tf.Tensor, source: tf.Tensor) -> bool:
     rows_count = source.shape[0]
     if tensor.shape.rank != 2 or tensor.shape[0] != rows_count:
         return False
+    if not (tf.is_symbolic_tensor(tensor) and tf.is_symbolic_tensor(source)):
+        return tensor is source  # an eager tensor has no name or op to trace back
     for _ in range(4):
         if tensor is source or tensor.name == source.name:
             return True
