@@ -252,8 +252,9 @@ def _compact_functional(model: keras.Model) -> keras.Model:
             kernel = weights[name][0]
             dead = ~np.any(kernel.reshape(-1, channels) != 0, axis=0)
             bias = weights[name][1] if layer.use_bias else np.zeros(channels, np.float32)
+            value = np.asarray(layer.activation(bias.astype(np.float32)))  # e.g. sigmoid(0)
             space[name] = (len(parent) - 1, 0)
-            constant[name] = np.where(dead, bias, np.nan)
+            constant[name] = np.where(dead, value, np.nan)
         elif isinstance(layer, keras.layers.Add):
             groups = [space[i] for i in inputs]
             if any(flat for _, flat in groups):

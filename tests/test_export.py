@@ -235,3 +235,21 @@ def test_subclassed_models_export_when_their_config_rebuilds_them_and_are_refuse
     plain(np.zeros((1, 8, 8, 1), np.float32))
     with pytest.raises(ValueError, match="functional or Sequential.*register_keras_serializable"):
         KerasModel(plain, seed=0).build((8, 8, 1)).to_keras()
+
+
+def test_compact_keeps_a_pruned_unit_whose_activation_is_not_zero():
+    inputs = keras.Input((5,))
+    x = keras.layers.Dense(4, activation="sigmoid", name="gate")(inputs)
+    y = keras.layers.Dense(4, activation="relu", name="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(keras.layers.Add()([x, y])))
+    rng = np.random.RandomState(0)
+    for name in ("gate", "relu"):  # unit 1 pruned in both, its biases 0
+        kernel, bias = model.get_layer(name).get_weights()
+        kernel[:, 1], bias[1] = 0.0, 0.0
+        model.get_layer(name).set_weights([kernel, bias])
+    model.get_layer("out").set_weights([rng.randn(4, 2).astype(np.float32), np.zeros(2)])
+    # sigmoid(0) + relu(0) = 0.5 (not the biases' 0) reaches the head: unit 1 stays.
+    smaller = export.compact(model)
+    assert smaller.get_layer("gate").kernel.shape == (5, 4)
+    x = rng.rand(3, 5).astype(np.float32)
+    np.testing.assert_allclose(smaller(x).numpy(), model(x).numpy(), atol=1e-6)
