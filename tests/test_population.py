@@ -428,3 +428,26 @@ def test_old_module_name_still_imports_the_lockstep_trials():
     assert old_name.run_trials is population_trials.run_trials
     assert old_name.datasets is population_trials.datasets
     assert population_trials.__name__ == "lottery_ticket.experiments.lockstep"
+
+
+def test_a_population_evaluates_each_split_with_one_compiled_function(tmp_path):
+    dataset = synthetic_dataset()  # of its own: only this population's engine is kept
+    members = _members()[:2]
+    for member in members:
+        member.evaluation_chunk = 48  # 200 and 100 examples: a loop and a remainder
+    results = population.train_population(
+        dataset, members, MOMENTUM, ("iterations", 20),
+        [str(tmp_path / f"pop{k}") for k in range(2)], test_interval=5, validate_interval=10,
+        progress=False, save_summaries=False)
+    assert results[0].metrics["test"]["iteration"] == [0, 5, 10, 15, 20]
+    engine, = stacked.ENGINES.engines(dataset)
+    assert engine.evaluation_chunk() == 48
+    # Five test and three validation evaluations (and the final ones), each one call
+    # of a function traced once for its split.
+    assert engine.tracing_counts() == {"evaluate_test": 1, "evaluate_validate": 1}
+    alone = trainer.train(dataset, _members()[1], MOMENTUM, ("iterations", 20),
+                          str(tmp_path / "alone"), test_interval=5, validate_interval=10,
+                          progress=False, save_summaries=False)
+    for split in ("test", "validate"):
+        np.testing.assert_allclose(results[1].metrics[split]["loss"],
+                                   alone.metrics[split]["loss"], rtol=1e-5)

@@ -29,9 +29,9 @@ from lottery_ticket.foundations.training import cache as cache_lib
 from lottery_ticket.foundations.training.engine import Engine
 from lottery_ticket.foundations.training.record import CompileTimer
 from lottery_ticket.foundations.training.sparse import (SPARSE_BELOW,
-                                                        SPARSE_EVALUATION_BELOW,
                                                         SPARSE_EVALUATION_CHUNK, SparseLayer,
-                                                        bucket, sparse_fits, sparse_layout)
+                                                        bucket, sparse_evaluates,
+                                                        sparse_fits, sparse_layout)
 from lottery_ticket.foundations.training.xla import resolve_xla
 
 logger = logging.getLogger("lottery_ticket")
@@ -95,10 +95,7 @@ class CompiledSteps:
         # sparse layers sparse enough (SPARSE_EVALUATION_BELOW) it evaluates through
         # their survivors, compiled with XLA (the training loop compiles with XLA,
         # so the model does).
-        compiled = sum(layer.size for layer in self._sparse)
-        weights = sum(int(np.prod(layer.kernel.shape)) for layer in self._sparse)
-        self.sparse_evaluation = bool(self._sparse) and (
-            compiled < SPARSE_EVALUATION_BELOW * weights)
+        self.sparse_evaluation = sparse_evaluates(layout, kernel_sizes(model))
         self._transposed = {
             split: tf.constant(tf.transpose(tf.reshape(x, [int(x.shape[0]), -1])))
             for split, (x, _) in self._splits.items()} if self.sparse_evaluation else {}
@@ -288,6 +285,7 @@ def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor,
     size = int(y.shape[0])
     chunk = min(size, max(1, int(model.evaluation_chunk if chunk is None else chunk)))
     full = size // chunk
+    custom = logits_of is not None
     if logits_of is None:
         logits_of = lambda x_chunk, begin, count: model(x_chunk, training=False)  # noqa: E731
 
@@ -298,7 +296,9 @@ def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor,
                 model.accuracy(logits, y_chunk) * count)
 
     if chunk == size:
-        loss_sum, correct = sums(x, y, 0, size)
+        # A graph tensor, also for a split captured from eager data: logits_of
+        # may recognise the chunk by its graph name.
+        loss_sum, correct = sums(tf.identity(x) if custom else x, y, 0, size)
         return loss_sum / size, correct / size
 
     loss_sum, correct = tf.constant(0.0), tf.constant(0.0)
@@ -341,6 +341,11 @@ def flattened_from(tensor: tf.Tensor, source: tf.Tensor) -> bool:
     return False
 
 
+def kernel_sizes(model: ModelBase) -> Dict[str, int]:
+    """Layer -> number of weights in its kernel."""
+    return {name: int(np.prod(kernel.shape)) for name, kernel in model.kernel_variables.items()}
+
+
 def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,
                    xla: Any = "auto", sparse_below: float = SPARSE_BELOW) -> CompiledSteps:
     """Compiled functions for training `model` with `optimizer` on `dataset`.
@@ -362,6 +367,7 @@ def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,
                                tuple(name for name, _ in layout))
     if key is None:
         return CompiledSteps(dataset, model, optimizer, xla, sparse_below)
+    evaluates = sparse_evaluates(layout, kernel_sizes(model))
     steps, fresh = ENGINES.claim(
         dataset, key,
         # A private copy, so that later runs never change a model the caller holds.
@@ -369,7 +375,8 @@ def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,
                                    sparse_below),
         # Sparse layers big enough, and not wastefully so, for this run's
         # survivors; the smallest first.
-        fits=lambda steps: sparse_fits(steps.sparse_sizes, layout),
+        fits=lambda steps: (sparse_fits(steps.sparse_sizes, layout)
+                            and steps.sparse_evaluation == evaluates),
         cost=lambda steps: sum(steps.sparse_sizes.values()),
         variant=lambda steps: tuple(sorted(steps.sparse_sizes.items())))
     try:

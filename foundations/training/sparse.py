@@ -15,9 +15,10 @@ from lottery_ticket.foundations.model_base import ModelBase
 SPARSE_BELOW = 0.05
 
 # A compiled sparse layer of this many times a run's survivors still serves it:
-# the levels of a trial (20% fewer survivors each) then compile about every third
-# level instead of every level, for at most twice the sparse work.
-SPARSE_SLACK = 2.0
+# the levels of a trial (20% fewer survivors each) then compile about every sixth
+# level (every third at 2x, every level at 1x), for at most four times the sparse
+# work (padding entries are multiplied by 0, so the numbers do not change).
+SPARSE_SLACK = 4.0
 
 # Examples per chunk when a run with sparse layers evaluates through their survivors
 # (XLA-compiled, activations transposed): small enough that the gathered
@@ -63,6 +64,19 @@ def sparse_fits(sizes: Mapping[str, int], layout: Sequence[Tuple[str, int]]) -> 
     return (set(sizes) == {name for name, _ in layout}
             and all(kept <= sizes[name] <= max(SPARSE_SLACK * kept, 16)
                     for name, kept in layout))
+
+
+def sparse_evaluates(layout: Sequence[Tuple[str, int]], weights: Mapping[str, int]) -> bool:
+    """Whether a run of `layout` evaluates through its survivors: their bucketed
+    counts are below SPARSE_EVALUATION_BELOW of the layers' `weights` (layer ->
+    kernel size). Decided by the run's own survivors, not by the compiled sizes
+    of the engine it trains with, so that a level's numbers do not depend on
+    which earlier level compiled that engine.
+    """
+    if not layout:
+        return False
+    compiled = sum(bucket(kept) for _, kept in layout)
+    return compiled < SPARSE_EVALUATION_BELOW * sum(weights[name] for name, _ in layout)
 
 
 class SparseLayer:

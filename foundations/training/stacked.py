@@ -80,6 +80,7 @@ from lottery_ticket.foundations.training.batched import batched_forward, batched
 from lottery_ticket.foundations.training.engine import Engine
 from lottery_ticket.foundations.training.members import weight_layout
 from lottery_ticket.foundations.training.record import CompileTimer
+from lottery_ticket.foundations.training.single import rows
 
 
 # Engines kept per data set (least recently used dropped first).
@@ -128,8 +129,6 @@ class StackedEngine(Engine):
         optimizer.build(self.weights)
         self._x_train, self._y_train, self._splits = cache_lib.device_data(dataset)
         labels = dataset.train[1]
-        label_spec = tf.TensorSpec([None] + list(labels.shape[1:]), tf.as_dtype(labels.dtype))
-        example_spec = tf.TensorSpec([None] + list(dataset.example_shape), tf.float32)
         batch = dataset.train_batch_size
         # Data are arguments, not captures, so that no compiler sees them as constants.
         self._train_steps = tf.function(
@@ -139,9 +138,13 @@ class StackedEngine(Engine):
                                            tf.as_dtype(labels.dtype)),
                              tf.TensorSpec([None, size, batch], tf.int32),
                              tf.TensorSpec([], tf.int64)])
-        self._evaluation_sums = tf.function(
-            functools.partial(self._evaluation_sums_graph),
-            input_signature=[example_spec, label_spec])
+        # One function per split, evaluating all of it in one call (its chunks in a
+        # graph loop); the split is an argument of its exact shape, so each traces once.
+        self._evaluations = {
+            split: tf.function(functools.partial(self._evaluation_graph),
+                               input_signature=[tf.TensorSpec(x.shape, x.dtype),
+                                                tf.TensorSpec(y.shape, y.dtype)])
+            for split, (x, y) in self._splits.items()}
         self._finite = tf.function(functools.partial(self._finite_graph))
         self.jit_compile = bool(jit_compile)
         self.timer = CompileTimer()
@@ -237,6 +240,25 @@ class StackedEngine(Engine):
         count = tf.cast(tf.shape(y)[0], tf.float32)
         return losses * count, accuracies * count
 
+    def _evaluation_graph(self, x: tf.Tensor, y: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """Per-member (loss sum, correct count) over all of (x, y), float64 [K]
+        each, summed chunk by chunk in order (as the host summed them before)."""
+        count = int(y.shape[0])
+        chunk = self.evaluation_chunk()
+        loss_sum, correct = tf.zeros([self.size], tf.float64), tf.zeros([self.size], tf.float64)
+        full = count // chunk
+        for index in tf.range(full):
+            begin = index * chunk
+            loss, accurate = self._evaluation_sums_graph(rows(x, begin, chunk),
+                                                         rows(y, begin, chunk))
+            loss_sum += tf.cast(loss, tf.float64)
+            correct += tf.cast(accurate, tf.float64)
+        if count % chunk:
+            loss, accurate = self._evaluation_sums_graph(x[full * chunk:], y[full * chunk:])
+            loss_sum += tf.cast(loss, tf.float64)
+            correct += tf.cast(accurate, tf.float64)
+        return loss_sum, correct
+
     def _finite_graph(self) -> tf.Tensor:
         finite = tf.ones([self.size], tf.bool)
         for weight in self.weights:
@@ -286,21 +308,26 @@ class StackedEngine(Engine):
         """Per-member (loss, accuracy) over a whole split, float64 [K] each."""
         x, y = self._splits[split]
         count = int(y.shape[0])
-        chunk = max(1, int(self.template.evaluation_chunk))
-        chunk = max(1, min(chunk, chunk * EVALUATION_BUDGET // self.size))
-        loss_sum, correct = np.zeros(self.size), np.zeros(self.size)
-        traces = self._evaluation_sums.experimental_get_tracing_count()
+        function = self._evaluations[split]
+        traces = function.experimental_get_tracing_count()
         started = time.perf_counter()
-        for start in range(0, count, chunk):
-            loss, accurate = self._evaluation_sums(x[start:start + chunk], y[start:start + chunk])
-            loss_sum += loss.numpy().astype(np.float64)
-            correct += accurate.numpy().astype(np.float64)
+        loss_sum, correct = (value.numpy() for value in function(x, y))
         # Timed for done.json's evaluation_seconds; a call that traced counts
         # as compiling beyond the time of the calls that did not.
         self.timer.add(f"evaluate:{split}",
-                       self._evaluation_sums.experimental_get_tracing_count() != traces,
+                       function.experimental_get_tracing_count() != traces,
                        time.perf_counter() - started, 1)
         return loss_sum / count, correct / count
+
+    def evaluation_chunk(self) -> int:
+        """Examples per evaluation chunk: the template's, fewer for a big population."""
+        chunk = max(1, int(self.template.evaluation_chunk))
+        return max(1, min(chunk, chunk * EVALUATION_BUDGET // self.size))
+
+    def tracing_counts(self) -> Dict[str, int]:
+        """How many times each split's evaluation function has been traced."""
+        return {f"evaluate_{split}": function.experimental_get_tracing_count()
+                for split, function in self._evaluations.items()}
 
     def finite(self) -> np.ndarray:
         """Per member, whether all its weights are finite."""
