@@ -1,0 +1,40 @@
+"""Sphinx configuration of the lottery_ticket documentation site.
+
+Build it from the repository root with ``python -m sphinx -W -b html docs docs/_build/html``
+(after ``python -m pip install -e ".[docs]"``).
+"""
+
+import os
+import sys
+
+# The repository root is the package itself; its parent must be importable so that
+# autodoc finds ``lottery_ticket`` even without an install.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "_ext"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+project = "lottery_ticket"
+author = "the lottery_ticket authors"
+copyright = "2026, the lottery_ticket authors"  # noqa: A001
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+]
+
+source_suffix = {".md": "markdown"}
+exclude_patterns = ["_build", "README.md"]
+myst_enable_extensions = ["colon_fence", "deflist"]
+# Headings up to level 3 get anchors, so pages link to sections: [text](page.md#anchor).
+myst_heading_anchors = 3
+
+html_theme = "furo"
+html_title = "lottery_ticket"
+
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+autodoc_typehints = "description"
+autodoc_member_order = "bysource"
+# Every warning is an error in CI (-W); a reference to a missing page or object fails.
+nitpicky = False
