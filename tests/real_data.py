@@ -130,6 +130,7 @@ def fetch(folder: str, cache: str, mirror: Optional[str] = None,
         damaged was written.
       download.DownloadError: a mirror served a file with another checksum
         (never written); the message names the file, each URL and the fix.
+      OSError: the cache cannot be written.
     """
     dataset, names = FOLDERS[folder]
     expected = download.checksums(dataset)
@@ -144,7 +145,6 @@ def fetch(folder: str, cache: str, mirror: Optional[str] = None,
     live = reachable(urls, timeout)
     if not live:
         raise Unreachable(f"no connection to {', '.join(urls)} within {timeout:g} s")
-    os.makedirs(location, exist_ok=True)
     for name in missing:
         try:
             download.download_file(name, expected[name], live, location, timeout)
@@ -171,7 +171,8 @@ def data_dir(folder: str, default_root: str,
 
     Raises:
       pytest.fail.Exception: the folder is missing where $LOTTERY_TICKET_TEST_DATA
-        points, or under CI; a mirror served a damaged file.
+        points, or under CI; a mirror served a damaged file; the cache cannot be
+        written.
       pytest.skip.Exception: it could not be fetched (offline).
     """
     if DATA_VARIABLE in environ:
@@ -203,3 +204,7 @@ def data_dir(folder: str, default_root: str,
         pytest.fail(f"{error}\nFor the tests: the cached copies live in {cache} "
                     f"({CACHE_VARIABLE}); point {MIRROR_VARIABLE} at a mirror serving the "
                     f"official files, or {DATA_VARIABLE} at a folder holding them.")
+    except OSError as error:
+        pytest.fail(f"cannot write the test data cache {cache} ({error}): set "
+                    f"{CACHE_VARIABLE} to a folder you can write, or {DATA_VARIABLE} to a "
+                    "folder holding fashion-mnist/ and mnist-test/.")

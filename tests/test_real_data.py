@@ -84,8 +84,7 @@ def test_a_damaged_served_file_is_refused_and_nothing_is_cached(mirror, tmp_path
     assert f"{url}mnist-test/{first}: checksum" in message
     assert OFFICIAL[first] in message
     assert real_data.MIRROR_VARIABLE in message and real_data.DATA_VARIABLE in message
-    cached = tmp_path / "cache" / "mnist-test"
-    assert not cached.exists() or os.listdir(cached) == []
+    assert not (tmp_path / "cache").exists()
 
 
 def test_an_unreachable_mirror_skips_saying_how_to_provide_the_data(tmp_path):
@@ -110,6 +109,16 @@ def test_a_mirror_missing_a_file_skips_and_keeps_what_it_fetched(mirror, tmp_pat
     # The files fetched intact stay for the next session.
     assert sorted(os.listdir(tmp_path / "cache" / "mnist-test")) == [
         "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+
+
+def test_a_cache_that_cannot_be_written_fails_saying_so(mirror, tmp_path):
+    url, _ = mirror
+    (tmp_path / "a-file").write_text("not a folder")
+    environ = _environ(tmp_path, url, **{real_data.CACHE_VARIABLE: str(tmp_path / "a-file")})
+    with pytest.raises(pytest.fail.Exception,
+                       match=r"cannot write the test data cache .*a-file.*"
+                             r"LOTTERY_TICKET_TEST_DATA_CACHE to a folder you can write"):
+        real_data.data_dir("mnist-test", str(tmp_path / "no-shared-data"), environ)
 
 
 def test_data_at_hand_is_used_and_nothing_is_fetched(mirror, tmp_path, mnist_test_dir):
