@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 import urllib.parse
+import urllib.request
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pytest
@@ -82,7 +83,8 @@ def reachable(urls: Sequence[str], timeout: float) -> List[str]:
 
     Name resolution has no timeout of its own (a resolver that gets no answer can
     take minutes), so every host is tried at once in a thread of its own and
-    those not through by the deadline count as unreachable.
+    those not through by the deadline count as unreachable. Where urllib would
+    go through a proxy (http_proxy, https_proxy), the proxy is tried instead.
 
     Args:
       urls: http(s) URLs; any other (file://, a local folder) counts as reachable.
@@ -92,20 +94,23 @@ def reachable(urls: Sequence[str], timeout: float) -> List[str]:
       The reachable URLs, in their order.
     """
     answers: List[str] = []
-    threads = {}
+    threads, probed = {}, {}
+    proxies = urllib.request.getproxies()
     for url in urls:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https"):
             continue
+        if parts.scheme in proxies and not urllib.request.proxy_bypass(parts.hostname):
+            parts = urllib.parse.urlsplit(proxies[parts.scheme])  # urllib goes through it
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        probed[url] = parts.hostname
         thread = threading.Thread(target=_connects, args=(parts.hostname, port, timeout, answers),
                                   daemon=True)  # a hung lookup must not hold the tests up
         thread.start()
         threads[url] = thread
     for thread in threads.values():
         thread.join(timeout)
-    return [url for url in urls
-            if url not in threads or urllib.parse.urlsplit(url).hostname in answers]
+    return [url for url in urls if url not in probed or probed[url] in answers]
 
 
 def fetch(folder: str, cache: str, mirror: Optional[str] = None,

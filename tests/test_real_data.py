@@ -162,3 +162,14 @@ def test_the_folders_are_registered_files_with_published_checksums():
     # Zalando's published MD5s: what the public mirror serves.
     assert download.checksums("fashion_mnist")["train-images-idx3-ubyte.gz"] == \
         "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+
+
+def test_hosts_behind_a_proxy_are_probed_through_it(mirror, monkeypatch):
+    """A machine that reaches the internet only through a proxy is not offline."""
+    url, _ = mirror
+    far = "http://mirror.invalid/mnist/"  # .invalid never resolves
+    for variable in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    assert real_data.reachable([far, "/a/local/folder"], 2.0) == ["/a/local/folder"]
+    monkeypatch.setenv("http_proxy", url)
+    assert real_data.reachable([far], 2.0) == [far]
