@@ -36,7 +36,18 @@ def checksums(dataset: str) -> Dict[str, str]:
 
 
 class DownloadError(RuntimeError):
-    """No mirror gave a file with the right checksum."""
+    """No mirror gave a file with the right checksum.
+
+    Attributes:
+      checksum_mismatches: the URLs that answered with bytes of another
+        checksum (a damaged or different file, never written); empty where
+        every mirror failed otherwise (unreachable, HTTP errors), so that a
+        caller can tell a bad file from a missing connection.
+    """
+
+    def __init__(self, message: str, checksum_mismatches: Sequence[str] = ()):
+        super().__init__(message)
+        self.checksum_mismatches = tuple(checksum_mismatches)
 
 
 def md5(data: bytes) -> str:
@@ -53,10 +64,11 @@ def download_file(filename: str, expected_md5: str, urls: Sequence[str], locatio
 
     Raises:
       DownloadError: every URL failed or served bytes with another checksum;
-        the message lists each URL and what went wrong.
+        the message lists each URL and what went wrong, and
+        `checksum_mismatches` the URLs that served other bytes.
     """
     target = os.path.join(location, filename)
-    failures = []
+    failures, mismatches = [], []
     for base in urls:
         if os.path.isdir(base):  # a plain local directory is a mirror too
             base = pathlib.Path(base).resolve().as_uri()
@@ -71,6 +83,7 @@ def download_file(filename: str, expected_md5: str, urls: Sequence[str], locatio
         if got != expected_md5:
             failures.append(f"{url}: checksum {got}, expected {expected_md5} "
                             f"({len(data)} bytes)")
+            mismatches.append(url)
             continue
         save_restore.write_bytes_atomically(target, data)
         logger.info("downloaded %s (%d bytes) from %s", filename, len(data), url)
@@ -78,7 +91,7 @@ def download_file(filename: str, expected_md5: str, urls: Sequence[str], locatio
     raise DownloadError(
         f"could not download {filename}:\n  " + "\n  ".join(failures) +
         f"\nPlace the file by hand at {target} (MD5 {expected_md5}), or pass "
-        "--base_url=URL of a mirror that has it.")
+        "--base_url=URL of a mirror that has it.", checksum_mismatches=mismatches)
 
 
 def _member_path(archive: str, member: tarfile.TarInfo, location: str) -> str:
@@ -194,7 +207,7 @@ def download(location: str, dataset: str = "mnist", base_url: Optional[str] = No
     spec = registry.DATASETS.get(dataset)  # an unknown name lists the known ones
     urls = [base_url] if base_url else list(spec.mirrors)
     os.makedirs(location, exist_ok=True)
-    written, failures = [], []
+    written, failures, mismatches = [], [], []
     for filename, expected in spec.files.items():
         path = os.path.join(location, filename)
         if os.path.isfile(path) and registry.file_md5(path) == expected:
@@ -204,11 +217,13 @@ def download(location: str, dataset: str = "mnist", base_url: Optional[str] = No
                 download_file(filename, expected, urls, location, timeout)
             except DownloadError as error:  # go on: every missing file is named at once
                 failures.append(str(error))
+                mismatches += error.checksum_mismatches
                 continue
         written.append(path)
     if failures:
         raise DownloadError(f"{len(failures)} of {len(spec.files)} files could not be "
-                            "downloaded:\n" + "\n".join(failures))
+                            "downloaded:\n" + "\n".join(failures),
+                            checksum_mismatches=mismatches)
     for archive in spec.archives:
         written += extract_archive(os.path.join(location, archive), location)
     spec.verify(location)

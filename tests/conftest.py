@@ -1,5 +1,6 @@
 """Shared fixtures: real data locations, a local mirror, small synthetic datasets."""
 
+import contextlib
 import fnmatch
 import functools
 import hashlib
@@ -21,21 +22,17 @@ import pytest
 
 from lottery_ticket.foundations.dataset_base import DatasetBase
 
+import real_data
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# .ci/run sets this; by default the shared data beside the repository.
-DATA = os.environ.get("LOTTERY_TICKET_TEST_DATA",
-                      os.path.join(os.path.dirname(REPO), "shared", "data"))
+# Where the real data is when LOTTERY_TICKET_TEST_DATA (.ci/run sets it) is not set.
+DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
 
 
 def _data_dir(name: str) -> str:
-    path = os.path.join(DATA, name)
-    if not os.path.isdir(path):
-        message = (f"test data {path} is missing: set LOTTERY_TICKET_TEST_DATA to the "
-                   "folder holding fashion-mnist/ and mnist-test/.")
-        if os.environ.get("CI") or "LOTTERY_TICKET_TEST_DATA" in os.environ:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    # Missing here, real_data fetches it into a cache (or skips, offline); session
+    # fixtures keep the path, or the skip, so that happens once a session.
+    return real_data.data_dir(name, DEFAULT_DATA)
 
 
 @pytest.fixture(scope="session")
@@ -172,6 +169,23 @@ LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
 SMALL_FC = {"layers": [(32, "relu"), (16, "relu"), (10, None)]}
 
 
+@contextlib.contextmanager
+def serving(directory):
+    """Serves `directory` over HTTP on 127.0.0.1 (an ephemeral port) while open.
+
+    Yields its base URL (ending in '/').
+    """
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture
 def mnist_mirror(mnist_test_dir, tmp_path):
     """Serves a copy of the MNIST test files on 127.0.0.1 (an ephemeral port).
@@ -181,13 +195,8 @@ def mnist_mirror(mnist_test_dir, tmp_path):
     """
     served = tmp_path / "served"
     shutil.copytree(mnist_test_dir, served)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/", served
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(served) as url:
+        yield url, served
 
 
 def checksums(directory) -> dict:

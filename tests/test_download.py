@@ -45,6 +45,7 @@ def test_checksum_mismatch_names_the_url_and_writes_nothing(server, tmp_path):
         download_data.download_file(name, CHECKSUMS[name], [url], str(tmp_path / "out"))
     assert f"{url}{name}: checksum" in str(error.value)
     assert "by hand" in str(error.value)
+    assert error.value.checksum_mismatches == (f"{url}{name}",)
     assert not (tmp_path / "out" / name).exists()
 
 
@@ -55,6 +56,19 @@ def test_missing_file_reports_every_url_tried(server, tmp_path):
     message = str(error.value)
     assert f"{url}train-images-idx3-ubyte.gz: HTTP Error 404" in message
     assert "f68b3c2dcbeaaa9fbdd348bbdeb94873" in message
+    # A missing file is no damaged one: callers tell the two apart by this.
+    assert error.value.checksum_mismatches == ()
+
+
+def test_a_data_set_download_names_the_urls_that_served_damaged_files(server, tmp_path):
+    url, served = server
+    name = "t10k-labels-idx1-ubyte.gz"
+    (served / name).write_bytes(b"not the real file")
+    with pytest.raises(download_data.DownloadError, match="2 of 4 files") as error:
+        download_data.download(str(tmp_path / "mnist"), "mnist", base_url=url)
+    # The missing training images are no damage; only the altered labels are.
+    assert error.value.checksum_mismatches == (f"{url}{name}",)
+    assert not (tmp_path / "mnist" / name).exists()
 
 
 def test_intact_files_are_kept_and_main_raises(server, tmp_path, mnist_test_dir):
