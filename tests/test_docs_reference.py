@@ -276,7 +276,10 @@ def test_the_flag_pages_list_every_runner_and_every_flag():
             for flag in flags:
                 assert f"`--{flag.name}`" in section, (module, flag.name)
     # The defaults are the family's, with the home directory written ~.
-    assert "`~/lottery_ticket_data/mnist`" in pages["mnist_fc.md"]
+    location = reference.home_relative(mnist_fc.DEFAULT["data_location"])
+    assert f"| `--data_location` (also `--mnist_location`) | `{location}` |" in \
+        pages["mnist_fc.md"]
+    assert reference.home_relative(os.path.expanduser("~/data")) == "~/data"
     for field in ExperimentConfig.fields():
         assert f"`{field}`" in pages["config.md"], field
 

@@ -50,7 +50,7 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _home(text: str) -> str:
+def home_relative(text: str) -> str:
     """A default with this machine's home directory written as ~ (it is $HOME's)."""
     home = os.path.expanduser("~").rstrip(os.sep)
     return text.replace(home + os.sep, "~" + os.sep) if home else text
@@ -129,14 +129,15 @@ def _short(module: str) -> str:
     return module.rsplit(".", 1)[1]
 
 
-def config_defaults(commands: Sequence[Tuple[str, Any]]) -> Dict[str, Tuple[str, Tuple[str, ...]]]:
+def config_defaults(commands: Sequence[Tuple[str, Any]]
+                    ) -> Dict[str, Tuple[str, Tuple[str, ...]]]:
     """field -> (its default as most of the family's runners show it, every alias)."""
     shown: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     aliases: Dict[str, Dict[str, None]] = collections.defaultdict(dict)
     for _, command in commands:
         for flag in command.flags:
             if flag.config:
-                shown[flag.name][_home(flag.describe_default())] += 1
+                shown[flag.name][home_relative(flag.describe_default())] += 1
                 aliases[flag.name].update(dict.fromkeys(flag.aliases))
     return {name: (counts.most_common(1)[0][0], tuple(aliases[name]))
             for name, counts in shown.items()}
@@ -146,8 +147,9 @@ def config_defaults(commands: Sequence[Tuple[str, Any]]) -> Dict[str, Tuple[str,
 
 
 def _own_flags_table(flags: Sequence[Any]) -> str:
-    return _table(([_flag_cell(flag.name, flag.aliases), _code(_home(flag.describe_default())),
-                    _escape(flag.help)] for flag in flags), ("flag", "default", "help"))
+    return _table(([_flag_cell(flag.name, flag.aliases),
+                    _code(home_relative(flag.describe_default())), _escape(flag.help)]
+                   for flag in flags), ("flag", "default", "help"))
 
 
 def _config_sentence(command: Any, reference: Dict[str, Tuple[str, Tuple[str, ...]]]) -> str:
@@ -162,14 +164,14 @@ def _config_sentence(command: Any, reference: Dict[str, Tuple[str, Tuple[str, ..
     if missing:
         text += " (all but " + ", ".join(_code(f"--{name}") for name in missing) + ")"
     differing = [flag for flag in config
-                 if _home(flag.describe_default()) != reference[flag.name][0]]
-    texts = {_home(flag.describe_default()) for flag in differing}
+                 if home_relative(flag.describe_default()) != reference[flag.name][0]]
+    texts = {home_relative(flag.describe_default()) for flag in differing}
     if not differing:
         return text + ", with the defaults shown there.\n"
     if len(differing) == len(config) and len(texts) == 1:
         return text + f"; here every one defaults to *{_escape(texts.pop())}*.\n"
     return (text + "; these default differently here:\n\n" + _table(
-        ([_flag_cell(flag.name), _code(_home(flag.describe_default()))]
+        ([_flag_cell(flag.name), _code(home_relative(flag.describe_default()))]
          for flag in differing), ("flag", "default")))
 
 
@@ -189,7 +191,7 @@ def _absl_default(flag: Any) -> str:
     value = flag.default
     if isinstance(value, (list, tuple)):
         return ",".join(str(item) for item in value)
-    return _home(str(value))
+    return home_relative(str(value))
 
 
 def _argfile_section(family: Any, module: str, flags: Sequence[Any]) -> str:
