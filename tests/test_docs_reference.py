@@ -195,6 +195,20 @@ def test_the_done_json_page_lists_exactly_the_keys_runs_write(experiment):
         problems + [f"in docs/reference/done-json.md but in no run's done.json: {never}"])
 
 
+def test_the_diverged_json_keys_are_documented(experiment):
+    documented = {_code(row[0]) for row in _rows(_page("done-json.md"), "diverged.json")}
+    path = os.path.join(paths.run(os.path.join(experiment, "trial1"), 1, "diverging"),
+                        runs.DIVERGED_FILENAME)
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    assert set(record) == documented
+    keys = _documented_keys()
+    run_info = {key[1:]: text for key, text in keys.items() if key[0] == "run_info"}
+    problems = []
+    _walk(record["run_info"], (), run_info, set(), problems, runs.DIVERGED_FILENAME)
+    assert not problems, problems
+
+
 # ------------------------------------------------------------- exit statuses
 
 
