@@ -31,7 +31,8 @@ extensions = [
 ]
 
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build", "_ext", "README.md"]
+# reference/flags/_*.md are generated fragments that pages include, not pages.
+exclude_patterns = ["_build", "_ext", "README.md", "reference/flags/_*"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 # Headings up to level 3 get anchors, so pages link to sections: [text](page.md#anchor).
 myst_heading_anchors = 3

@@ -41,6 +41,8 @@ def test_the_site_builds_without_a_warning(tmp_path):
                  "reference/layout.html", "reference/done-json.html",
                  "reference/exit-statuses.html"):
         assert (tmp_path / "html" / page).is_file(), page
+    index = (tmp_path / "html" / "reference" / "index.html").read_text()
+    assert 'href="flags/mnist_fc.html#oneshot"' in index  # reference -> a runner's flags
     oneshot = (tmp_path / "html" / "reference" / "flags" / "mnist_fc.html").read_text()
     assert "python -m lottery_ticket.mnist_fc.runners.oneshot" in oneshot
     assert "--lottery_name" in oneshot

@@ -272,7 +272,12 @@ def test_the_flag_pages_list_every_runner_and_every_flag():
     families = reference.families()
     assert {family.name for family in families} >= {"mnist_fc", "cifar10_conv",
                                                      "cifar10_resnet"}
-    assert set(pages) == {"index.md", "config.md"} | {f"{f.name}.md" for f in families}
+    assert set(pages) == {"index.md", "config.md", "_runners.md"} | {
+        f"{f.name}.md" for f in families}
+    for family in families:  # the reference index's table: one click to each runner
+        for module, _ in reference.runner_commands(family):
+            name = module.rsplit(".", 1)[1]
+            assert f"[{family.name}](flags/{family.name}.md#{name})" in pages["_runners.md"]
     for family in families:
         page = pages[f"{family.name}.md"]
         for module, command in reference.runner_commands(family):

@@ -13,7 +13,8 @@ writes Markdown pages into ``docs/reference/flags/`` (git-ignored):
   table flag | default | help), the family's configuration flags, its argfile
   runner and its argfiles;
 * ``config.md``: every configuration field by concern, each family's default
-  side by side.
+  side by side;
+* ``_runners.md``: the runner x family table, which reference/index.md includes.
 
 Defaults and help are the ``Flag`` objects' own, shown as ``--help`` shows them
 (``Flag.describe_default``), so the pages cannot drift from the commands. A page
@@ -277,17 +278,23 @@ def config_page(all_families: Sequence[Any]) -> str:
     return "\n".join(parts)
 
 
-def index_page(all_families: Sequence[Any]) -> str:
-    """How flags are written, and where each runner of each family is described."""
-    from lottery_ticket.analysis import report
+def runners_table(all_families: Sequence[Any], prefix: str = "") -> str:
+    """runner x family, each cell a link to the runner's section of the family's page
+    (`prefix`: the path from the linking page to this folder)."""
     per_family = {family.name: [_short(module) for module, _ in runner_commands(family)]
                   for family in all_families}
     runners = list(dict.fromkeys(name for names in per_family.values() for name in names))
     rows = []
     for runner in runners:
         rows.append([_code(runner)] + [
-            f"[{family.name}]({family.name}.md#{_anchor(runner)})"
+            f"[{family.name}]({prefix}{family.name}.md#{_anchor(runner)})"
             if runner in per_family[family.name] else "-" for family in all_families])
+    return _table(rows, ["runner"] + [family.name for family in all_families])
+
+
+def index_page(all_families: Sequence[Any]) -> str:
+    """How flags are written, and where each runner of each family is described."""
+    from lottery_ticket.analysis import report
     parts = [_HEADER, "# Command-line flags\n",
              "Every runner, argfile and the report take `--help`, which prints the "
              "flags listed in these pages: they are generated from the same objects "
@@ -299,7 +306,7 @@ def index_page(all_families: Sequence[Any]) -> str:
              "true/false flag. An unknown flag, a missing required one or a bad value "
              "is one `error:` line and [exit status 2](../exit-statuses.md).\n",
              "## Runners by family\n",
-             _table(rows, ["runner"] + [family.name for family in all_families]),
+             runners_table(all_families),
              "Each family's page also lists its [configuration flags](config.md) (the "
              "experiment's settings, which every training runner takes), its argfile "
              "runner and its argfiles.\n",
@@ -327,7 +334,9 @@ def _write_if_changed(path: str, text: str) -> None:
 def pages() -> Dict[str, str]:
     """file name -> Markdown text of every generated page."""
     all_families = families()
-    made = {"index.md": index_page(all_families), "config.md": config_page(all_families)}
+    made = {"index.md": index_page(all_families), "config.md": config_page(all_families),
+            # Included by reference/index.md (a fragment, not a page: conf.py excludes _*).
+            "_runners.md": runners_table(all_families, prefix="flags/")}
     made.update({f"{family.name}.md": family_page(family) for family in all_families})
     return made
 
