@@ -253,6 +253,10 @@ def test_the_exit_statuses_page_lists_the_statuses_the_code_exits_with():
     assert batch.Summary(total=1, busy=[line]).exit_code == 1
     assert batch.Summary(total=1, interrupted=True).exit_code == 130
     assert "some line failed" in statuses[1]
+    # Anything else is a bug: it propagates, and Python exits 1 with its traceback.
+    with pytest.raises(RuntimeError):
+        errors.run_cli(_raise(RuntimeError("a bug")))
+    assert "traceback" in statuses[1]
 
 
 # ------------------------------------------------------------- the flag pages
