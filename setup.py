@@ -16,12 +16,16 @@ def _requirements():
 # The root directory is the package itself, so imports read
 # `from lottery_ticket.foundations import pruning` and no top-level `datasets`
 # package is installed to collide with other libraries.
+# docs/ (the Sphinx site and its extensions) is never installed, even if it grows an
+# __init__.py.
 _SUBPACKAGES = find_packages(where=HERE, exclude=["tests", "tests.*", "bench", "bench.*",
-                                                  "build", "build.*"])
+                                                  "build", "build.*", "docs", "docs.*"])
 
 
 _RAY = ["ray>=2.9"]
 _SLURM = ["submitit>=1.5"]
+# The documentation site (docs/): Sphinx with MyST Markdown and the furo theme.
+_DOCS = ["sphinx>=7", "myst-parser>=3", "furo>=2024.1"]
 
 
 class _BuildPy(build_py):
@@ -50,9 +54,10 @@ if __name__ == "__main__":
             # Cluster engines for the argfile runner's --backend, imported only when asked for.
             "ray": _RAY,
             "slurm": _SLURM,
-            # The tests run notebooks in a real Jupyter kernel and batches on real Ray and
-            # Slurm, so they need every extra.
+            "docs": _DOCS,
+            # The tests run notebooks in a real Jupyter kernel, batches on real Ray and
+            # Slurm, and build the documentation site, so they need every extra.
             "test": ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"]
-                    + _RAY + _SLURM,
+                    + _RAY + _SLURM + _DOCS,
         },
     )

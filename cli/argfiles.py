@@ -11,6 +11,7 @@ the pruning levels and the family's name for the data location (``mnist_fc``
 keeps ``--mnist_location``).
 """
 
+import contextvars
 import os
 import shlex
 import sys
@@ -176,12 +177,26 @@ def control_lines(experiment_name: str, trials: int, first_trial: int, first_lev
     return lines
 
 
+class _Defined(Exception):
+    """Carries an argfile's flags, defined and not parsed, out of _parse (defined_flags)."""
+
+    def __init__(self, values: flags.FlagValues):
+        super().__init__("flags defined")
+        self.values = values
+
+
+# Set by defined_flags: _parse stops after defining the flags.
+_DEFINE_ONLY = contextvars.ContextVar("argfiles_define_only", default=False)
+
+
 def _parse(define: Callable[[flags.FlagValues], None], argv: Optional[Sequence[str]],
            program: str) -> flags.FlagValues:
     values = flags.FlagValues()
     define(values)
     flags.DEFINE_boolean("help", False, "Show this help and exit.", flag_values=values,
                          short_name="h")
+    if _DEFINE_ONLY.get():
+        raise _Defined(values)
     # argv holds the flags only, as the runners' main(argv) does.
     argv = [program] + list(sys.argv[1:] if argv is None else argv)
     try:
@@ -566,3 +581,33 @@ def split_model(family: Family, argv: Sequence[str]) -> Tuple[str, List[str]]:
               f"({', '.join(family.model_defaults)}).", file=sys.stderr)
         sys.exit(2)
     return model, rest
+
+
+def defined_flags(family: Family, argfile: str) -> flags.FlagValues:
+    """The flags of a family's argfile module, defined and not parsed: what its
+    --help lists, as objects (name, default, help), for generated documentation.
+
+    The --model of a family whose models have their own defaults is read before
+    these flags (split_model) and is not among them; the defaults are those of
+    the family's default model.
+
+    Args:
+      family: the family.
+      argfile: the argfile module's name, e.g. 'oneshot_argfile'.
+
+    Returns:
+      The flags, in absl's FlagValues (--help included).
+
+    Raises:
+      ValueError: as entry_point: no kind has that argfile, or the family does
+        not offer it.
+    """
+    main = entry_point(family, argfile)
+    token = _DEFINE_ONLY.set(True)
+    try:
+        main([])
+    except _Defined as defined:
+        return defined.values
+    finally:
+        _DEFINE_ONLY.reset(token)
+    raise RuntimeError(f"the argfile {argfile} printed its lines without defining flags.")

@@ -108,6 +108,8 @@ SLOW_MODULES = {
     "test_batch_slurm.py": "a real Slurm cluster and submitit's executor, with time limits",
     "test_speed_paths.py": "compiles with XLA (about a second per program) and trains "
                            "dense and sparse twins to compare them",
+    "test_docs_build.py": "builds the documentation site with Sphinx, twice (each build "
+                          "imports TensorFlow for the flag pages and the API pages)",
 }
 # Fixtures that mean real training: the runners as subprocesses (TensorFlow's import
 # each time) on the real Fashion-MNIST.
