@@ -1,9 +1,11 @@
 """Every example on the guide pages (docs/**/*.md and README.md) works as written.
 
 Each page's ```python blocks run in order in one namespace per page, in a fresh
-working directory, with "data/mnist" replaced by the real Fashion-MNIST folder and
-"results/lottery" by a small tree of finished runs; the pages' assertions run with
-them, and the checks below assert what each page's examples must leave behind.
+working directory, with "data/mnist" and "data/fashion-mnist" replaced by the real
+Fashion-MNIST folder and "results/lottery" by a small tree of finished runs; the pages'
+assertions run with them, and the checks below assert what each page's examples must
+leave behind (```py blocks are shown, not run: placeholders, CIFAR-10 data, or files
+that tests/test_new_family.py compares with the ones it runs).
 Every command line (`python -m lottery_ticket....`, continuation lines joined) names a
 module that exists, and every flag it gives is one that module's real parser accepts.
 """
@@ -50,8 +52,10 @@ PAGES = guide_pages()
 EXAMPLE_PAGES = [page for page in PAGES if python_blocks(read(page))]
 # Pages whose examples read the data train on it: slow (conftest's SLOW_FIXTURES marks
 # every test using fashion_mnist_dir); the others run in the fast tier.
+DATA_FOLDERS = ('"data/mnist"', '"data/fashion-mnist"')
 TRAINING_PAGES = [page for page in EXAMPLE_PAGES
-                  if any('"data/mnist"' in block for block in python_blocks(read(page)))]
+                  if any(folder in block for block in python_blocks(read(page))
+                         for folder in DATA_FOLDERS)]
 OTHER_PAGES = [page for page in EXAMPLE_PAGES if page not in TRAINING_PAGES]
 
 
@@ -103,6 +107,14 @@ def check_prune_at_init(namespace, tmp_path):
     assert sorted(namespace["runs"]) == [5]
 
 
+def check_cifar10(namespace, tmp_path):
+    # The Conv-2 ticket: the network's five layers, 10% of conv0's weights pruned.
+    masks = namespace["masks"]
+    assert sorted(masks) == ["conv0", "conv1", "fc0", "fc1", "output"]
+    assert masks["conv0"].size - masks["conv0"].sum() == round(0.1 * masks["conv0"].size)
+    assert os.path.isfile(tmp_path / "notebook_runs" / "conv2" / "done.json")
+
+
 def check_pruning_concepts(namespace, tmp_path):
     assert set(namespace["unit_masks"]) == {"layer0", "layer1", "layer2"}
 
@@ -117,6 +129,7 @@ CHECKS = {
     os.path.join("docs", "howto", "pruning-rule.md"): check_pruning_rule,
     os.path.join("docs", "howto", "keras-models.md"): check_keras_models,
     os.path.join("docs", "howto", "prune-at-init.md"): check_prune_at_init,
+    os.path.join("docs", "howto", "cifar10.md"): check_cifar10,
     os.path.join("docs", "concepts", "pruning.md"): check_pruning_concepts,
 }
 
@@ -129,7 +142,8 @@ def run_page(page: str, tmp_path, monkeypatch, data_dir=None) -> None:
     namespace: Dict[str, object] = {}
     for block in python_blocks(read(page)):
         if data_dir is not None:
-            block = block.replace('"data/mnist"', repr(data_dir))
+            for folder in DATA_FOLDERS:
+                block = block.replace(folder, repr(data_dir))
         block = block.replace('"results/lottery"', repr(str(tree)))
         exec(compile(block, page, "exec"), namespace)  # pylint: disable=exec-used
     if page in CHECKS:
