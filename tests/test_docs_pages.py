@@ -232,8 +232,21 @@ def check_argfile_flags(runner_module: str, values, monkeypatch) -> None:
     check_argfile(f"{family}.argfiles.{argfile}", shlex.split(values["argfile_flags"]))
 
 
-ALL_COMMANDS = [(page, module, arguments) for page in PAGES
-                for module, arguments in command_lines(read(page))]
+# The scripts that made the site's figures run the same runners.
+SCRIPTS = sorted(os.path.relpath(path, REPO)
+                 for path in glob.glob(os.path.join(REPO, "docs", "figures", "*.sh")))
+
+
+def script_text(path: str) -> str:
+    """A script's text with every shell variable read as 1 (a number where a flag
+    wants one, a path segment elsewhere)."""
+    return re.sub(r"\$\{?\w+\}?", "1", read(path))
+
+
+ALL_COMMANDS = ([(page, module, arguments) for page in PAGES
+                 for module, arguments in command_lines(read(page))] +
+                [(script, module, arguments) for script in SCRIPTS
+                 for module, arguments in command_lines(script_text(script))])
 
 
 def test_pages_show_command_lines():
@@ -241,6 +254,19 @@ def test_pages_show_command_lines():
     assert "README.md" in pages
     assert os.path.join("docs", "getting-started.md") in pages
     assert len(ALL_COMMANDS) >= 40
+
+
+def test_every_figure_is_shown_and_its_script_is_checked():
+    text = "".join(read(page) for page in PAGES)
+    figures = glob.glob(os.path.join(REPO, "docs", "figures", "*.png"))
+    assert figures
+    for figure in figures:
+        assert f"figures/{os.path.basename(figure)}" in text, f"{figure} is on no page"
+    quickstart = os.path.join("docs", "figures", "make_quickstart_figure.sh")
+    assert quickstart in SCRIPTS
+    assert {module for page, module, _ in ALL_COMMANDS if page == quickstart} >= {
+        "lottery_ticket.mnist_fc.runners.lottery_experiment",
+        "lottery_ticket.analysis.report"}
 
 
 def test_command_lines_are_split_as_a_shell_splits_them():
