@@ -2,7 +2,7 @@
 
 The fixture writes the package ``conv_family`` (a small conv net on
 Fashion-MNIST) into a temporary directory, exactly as a user would write it and
-as the README's "A new family" section shows it, and the tests use it the ways a
+as docs/howto/new-family.md shows it, and the tests use it the ways a
 user would: the runners from the shell, its argfile, and a notebook.
 """
 
@@ -21,7 +21,7 @@ from lottery_ticket.foundations import paths
 from lottery_ticket.foundations import pruning
 from lottery_ticket.foundations import runs
 
-# The files of the family, as the README shows them (path -> text).
+# The files of the family, as docs/howto/new-family.md shows them (path -> text).
 MODEL = '''\
 """A small conv net for 28x28x1 images, registered as the model "small_conv"."""
 
@@ -138,9 +138,9 @@ FILES = {
     "conv_family/argfiles/__init__.py": "",
     "conv_family/argfiles/lottery_experiment_argfile.py": LOTTERY_ARGFILE,
 }
-# The files the README's "A new family" section shows in full.
-README_FILES = ("conv_family/model.py", "conv_family/constants.py",
-                "conv_family/runners/lottery_experiment.py")
+# The files docs/howto/new-family.md shows in full.
+DOC_FILES = ("conv_family/model.py", "conv_family/constants.py",
+             "conv_family/runners/lottery_experiment.py")
 
 LAYERS = ("conv0", "fc0", "fc1")
 PERCENTS = {"conv0": 0.1, "fc0": 0.2, "fc1": 0.1}
@@ -298,17 +298,9 @@ def test_run_trial_in_a_notebook(family_root, fashion_mnist_dir, tmp_path, monke
     assert runs.is_complete(paths.run(str(tmp_path / "trial0"), 1))
 
 
-def readme_section(text):
-    """The '## A new family' section of a README text, or None."""
-    match = re.search(r"^## A new family\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
-    return match.group(1) if match else None
-
-
-def test_readme_shows_the_files_the_tests_run():
-    section = readme_section(open(os.path.join(REPO, "README.md"), encoding="utf-8").read())
-    if section is None:
-        pytest.skip("README.md has no '## A new family' section yet.")
-    blocks = re.findall(r"^```py\n(.*?)^```", section, flags=re.M | re.S)
-    for relative in README_FILES:
-        assert FILES[relative] in blocks, f"README's {relative} differs from the tested one"
+def test_the_docs_show_the_files_the_tests_run():
+    page = open(os.path.join(REPO, "docs", "howto", "new-family.md"), encoding="utf-8").read()
+    blocks = re.findall(r"^```py\n(.*?)^```", page, flags=re.M | re.S)
+    for relative in DOC_FILES:
+        assert FILES[relative] in blocks, f"the page's {relative} differs from the tested one"
 

@@ -203,16 +203,16 @@ def test_snip_from_the_command_line(tmp_path, capsys):
     assert os.path.getmtime(os.path.join(paths.final(level1), "layer0.npy")) == stamp
 
 
-def test_the_readme_pruning_examples_run(fashion_mnist_dir):
+def test_the_docs_pruning_examples_run(fashion_mnist_dir):
     from conftest import REPO
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    section = readme[readme.index("### Pruning strategies"):readme.index(
-        "### Control experiments")]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    blocks = []
+    for page in (("concepts", "pruning.md"), ("howto", "pruning-rule.md")):
+        text = open(os.path.join(REPO, "docs", *page), encoding="utf-8").read()
+        blocks += re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert len(blocks) == 2 and "WEIGHT_SCORES.register" in blocks[1]
     namespace = {}
     for block in blocks:
-        exec(compile(block.replace('"data/mnist"', repr(fashion_mnist_dir)), "README.md",
+        exec(compile(block.replace('"data/mnist"', repr(fashion_mnist_dir)), "docs",
                      "exec"), namespace)
     sensitive, trained = namespace["sensitive"], namespace["trained"]
     by_magnitude = pruning.prune(namespace["lenet_percents"], namespace["dense_masks"],

@@ -1,5 +1,6 @@
 """Small custom models on the public API: another loss, float labels, bias presets and
-masks, unit pruning, a dataset without a test split (the README's example)."""
+masks, unit pruning, a dataset without a test split (the example on
+docs/howto/new-architecture.md)."""
 
 import argparse
 import functools
@@ -20,7 +21,8 @@ from lottery_ticket.foundations.model_fc import ModelFc
 from conftest import REPO
 
 
-# The README's example ("Small custom models"), exactly as written there.
+# The example on docs/howto/new-architecture.md ("Another loss, biases, no test
+# split"), exactly as written there.
 EXAMPLE = '''
 import functools
 
@@ -94,7 +96,7 @@ print("validation accuracy, dense and pruned:",
 def test_readme_example_tiny_network_with_unit_pruning(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(EXAMPLE, "README example", "exec"), namespace)
+    exec(compile(EXAMPLE, "docs example", "exec"), namespace)
     ns = argparse.Namespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
     assert os.path.isfile("tiny_runs/level1/done.json")
     assert set(ns.tiny_initial) == {"hidden", "hidden.bias", "output", "output.bias"}
@@ -114,11 +116,10 @@ def test_readme_example_tiny_network_with_unit_pruning(tmp_path, monkeypatch):
                                   np.where(pruned, 0.0, 0.1).astype(np.float32))
 
 
-def test_readme_holds_the_example_once_merged():
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    if "class TinyNet(ModelBase)" not in readme:
-        pytest.skip("the README does not have the small-model example yet")
-    assert f"```python{EXAMPLE}```" in readme
+def test_the_docs_hold_the_example():
+    page = open(os.path.join(REPO, "docs", "howto", "new-architecture.md"),
+                encoding="utf-8").read()
+    assert f"```python{EXAMPLE}```" in page
 
 class TinyNet(ModelBase):
     loss = staticmethod(sigmoid_cross_entropy)
