@@ -52,7 +52,7 @@ if __name__ == "__main__":
             "slurm": _SLURM,
             # The tests run notebooks in a real Jupyter kernel and batches on real Ray and
             # Slurm, so they need every extra.
-            "test": ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"]
+            "test": ["pytest>=7", "pytest-xdist>=3.5", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"]
                     + _RAY + _SLURM,
         },
     )
