@@ -56,8 +56,9 @@ if __name__ == "__main__":
             "slurm": _SLURM,
             "docs": _DOCS,
             # The tests run notebooks in a real Jupyter kernel, batches on real Ray and
-            # Slurm, and build the documentation site, so they need every extra.
-            "test": ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"]
-                    + _RAY + _SLURM + _DOCS,
+            # Slurm, and build the documentation site, so they need every extra; they run
+            # in one pytest-xdist worker per core.
+            "test": ["pytest>=7", "pytest-xdist>=3.5", "nbclient>=0.9", "nbformat>=5.9",
+                     "ipykernel>=6.25"] + _RAY + _SLURM + _DOCS,
         },
     )

@@ -161,10 +161,13 @@ def _slow_reason(item) -> Optional[str]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Marks the tests of SLOW_MODULES, SLOW_FIXTURES and SLOW_TESTS slow."""
+    """Marks the tests of SLOW_MODULES, SLOW_FIXTURES and SLOW_TESTS slow, and keeps
+    each test file on one pytest-xdist worker (`--dist loadgroup`): a file's tests share
+    module fixtures and, for the Ray and Slurm files, one cluster at a time."""
     for item in items:
         if _slow_reason(item) is not None:
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group(os.path.basename(str(item.fspath))))
 
 
 LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
