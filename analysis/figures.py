@@ -213,7 +213,8 @@ def comparison_figure(summary: Sequence[Record], series: Sequence[str],
     Args:
       summary: rows from metrics.summarize.
       series: the experiment names to draw (e.g. ['lottery', 'oneshot']).
-      path, title: as in early_stopping_figure.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
 
     Returns:
       The figure.
@@ -262,7 +263,8 @@ def prune_at_init_figure(summary: Sequence[Record], path: Optional[str] = None,
 
     Args:
       summary: rows from metrics.summarize.
-      path, title: as in early_stopping_figure.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
       metric: the summarized accuracy to draw (final test accuracy by default, as
         the pruning-at-initialization papers report).
 
@@ -291,7 +293,8 @@ def accuracy_curves_figure(curves: Mapping[tuple, Mapping[str, Any]], experiment
       curves: from metrics.curves.
       experiment_name: whose curves to draw (e.g. 'lottery').
       levels: pruning levels to draw; levels without runs are left out.
-      path, title: as in early_stopping_figure.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
 
     Returns:
       The figure.
@@ -339,7 +342,8 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
         per trial; the trials of a level are pooled. Each ticket's initial
         and masks hold the same layers with the same shapes
         (reader.load_ticket checks that).
-      path, title: as in early_stopping_figure.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
       bins: histogram bins.
 
     Returns:

@@ -1,9 +1,9 @@
-"""Figures and tables for an experiment tree, from the command line or a notebook.
+"""Figures and tables for an experiment tree, from the command line or a notebook::
 
     python -m lottery_ticket.analysis.report --experiment_root=EXP --output_dir=FIGS \\
         [--levels=0,3,7,12] [--format=svg] [--title="LeNet-300-100 on MNIST"]
 
-writes into FIGS:
+writes into FIGS::
 
     early_stop_iteration.png   early-stopping iteration vs weights remaining
     early_stop_accuracy.png    test accuracy at early stopping vs weights remaining

@@ -28,8 +28,8 @@ class DatasetSpec:
     """How to read a data set, and where to download it from.
 
     Attributes:
-      build: build(location, *, flatten, validation_size, batch_size,
-        train_order_seed) -> DatasetBase.
+      build: ``build(location, *, flatten, validation_size, batch_size,
+        train_order_seed) -> DatasetBase``.
       files: file name -> published MD5.
       mirrors: base URLs tried in turn.
       verify: verify(location) reads the files back after a download, so a

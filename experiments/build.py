@@ -170,9 +170,10 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
       config: the configuration (for prune_percents).
       dataset: the data.
       model: the model; built here.
-      masks, presets: the run's masks and presets, if any: each must name
-        every layer of the model (a missing file would silently train that
-        layer dense, or from a random start).
+      masks: the run's masks, if any: they must name every layer of the model (a
+        missing file would silently train that layer dense).
+      presets: the run's initial weights, if any: they must name every layer of the
+        model (a missing file would silently train that layer from a random start).
       pruned: whether prune_percents will be used (a lottery trial).
 
     Raises:

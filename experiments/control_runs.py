@@ -244,8 +244,16 @@ def run_controls(control: str, output_dirs: Sequence[str], masks: save_restore.N
         modes), rearrange or random_prune.
       output_dirs: the run directories, one per seed, e.g.
         {trial}/{level}/{control}{run_id} for run_id 1..K.
-      masks, presets, config, train_order_seed, override: as in the single
-        control (reinitialize, rearrange, random_prune), for every run.
+      masks: as in the single control (reinitialize, rearrange, random_prune), for every
+        run.
+      presets: as in the single control (reinitialize, rearrange, random_prune), for every
+        run.
+      config: as in the single control (reinitialize, rearrange, random_prune), for every
+        run.
+      train_order_seed: as in the single control (reinitialize, rearrange, random_prune),
+        for every run.
+      override: as in the single control (reinitialize, rearrange, random_prune), for every
+        run.
       seeds: each run's control seed (the argfiles use 1000 * trial + run_id).
       progress: as in trainer.train (False: show nothing).
 

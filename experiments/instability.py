@@ -95,7 +95,8 @@ def evaluate_path(config: ExperimentConfig, first: Network, second: Network,
 
     Args:
       config: the configuration (architecture and data).
-      first, second: layer -> kernel and '{layer}.bias' -> bias values.
+      first: layer -> kernel and '{layer}.bias' -> bias values.
+      second: layer -> kernel and '{layer}.bias' -> bias values.
       masks: layer -> 0/1 mask (None: dense); applied at every point.
       points: how many evenly spaced points, both endpoints included (>= 2).
       split: the split evaluated ('test', 'validate', 'train').

@@ -188,7 +188,8 @@ def train(output_dir: str, config: ExperimentConfig,
         read back instead of retrained; one made with other settings is a
         ValueError naming them.
       config: the experiment configuration (data, model, training).
-      masks, presets: dicts or saved directories (see save_restore.standardize).
+      masks: dicts or saved directories (see save_restore.standardize).
+      presets: dicts or saved directories (see save_restore.standardize).
       seed: the run's seed: seeds layers without presets (unless model_seed
         is given) and the batch order (unless train_order_seed is given).
       train_order_seed: seeds the batch order; default `seed`.

@@ -74,7 +74,10 @@ def evaluate_supermask(config: ExperimentConfig, masks: Mapping[str, np.ndarray]
 
     Args:
       config: the architecture and data.
-      masks, initial, signed_constant, reference: as in supermask_weights.
+      masks: as in supermask_weights.
+      initial: as in supermask_weights.
+      signed_constant: as in supermask_weights.
+      reference: as in supermask_weights.
       split: 'test', 'validate' or 'train'.
     """
     from lottery_ticket.foundations import trainer  # TensorFlow only when evaluating

@@ -49,7 +49,7 @@ class LevelResult:
 
 
 def accepts_level(function: Callable) -> bool:
-    """Whether a pruning function takes a `level` keyword (or **kwargs)."""
+    """Whether a pruning function takes a `level` keyword (or ``**kwargs``)."""
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):  # builtins and some C callables have no signature
@@ -424,9 +424,13 @@ def oneshot_pruning(percents: Mapping[str, float], *, selection: str = "layerwis
 
     Args:
       percents: layer name -> per-level fraction, as for iterative pruning.
-      selection, scores, seed, groups, order, prune_options: as in
-        pruning.prune (global pools are fixed from `percents`, so the
+      selection: as in pruning.prune (global pools are fixed from `percents`, so the
         one-step rates never merge two pools).
+      scores: as in pruning.prune.
+      seed: as in pruning.prune.
+      groups: as in pruning.prune.
+      order: as in pruning.prune.
+      prune_options: as in pruning.prune.
 
     Raises:
       ValueError: an unknown selection or score, or random scores without a

@@ -30,7 +30,7 @@ VGG_PLANS: Dict[int, Sequence] = {
 
 
 def kaiming_normal() -> keras.initializers.Initializer:
-    """PyTorch's kaiming_normal_ (fan-in, ReLU gain): an untruncated normal."""
+    """PyTorch's ``kaiming_normal_`` (fan-in, ReLU gain): an untruncated normal."""
     return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
 
 

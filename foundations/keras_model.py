@@ -60,8 +60,9 @@ class KerasModel(ModelBase):
     Args:
       keras_model: a built keras.Model (Sequential, functional, or subclassed
         using its layers in call()).
-      presets, masks: as in ModelBase; layer names are the Keras layers'
-        names; presets may also hold BatchNormalization values (bn_key).
+      presets: as in ModelBase; layer names are the Keras layers' names; presets may also
+        hold BatchNormalization values (bn_key).
+      masks: as in ModelBase; layer names are the Keras layers' names.
       seed: with None, the initial values are the Keras model's own weights;
         with a seed, fresh draws from the layers' initializers (see the module
         docstring). It also seeds dropout.

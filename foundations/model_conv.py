@@ -41,7 +41,9 @@ class ModelConv(ModelBase):
       dropout: fraction of each fully-connected hidden layer's outputs dropped
         during training (0: none); evaluation never drops.
       kernel_initializer: for kernels without presets (default Glorot normal).
-      presets, masks, seed: as in ModelBase.
+      presets: as in ModelBase.
+      masks: as in ModelBase.
+      seed: as in ModelBase.
     """
 
     # A whole 10,000-image split at once held about 5.5 GB of activations for

@@ -16,7 +16,9 @@ class ModelFc(ModelBase):
       hyperparameters: {'layers': [(units, activation), ...]}, activation
         None, a callable or a Keras name ('relu'); optionally
         'kernel_initializer' (default Glorot normal, as in the original).
-      presets, masks, seed: as in ModelBase.
+      presets: as in ModelBase.
+      masks: as in ModelBase.
+      seed: as in ModelBase.
     """
 
     def __init__(self, hyperparameters: Mapping[str, Any],

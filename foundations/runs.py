@@ -239,7 +239,8 @@ def check_same_run(run_directory: str, asked: Mapping[str, Any],
     Args:
       run_directory: a complete run.
       asked: the run_info (or identity) asked for now.
-      defaults, ignore: as in differences() and identity().
+      defaults: as in differences() and identity().
+      ignore: as in differences() and identity().
     """
     recorded = identity(read_done(run_directory).get("run_info", {}), ignore)
     found = differences(recorded, identity(asked, ignore), defaults)

@@ -226,9 +226,15 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
       output_dirs: one run directory per member, all different. If any holds
         a complete run, FileExistsError before anything is written;
         incomplete ones are redone.
-      save_summaries, save_network, test_interval, validate_interval,
-        train_interval, progress_label, iterations_after, start_iteration,
-        snapshot_iterations: as in trainer.train, for every member.
+      save_summaries: as in trainer.train, for every member.
+      save_network: as in trainer.train, for every member.
+      test_interval: as in trainer.train, for every member.
+      validate_interval: as in trainer.train, for every member.
+      train_interval: as in trainer.train, for every member.
+      progress_label: as in trainer.train, for every member.
+      iterations_after: as in trainer.train, for every member.
+      start_iteration: as in trainer.train, for every member.
+      snapshot_iterations: as in trainer.train, for every member.
       run_infos: per member, the run_info written into its done.json.
       progress: as in trainer.train; a function is called as
         progress(iteration, total, latest) with the mean over the members

@@ -16,7 +16,7 @@ Arrays = Mapping[str, np.ndarray]
 
 
 def accepts_keyword(function: Callable, name: str) -> bool:
-    """Whether `function` takes the keyword `name` (or **kwargs)."""
+    """Whether `function` takes the keyword `name` (or ``**kwargs``)."""
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):  # builtins and some C callables have no signature
@@ -26,13 +26,13 @@ def accepts_keyword(function: Callable, name: str) -> bool:
 
 
 def accepts_context(function: Callable) -> bool:
-    """Whether a pruning function takes a `context` keyword (or **kwargs)."""
+    """Whether a pruning function takes a `context` keyword (or ``**kwargs``)."""
     return accepts_keyword(function, "context")
 
 
 def call_with_context(function: Callable, masks: Arrays, final_weights: Arrays,
                       context: Context, **options: Any) -> Dict[str, np.ndarray]:
-    """function(masks, final_weights, **options), with context=context if it takes one."""
+    """``function(masks, final_weights, **options)``, with ``context=context`` if it takes one."""
     if accepts_context(function):
         options["context"] = context
     return function(masks, final_weights, **options)

@@ -77,7 +77,7 @@ def random_draw(name: str, shape: Tuple[int, ...], seed: Optional[int]) -> np.nd
 
 
 class Magnitude(LayerScore):
-    """|w| of the final weights (the paper's)."""
+    """``|w|`` of the final weights (the paper's)."""
 
     def layer(self, name, weights, mask, seed):
         return np.abs(np.asarray(weights, dtype=np.float64))
@@ -242,7 +242,8 @@ def weight_scores(layers: Sequence[str], masks: Mapping[str, np.ndarray],
 
     Args:
       layers: the layers to score.
-      masks, final_weights: layer -> mask and final weights.
+      masks: layer -> mask (1 keeps a weight, 0 has pruned it).
+      final_weights: layer -> final weights of the level.
       scores: a name in WEIGHT_SCORES.
       seed: for random scores.
       context: for scores that read more than the final weights.
@@ -266,8 +267,9 @@ def unit_scores(layers: Sequence[str], masks: Mapping[str, np.ndarray],
 
     Args:
       layers: the layers to score.
-      masks, final_weights: every layer's mask and final weights (the next
-        layers' too, for output scores).
+      masks: every layer's mask (the next layers' too, for output scores).
+      final_weights: every layer's final weights (the next layers' too, for output
+        scores).
       scores: input_magnitude, output_magnitude, magnitude_product or random
         (a name in UNIT_SCORES; "magnitude" means input_magnitude).
       seed: for random scores.

@@ -241,8 +241,10 @@ def train_members(datasets: Sequence[DatasetBase], models: Sequence[ModelBase],
     """Trains K members with one engine and writes their K run directories.
 
     Args:
-      datasets, models, output_dirs, run_infos: one per member (checked by
-        the caller).
+      datasets: one per member (checked by the caller).
+      models: one per member (checked by the caller).
+      output_dirs: one per member (checked by the caller).
+      run_infos: one per member (checked by the caller).
       make_engine: makes the engine for the prepared (built) models; called
         after every directory is ready.
       Others: as in trainer.train, for every member.
