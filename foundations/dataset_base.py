@@ -104,6 +104,10 @@ class DatasetBase:
     def batch_indices(self, start_iteration: int, count: int) -> np.ndarray:
         """Indices into the training set of `count` batches from `start_iteration`.
 
+        Args:
+          start_iteration: the iteration of the first batch (0 for a run from the start).
+          count: how many consecutive batches.
+
         Returns:
           int32 array [count, train_batch_size]; row i is the batch of
           iteration start_iteration + i.

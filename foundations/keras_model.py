@@ -118,6 +118,11 @@ class KerasModel(ModelBase):
         """Sets the L2 weight decay, label smoothing and augmentation (see the class);
         before the model is built only.
 
+        Args:
+          weight_decay: the L2 coefficient (>= 0) added to the training loss.
+          label_smoothing: the label smoothing of the cross-entropy, in [0, 1).
+          augment: '' (none) or 'crop_flip' (see the class).
+
         Raises:
           ValueError: a value out of range, or a model already built.
         """
@@ -189,7 +194,13 @@ class KerasModel(ModelBase):
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Runs the Keras model's call with the handled layers computing from this
-        model's (masked) variables."""
+        model's (masked) variables.
+
+        Args:
+          inputs: a batch in the Keras model's input shape.
+          training: True while training (dropout drops, batch normalization uses and updates
+            batch statistics, augmentation applies); False for evaluation.
+        """
         self._training_trace = bool(training)
         if self._keras is None:
             self._attach(built_keras_model(self._builder, tuple(inputs.shape[1:])))
@@ -211,13 +222,21 @@ class KerasModel(ModelBase):
         return outputs
 
     def set_training_step(self, step: int) -> None:
-        """Sets the iteration dropout and augmentation draw from (see ModelBase)."""
+        """Sets the iteration dropout and augmentation draw from (see ModelBase).
+
+        Args:
+          step: the iteration the next training call is (the run's first iteration).
+        """
         super().set_training_step(step)
         if self._augment_step is not None:
             self._augment_step.assign(int(step))
 
     def augmented_inputs(self, images: tf.Tensor) -> tf.Tensor:
-        """The training augmentation of a batch at the current step (see the class)."""
+        """The training augmentation of a batch at the current step (see the class).
+
+        Args:
+          images: a [batch, height, width, channels] batch of training images.
+        """
         if images.shape.rank != 4:
             raise ValueError(f"augment={self._augment!r} needs images [batch, height, "
                              f"width, channels], got shape {images.shape}; read the data "
@@ -397,7 +416,11 @@ class KerasModel(ModelBase):
     def get_current_weights(self, include_biases: bool = False) -> Dict[str, np.ndarray]:
         """Effective kernels; with include_biases also the biases and every
         BatchNormalization value (gamma, beta, moving statistics), so that saved
-        networks and rewind points hold the whole network."""
+        networks and rewind points hold the whole network.
+
+        Args:
+          include_biases: also return the biases and the BatchNormalization values.
+        """
         weights = super().get_current_weights(include_biases)
         if include_biases:
             weights.update({key: variable.numpy()
@@ -415,7 +438,12 @@ class KerasModel(ModelBase):
     @contextlib.contextmanager
     def overriding(self, weights=None, matmuls=None):
         """As ModelBase.overriding; weight overrides (stacked populations) are refused
-        for a model with batch normalization, whose statistics they cannot stack."""
+        for a model with batch normalization, whose statistics they cannot stack.
+
+        Args:
+          weights: as in ModelBase.overriding (refused with batch normalization).
+          matmuls: as in ModelBase.overriding.
+        """
         if weights and self._bn:
             raise ValueError("a population cannot train a Keras model with batch "
                              "normalization (its moving statistics are not stacked); "
@@ -427,7 +455,13 @@ class KerasModel(ModelBase):
 
     def loss(self, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         """Mean cross-entropy (of logits, or of probabilities for a softmax output),
-        with label smoothing; in training, plus the L2 term of weight_decay."""
+        with label smoothing; in training, plus the L2 term of weight_decay.
+
+        Args:
+          outputs: [batch, classes] outputs of forward (logits, or probabilities for a
+            softmax output layer).
+          labels: [batch] integer class ids.
+        """
         classes = int(outputs.shape[-1])
         one_hot = tf.one_hot(tf.cast(labels, tf.int32), classes)
         loss = tf.reduce_mean(keras.losses.categorical_crossentropy(
@@ -446,7 +480,12 @@ class KerasModel(ModelBase):
         return self.effective_kernel(name)
 
     def accuracy(self, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        """Fraction of examples whose largest output is the label."""
+        """Fraction of examples whose largest output is the label.
+
+        Args:
+          outputs: [batch, classes] outputs of forward.
+          labels: [batch] integer class ids.
+        """
         predictions = tf.argmax(outputs, axis=-1, output_type=tf.int32)
         return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)),
                                       tf.float32))

@@ -88,7 +88,13 @@ class ModelBase(tf.Module):
     # -- To be written by subclasses -------------------------------------------
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Computes logits from inputs with dense_layer / conv2d_layer."""
+        """Computes logits from inputs with dense_layer / conv2d_layer.
+
+        Args:
+          inputs: a batch of examples (for the paper's models, [batch, features] or [batch,
+            height, width, channels]).
+          training: True while training (dropout, if any, drops); False for evaluation.
+        """
         raise NotImplementedError("subclasses of ModelBase define forward().")
 
     # The trainer evaluates a split in chunks of this many examples, which bounds
@@ -295,6 +301,18 @@ class ModelBase(tf.Module):
         The kernel has shape [height, width, in_channels, filters]; masks and
         presets for the layer must have that shape. Other arguments as in
         dense_layer; `kernel_size` and `strides` are ints or pairs.
+
+        Args:
+          name: the layer's name: the key of its mask, preset and weights.
+          inputs: [batch, height, width, in_channels] tensor with a static channel count.
+          filters: the number of output channels.
+          kernel_size: the kernel's height and width: an int (square) or a pair.
+          strides: the stride: an int or a pair.
+          padding: 'SAME' or 'VALID'.
+          activation: as in dense_layer.
+          use_bias: as in dense_layer.
+          kernel_initializer: as in dense_layer (default Glorot normal).
+          bias_initializer: as in dense_layer (default zeros).
         """
         inputs = tf.convert_to_tensor(inputs)
         if inputs.shape.rank != 4 or inputs.shape[-1] is None:
@@ -358,6 +376,9 @@ class ModelBase(tf.Module):
         The trainer sets it to a run's first iteration (0, or K for a run
         rewound to iteration K, which then drops what level 0 dropped from K
         on). No effect on a model without dropout.
+
+        Args:
+          step: the iteration the next training call is (the run's first iteration).
         """
         if self._dropout_step is not None:
             self._dropout_step.assign(int(step))
@@ -423,13 +444,21 @@ class ModelBase(tf.Module):
         return weights
 
     def effective_kernel(self, name: str) -> tf.Tensor:
-        """The kernel of one layer with its mask applied."""
+        """The kernel of one layer with its mask applied.
+
+        Args:
+          name: the layer's name.
+        """
         mask = self._mask_variables.get(name)
         kernel = self._kernels[name]
         return tf.convert_to_tensor(kernel) if mask is None else kernel * mask
 
     def effective_bias(self, name: str) -> tf.Tensor:
-        """The bias of one layer with its mask (if it has one) applied."""
+        """The bias of one layer with its mask (if it has one) applied.
+
+        Args:
+          name: the layer's name.
+        """
         mask = self._bias_mask_variables.get(name)
         bias = self._biases[name]
         return tf.convert_to_tensor(bias) if mask is None else bias * mask
@@ -484,6 +513,10 @@ class ModelBase(tf.Module):
         """Mean softmax cross-entropy; labels are integer class ids.
 
         Override in a subclass for another loss (see sigmoid_cross_entropy).
+
+        Args:
+          logits: [batch, classes] outputs of forward.
+          labels: [batch] integer class ids.
         """
         return softmax_cross_entropy(logits, labels)
 
@@ -492,5 +525,9 @@ class ModelBase(tf.Module):
         """Fraction of examples whose largest logit is the label.
 
         Override in a subclass with `loss` (see sigmoid_accuracy).
+
+        Args:
+          logits: [batch, classes] outputs of forward.
+          labels: [batch] integer class ids.
         """
         return softmax_accuracy(logits, labels)

@@ -79,7 +79,12 @@ class ModelConv(ModelBase):
         return (self._stages, self._dense_units, self._outputs, self._dropout)
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """[batch, height, width, channels] images -> [batch, outputs] logits."""
+        """[batch, height, width, channels] images -> [batch, outputs] logits.
+
+        Args:
+          inputs: [batch, height, width, channels] images.
+          training: True while training (dropout drops); False for evaluation.
+        """
         if inputs.shape.rank != 4:
             raise ValueError(
                 f"ModelConv takes images [batch, height, width, channels], got shape "

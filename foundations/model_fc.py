@@ -38,7 +38,12 @@ class ModelFc(ModelBase):
         return tuple(self._layer_specs)
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Flattens the inputs and applies the dense layers; returns logits."""
+        """Flattens the inputs and applies the dense layers; returns logits.
+
+        Args:
+          inputs: [batch, ...] examples, flattened to [batch, features].
+          training: unused (a ModelFc has no dropout); part of ModelBase.forward's interface.
+        """
         features = int(np.prod(inputs.shape[1:]))
         outputs = tf.reshape(inputs, [-1, features])
         for index, (units, activation) in enumerate(self._layer_specs):
