@@ -130,6 +130,10 @@ class Context:
                 ) -> Mapping[str, np.ndarray]:
         """The weights named `which`: 'final', 'initial' or 'rewind' (or a dict itself).
 
+        Args:
+          which: 'final', 'initial' or 'rewind', or a layer -> weights dict returned as it
+            is.
+
         Raises:
           ValueError: an unknown name, or weights this context does not hold.
         """
@@ -145,6 +149,9 @@ class Context:
 
     def model(self, weights: Union[str, Mapping[str, np.ndarray]] = "final") -> "ModelBase":
         """A new model holding `weights` (see weights()) under this level's masks.
+
+        Args:
+          weights: as in weights(): a name or a layer -> weights dict.
 
         Raises:
           ValueError: the context has no model_fn.
@@ -165,7 +172,12 @@ class Context:
 
     def train_batches(self, count: int, start: int = 0) -> List[Batch]:
         """`count` training batches, those of iterations start .. start+count-1
-        (the order training reads them in, so the same seeds give the same batches)."""
+        (the order training reads them in, so the same seeds give the same batches).
+
+        Args:
+          count: how many batches.
+          start: the iteration of the first batch.
+        """
         data = self.dataset()
         inputs, labels = data.train
         return [(inputs[rows], labels[rows]) for rows in data.batch_indices(start, count)]

@@ -50,7 +50,11 @@ class Score:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Score":
-        """The score with the settings get_config reported."""
+        """The score with the settings get_config reported.
+
+        Args:
+          config: a dict get_config returned.
+        """
         return cls(**dict(config))
 
 
@@ -59,7 +63,14 @@ class LayerScore(Score):
 
     def layer(self, name: str, weights: np.ndarray, mask: np.ndarray,
               seed: Optional[int]) -> np.ndarray:
-        """Scores of one layer's weights (its shape)."""
+        """Scores of one layer's weights (its shape).
+
+        Args:
+          name: the layer's name.
+          weights: the layer's weights (the final ones, for the paper's magnitude).
+          mask: the layer's current mask.
+          seed: the pruning seed (used by random scores).
+        """
         raise NotImplementedError(f"{type(self).__name__} must define layer().")
 
     def __call__(self, context, layers, seed):
@@ -69,7 +80,13 @@ class LayerScore(Score):
 
 
 def random_draw(name: str, shape: Tuple[int, ...], seed: Optional[int]) -> np.ndarray:
-    """Uniform [0, 1) draws of `shape`, one fixed draw per (seed, layer name)."""
+    """Uniform [0, 1) draws of `shape`, one fixed draw per (seed, layer name).
+
+    Args:
+      name: the layer's name.
+      shape: the shape of the draws.
+      seed: the pruning seed.
+    """
     # Keyed by the layer's name, not its position, so a layer's draw does not change
     # when other layers are added, left out or listed in another order.
     rng = np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
@@ -100,7 +117,16 @@ class UnitNormScore(Score):
 
     def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
               units: int, seed: Optional[int]) -> np.ndarray:
-        """float64 [units] from the norms (outputs None: the layer has no next)."""
+        """float64 [units] from the norms (outputs None: the layer has no next).
+
+        Args:
+          inputs: L2 norm of each unit's surviving incoming weights, float64 [units].
+          outputs: L2 norm of each unit's surviving outgoing weights in the next layer, or
+            None.
+          name: the layer's name.
+          units: the layer's number of units.
+          seed: the pruning seed (used by random scores).
+        """
         raise NotImplementedError(f"{type(self).__name__} must define units().")
 
     def __call__(self, context, layers, seed):
@@ -158,7 +184,12 @@ class RandomUnits(UnitNormScore):
 class FunctionScore(Score):
     """A score registered as a plain function (the form before scores were classes):
     score(name, weights, mask, seed) for weights, score(inputs, outputs, name,
-    units, seed) for units."""
+    units, seed) for units.
+
+    Args:
+      function: the score function, with the signature of its kind (above).
+      per: 'weight' (a weight score) or 'unit' (a unit score).
+    """
 
     def __init__(self, function: Callable, per: str = "weight"):
         self.function, self.per = function, per
@@ -192,6 +223,11 @@ def make_score(registry: Registry, name: str, config: Optional[Mapping[str, Any]
                ) -> Score:
     """The score registered as `name` in `registry`, with `config`'s settings.
 
+    Args:
+      registry: WEIGHT_SCORES or UNIT_SCORES.
+      name: the score's name.
+      config: its settings (as get_config reports them); None: the defaults.
+
     Raises:
       ValueError: an unknown name (naming the closest).
     """
@@ -206,20 +242,36 @@ def make_score(registry: Registry, name: str, config: Optional[Mapping[str, Any]
 def score_settings(scores: str, value_of: Callable[[str], Any]) -> Optional[Dict[str, Any]]:
     """The settings a configuration gives the weight score `scores` (its class's
     `settings`: constructor argument -> configuration field, read by value_of),
-    or None when it takes none from there."""
+    or None when it takes none from there.
+
+    Args:
+      scores: the weight score's name.
+      value_of: reads a configuration field by name.
+    """
     entry = WEIGHT_SCORES.get(scores) if scores in WEIGHT_SCORES else None
     settings = getattr(entry, "settings", None) or {}
     return {argument: value_of(field) for argument, field in settings.items()} or None
 
 
 def is_random(registry: Registry, name: str) -> bool:
-    """Whether the score `name` is random (needs a seed)."""
+    """Whether the score `name` is random (needs a seed).
+
+    Args:
+      registry: WEIGHT_SCORES or UNIT_SCORES.
+      name: the score's name.
+    """
     entry = registry.get(name)
     return name in RANDOM_SCORES or bool(getattr(entry, "random", False))
 
 
 def check_seed(scores: str, seed: Optional[int], random: Optional[bool] = None) -> None:
-    """Raises ValueError if a random score has no seed, a whole number >= 0."""
+    """Raises ValueError if a random score has no seed, a whole number >= 0.
+
+    Args:
+      scores: the score's name (for the message, and whether it is random).
+      seed: the pruning seed given.
+      random: whether the score is random; None: whether `scores` is in RANDOM_SCORES.
+    """
     if not (scores in RANDOM_SCORES if random is None else random):
         return
     if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
