@@ -61,6 +61,11 @@ def run_bytes(model: ModelBase, snapshots: int = 0, save_network: bool = True
     """About how many bytes a run of `model` writes: initial/ and final/ (kernels
     and biases), masks/ (kernels), each rewind snapshot and its records.
 
+    Args:
+      model: the model the run trains (built).
+      snapshots: how many rewind snapshots the run keeps.
+      save_network: whether the run saves initial/, final/ and masks/.
+
     Returns:
       The bytes, or None if the model is not built yet.
     """
@@ -78,7 +83,11 @@ def run_bytes(model: ModelBase, snapshots: int = 0, save_network: bool = True
 def reports_disk_need(function: Callable) -> Callable:
     """Makes a full disk during `function` (train, or a population's) a
     DiskFullError that says how many bytes its runs need: the sum of run_bytes
-    over its `model` or `models`, with its snapshot_iterations and save_network."""
+    over its `model` or `models`, with its snapshot_iterations and save_network.
+
+    Args:
+      function: train or train_population (takes `model` or `models`).
+    """
     signature = inspect.signature(function)
 
     @functools.wraps(function)
@@ -165,6 +174,10 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
       DivergedError: a loss (training, or an evaluated split) or a weight
         became non-finite; the metrics so far and diverged.json are written,
         done.json is not.
+      FileExistsError: `output_dir` holds a complete run.
+      ValueError: a bad `xla` or `sparse_below`, a bad length, interval, start
+        or snapshot iteration, or a loss that does not fit the model's outputs
+        (before anything is written).
     """
     resolve_xla(xla)  # a bad setting is refused before anything is written
     if not 0.0 <= float(sparse_below) <= 1.0:

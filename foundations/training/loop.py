@@ -39,7 +39,11 @@ WRITER_THREADS = 8
 
 def clear_snapshots(output_dir: str) -> None:
     """Removes the rewind{K}/ snapshots an interrupted run of this project left
-    (a run only clears what it knows it wrote: only in a marked directory)."""
+    (a run only clears what it knows it wrote: only in a marked directory).
+
+    Args:
+      output_dir: the run directory.
+    """
     if not os.path.exists(os.path.join(output_dir, runs.MARKER_FILENAME)):
         return
     for name in os.listdir(output_dir):
@@ -50,7 +54,12 @@ def clear_snapshots(output_dir: str) -> None:
 def check_loss_fits(model: ModelBase, dataset: DatasetBase) -> None:
     """Raises ValueError, before anything is written, if the model's loss or accuracy
     cannot take its outputs with the data's labels (a sigmoid model with two outputs
-    for [N] labels, say)."""
+    for [N] labels, say).
+
+    Args:
+      model: the model (built by this call if needed).
+      dataset: its data set.
+    """
     y = tf.constant(dataset.train[1][:2])
     outputs = model(dataset.train[0][:2])
     try:
@@ -247,7 +256,15 @@ def train_members(datasets: Sequence[DatasetBase], models: Sequence[ModelBase],
       run_infos: one per member (checked by the caller).
       make_engine: makes the engine for the prepared (built) models; called
         after every directory is ready.
-      Others: as in trainer.train, for every member.
+      training_len: ('iterations', N) or ('epochs', N).
+      save_summaries: as in trainer.train, for every member.
+      save_network: as in trainer.train, for every member.
+      test_interval: as in trainer.train, for every member.
+      validate_interval: as in trainer.train, for every member.
+      train_interval: as in trainer.train, for every member.
+      reporter: reports progress (progress.Reporter).
+      start_iteration: as in trainer.train, for every member.
+      snapshot_iterations: as in trainer.train, for every member.
 
     Returns:
       Per member, its TrainResult or the DivergedError it was recorded with.
