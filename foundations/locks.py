@@ -40,6 +40,10 @@ def lock(directory: str, what: str = "run") -> Iterator[None]:
     run started in the directory (the work was refused first), the lock file,
     and the directory if this call made it, are removed again.
 
+    Args:
+      directory: the trial or run directory (created if missing).
+      what: what the directory holds, as the message names it ('run', 'trial').
+
     Raises:
       LockedError: another process holds it; the message names its pid and host.
     """
@@ -120,7 +124,11 @@ def _read_only_lock(lock_path: str, directory: str, what: str) -> Iterator[None]
 
 def remove_stale_holder(directory: str) -> None:
     """Removes the .locked_by a killed process left (it had no time to), where
-    nobody holds the lock now; a directory that cannot be written keeps it."""
+    nobody holds the lock now; a directory that cannot be written keeps it.
+
+    Args:
+      directory: the trial or run directory.
+    """
     holder = os.path.join(directory, LOCK_FILENAME)
     if not os.path.exists(holder):
         return

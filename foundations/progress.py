@@ -41,7 +41,11 @@ def in_jupyter_kernel() -> bool:
 
 
 def clock(seconds: float) -> str:
-    """H:MM:SS."""
+    """H:MM:SS.
+
+    Args:
+      seconds: a duration.
+    """
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
@@ -52,6 +56,15 @@ def describe(iteration: int, total: int, latest: Latest, seconds: float, label: 
 
     The rate counts the iterations trained since `first_iteration` (a rewound
     run starts past 0) over `seconds`.
+
+    Args:
+      iteration: the iteration reached.
+      total: the iteration training ends at.
+      latest: split -> {'loss': ..., 'accuracy': ...}, the latest metrics.
+      seconds: the time since `first_iteration`.
+      label: text put before the line.
+      iterations_after: iterations still to come after this run, for the whole ETA.
+      first_iteration: the iteration training started at.
     """
     rate = (iteration - first_iteration) / max(seconds, 1e-9)
     parts = [f"{label}iteration {iteration}/{total}", f"{rate:.0f} it/s"]
@@ -114,7 +127,12 @@ class Reporter:
 
     def start(self, total: int, first_iteration: int = 0) -> None:
         """Marks the start of training at `first_iteration` (the rate is measured
-        from here)."""
+        from here).
+
+        Args:
+          total: the iteration training ends at.
+          first_iteration: the iteration training starts at.
+        """
         self._first = int(first_iteration)
         self._started = time.time()
         self._last = self._started
@@ -125,7 +143,13 @@ class Reporter:
                 display_id=True)
 
     def update(self, iteration: int, total: int, latest: Dict[str, Dict[str, float]]) -> None:
-        """Reports the run at `iteration` of `total`."""
+        """Reports the run at `iteration` of `total`.
+
+        Args:
+          iteration: the iteration reached.
+          total: the iteration training ends at.
+          latest: split -> {'loss': ..., 'accuracy': ...}, the latest metrics.
+        """
         if self._function is not None:
             self._function(iteration, total, latest)
             return

@@ -56,12 +56,19 @@ Identity = Dict[str, Any]
 
 
 def is_complete(run_directory: str) -> bool:
-    """Whether a run finished: its done.json exists."""
+    """Whether a run finished: its done.json exists.
+
+    Args:
+      run_directory: the run's directory.
+    """
     return os.path.isfile(paths.done(run_directory))
 
 
 def read_done(run_directory: str) -> Dict[str, Any]:
     """A complete run's done.json.
+
+    Args:
+      run_directory: the run's directory.
 
     Raises:
       FileNotFoundError: the run is not complete.
@@ -85,6 +92,10 @@ def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
 
     The file appears atomically and never replaces another: if a done.json
     appeared meanwhile (another process finished this run), FileExistsError.
+
+    Args:
+      run_directory: the run's directory.
+      record: the JSON-serializable record of the run.
     """
     path = paths.done(run_directory)
     text = json.dumps(dict(record, format_version=FORMAT_VERSION), indent=1, sort_keys=True,
@@ -120,13 +131,22 @@ def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
 
 
 def write_diverged(run_directory: str, record: Mapping[str, Any]) -> None:
-    """Records that a run diverged: it stays incomplete and is never pruned from."""
+    """Records that a run diverged: it stays incomplete and is never pruned from.
+
+    Args:
+      run_directory: the run's directory.
+      record: JSON-serializable facts about the divergence (iteration, what).
+    """
     save_restore.write_json(os.path.join(run_directory, DIVERGED_FILENAME),
                             dict(record, format_version=FORMAT_VERSION))
 
 
 def read_diverged(run_directory: str) -> Optional[Dict[str, Any]]:
-    """The divergence record of a run, or None if it has none (or it is unreadable)."""
+    """The divergence record of a run, or None if it has none (or it is unreadable).
+
+    Args:
+      run_directory: the run's directory.
+    """
     path = os.path.join(run_directory, DIVERGED_FILENAME)
     if not os.path.isfile(path):
         return None
@@ -138,7 +158,13 @@ def read_diverged(run_directory: str) -> Optional[Dict[str, Any]]:
 
 
 class DivergedError(RuntimeError):
-    """Training produced a non-finite loss or weights: the run is recorded as diverged."""
+    """Training produced a non-finite loss or weights: the run is recorded as diverged.
+
+    Args:
+      output_dir: the run directory.
+      iteration: the iteration at which the loss or weights stopped being finite.
+      what: what became non-finite (for the message).
+    """
 
     def __init__(self, output_dir: str, iteration: int, what: str):
         self.output_dir, self.iteration, self.what = output_dir, iteration, what
@@ -258,6 +284,12 @@ def load_complete_run(run_directory: str, asked: Mapping[str, Any],
                       ) -> Optional[Tuple[save_restore.Network, save_restore.Network, save_restore.Network]]:
     """(initial, final, masks) of a complete run made with `asked`, or None if incomplete.
 
+    Args:
+      run_directory: the run's directory.
+      asked: the settings the caller would train with (compared with done.json's).
+      defaults: values of settings that older done.json files do not record.
+      ignore: settings that may differ.
+
     Raises:
       ValueError: the complete run was made with other settings; the message
         names each one (see check_same_run).
@@ -273,7 +305,11 @@ def load_complete_run(run_directory: str, asked: Mapping[str, Any],
 
 
 def mark_started(run_directory: str) -> None:
-    """Marks a directory as a run of this project (before any of its files)."""
+    """Marks a directory as a run of this project (before any of its files).
+
+    Args:
+      run_directory: the run's directory.
+    """
     os.makedirs(run_directory, exist_ok=True)
     marker = os.path.join(run_directory, MARKER_FILENAME)
     if not os.path.exists(marker):
@@ -281,7 +317,11 @@ def mark_started(run_directory: str) -> None:
 
 
 def remove_temporaries(directory: str) -> None:
-    """Removes the .*.tmp files an interrupted atomic write left under `directory`."""
+    """Removes the .*.tmp files an interrupted atomic write left under `directory`.
+
+    Args:
+      directory: the directory searched (recursively).
+    """
     for path in glob.glob(os.path.join(glob.escape(directory), "**", ".*.tmp"),
                           recursive=True):
         if os.path.isfile(path):
@@ -420,6 +460,9 @@ def clear_incomplete(run_directory: str) -> None:
     marker, its content proves it (_is_run_of_older_version). Anything else
     is refused, not deleted.
 
+    Args:
+      run_directory: the run's directory.
+
     Raises:
       FileExistsError: the run is complete (complete runs are never
         overwritten), or the directory holds run files that no run of this
@@ -454,7 +497,11 @@ def clear_incomplete(run_directory: str) -> None:
 
 
 def complete_runs(directory: str) -> list:
-    """Paths, relative to `directory`, of the done.json of every complete run under it."""
+    """Paths, relative to `directory`, of the done.json of every complete run under it.
+
+    Args:
+      directory: any directory (an experiment, a trial).
+    """
     found = []
     for root, _, files in os.walk(directory):
         if DONE_FILENAME in files:
@@ -463,6 +510,10 @@ def complete_runs(directory: str) -> list:
 
 
 def mask_counts(masks: Mapping[str, np.ndarray]) -> Dict[str, Tuple[int, int]]:
-    """layer -> [surviving weights, all weights], as done.json records them."""
+    """layer -> [surviving weights, all weights], as done.json records them.
+
+    Args:
+      masks: layer -> mask.
+    """
     return {name: [int(np.count_nonzero(mask)), int(np.size(mask))]
             for name, mask in masks.items()}
