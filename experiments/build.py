@@ -19,7 +19,11 @@ from lottery_ticket.foundations.save_restore import Network
 
 
 def check(config: ExperimentConfig) -> None:
-    """Raises ValueError if a name in `config` is not registered, before any work."""
+    """Raises ValueError if a name in `config` is not registered, before any work.
+
+    Args:
+      config: the experiment's configuration.
+    """
     dataset_registry.DATASETS.get(config["dataset"])
     components.model_builder(config["model"])
     components.OPTIMIZERS.get(config["optimizer"])
@@ -42,7 +46,12 @@ def _cached_dataset(name: str, location: str, flatten: bool, validation_size: in
 
 
 def dataset(config: ExperimentConfig, train_order_seed: int) -> DatasetBase:
-    """The configured data set, read once per process for each set of arguments."""
+    """The configured data set, read once per process for each set of arguments.
+
+    Args:
+      config: the experiment's configuration.
+      train_order_seed: seeds the order of the training batches.
+    """
     if not config["data_location"]:
         raise ValueError(f"no data location: pass --data_location=DIR (the directory "
                          f"of the {config['dataset']} files).")
@@ -55,6 +64,12 @@ def model(config: ExperimentConfig, presets: Optional[Network] = None,
           masks: Optional[Network] = None, seed: Optional[int] = None) -> ModelBase:
     """A fresh model of the configured architecture, with the training settings that
     live in the model (L2 weight decay, label smoothing, augmentation).
+
+    Args:
+      config: the experiment's configuration.
+      presets: layer -> initial weights (None: drawn from the model's seed).
+      masks: layer -> mask (None: dense).
+      seed: the model's seed (initial weights, dropout, augmentation).
 
     Raises:
       ValueError: such a setting for a model that cannot take it.
@@ -124,7 +139,11 @@ def _iterations_per_epoch(name: str, location: str, validation_size: int,
 
 
 def iterations_per_epoch(config: ExperimentConfig) -> int:
-    """The configured data set's training iterations per epoch (read once per process)."""
+    """The configured data set's training iterations per epoch (read once per process).
+
+    Args:
+      config: the experiment's configuration.
+    """
     if not config["data_location"]:
         raise ValueError("lr_drops in epochs need the data set's size: pass "
                          "--data_location=DIR, or give --lr_drop_unit=iterations.")
@@ -134,7 +153,12 @@ def iterations_per_epoch(config: ExperimentConfig) -> int:
 
 def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> int:
     """The seed of random pruning scores: drawn from prune_seed and the trial's seed,
-    so that the trials of a batch are pruned differently and each is repeatable."""
+    so that the trials of a batch are pruned differently and each is repeatable.
+
+    Args:
+      config: the experiment's configuration.
+      trial_seed: the trial's seed (None, or scores that are not random: prune_seed itself).
+    """
     if trial_seed is None or "random" not in config["prune_scores"]:
         return config["prune_seed"]
     state = np.random.SeedSequence([int(config["prune_seed"]), int(trial_seed)])
@@ -147,7 +171,12 @@ def prune_fn(config: ExperimentConfig, trial_seed: Optional[int] = None
     context=None) -> the next level's masks, random scores seeded by
     scores_seed(config, trial_seed). It accepts `context`, so the experiment
     loop hands it the model and data providers scores such as snip read;
-    rule.get_config() is what runs record."""
+    rule.get_config() is what runs record.
+
+    Args:
+      config: the experiment's configuration.
+      trial_seed: the trial's seed, mixed into the seed of random scores (see scores_seed).
+    """
     pruning_config = dataclasses.replace(config.pruning,
                                          prune_seed=scores_seed(config, trial_seed))
     return components.PRUNING.get(config["pruning"])(pruning_config)
@@ -155,7 +184,12 @@ def prune_fn(config: ExperimentConfig, trial_seed: Optional[int] = None
 
 def pruning_rule_config(config: ExperimentConfig, trial_seed: Optional[int] = None
                         ) -> Dict[str, Any]:
-    """What a run records of its pruning rule (done.json's run_info.pruning_rule)."""
+    """What a run records of its pruning rule (done.json's run_info.pruning_rule).
+
+    Args:
+      config: the experiment's configuration.
+      trial_seed: the trial's seed (see scores_seed).
+    """
     rule = prune_fn(config, trial_seed)
     get_config = getattr(rule, "get_config", None)
     return get_config() if callable(get_config) else {"builder": config["pruning"]}
@@ -219,5 +253,9 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
 
 
 def data_identity(config: ExperimentConfig) -> Dict[str, Any]:
-    """What identifies the data a run trains on: its name and its files' checksums."""
+    """What identifies the data a run trains on: its name and its files' checksums.
+
+    Args:
+      config: the experiment's configuration.
+    """
     return dataset_registry.fingerprint(config["dataset"], config["data_location"])
