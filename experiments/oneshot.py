@@ -35,6 +35,10 @@ def pruning_function(config: ExperimentConfig, trial_seed: Optional[int] = None)
     """prune(masks, final, level=k) to iterative level k's counts, as configured
     (random scores seeded as the trial's iterative pruning is: build.scores_seed).
 
+    Args:
+      config: the experiment's configuration.
+      trial_seed: the trial's seed (see build.scores_seed).
+
     Raises:
       ValueError: a strategy whose counts one-shot pruning does not know (one
         registered by a family), or a bad score or seed.

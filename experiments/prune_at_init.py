@@ -49,7 +49,13 @@ SELECTIONS = ("layerwise", "global")
 
 @dataclasses.dataclass
 class PruneAtInitResult:
-    """One run: its masks, its metrics (metrics.json's) and whether it was read back."""
+    """One run: its masks, its metrics (metrics.json's) and whether it was read back.
+
+    Attributes:
+      masks: layer -> the pruned mask the run trained with.
+      metrics: the run's metrics, as in metrics.json.
+      resumed: True when read back from a completed run, not trained now.
+    """
     masks: Network
     metrics: Mapping[str, Any]
     resumed: bool
@@ -57,7 +63,11 @@ class PruneAtInitResult:
 
 def check_ablation(ablation: Optional[str]) -> Optional[str]:
     """None for no ablation ('none' or None), else the ablation; ValueError naming
-    the choices for an unknown one."""
+    the choices for an unknown one.
+
+    Args:
+      ablation: None, 'none', or one of ABLATIONS ('shuffle', 'reinit', 'invert').
+    """
     if ablation in (None, "", "none"):
         return None
     if ablation not in ABLATIONS:
@@ -67,13 +77,22 @@ def check_ablation(ablation: Optional[str]) -> Optional[str]:
 
 
 def run_name(scores: str, ablation: Optional[str] = None) -> str:
-    """The run directory name of a score's runs (and of an ablation of them)."""
+    """The run directory name of a score's runs (and of an ablation of them).
+
+    Args:
+      scores: the score's name.
+      ablation: None, or one of ABLATIONS.
+    """
     ablation = check_ablation(ablation)
     return f"{EXPERIMENT_NAME}_{scores}" + (f"_{ablation}" if ablation else "")
 
 
 def run_names(scores: Iterable[str] = SCORES) -> Tuple[str, ...]:
-    """Every run name of `scores`, without and with each ablation."""
+    """Every run name of `scores`, without and with each ablation.
+
+    Args:
+      scores: score names.
+    """
     return tuple(run_name(score, ablation) for score in scores
                  for ablation in (None,) + ABLATIONS)
 
@@ -82,6 +101,11 @@ def pruning_rule(config: ExperimentConfig, trial_seed: int,
                  ablation: Optional[str] = None) -> pruning.PruningRule:
     """The one-shot rule that prunes the initialization to a lottery level's count:
     prune(masks, initial, level=k, context=...). Inverted scores for 'invert'.
+
+    Args:
+      config: the experiment's configuration (its pruning strategy, rates and score).
+      trial_seed: the trial's seed (see build.scores_seed).
+      ablation: None, or one of ABLATIONS ('invert' inverts the scores).
 
     Raises:
       ValueError: a selection other than layerwise or global, a bad score or seed.

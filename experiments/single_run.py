@@ -27,7 +27,11 @@ logger = logging.getLogger("lottery_ticket")
 
 
 def source_of(network: save_restore.NetworkLike) -> Optional[str]:
-    """How a masks/presets argument is recorded: its absolute path, 'dict' or None."""
+    """How a masks/presets argument is recorded: its absolute path, 'dict' or None.
+
+    Args:
+      network: a masks or presets argument: None, a dict, or a saved directory.
+    """
     if network is None:
         return None
     if isinstance(network, (str, os.PathLike)):
@@ -40,7 +44,13 @@ def rewind_start(masks: save_restore.NetworkLike, presets: save_restore.NetworkL
     """The directory a run rewound to K > 0 starts from, where its arguments name a
     trial: level 0's rewind{K}/ in the trial of the ticket whose masks/ are given,
     else in the trial whose level-0 initial/ is given as presets. None when K is 0
-    or neither names a complete run of a trial."""
+    or neither names a complete run of a trial.
+
+    Args:
+      masks: the run's masks argument (a dict or a saved directory).
+      presets: the run's presets argument (a dict or a saved directory).
+      config: the experiment's configuration (its rewind_iteration).
+    """
     rewind = config["rewind_iteration"]
     if not rewind:
         return None
@@ -67,6 +77,9 @@ def check_rewind_presets(masks: save_restore.NetworkLike, presets: save_restore.
 
     Args:
       what: who starts there, for the message ('train', 'random_prune').
+      masks: the run's masks argument (a dict or a saved directory).
+      presets: the run's presets argument (a dict or a saved directory).
+      config: the experiment's configuration (its rewind_iteration).
 
     Raises:
       ValueError: naming the snapshot to pass instead.
@@ -84,7 +97,13 @@ def load_if_complete(output_dir: str, run_info: Mapping[str, Any],
                      with_metrics: bool = False) -> Optional[Tuple]:
     """(initial, final, masks) of a complete run made with `run_info`, and its
     metrics (from metrics.json) if `with_metrics`; None if the run is not
-    complete; ValueError naming each setting that differs."""
+    complete; ValueError naming each setting that differs.
+
+    Args:
+      output_dir: the run directory.
+      run_info: the run_info the run would record (compared with the saved one).
+      with_metrics: also return the run's metrics.
+    """
     # Lottery runs before format 2 recorded no presets: they were made without.
     defaults = dict(ExperimentConfig().identity_defaults(), presets=None)
     if "data" in run_info:
@@ -148,8 +167,17 @@ def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
       level: the lottery level the run is (level 0 trains from iteration 0
         and saves the rewind snapshot, if any); None for a run that is not
         a level, which trains from the configured rewind_iteration.
+      dataset: the data set.
+      model: the model to train.
+      output_dir: the run directory.
+      config: the experiment's configuration.
+      run_info: what done.json records of the run (see make_run_info).
+      progress_label: as in trainer.train.
+      iterations_after: as in trainer.train.
+      progress: as in trainer.train.
 
-    Returns trainer.train's TrainResult (which unpacks as (initial, final)).
+    Returns:
+      trainer.train's TrainResult (which unpacks as (initial, final)).
     """
     arguments = training_arguments(config, level=level)
     return trainer.train(
@@ -163,7 +191,17 @@ def make_run_info(config: ExperimentConfig, seed: int, train_order_seed: int,
                   data: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None
                   ) -> Dict[str, Any]:
     """The run_info `train` records for a run (its identity: a saved run is
-    compared on it), with the `extra` facts a caller adds."""
+    compared on it), with the `extra` facts a caller adds.
+
+    Args:
+      config: the experiment's configuration.
+      seed: the model's seed.
+      train_order_seed: the seed of the training-batch order.
+      masks: the run's masks argument (recorded by source_of).
+      presets: the run's presets argument (recorded by source_of).
+      data: what identifies the data (build.data_identity).
+      extra: further facts the caller adds (level, trial, ...).
+    """
     run_info = {"config": config.to_json(), "seed": int(seed),
                 "train_order_seed": int(train_order_seed), "masks": source_of(masks),
                 "presets": source_of(presets), "data": data}
