@@ -59,13 +59,24 @@ DEFAULT_POINTS = 30
 
 
 def directory(trial_dir: str, level: int, k: int) -> str:
-    """{trial_dir}/{level}/instability_k{k}."""
+    """{trial_dir}/{level}/instability_k{k}.
+
+    Args:
+      trial_dir: the trial's directory.
+      level: the pruning level analysed.
+      k: the iteration the copies start from.
+    """
     return paths.run(trial_dir, level, RUN_NAME, int(k))
 
 
 def interpolate(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray],
                 alpha: float) -> Network:
     """(1 - alpha) * first + alpha * second, for every array of `first`.
+
+    Args:
+      first: name -> array of one network.
+      second: name -> array of the other, with the same names and shapes.
+      alpha: the weight of `second`, in [0, 1].
 
     Raises:
       ValueError: the two networks hold different arrays or shapes.
@@ -83,7 +94,11 @@ def interpolate(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray
 
 
 def instability_of(errors: Sequence[float]) -> float:
-    """Highest error on the path minus the mean of its two endpoints' errors."""
+    """Highest error on the path minus the mean of its two endpoints' errors.
+
+    Args:
+      errors: the test errors along the path, endpoints first and last.
+    """
     errors = [float(error) for error in errors]
     return max(errors) - 0.5 * (errors[0] + errors[-1])
 
@@ -143,6 +158,13 @@ def start_weights(trial_dir: str, k: int, config: ExperimentConfig,
     k = 0: level 0's initial/; else its rewind{k}/ snapshot if it has one, else
     the final weights of a start run trained 0..k with level 0's seeds and
     batch order ({trial}/0/instability_k{k}/start, resumable).
+
+    Args:
+      trial_dir: the trial's directory.
+      k: the iteration whose weights are wanted.
+      config: the experiment's configuration (for a start run).
+      lottery_name: the run name of the trial's runs.
+      progress: as in trainer.train (for a start run).
     """
     level0 = _level0(trial_dir, lottery_name)
     if int(k) == 0:
@@ -196,7 +218,17 @@ def train_copies(copy_dirs: Sequence[str], config: ExperimentConfig, masks: Netw
     batch order and dropout seed, run_info extended by its extra): together as a
     population of 2 for fully-connected networks (one compiled program, faster),
     one after the other otherwise. Either way each copy's files are those its
-    single run would have, so a rerun reads them back."""
+    single run would have, so a rerun reads them back.
+
+    Args:
+      copy_dirs: the copies' run directories.
+      config: the experiment's configuration.
+      masks: layer -> the mask every copy trains with.
+      presets: name -> the weights every copy starts from (see start_weights).
+      seeds: per copy, its batch order and dropout seed.
+      extras: per copy, the facts added to its run_info.
+      progress: as in trainer.train.
+    """
     if config["model"] != "fc":
         for copy_dir, seed, extra in zip(copy_dirs, seeds, extras):
             single_run.train(copy_dir, config, masks=masks, presets=presets, seed=seed,
@@ -303,7 +335,12 @@ def run_instability(trial_dir: str, level: int, k: int, *,
 
 
 def parse_ints(text: Any, name: str) -> List[int]:
-    """'0,100,500' (or a list) -> [0, 100, 500]; ValueError naming the flag otherwise."""
+    """'0,100,500' (or a list) -> [0, 100, 500]; ValueError naming the flag otherwise.
+
+    Args:
+      text: '0,100,500' or a list of whole numbers.
+      name: the flag's name (for the message).
+    """
     if isinstance(text, (list, tuple)):
         items = list(text)
     else:
@@ -321,6 +358,9 @@ def parse_ints(text: Any, name: str) -> List[int]:
 def place(output_dir: str) -> Tuple[str, int, int]:
     """(trial directory, level, k) of an analysis directory {trial}/{level}/instability_k{k}.
 
+    Args:
+      output_dir: an analysis directory.
+
     Raises:
       ValueError: a path of another form.
     """
@@ -336,7 +376,12 @@ def place(output_dir: str) -> Tuple[str, int, int]:
 
 
 def command(family: Any) -> Any:
-    """The `instability` runner of a family (cli.flags.Command)."""
+    """The `instability` runner of a family (cli.flags.Command).
+
+    Args:
+      family: the experiment family (experiments.family.Family): its runners package and
+        flag aliases.
+    """
     from lottery_ticket.cli import runners  # pylint: disable=import-outside-toplevel
     from lottery_ticket.cli.flags import Command, Flag  # pylint: disable=C0415
 

@@ -163,7 +163,12 @@ def evaluate_trial(trial_dir: str, *, lottery_name: str = "lottery", split: str 
 
 
 def command(family: Any) -> Any:
-    """The `supermask` runner of a family (cli.flags.Command)."""
+    """The `supermask` runner of a family (cli.flags.Command).
+
+    Args:
+      family: the experiment family (experiments.family.Family): its runners package and
+        flag aliases.
+    """
     from lottery_ticket.cli import runners  # pylint: disable=import-outside-toplevel
     from lottery_ticket.cli.flags import Command, Flag  # pylint: disable=C0415
 
