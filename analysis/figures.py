@@ -64,7 +64,11 @@ def _dodge_step(percents: Sequence[float], series: int) -> float:
 
 
 def runs_per_level(counts: Sequence[int]) -> str:
-    """'1 run per level', '3 runs per level', '1-3 runs per level'."""
+    """'1 run per level', '3 runs per level', '1-3 runs per level'.
+
+    Args:
+      counts: the number of runs at each level.
+    """
     low, high = min(counts), max(counts)
     if low == high:
         return f"{plural(high, 'run')} per level"
@@ -86,7 +90,11 @@ class ShownFigure(Figure):
 
 
 def check_path(path: str) -> None:
-    """Raises ValueError unless `path` names a file ending in one of FORMATS."""
+    """Raises ValueError unless `path` names a file ending in one of FORMATS.
+
+    Args:
+      path: the figure's file.
+    """
     stem, extension = os.path.splitext(os.path.basename(path))
     extension = extension.lstrip(".").lower()
     if not stem or stem.startswith(".") and not extension:
@@ -99,7 +107,12 @@ def check_path(path: str) -> None:
 
 def save(figure: Figure, path: str) -> str:
     """Writes `figure` to `path` (.png or .svg) atomically, creating its directory
-    if needed; returns the path."""
+    if needed; returns the path.
+
+    Args:
+      figure: the figure.
+      path: its file, ending in .png or .svg.
+    """
     check_path(path)
     # Drawn to memory first, then written atomically like every result file.
     buffer = io.BytesIO()
@@ -244,7 +257,11 @@ def comparison_figure(summary: Sequence[Record], series: Sequence[str],
 def prune_at_init_series(names: Sequence[str]) -> List[str]:
     """The series a pruning-at-initialization figure draws, in line order: the
     lottery tickets (each rewind_iteration its own series), random_prune and every
-    prune_at_init_{score}[_{ablation}] series; [] when there is no prune_at_init run."""
+    prune_at_init_{score}[_{ablation}] series; [] when there is no prune_at_init run.
+
+    Args:
+      names: the experiment names (series) of the records.
+    """
     def base(name: str) -> str:
         return name.split(" (")[0]
 
@@ -403,7 +420,13 @@ def instability_figure(rows: Sequence[Record], path: Optional[str] = None,
     mean, in percent) against the iteration k the copies start from: one line
     per level (the dense network, tickets at their weights remaining), the mean
     over trials with bars from the lowest to the highest (analysis.science
-    read_instability's rows)."""
+    read_instability's rows).
+
+    Args:
+      rows: analysis.science.read_instability's rows.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
+    """
     figure = ShownFigure(figsize=(6.4, 4.2))
     axes = figure.add_subplot()
     summary = science.mean_by(rows, ("level", "k"), ("remaining", "instability"))
@@ -432,7 +455,13 @@ def supermask_figure(rows: Sequence[Record], path: Optional[str] = None,
     """Test accuracy of the untrained masked network against weights remaining,
     one line per mask criterion: solid at the initial weights, dashed with the
     signed constant initialization; the mean over trials (analysis.science
-    read_supermasks's rows)."""
+    read_supermasks's rows).
+
+    Args:
+      rows: analysis.science.read_supermasks's rows.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
+    """
     figure = ShownFigure(figsize=(7.2, 4.5))
     axes = figure.add_subplot()
     summary = science.mean_by(rows, ("criterion", "level"),

@@ -67,7 +67,12 @@ def _parse_levels(levels: Levels) -> Optional[List[int]]:
 
 
 def default_levels(available: Sequence[int], count: int = 5) -> List[int]:
-    """Up to `count` levels spread from the first to the last available one."""
+    """Up to `count` levels spread from the first to the last available one.
+
+    Args:
+      available: the levels the runs have.
+      count: the most levels returned.
+    """
     available = sorted(set(available))
     if len(available) <= count:
         return available
@@ -357,7 +362,11 @@ COMMAND = flags.Command(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Command line: writes the report and lists the files and any problems."""
+    """Command line: writes the report and lists the files and any problems.
+
+    Args:
+      argv: the command-line arguments (None: sys.argv[1:]).
+    """
     COMMAND.run(argv)
 
 

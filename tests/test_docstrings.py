@@ -160,8 +160,11 @@ def public_objects(module, members=None):
             continue
         if inspect.isclass(obj):
             yield f"{module.__name__}.{name}", obj, "class"
+            fields = ({field.name for field in dataclasses.fields(obj)}
+                      if dataclasses.is_dataclass(obj) else set())
             for attr, value in vars(obj).items():
-                if attr.startswith("_"):
+                # A dataclass field's default (a function, say) is not a method.
+                if attr.startswith("_") or attr in fields:
                     continue
                 # Methods a base class generates for each subclass (matplotlib's
                 # Artist.set) belong to that base's documentation.
