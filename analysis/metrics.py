@@ -23,9 +23,10 @@ def early_stopping(metrics: Mapping[str, Mapping[str, list]]) -> Dict[str, Any]:
       metrics: the run's metrics, split -> {'iteration', 'loss', 'accuracy'} lists.
 
     Returns:
-      {'early_stop_iteration', 'early_stop_split', 'early_stop_test_accuracy'}:
-      the test accuracy is the test evaluation at that iteration, or the
-      nearest one if the test split was evaluated at other iterations.
+      A dict with 'early_stop_iteration', 'early_stop_split' and
+      'early_stop_test_accuracy'. The test accuracy is the test evaluation at
+      that iteration, or the nearest one if the test split was evaluated at
+      other iterations.
 
     Raises:
       ValueError: the run evaluated neither a validation nor a test split.

@@ -396,9 +396,9 @@ def load_experiment(root: str) -> Tuple[List[Record], List[Problem]]:
       root: an experiment root, or one trial's directory.
 
     Returns:
-      (records, problems): records sorted by experiment name, level, trial and
-      run id; problems name each incomplete, diverged or malformed run by path
-      (Problem.kind says which).
+      The pair (records, problems). Records are sorted by experiment name,
+      level, trial and run id; problems name each incomplete, diverged or
+      malformed run by path (Problem.kind says which).
     """
     found, problems = find_runs(root)
     records = []

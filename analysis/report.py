@@ -114,8 +114,9 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
       title: names the experiment in every figure; default the folder name.
 
     Returns:
-      {'written': [paths], 'problems': [reader.Problem], 'diverged':
-      [reader.Problem] (the diverged runs, also in problems), 'summary': rows}.
+      A dict with 'written' (the paths), 'problems' (reader.Problem list),
+      'diverged' (the diverged runs' Problems, also in problems) and 'summary'
+      (the rows).
 
     Raises:
       ValueError: no complete run could be read (the problems say why), or

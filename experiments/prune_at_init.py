@@ -135,8 +135,8 @@ def masks_at_init(config: ExperimentConfig, level: int, seed: int = 0,
       presets: the trial's level-0 presets, if it had any.
 
     Returns:
-      (masks, presets the run starts from (None: the model's own draw), the
-      model seed).
+      The triple (masks, the presets the run starts from or None for the
+      model's own draw, the model seed).
     """
     ablation = check_ablation(ablation)
     rule = pruning_rule(config, seed, ablation)

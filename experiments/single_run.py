@@ -236,8 +236,8 @@ def train(output_dir: str, config: ExperimentConfig,
       progress: as in trainer.train (False: show nothing).
 
     Returns:
-      (initial_weights, final_weights): a trainer.TrainResult, with the
-      run's metrics, when it was trained now.
+      The pair (initial_weights, final_weights), a trainer.TrainResult with
+      the run's metrics when it was trained now.
 
     Raises:
       ValueError: a setting, the masks or presets (a layer missing, or not

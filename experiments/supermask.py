@@ -105,7 +105,7 @@ def evaluate_trial(trial_dir: str, *, lottery_name: str = "lottery", split: str 
       data_location: where the data is, if not where level 0 recorded it.
 
     Returns:
-      The record: 'criterion' (the trial's prune_scores), 'settings' and
+      The record, with 'criterion' (the trial's prune_scores), 'settings' and
       'levels': per level {'level', 'remaining', 'init': {'loss', 'accuracy'},
       'signed_constant': {...}}, by level.
 

@@ -108,9 +108,9 @@ def rearrange(masks: Mapping[str, np.ndarray], ticket_initial: Mapping[str, np.n
       seed: the control's seed.
 
     Returns:
-      (masks, presets): per layer the same number of surviving weights at
-      uniformly random positions, carrying the ticket's initial values (in
-      random order) to their new places.
+      The pair (masks, presets). Per layer, the same number of surviving
+      weights at uniformly random positions, carrying the ticket's initial
+      values (in random order) to their new places.
     """
     _check(masks, ticket_initial)
     new_masks, presets = {}, {}

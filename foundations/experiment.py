@@ -290,7 +290,7 @@ def lockstep(make_models: Callable[[int, List[int], List[Optional[Network]],
         pruning rules that read it (their pruning.Context).
 
     Returns:
-      A LockstepResult: each trial's levels, and the trials that failed.
+      A LockstepResult, with each trial's levels and the trials that failed.
 
     Raises:
       ValueError: as in `experiment`; no trials; presets or names that do not

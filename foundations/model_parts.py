@@ -55,7 +55,7 @@ def unit_bias_masks(masks: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         Bias entries already in `masks` are ignored.
 
     Returns:
-      {bias_key(layer): float32 0/1 array [units]} for every kernel mask.
+      bias_key(layer) -> float32 0/1 array [units], for every kernel mask.
     """
     result = {}
     for layer, mask in masks.items():

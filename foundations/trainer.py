@@ -166,7 +166,7 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         0 never does.
 
     Returns:
-      A TrainResult: unpacks as (initial_weights, final_weights), dicts layer
+      A TrainResult, which unpacks as (initial_weights, final_weights), dicts layer
       name -> effective kernel; its `metrics` are those of metrics.json and
       its `record` that of done.json. `model` holds the trained values.
 
