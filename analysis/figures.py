@@ -94,6 +94,9 @@ def check_path(path: str) -> None:
 
     Args:
       path: the figure's file.
+
+    Raises:
+      ValueError: no file name, or an extension not in FORMATS.
     """
     stem, extension = os.path.splitext(os.path.basename(path))
     extension = extension.lstrip(".").lower()
@@ -112,6 +115,10 @@ def save(figure: Figure, path: str) -> str:
     Args:
       figure: the figure.
       path: its file, ending in .png or .svg.
+
+    Raises:
+      ValueError: a path without a file name or of another format (check_path).
+      OSError: the file cannot be written (the message names it).
     """
     check_path(path)
     # Drawn to memory first, then written atomically like every result file.
@@ -171,6 +178,9 @@ def early_stopping_figure(summary: Sequence[Record], metric: str,
 
     Returns:
       The figure.
+
+    Raises:
+      ValueError: a bad `path` (see check_path), or no summary rows.
     """
     if path is not None:
         check_path(path)
@@ -231,6 +241,9 @@ def comparison_figure(summary: Sequence[Record], series: Sequence[str],
 
     Returns:
       The figure.
+
+    Raises:
+      ValueError: a bad `path`, or a series with no runs.
     """
     if path is not None:
         check_path(path)
@@ -315,6 +328,9 @@ def accuracy_curves_figure(curves: Mapping[tuple, Mapping[str, Any]], experiment
 
     Returns:
       The figure.
+
+    Raises:
+      ValueError: a bad `path`, or no runs of `experiment_name` at `levels`.
     """
     if path is not None:
         check_path(path)
@@ -365,6 +381,9 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
 
     Returns:
       The figure.
+
+    Raises:
+      ValueError: a bad `path`, or no tickets to draw.
     """
     if path is not None:
         check_path(path)

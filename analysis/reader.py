@@ -132,6 +132,9 @@ def read_metrics(run_directory: str) -> Dict[str, Dict[str, list]]:
 
     Args:
       run_directory: the run's directory.
+
+    Raises:
+      MalformedRun: metrics.json is missing, not valid JSON, or not metrics.
     """
     path = paths.metrics(run_directory)
     if not os.path.isfile(path):
@@ -187,6 +190,9 @@ def read_network(run_directory: str, which: str) -> Dict[str, np.ndarray]:
     Args:
       run_directory: the run's directory.
       which: 'initial', 'final' or 'masks'.
+
+    Raises:
+      MalformedRun: the directory is missing or holds an unreadable .npy file.
     """
     try:
         return load_network(run_directory, which)
@@ -280,6 +286,8 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
       MalformedRun: the run is incomplete (IncompleteRun), diverged
         (DivergedRun), or its files are missing or broken; the message says
         which file and what is wrong.
+      IncompleteRun: the run has no done.json (a MalformedRun).
+      DivergedRun: the run diverged (a MalformedRun).
     """
     run_directory = os.path.normpath(run_directory)
     if not runs.is_complete(run_directory):
@@ -354,6 +362,9 @@ def find_runs(root: str) -> Tuple[List[Tuple[str, str]], List[Problem]]:
 
     Args:
       root: an experiment root, or one trial's directory.
+
+    Raises:
+      FileNotFoundError: `root` is not a directory.
     """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"no experiment at {root!r}: expected a directory of "
@@ -445,6 +456,9 @@ def load_network(run_directory: str, which: str = "final") -> Dict[str, np.ndarr
     Args:
       run_directory: the run's directory.
       which: 'initial', 'final' or 'masks'.
+
+    Raises:
+      ValueError: `which` is not 'initial', 'final' or 'masks'.
     """
     if which not in ("initial", "final", "masks"):
         raise ValueError(f"which must be 'initial', 'final' or 'masks', got {which!r}.")

@@ -103,6 +103,11 @@ def load_split(location: str, images_name: str, labels_name: str
       location: the directory holding the IDX files.
       images_name: the images file's name (without .gz).
       labels_name: the labels file's name (without .gz).
+
+    Raises:
+      IdxFormatError: a damaged file, or images and labels of different counts.
+      FileNotFoundError: a file is missing (see find_file; NotADirectoryError where
+        `location` is a file).
     """
     images_path = find_file(location, images_name)
     labels_path = find_file(location, labels_name)
@@ -129,6 +134,9 @@ class DatasetMnist(DatasetBase):
         the validation split (5,000 in the paper); 0 for none.
       normalize: scale pixels to [0, 1]; otherwise keep 0..255.
       permutation_seed: seeds the label permutation.
+
+    Raises:
+      ValueError: `validation_size` is not in [0, training examples).
     """
 
     def __init__(self, mnist_location: str, flatten: bool = True,

@@ -23,6 +23,10 @@ def check(config: ExperimentConfig) -> None:
 
     Args:
       config: the experiment's configuration.
+
+    Raises:
+      ValueError: an unregistered data set, model, optimizer or pruning strategy, model
+        settings the model cannot take, or an unknown kernel initializer.
     """
     dataset_registry.DATASETS.get(config["dataset"])
     components.model_builder(config["model"])
@@ -51,6 +55,9 @@ def dataset(config: ExperimentConfig, train_order_seed: int) -> DatasetBase:
     Args:
       config: the experiment's configuration.
       train_order_seed: seeds the order of the training batches.
+
+    Raises:
+      ValueError: no data_location is configured, or the data set is not registered.
     """
     if not config["data_location"]:
         raise ValueError(f"no data location: pass --data_location=DIR (the directory "
@@ -143,6 +150,9 @@ def iterations_per_epoch(config: ExperimentConfig) -> int:
 
     Args:
       config: the experiment's configuration.
+
+    Raises:
+      ValueError: no data_location is configured.
     """
     if not config["data_location"]:
         raise ValueError("lr_drops in epochs need the data set's size: pass "

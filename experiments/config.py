@@ -51,6 +51,9 @@ def parse_training_len(training_len: Any) -> TrainingLen:
 
     Args:
       training_len: a pair (unit, N) or the text 'iterations:N' / 'epochs:N'.
+
+    Raises:
+      ValueError: neither form, or N not a whole number >= 1 (the message shows the form).
     """
     if isinstance(training_len, str):
         unit, _, amount = training_len.replace(",", ":").partition(":")
@@ -144,6 +147,9 @@ def coerce(name: str, annotation: Any, value: Any) -> Any:
       name: the field's name (for the message).
       annotation: the field's type.
       value: the value given (a string from a flag, or a value of the type).
+
+    Raises:
+      ValueError: the value is not of the field's type (naming the field).
     """
     if annotation is TrainingLen:
         return parse_training_len(value)
@@ -192,7 +198,11 @@ class _Concern:
         self.check()
 
     def check(self) -> None:
-        """Raises ValueError for values out of range; subclasses add their rules."""
+        """Raises ValueError for values out of range; subclasses add their rules.
+
+        Raises:
+          ValueError: naming the field, its value and what it may be.
+        """
 
     def to_json(self) -> Dict[str, Any]:
         """The fields as JSON-ready values (tuples as lists)."""
@@ -449,7 +459,11 @@ class ExperimentConfig:
         return getattr(getattr(self, fields[name][0]), name)
 
     def replace(self, **values: Any) -> "ExperimentConfig":
-        """A copy with the named fields changed (checked like any new configuration)."""
+        """A copy with the named fields changed (checked like any new configuration).
+
+        Raises:
+          ValueError: an unknown field (naming the closest known one) or a bad value.
+        """
         fields = ExperimentConfig.fields()
         unknown = sorted(set(values) - set(fields))
         if unknown:

@@ -61,6 +61,9 @@ def ticket_masks(masks: save_restore.NetworkLike) -> Network:
 
     Args:
       masks: the ticket's masks (a dict or a masks/ directory).
+
+    Raises:
+      ValueError: a mask holds values other than 0 and 1, or keeps no weight.
     """
     values = save_restore.standardize(masks)
     for layer, mask in values.items():
@@ -81,6 +84,10 @@ def ticket_presets(presets: save_restore.NetworkLike, masks: Network) -> Network
     Args:
       presets: the ticket's initial weights (a dict or an initial/ directory).
       masks: the ticket's checked masks.
+
+    Raises:
+      ValueError: the presets are 0 at a surviving position (another level's initial
+        weights).
     """
     values = save_restore.standardize(presets)
     for layer, mask in masks.items():
@@ -361,6 +368,10 @@ def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
 
     Returns:
       (initial_weights, final_weights).
+
+    Raises:
+      ValueError: an unknown `mode`, masks or presets that do not fit the ticket, or a
+        configuration that differs from the ticket's (see resolve).
     """
     if mode not in REINITIALIZE_MODES:
         raise ValueError(f"mode {mode!r} is not one of {REINITIALIZE_MODES}.")

@@ -64,6 +64,9 @@ class Family:
 
         Args:
           kind: an experiment kind's name (experiments.kinds).
+
+        Raises:
+          ValueError: naming the kinds the family offers.
         """
         if self.kinds is not None and kind not in self.kinds:
             raise ValueError(f"the family {self.name} offers the experiment kinds "

@@ -340,6 +340,9 @@ def parse_ints(text: Any, name: str) -> List[int]:
     Args:
       text: '0,100,500' or a list of whole numbers.
       name: the flag's name (for the message).
+
+    Raises:
+      ValueError: not whole numbers >= 0 separated by commas, or none.
     """
     if isinstance(text, (list, tuple)):
         items = list(text)

@@ -117,6 +117,9 @@ def get(name: str) -> Kind:
 
     Args:
       name: the kind's name.
+
+    Raises:
+      ValueError: no kind of that name (naming the closest and the registered ones).
     """
     if name not in _KINDS:
         close = closest(name, _KINDS)

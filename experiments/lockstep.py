@@ -104,6 +104,7 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
       population.PopulationDivergedError: some trials diverged (the others
         ran to the end); its `results` holds, per trial, its levels or its
         DivergedError.
+      PopulationDivergedError: a trial diverged; it holds every trial's outcome.
     """
     seeds = [int(seed) for seed in seeds]
     if not seeds:

@@ -51,6 +51,9 @@ def rewound_weights(level0_dir: str, rewind_iteration: int) -> Network:
     Args:
       level0_dir: level 0's run directory.
       rewind_iteration: the rewind iteration K.
+
+    Raises:
+      ValueError: the snapshot is missing, incomplete, of other shapes or not finite.
     """
     directory = paths.rewind(level0_dir, rewind_iteration)
     if not os.path.isdir(directory):

@@ -67,6 +67,9 @@ def check_ablation(ablation: Optional[str]) -> Optional[str]:
 
     Args:
       ablation: None, 'none', or one of ABLATIONS ('shuffle', 'reinit', 'invert').
+
+    Raises:
+      ValueError: an unknown ablation.
     """
     if ablation in (None, "", "none"):
         return None

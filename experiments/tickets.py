@@ -77,6 +77,9 @@ def check_like_ticket(config: ExperimentConfig, ticket: ExperimentConfig,
       ticket: the ticket's configuration.
       override: settings that may differ.
       ticket_directory: how the message names the ticket.
+
+    Raises:
+      ValueError: naming each setting that differs from the ticket's.
     """
     free = set(ExperimentConfig.non_identity_fields()) | _check_override(override)
     conflicts = [name for name in ExperimentConfig.fields()

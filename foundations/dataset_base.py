@@ -51,6 +51,10 @@ class DatasetBase:
       validate: optional (x, y) validation examples.
       train_order_seed: seeds the batch order; None draws one, kept in
         ``self.train_order_seed`` so a run can still be repeated.
+
+    Raises:
+      ValueError: a split whose examples or labels differ in shape or type from the training
+        split's, or a batch size out of range.
     """
 
     def __init__(self, train: Split, train_batch_size: int, test: Optional[Split] = None,

@@ -297,6 +297,7 @@ def lockstep(make_models: Callable[[int, List[int], List[Optional[Network]],
         pair up with the trials; a finished level saved with masks that
         differ from the ones pruning gives now.
       RuntimeError: as in `experiment`, naming the trial.
+      TypeError: `reset_weights` returned None.
     """
     count = len(prune_masks)
     if count == 0:

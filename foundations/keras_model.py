@@ -80,6 +80,11 @@ class KerasModel(ModelBase):
     The loss is the softmax cross-entropy of the outputs: of logits, or of
     probabilities when the model ends in a softmax (recognized on its last
     layer's activation).
+
+    Raises:
+      ValueError: neither a built keras.Model nor a function that builds one, layers the
+        adapter cannot handle (see keras_layers.check_supported), or `weights` other than
+        'keras' and 'seeded'.
     """
 
     # Conv nets on 32x32 images: bound the activations held during evaluation.
@@ -200,6 +205,9 @@ class KerasModel(ModelBase):
           inputs: a batch in the Keras model's input shape.
           training: True while training (dropout drops, batch normalization uses and updates
             batch statistics, augmentation applies); False for evaluation.
+
+        Raises:
+          ValueError: the Keras model has several outputs.
         """
         self._training_trace = bool(training)
         if self._keras is None:
@@ -236,6 +244,9 @@ class KerasModel(ModelBase):
 
         Args:
           images: a [batch, height, width, channels] batch of training images.
+
+        Raises:
+          ValueError: images that are not [batch, height, width, channels].
         """
         if images.shape.rank != 4:
             raise ValueError(f"augment={self._augment!r} needs images [batch, height, "
@@ -443,6 +454,10 @@ class KerasModel(ModelBase):
         Args:
           weights: as in ModelBase.overriding (refused with batch normalization).
           matmuls: as in ModelBase.overriding.
+
+        Raises:
+          ValueError: weight overrides for a model with batch normalization, or overrides
+            the network does not have.
         """
         if weights and self._bn:
             raise ValueError("a population cannot train a Keras model with batch "

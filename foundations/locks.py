@@ -46,6 +46,7 @@ def lock(directory: str, what: str = "run") -> Iterator[None]:
 
     Raises:
       LockedError: another process holds it; the message names its pid and host.
+      FileExistsError: `directory` is a file.
     """
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise FileExistsError(f"{directory} is a file, not a directory: choose another "

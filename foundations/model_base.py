@@ -174,6 +174,9 @@ class ModelBase(tf.Module):
             applied to them).
           matmuls: dense layer name -> function inputs -> inputs @ kernel, used
             instead of the layer's matmul (the bias and activation follow).
+
+        Raises:
+          ValueError: an override names a weight the network does not have.
         """
         self._require_built()
         weights, matmuls = dict(weights or {}), dict(matmuls or {})
@@ -277,6 +280,10 @@ class ModelBase(tf.Module):
 
         Returns:
           The layer's output tensor.
+
+        Raises:
+          ValueError: inputs that are not [batch, features] with a known feature size, or a
+            preset or mask of another shape.
         """
         inputs = tf.convert_to_tensor(inputs)
         if inputs.shape.rank != 2 or inputs.shape[-1] is None:
@@ -313,6 +320,10 @@ class ModelBase(tf.Module):
           use_bias: as in dense_layer.
           kernel_initializer: as in dense_layer (default Glorot normal).
           bias_initializer: as in dense_layer (default zeros).
+
+        Raises:
+          ValueError: inputs that are not [batch, height, width, channels] with a known
+            channel count, or a preset or mask of another shape.
         """
         inputs = tf.convert_to_tensor(inputs)
         if inputs.shape.rank != 4 or inputs.shape[-1] is None:
@@ -344,6 +355,10 @@ class ModelBase(tf.Module):
           inputs: the activations to drop.
           rate: fraction dropped, in [0, 1).
           training: whether this is a training call.
+
+        Raises:
+          ValueError: a rate outside [0, 1), or a dropout layer that first appears after the
+            network was built.
         """
         rate = float(rate)
         if not 0.0 <= rate < 1.0:

@@ -44,6 +44,10 @@ class ModelConv(ModelBase):
       presets: as in ModelBase.
       masks: as in ModelBase.
       seed: as in ModelBase.
+
+    Raises:
+      ValueError: an unknown architecture, sizes that are not positive, a dropout outside
+        [0, 1), or presets or masks that are not finite or not 0/1.
     """
 
     # A whole 10,000-image split at once held about 5.5 GB of activations for
@@ -84,6 +88,9 @@ class ModelConv(ModelBase):
         Args:
           inputs: [batch, height, width, channels] images.
           training: True while training (dropout drops); False for evaluation.
+
+        Raises:
+          ValueError: inputs that are not [batch, height, width, channels].
         """
         if inputs.shape.rank != 4:
             raise ValueError(

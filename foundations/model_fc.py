@@ -19,6 +19,10 @@ class ModelFc(ModelBase):
       presets: as in ModelBase.
       masks: as in ModelBase.
       seed: as in ModelBase.
+
+    Raises:
+      ValueError: no 'layers' in `hyperparameters`, or presets or masks that are not finite
+        or not 0/1.
     """
 
     def __init__(self, hyperparameters: Mapping[str, Any],

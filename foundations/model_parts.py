@@ -56,6 +56,9 @@ def unit_bias_masks(masks: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
 
     Returns:
       bias_key(layer) -> float32 0/1 array [units], for every kernel mask.
+
+    Raises:
+      ValueError: a kernel mask with fewer than two axes.
     """
     result = {}
     for layer, mask in masks.items():
@@ -197,6 +200,9 @@ def check_shape(what: str, given: Optional[np.ndarray], shape: Sequence[int],
       given: the preset or mask, or None (nothing to check).
       shape: the weight's shape in the model.
       weight: 'kernel' or 'bias'.
+
+    Raises:
+      ValueError: naming both shapes.
     """
     if given is not None and tuple(np.shape(given)) != tuple(shape):
         raise ValueError(f"{what} has shape {tuple(np.shape(given))}, but the layer's "
@@ -211,6 +217,9 @@ def check_presets_and_masks(presets: Mapping[str, np.ndarray],
     Args:
       presets: key -> initial values.
       masks: key -> mask.
+
+    Raises:
+      ValueError: naming the layer.
     """
     for layer, preset in presets.items():
         values = np.asarray(preset)

@@ -57,6 +57,10 @@ def run(parent_directory: str, level: int, experiment_name: str = "lottery",
       level: the pruning level.
       experiment_name: the kind of run ('lottery', 'reinit', ...); no trailing digit.
       run_id: digits telling apart runs of one kind at one level, or ''.
+
+    Raises:
+      ValueError: an `experiment_name` that is not letters, digits and '_' ending in a
+        non-digit, a `run_id` that is not digits, or a negative level.
     """
     if not _EXPERIMENT_NAME.match(experiment_name):
         raise ValueError(
@@ -114,6 +118,9 @@ def rewind(run_directory: str, iteration: int) -> str:
     Args:
       run_directory: the run's directory.
       iteration: the snapshot's iteration K.
+
+    Raises:
+      ValueError: `iteration` is not a whole number >= 1.
     """
     if int(iteration) != iteration or int(iteration) < 1:
         raise ValueError(f"a rewind snapshot is taken at an iteration >= 1, got {iteration!r}.")

@@ -106,6 +106,9 @@ class Reporter:
       label: text put before each line (e.g. the level and trial).
       iterations_after: iterations still to come after this run, for the
         whole-trial ETA.
+
+    Raises:
+      TypeError: `progress` is not None, a bool or a function.
     """
 
     def __init__(self, progress: Progress = None, label: str = "", iterations_after: int = 0):

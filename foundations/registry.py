@@ -41,6 +41,9 @@ class Registry(Generic[T]):
           name: the entry's name.
           entry: the object registered.
           replace: replace an entry of the same name instead of raising.
+
+        Raises:
+          ValueError: `name` is taken and `replace` is False.
         """
         previous = self._entries.get(name)
         # Reloading the module that registers an entry (a notebook's autoreload)

@@ -96,6 +96,10 @@ def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
     Args:
       run_directory: the run's directory.
       record: the JSON-serializable record of the run.
+
+    Raises:
+      FileExistsError: another process completed the run meanwhile.
+      save_restore.DiskFullError: the disk is full.
     """
     path = paths.done(run_directory)
     text = json.dumps(dict(record, format_version=FORMAT_VERSION), indent=1, sort_keys=True,
@@ -267,6 +271,9 @@ def check_same_run(run_directory: str, asked: Mapping[str, Any],
       asked: the run_info (or identity) asked for now.
       defaults: as in differences() and identity().
       ignore: as in differences() and identity().
+
+    Raises:
+      ValueError: naming each setting in which the complete run differs.
     """
     recorded = identity(read_done(run_directory).get("run_info", {}), ignore)
     found = differences(recorded, identity(asked, ignore), defaults)

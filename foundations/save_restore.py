@@ -109,6 +109,9 @@ def disk_need(needed: Callable[[], Optional[int]]) -> Iterator[None]:
 
     Args:
       needed: called only on a full disk; the bytes the run writes (None: unknown).
+
+    Raises:
+      DiskFullError: the disk filled during the block; the message says what the run needs.
     """
     try:
         yield
@@ -186,6 +189,9 @@ def json_default(value: Any) -> Any:
 
     Args:
       value: a value json cannot write itself.
+
+    Raises:
+      TypeError: a value of another type.
     """
     if isinstance(value, np.generic):
         return value.item()
@@ -202,6 +208,9 @@ def save_network(directory: str, network: Network) -> None:
     Args:
       directory: the directory (created if needed).
       network: layer name -> array.
+
+    Raises:
+      ValueError: a layer name that cannot be a file name.
     """
     os.makedirs(directory, exist_ok=True)
     for name, value in network.items():
@@ -219,6 +228,10 @@ def restore_network(directory: str) -> Network:
 
     Args:
       directory: the directory save_network wrote.
+
+    Raises:
+      FileNotFoundError: no such directory, or no .npy files in it.
+      ValueError: a file that cannot be read as an array.
     """
     if not os.path.isdir(directory):
         raise FileNotFoundError(
@@ -251,6 +264,10 @@ def standardize(network: NetworkLike,
 
     Returns:
       A dict of numpy arrays, or None.
+
+    Raises:
+      ValueError: an empty list, or several networks without a combine_fn.
+      TypeError: a value of another type.
     """
     if network is None:
         return None

@@ -270,6 +270,8 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
         architectures, data sets with different arrays, an optimizer that
         would mix members, or a bad setting (before anything is written).
       FileExistsError: a member's output directory holds a complete run.
+      PopulationDivergedError: a member diverged and `raise_on_divergence` is True; it holds
+        every member's outcome.
     """
     models = list(models)
     size = len(models)

@@ -15,18 +15,25 @@ makes only those the module's public API. For each public function, method and c
   named in an ``Args:`` section (Google style, as napoleon reads it); a class's
   constructor parameters may be in the class's ``Args:`` or ``Attributes:``
   section (a dataclass's fields), or in ``__init__``'s own ``Args:``;
-* an ``Args:`` entry names a parameter that exists (no stale entries).
+* an ``Args:`` entry names a parameter that exists (no stale entries);
+* every exception class its own body raises (``raise SomeError(...)``) is named
+  in a ``Raises:`` section (a class's in its docstring or ``__init__``'s).
+  Not checked: re-raising (``raise``), exceptions made by a helper call
+  (``raise make_error()``), raises inside nested functions, and
+  ``NotImplementedError`` of an abstract method.
 
 Inherited docstrings count (``inspect.getdoc``): an override that keeps its
 base's signature needs no copy of the text.
 """
 
+import ast
 import dataclasses
 import importlib
 import inspect
 import os
 import pkgutil
 import re
+import textwrap
 
 import pytest
 
@@ -61,7 +68,7 @@ NOT_IN_REFERENCE = {
 EXEMPT = {}
 
 _SECTION = re.compile(r"^(\w[\w ]*):\s*$")
-_ENTRY = re.compile(r"^\*{0,2}(\w+)\s*(\([^)]*\))?\s*:")
+_ENTRY = re.compile(r"^\*{0,2}([\w.]+)\s*(\([^)]*\))?\s*:")
 _ARG_SECTIONS = ("Args", "Arguments", "Parameters", "Keyword Args", "Keyword Arguments",
                  "Other Parameters")
 _ATTR_SECTIONS = ("Attributes",)
@@ -133,7 +140,8 @@ def sections(doc):
         if depth == indent:
             entry = _ENTRY.match(line.strip())
             if entry:
-                found[current].append(entry.group(1))
+                # 'save_restore.DiskFullError' names DiskFullError.
+                found[current].append(entry.group(1).split(".")[-1])
     return found
 
 
@@ -228,6 +236,47 @@ def problems_of(qualified, obj, kind):
             for name in params if name not in described]
 
 
+def raised_classes(function):
+    """Names of the exception classes a function's own body raises."""
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        return set()
+    names = set()
+    stack = list(tree.body[0].body) if tree.body else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            raised = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            name = ast.unparse(raised).split(".")[-1]
+            if name[:1].isupper() and name != "NotImplementedError":
+                names.add(name)
+        stack.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def raises_problems(qualified, obj, kind):
+    """Exceptions the code raises that the docstring's Raises: section leaves out."""
+    if kind == "property":
+        return []
+    if kind == "class":
+        init = vars(obj).get("__init__")
+        if init is None:
+            return []
+        documented = set()
+        for text in _class_docs(obj):
+            documented.update(sections(text).get("Raises", []))
+        raised = raised_classes(init)
+    else:
+        documented = set(sections(inspect.getdoc(obj) or "").get("Raises", []))
+        raised = raised_classes(obj)
+    return [f"{qualified}: raises {name}, which its Raises: section does not name"
+            for name in sorted(raised - documented)]
+
+
 def _takes_kwargs(function):
     try:
         parameters = inspect.signature(function).parameters.values()
@@ -258,6 +307,8 @@ def test_public_api_docstrings_are_complete(module_name):
         found.append(f"{module_name}: module has no docstring")
     for qualified, obj, kind in public_objects(module, reference_directives()[module_name]):
         found.extend(problems_of(qualified, obj, kind))
+        if qualified not in EXEMPT:
+            found.extend(raises_problems(qualified, obj, kind))
     assert not found, "incomplete docstrings (Google style, see " + __file__ + "):\n  " + \
         "\n  ".join(found)
 
@@ -277,6 +328,25 @@ def test_sections_reads_google_style():
     found = sections(inspect.cleandoc(doc))
     assert found["Args"] == ["alpha", "beta", "rest"]
     assert found["Returns"] == ["gamma"]
+
+
+def test_an_undocumented_exception_is_named():
+    def checks(value):
+        """Summary.
+
+        Args:
+          value: checked.
+
+        Raises:
+          ValueError: a bad value.
+        """
+        if value is None:
+            raise TypeError("no value")
+        if value < 0:
+            raise ValueError("negative")
+
+    assert raises_problems("m.checks", checks, "function") == [
+        "m.checks: raises TypeError, which its Raises: section does not name"]
 
 
 def test_a_missing_parameter_is_named():

@@ -113,7 +113,12 @@ class Context:
 
     def require(self, *needs: str) -> None:
         """Raises ValueError, naming all that is missing, unless the context provides
-        each of `needs`: 'model', 'data', 'initial', 'rewind'."""
+        each of `needs`: 'model', 'data', 'initial', 'rewind'.
+
+        Raises:
+          ValueError: an unknown need, or needs the context does not provide (naming the
+            keyword to pass).
+        """
         have = {"model": ("the model", "model_fn", self.model_fn),
                 "data": ("the training data", "dataset_fn", self.dataset_fn),
                 "initial": ("the initial weights", "initial", self.initial),

@@ -74,6 +74,9 @@ class Grasp(Score):
         g and H g are averaged over.
       weights: which weights the model holds: 'final' (the weights being pruned:
         the initial ones when pruning at initialization), 'initial' or 'rewind'.
+
+    Raises:
+      ValueError: `batches` is not a whole number >= 1.
     """
 
     def __init__(self, batches: int = 1, weights: str = "final"):

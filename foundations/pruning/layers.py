@@ -159,6 +159,9 @@ def check_shapes(name: str, mask: np.ndarray, weights: np.ndarray) -> None:
       name: the layer's name (for the message).
       mask: its mask.
       weights: its weights.
+
+    Raises:
+      ValueError: naming the layer and both shapes.
     """
     mask_shape, weight_shape = np.shape(mask), np.shape(weights)
     if mask_shape != weight_shape:

@@ -98,6 +98,9 @@ def check_fraction(rate: Any, where: str) -> float:
     Args:
       rate: the computed rate.
       where: how the message names it.
+
+    Raises:
+      ValueError: the rate is outside [0, 1].
     """
     value = float(rate)
     if not 0.0 <= value <= 1.0:

@@ -271,6 +271,9 @@ def check_seed(scores: str, seed: Optional[int], random: Optional[bool] = None) 
       scores: the score's name (for the message, and whether it is random).
       seed: the pruning seed given.
       random: whether the score is random; None: whether `scores` is in RANDOM_SCORES.
+
+    Raises:
+      ValueError: a random score without a seed that is a whole number >= 0.
     """
     if not (scores in RANDOM_SCORES if random is None else random):
         return

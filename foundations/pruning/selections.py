@@ -211,6 +211,10 @@ def check_groups(percents: Mapping[str, float], groups: Sequence[Sequence[str]])
     Args:
       percents: layer -> rate.
       groups: the pools, each a list of layer names.
+
+    Raises:
+      ValueError: an empty group, a layer without a rate, in two groups or in none, or a
+        group of different rates.
     """
     seen: Dict[str, int] = {}
     for index, group in enumerate(groups):
@@ -315,6 +319,9 @@ def check_unit_layers(percents: Mapping[str, float], masks: Arrays, final_weight
       masks: every layer's 0/1 mask.
       final_weights: every layer's final weights.
       following: layer -> the next layer (None for the last; see next_layers).
+
+    Raises:
+      ValueError: naming the layer and why.
     """
     for name, percent in percents.items():
         if np.ndim(masks[name]) < 2:
@@ -353,6 +360,9 @@ def select_units(percents: Mapping[str, float], masks: Arrays, scores: Arrays,
       removed unit is never counted or chosen again. Ties go to the lower
       unit index. Every choice is made on the masks as given, so the result
       does not depend on the order the layers are visited in.
+
+    Raises:
+      ValueError: a surviving unit's score is not finite.
     """
     following = layers_lib.next_layers(list(masks)) if following is None else following
     new_masks = layers_lib.copy_masks(masks)

@@ -19,6 +19,9 @@ class Snip(Score):
         the gradient is averaged over.
       weights: which weights the model holds: 'final' (this level's trained
         weights), 'initial' or 'rewind'.
+
+    Raises:
+      ValueError: `batches` is not a whole number >= 1.
     """
 
     def __init__(self, batches: int = 1, weights: str = "final"):

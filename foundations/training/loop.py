@@ -59,6 +59,9 @@ def check_loss_fits(model: ModelBase, dataset: DatasetBase) -> None:
     Args:
       model: the model (built by this call if needed).
       dataset: its data set.
+
+    Raises:
+      ValueError: naming both shapes.
     """
     y = tf.constant(dataset.train[1][:2])
     outputs = model(dataset.train[0][:2])
