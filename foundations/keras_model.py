@@ -36,7 +36,8 @@ registered Keras model is reproducible from the run's seed.
 import contextlib
 import copy
 import json
-from typing import Any, Callable, Dict, Hashable, Iterator, Optional, Tuple, Union
+from typing import (Any, Callable, Dict, Hashable, Iterator, Mapping, Optional, Tuple,
+                    Union)
 
 import keras
 import numpy as np
@@ -447,7 +448,9 @@ class KerasModel(ModelBase):
         return None
 
     @contextlib.contextmanager
-    def overriding(self, weights=None, matmuls=None):
+    def overriding(self, weights: Optional[Mapping[str, tf.Tensor]] = None,
+                   matmuls: Optional[Mapping[str, Callable[[tf.Tensor], tf.Tensor]]] = None
+                   ) -> Iterator["KerasModel"]:
         """As ModelBase.overriding; weight overrides (stacked populations) are refused
         for a model with batch normalization, whose statistics they cannot stack.
 

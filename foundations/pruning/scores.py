@@ -96,7 +96,8 @@ def random_draw(name: str, shape: Tuple[int, ...], seed: Optional[int]) -> np.nd
 class Magnitude(LayerScore):
     """``|w|`` of the final weights (the paper's)."""
 
-    def layer(self, name, weights, mask, seed):
+    def layer(self, name: str, weights: np.ndarray, mask: np.ndarray,
+              seed: Optional[int]) -> np.ndarray:
         return np.abs(np.asarray(weights, dtype=np.float64))
 
 
@@ -104,7 +105,8 @@ class RandomWeights(LayerScore):
     """Uniform draws seeded by the seed and the layer's name."""
     random = True
 
-    def layer(self, name, weights, mask, seed):
+    def layer(self, name: str, weights: np.ndarray, mask: np.ndarray,
+              seed: Optional[int]) -> np.ndarray:
         return random_draw(name, np.shape(weights), seed)
 
 
@@ -153,7 +155,8 @@ class UnitNormScore(Score):
 class InputMagnitude(UnitNormScore):
     """The L2 norm of a unit's surviving incoming weights."""
 
-    def units(self, inputs, outputs, name, units, seed):
+    def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
+              units: int, seed: Optional[int]) -> np.ndarray:
         return inputs
 
 
@@ -161,7 +164,8 @@ class OutputMagnitude(UnitNormScore):
     """The L2 norm of a unit's surviving outgoing weights."""
     needs_next = True
 
-    def units(self, inputs, outputs, name, units, seed):
+    def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
+              units: int, seed: Optional[int]) -> np.ndarray:
         return outputs
 
 
@@ -169,7 +173,8 @@ class MagnitudeProduct(UnitNormScore):
     """Incoming norm times outgoing norm."""
     needs_next = True
 
-    def units(self, inputs, outputs, name, units, seed):
+    def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
+              units: int, seed: Optional[int]) -> np.ndarray:
         return inputs * outputs
 
 
@@ -177,7 +182,8 @@ class RandomUnits(UnitNormScore):
     """Uniform draws per unit, seeded by the seed and the layer's name."""
     random = True
 
-    def units(self, inputs, outputs, name, units, seed):
+    def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
+              units: int, seed: Optional[int]) -> np.ndarray:
         return random_draw(name, (units,), seed)
 
 

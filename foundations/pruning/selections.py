@@ -200,7 +200,9 @@ def select_layerwise(percents: Mapping[str, float], masks: Arrays,
 class Layerwise(Selection):
     """Each layer loses count_to_prune(p, its surviving weights): the paper's."""
 
-    def select(self, percents, masks, scores, order=None, pools=None):
+    def select(self, percents: Mapping[str, float], masks: Arrays, scores: Arrays,
+               order: Optional[Sequence[str]] = None,
+               pools: Optional[Pools] = None) -> Dict[str, np.ndarray]:
         return select_layerwise(percents, masks, scores)
 
 
@@ -292,16 +294,20 @@ class Global(Selection):
         self.groups = None if groups is None else [
             group if isinstance(group, str) else list(group) for group in groups]
 
-    def check(self, percents, masks, final_weights, order):
+    def check(self, percents: Mapping[str, float], masks: Arrays, final_weights: Arrays,
+              order: Optional[Sequence[str]]) -> None:
         if self.groups is not None:
             check_groups(percents, self.groups)
 
-    def pools(self, percents, masks, order=None):
+    def pools(self, percents: Mapping[str, float], masks: Arrays,
+              order: Optional[Sequence[str]] = None) -> Pools:
         if self.groups is not None:
             return self.groups
         return layers_lib.rate_groups(percents, order, layers_lib.output_layer(masks, order))
 
-    def select(self, percents, masks, scores, order=None, pools=None):
+    def select(self, percents: Mapping[str, float], masks: Arrays, scores: Arrays,
+               order: Optional[Sequence[str]] = None,
+               pools: Optional[Pools] = None) -> Dict[str, np.ndarray]:
         return select_global(percents, masks, scores,
                              pools if pools is not None else self.groups, order)
 
@@ -397,19 +403,22 @@ class Unit(Selection):
     def __init__(self, prune_next: bool = True):
         self.prune_next = bool(prune_next)
 
-    def check(self, percents, masks, final_weights, order):
+    def check(self, percents: Mapping[str, float], masks: Arrays, final_weights: Arrays,
+              order: Optional[Sequence[str]]) -> None:
         check_unit_layers(percents, masks, final_weights,
                           layers_lib.next_layers(list(masks), order))
 
-    def scored_layers(self, percents):
+    def scored_layers(self, percents: Mapping[str, float]) -> List[str]:
         return [name for name, percent in percents.items() if float(percent) > 0]
 
-    def select(self, percents, masks, scores, order=None, pools=None):
+    def select(self, percents: Mapping[str, float], masks: Arrays, scores: Arrays,
+               order: Optional[Sequence[str]] = None,
+               pools: Optional[Pools] = None) -> Dict[str, np.ndarray]:
         pruned = self.scored_layers(percents)
         return select_units({name: percents[name] for name in pruned}, masks, scores,
                             layers_lib.next_layers(list(masks), order), self.prune_next)
 
-    def count(self, pool, masks):
+    def count(self, pool: Sequence[str], masks: Arrays) -> int:
         return sum(int(np.count_nonzero(layers_lib.surviving_units(np.asarray(masks[name]))))
                    for name in pool)
 

@@ -18,14 +18,14 @@ layer's outputs are about 1, and the scores are unscaled in float64 afterwards:
 their order, within and across layers, is that of the unscaled computation.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 import numpy as np
 
 from lottery_ticket.foundations.pruning.scores import WEIGHT_SCORES, Score
 
 
-def synaptic_flow(model: Any, input_shape) -> Dict[str, np.ndarray]:
+def synaptic_flow(model: Any, input_shape: Sequence[int]) -> Dict[str, np.ndarray]:
     """``|w| * dR/d|w|`` of a model that holds ``|weights|`` (masked), R the sum of its
     outputs on one all-ones example.
 
