@@ -141,6 +141,9 @@ def build(name: str, location: str, *, flatten: bool = True, validation_size: in
       batch_size: examples per training batch.
       train_order_seed: seeds the order of the training batches.
 
+    Returns:
+      The data set, a DatasetBase.
+
     Raises:
       ValueError: `name` is not registered (the message lists those that are).
     """

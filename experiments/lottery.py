@@ -91,6 +91,9 @@ def rewinder(level0_dir: str, rewind_iteration: int
     Args:
       level0_dir: level 0's run directory.
       rewind_iteration: the rewind iteration K.
+
+    Returns:
+      reset_weights(level0) -> layer -> weights.
     """
     def reset_weights(level0: experiment.LevelResult) -> Network:
         return rewound_weights(level0_dir, rewind_iteration)
@@ -113,6 +116,9 @@ def level_trainer(config: ExperimentConfig, run_dir: Callable[[int], str],
       label: level -> the progress label of the level.
       iterations_after: level -> the iterations still to come after the level, for the ETA.
       progress: as in trainer.train.
+
+    Returns:
+      train_model(level, dataset, model) -> trainer.TrainResult.
     """
     def train_model(level, dataset, model):
         recorded = dict(run_info(level), level=level, run_id="")

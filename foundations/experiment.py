@@ -94,6 +94,9 @@ def prune_level(prune_masks: Callable[..., Network], source: LevelResult, level:
       rewind: the weights survivors are reset to, if not `initial`; else None.
       make_model: make_model(level, presets, masks) -> a model, for scores that need one.
       make_dataset: make_dataset() -> the training data, for scores that need it.
+
+    Returns:
+      The new masks, layer -> array.
     """
     options: Dict[str, Any] = {"level": level} if tell_level else {}
     if pruning.accepts_context(prune_masks):
@@ -465,6 +468,9 @@ def oneshot_pruning(percents: Mapping[str, float], *, selection: str = "layerwis
       groups: as in pruning.prune.
       order: as in pruning.prune.
       prune_options: as in pruning.prune.
+
+    Returns:
+      A PruningRule with oneshot=True.
 
     Raises:
       ValueError: an unknown selection or score, or random scores without a

@@ -207,6 +207,9 @@ class KerasModel(ModelBase):
           training: True while training (dropout drops, batch normalization uses and updates
             batch statistics, augmentation applies); False for evaluation.
 
+        Returns:
+          The Keras model's output, [batch, classes].
+
         Raises:
           ValueError: the Keras model has several outputs.
         """
@@ -245,6 +248,9 @@ class KerasModel(ModelBase):
 
         Args:
           images: a [batch, height, width, channels] batch of training images.
+
+        Returns:
+          The augmented batch, of the same shape.
 
         Raises:
           ValueError: images that are not [batch, height, width, channels].
@@ -457,6 +463,9 @@ class KerasModel(ModelBase):
         Args:
           weights: as in ModelBase.overriding (refused with batch normalization).
           matmuls: as in ModelBase.overriding.
+
+        Yields:
+          The model itself, computing with the overrides until the block ends.
 
         Raises:
           ValueError: weight overrides for a model with batch normalization, or overrides

@@ -94,6 +94,9 @@ class ModelBase(tf.Module):
           inputs: a batch of examples (for the paper's models, [batch, features] or [batch,
             height, width, channels]).
           training: True while training (dropout, if any, drops); False for evaluation.
+
+        Returns:
+          The logits, [batch, outputs].
         """
         raise NotImplementedError("subclasses of ModelBase define forward().")
 
@@ -136,6 +139,9 @@ class ModelBase(tf.Module):
 
         Args:
           input_shape: the shape of one example, without the batch dimension.
+
+        Returns:
+          The model itself, built.
         """
         if not self._built:
             self(tf.zeros([1] + [int(d) for d in input_shape], tf.float32))
@@ -174,6 +180,9 @@ class ModelBase(tf.Module):
             applied to them).
           matmuls: dense layer name -> function inputs -> inputs @ kernel, used
             instead of the layer's matmul (the bias and activation follow).
+
+        Yields:
+          The model itself, computing with the overrides until the block ends.
 
         Raises:
           ValueError: an override names a weight the network does not have.
@@ -321,6 +330,9 @@ class ModelBase(tf.Module):
           kernel_initializer: as in dense_layer (default Glorot normal).
           bias_initializer: as in dense_layer (default zeros).
 
+        Returns:
+          The layer's output tensor, [batch, height', width', filters].
+
         Raises:
           ValueError: inputs that are not [batch, height, width, channels] with a known
             channel count, or a preset or mask of another shape.
@@ -355,6 +367,10 @@ class ModelBase(tf.Module):
           inputs: the activations to drop.
           rate: fraction dropped, in [0, 1).
           training: whether this is a training call.
+
+        Returns:
+          The inputs with the dropped activations 0 and the others scaled by 1 / (1 - rate)
+          in training; the inputs themselves otherwise.
 
         Raises:
           ValueError: a rate outside [0, 1), or a dropout layer that first appears after the
@@ -532,6 +548,9 @@ class ModelBase(tf.Module):
         Args:
           logits: [batch, classes] outputs of forward.
           labels: [batch] integer class ids.
+
+        Returns:
+          A scalar tensor.
         """
         return softmax_cross_entropy(logits, labels)
 
@@ -544,5 +563,8 @@ class ModelBase(tf.Module):
         Args:
           logits: [batch, classes] outputs of forward.
           labels: [batch] integer class ids.
+
+        Returns:
+          A scalar tensor in [0, 1].
         """
         return softmax_accuracy(logits, labels)

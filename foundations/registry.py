@@ -42,6 +42,9 @@ class Registry(Generic[T]):
           entry: the object registered.
           replace: replace an entry of the same name instead of raising.
 
+        Returns:
+          `entry`, so that register can decorate a definition.
+
         Raises:
           ValueError: `name` is taken and `replace` is False.
         """

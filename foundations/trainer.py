@@ -87,6 +87,9 @@ def reports_disk_need(function: Callable) -> Callable:
 
     Args:
       function: train or train_population (takes `model` or `models`).
+
+    Returns:
+      The wrapped function.
     """
     signature = inspect.signature(function)
 

@@ -39,6 +39,9 @@ def union(masks_list: Sequence[Dict[str, np.ndarray]], *more) -> Dict[str, np.nd
     Args:
       masks_list: a sequence of masks (layer -> 0/1 array, the same layers and shapes), or
         the first mask when the others follow as further arguments.
+
+    Returns:
+      The combined masks, layer -> float32 0/1 array.
     """
     return _combine(masks_list, more, np.logical_or.reduce)
 
@@ -49,5 +52,8 @@ def intersect(masks_list: Sequence[Dict[str, np.ndarray]], *more) -> Dict[str, n
     Args:
       masks_list: a sequence of masks (layer -> 0/1 array, the same layers and shapes), or
         the first mask when the others follow as further arguments.
+
+    Returns:
+      The combined masks, layer -> float32 0/1 array.
     """
     return _combine(masks_list, more, np.logical_and.reduce)
