@@ -83,6 +83,9 @@ def register(kind: Kind, replace: bool = False) -> Kind:
       kind: the kind.
       replace: replace a registered kind of the same name instead of raising.
 
+    Returns:
+      `kind`.
+
     Raises:
       ValueError: one of them is taken by another kind (pass replace=True to
         replace a kind of the same name).

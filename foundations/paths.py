@@ -75,10 +75,13 @@ def run(parent_directory: str, level: int, experiment_name: str = "lottery",
 
 
 def split_run_name(name: str) -> Tuple[str, str]:
-    """Split a run directory's name into (experiment_name, run_id).
+    """Splits a run directory's name into (experiment_name, run_id).
 
     Args:
       name: a run directory's base name, e.g. 'reinit2'.
+
+    Returns:
+      The pair (experiment_name, run_id), run_id '' where the name has no digits at its end.
     """
     match = re.match(r"^(.*?)([0-9]*)$", name)
     return match.group(1), match.group(2)

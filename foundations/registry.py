@@ -27,7 +27,7 @@ class Registry(Generic[T]):
         MODELS.get("fc")
 
     Args:
-      kind: what the entries are, as messages name them ('model', 'data set', ...).
+      kind: what the entries are, as messages name them ('model', 'selection', ...).
     """
 
     def __init__(self, kind: str):
