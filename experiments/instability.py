@@ -97,7 +97,7 @@ def instability_of(errors: Sequence[float]) -> float:
     """Highest error on the path minus the mean of its two endpoints' errors.
 
     Args:
-      errors: the test errors along the path, endpoints first and last.
+      errors: the errors at the points of the path, from one endpoint to the other.
     """
     errors = [float(error) for error in errors]
     return max(errors) - 0.5 * (errors[0] + errors[-1])
