@@ -109,7 +109,9 @@ def check_path(path: str) -> None:
 
 
 def save(figure: Figure, path: str) -> str:
-    """Writes `figure` to `path` (.png or .svg) atomically, creating its directory
+    """Writes a figure to a .png or .svg file atomically.
+
+    Writes `figure` to `path` (.png or .svg) atomically, creating its directory
     if needed; returns the path.
 
     Args:
@@ -287,7 +289,9 @@ def prune_at_init_series(names: Sequence[str]) -> List[str]:
 
 def prune_at_init_figure(summary: Sequence[Record], path: Optional[str] = None,
                          title: str = "", metric: str = "final_test_accuracy") -> Figure:
-    """Accuracy against weights remaining for lottery tickets (with and without
+    """Draws pruning at initialization against lottery tickets and random pruning.
+
+    Accuracy against weights remaining for lottery tickets (with and without
     rewinding), each score at initialization, random pruning and the ablations
     (prune_at_init_series), error bars from the minimum to the maximum trial.
 
@@ -435,7 +439,9 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
 
 def instability_figure(rows: Sequence[Record], path: Optional[str] = None,
                        title: str = "instability analysis") -> Figure:
-    """Instability (highest test error on the path between two copies minus their
+    """Draws instability against the iteration the copies start from.
+
+    Instability (highest test error on the path between two copies minus their
     mean, in percent) against the iteration k the copies start from: one line
     per level (the dense network, tickets at their weights remaining), the mean
     over trials with bars from the lowest to the highest (analysis.science
@@ -471,7 +477,9 @@ def instability_figure(rows: Sequence[Record], path: Optional[str] = None,
 
 def supermask_figure(rows: Sequence[Record], path: Optional[str] = None,
                      title: str = "supermasks") -> Figure:
-    """Test accuracy of the untrained masked network against weights remaining,
+    """Draws the untrained masked networks' accuracy against weights remaining.
+
+    Test accuracy of the untrained masked network against weights remaining,
     one line per mask criterion: solid at the initial weights, dashed with the
     signed constant initialization; the mean over trials (analysis.science
     read_supermasks's rows).

@@ -82,7 +82,9 @@ def read_supermasks(root: str) -> List[Dict[str, Any]]:
 
 def mean_by(rows: Sequence[Dict[str, Any]], keys: Sequence[str],
             values: Sequence[str]) -> List[Dict[str, Any]]:
-    """Rows grouped by `keys`: the mean, min and max of each of `values`, and the
+    """Rows grouped by `keys`, with the mean, min and max of `values`.
+
+    Rows grouped by `keys`: the mean, min and max of each of `values`, and the
     number of rows ('trials').
 
     Args:
@@ -107,7 +109,9 @@ def mean_by(rows: Sequence[Dict[str, Any]], keys: Sequence[str],
 
 
 def instability_markdown(rows: Sequence[Dict[str, Any]], title: str) -> str:
-    """The instability table: per level (weights remaining) and k, the mean
+    """The instability table as Markdown.
+
+    The instability table: per level (weights remaining) and k, the mean
     instability and endpoint error over trials, in percent.
 
     Args:

@@ -263,7 +263,9 @@ def load(location: str) -> Tuple[Split, Split]:
 
 
 def channel_statistics(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and population standard deviation of uint8 NHWC images scaled
+    """Per-channel mean and standard deviation of uint8 images.
+
+    Per-channel mean and population standard deviation of uint8 NHWC images scaled
     to [0, 1], as float32 [3]; a constant channel gets standard deviation 1.
 
     Computed from each channel's histogram of the 256 byte values, which is exact

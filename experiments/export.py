@@ -48,7 +48,9 @@ def run_model(run_dir: str, input_shape: Optional[Sequence[int]] = None) -> Kera
 
 def export_run(run_dir: str, path: str, input_shape: Optional[Sequence[int]] = None,
                compacted: bool = False) -> keras.Model:
-    """Saves the finished run's network as a plain Keras model (.keras) at `path`;
+    """Saves a finished run's network as a plain Keras model (.keras).
+
+    Saves the finished run's network as a plain Keras model (.keras) at `path`;
     with `compacted`, without the units and filters pruning left unread (compact()).
 
     Args:

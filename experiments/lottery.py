@@ -85,7 +85,9 @@ def rewound_weights(level0_dir: str, rewind_iteration: int) -> Network:
 
 def rewinder(level0_dir: str, rewind_iteration: int
              ) -> Callable[[experiment.LevelResult], Network]:
-    """reset_weights for foundations.experiment: level 0's weights at the rewind
+    """The reset_weights function of rewinding, for foundations.experiment.
+
+    reset_weights for foundations.experiment: level 0's weights at the rewind
     iteration, read from its run (so a resumed level 0 gives the same bits).
 
     Args:
@@ -104,7 +106,9 @@ def level_trainer(config: ExperimentConfig, run_dir: Callable[[int], str],
                   run_info: Callable[[int], Mapping[str, Any]], label: Callable[[int], str],
                   iterations_after: Callable[[int], int], progress: Progress = None
                   ) -> Callable:
-    """train_model(level, dataset, model) for foundations.experiment: each level
+    """The train_model function foundations.experiment calls for each level.
+
+    train_model(level, dataset, model) for foundations.experiment: each level
     under its run directory's lock, recording run_info(level); level 0 from
     iteration 0, saving the rewind snapshot if any; later levels from the
     rewind iteration.

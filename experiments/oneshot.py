@@ -32,7 +32,9 @@ EXPERIMENT_NAME = "oneshot"
 
 
 def pruning_function(config: ExperimentConfig, trial_seed: Optional[int] = None):
-    """prune(masks, final, level=k) to iterative level k's counts, as configured
+    """The one-shot pruning function of a configuration.
+
+    prune(masks, final, level=k) to iterative level k's counts, as configured
     (random scores seeded as the trial's iterative pruning is: build.scores_seed).
 
     Args:

@@ -62,7 +62,9 @@ class PruneAtInitResult:
 
 
 def check_ablation(ablation: Optional[str]) -> Optional[str]:
-    """None for no ablation ('none' or None), else the ablation; ValueError naming
+    """The ablation checked: None for none.
+
+    None for no ablation ('none' or None), else the ablation; ValueError naming
     the choices for an unknown one.
 
     Args:

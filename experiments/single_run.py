@@ -71,7 +71,9 @@ def rewind_start(masks: save_restore.NetworkLike, presets: save_restore.NetworkL
 
 def check_rewind_presets(masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
                          config: ExperimentConfig, what: str) -> None:
-    """Refuses presets given as a directory other than the rewind snapshot a run
+    """Refuses presets that do not match the rewind snapshot a run starts from.
+
+    Refuses presets given as a directory other than the rewind snapshot a run
     rewound to K > 0 starts from (rewind_start): training iterations K..N from
     the iteration-0 weights is neither a rewound ticket nor a reset one.
 
@@ -95,7 +97,9 @@ def check_rewind_presets(masks: save_restore.NetworkLike, presets: save_restore.
 
 def load_if_complete(output_dir: str, run_info: Mapping[str, Any],
                      with_metrics: bool = False) -> Optional[Tuple]:
-    """(initial, final, masks) of a complete run made with `run_info`, and its
+    """The networks of a complete run made with `run_info`, or None.
+
+    (initial, final, masks) of a complete run made with `run_info`, and its
     metrics (from metrics.json) if `with_metrics`; None if the run is not
     complete; ValueError naming each setting that differs.
 

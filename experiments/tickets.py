@@ -68,7 +68,9 @@ def _check_override(override: Iterable[str]) -> set:
 def check_like_ticket(config: ExperimentConfig, ticket: ExperimentConfig,
                       override: Iterable[str] = (), ticket_directory: str = "the ticket"
                       ) -> None:
-    """Raises ValueError if `config` differs from the ticket's in a setting that
+    """Checks that a control's configuration is its ticket's.
+
+    Raises ValueError if `config` differs from the ticket's in a setting that
     changes results and that `override` does not name: a control trains like its
     ticket unless told otherwise.
 

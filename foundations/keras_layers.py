@@ -100,7 +100,9 @@ def snake_case(name: str) -> str:
 
 
 def layer_keys(model: keras.Model) -> Dict[int, str]:
-    """id(layer) -> the name its values are saved under: the layer's own name, but a
+    """The name each layer's values are saved under, by id(layer).
+
+    id(layer) -> the name its values are saved under: the layer's own name, but a
     name Keras made up ('dense_7': the class and a process-wide count) becomes the
     class and the layer's position among the model's layers of its class ('dense',
     'dense_1', ...), so that every build of the model, in any process, has the same

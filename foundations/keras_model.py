@@ -199,7 +199,9 @@ class KerasModel(ModelBase):
     # -- The forward pass -------------------------------------------------------
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Runs the Keras model's call with the handled layers computing from this
+        """Runs the Keras model on the masked variables.
+
+        Runs the Keras model's call with the handled layers computing from this
         model's (masked) variables.
 
         Args:
@@ -432,7 +434,9 @@ class KerasModel(ModelBase):
                 for part, variable in parts.items()}
 
     def get_current_weights(self, include_biases: bool = False) -> Dict[str, np.ndarray]:
-        """Effective kernels; with include_biases also the biases and every
+        """Effective kernels, and on request every other value.
+
+        Effective kernels; with include_biases also the biases and every
         BatchNormalization value (gamma, beta, moving statistics), so that saved
         networks and rewind points hold the whole network.
 
@@ -457,8 +461,10 @@ class KerasModel(ModelBase):
     def overriding(self, weights: Optional[Mapping[str, tf.Tensor]] = None,
                    matmuls: Optional[Mapping[str, Callable[[tf.Tensor], tf.Tensor]]] = None
                    ) -> Iterator["KerasModel"]:
-        """As ModelBase.overriding; weight overrides (stacked populations) are refused
-        for a model with batch normalization, whose statistics they cannot stack.
+        """As ModelBase.overriding, refusing weight overrides with batch normalization.
+
+        Weight overrides (stacked populations) are refused for a model with batch
+        normalization, whose statistics they cannot stack.
 
         Args:
           weights: as in ModelBase.overriding (refused with batch normalization).
@@ -481,7 +487,9 @@ class KerasModel(ModelBase):
     # -- Loss and accuracy --------------------------------------------------------
 
     def loss(self, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        """Mean cross-entropy (of logits, or of probabilities for a softmax output),
+        """Mean cross-entropy with label smoothing, plus L2 in training.
+
+        Mean cross-entropy (of logits, or of probabilities for a softmax output),
         with label smoothing; in training, plus the L2 term of weight_decay.
 
         Args:

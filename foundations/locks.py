@@ -124,7 +124,9 @@ def _read_only_lock(lock_path: str, directory: str, what: str) -> Iterator[None]
 
 
 def remove_stale_holder(directory: str) -> None:
-    """Removes the .locked_by a killed process left (it had no time to), where
+    """Removes the holder file a killed process left.
+
+    Removes the .locked_by a killed process left (it had no time to), where
     nobody holds the lock now; a directory that cannot be written keeps it.
 
     Args:

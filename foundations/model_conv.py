@@ -78,7 +78,9 @@ class ModelConv(ModelBase):
         return self._dropout
 
     def trace_key(self) -> Hashable:
-        """The stages, dense sizes, outputs and dropout rate: all that decides the
+        """What decides the computation: stages, dense sizes, outputs and dropout.
+
+        The stages, dense sizes, outputs and dropout rate: all that decides the
         computation (the initializer only sets initial values)."""
         return (self._stages, self._dense_units, self._outputs, self._dropout)
 

@@ -192,7 +192,9 @@ def initial_kernel(seed: int, name: str, shape: Sequence[int],
 
 def check_shape(what: str, given: Optional[np.ndarray], shape: Sequence[int],
                 weight: str) -> None:
-    """Raises ValueError if `given` (a preset or mask, `what` says whose) is not of
+    """Checks that a preset or mask has the shape of its weight.
+
+    Raises ValueError if `given` (a preset or mask, `what` says whose) is not of
     the layer's `weight` ('kernel' or 'bias') shape.
 
     Args:
@@ -211,7 +213,9 @@ def check_shape(what: str, given: Optional[np.ndarray], shape: Sequence[int],
 
 def check_presets_and_masks(presets: Mapping[str, np.ndarray],
                             masks: Mapping[str, np.ndarray]) -> None:
-    """Raises ValueError for presets that are not finite numbers or masks that are
+    """Checks that presets are finite and masks are 0/1.
+
+    Raises ValueError for presets that are not finite numbers or masks that are
     not 0/1, naming the layer.
 
     Args:

@@ -81,7 +81,9 @@ def run_bytes(model: ModelBase, snapshots: int = 0, save_network: bool = True
 
 
 def reports_disk_need(function: Callable) -> Callable:
-    """Makes a full disk during `function` (train, or a population's) a
+    """Decorates a training function so a full disk says what its runs need.
+
+    Makes a full disk during `function` (train, or a population's) a
     DiskFullError that says how many bytes its runs need: the sum of run_bytes
     over its `model` or `models`, with its snapshot_iterations and save_network.
 

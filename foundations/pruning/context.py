@@ -112,7 +112,9 @@ class Context:
         return dataclasses.replace(self, **changes)
 
     def require(self, *needs: str) -> None:
-        """Raises ValueError, naming all that is missing, unless the context provides
+        """Checks that the context provides each of `needs`.
+
+        Raises ValueError, naming all that is missing, unless the context provides
         each of `needs`: 'model', 'data', 'initial', 'rewind'.
 
         Raises:
@@ -176,7 +178,9 @@ class Context:
         return self.dataset_fn()
 
     def train_batches(self, count: int, start: int = 0) -> List[Batch]:
-        """`count` training batches, those of iterations start .. start+count-1
+        """`count` training batches from iteration `start`, in training's order.
+
+        `count` training batches, those of iterations start .. start+count-1
         (the order training reads them in, so the same seeds give the same batches).
 
         Args:

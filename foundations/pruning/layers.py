@@ -171,7 +171,9 @@ def check_shapes(name: str, mask: np.ndarray, weights: np.ndarray) -> None:
 
 
 def check_layers(percents: Mapping[str, float], masks: Arrays, final_weights: Arrays) -> None:
-    """Every layer of `percents` has a mask and final weights of one shape, and every
+    """Checks the masks and final weights of the layers to prune.
+
+    Every layer of `percents` has a mask and final weights of one shape, and every
     mask holds only 0 and 1.
 
     Args:

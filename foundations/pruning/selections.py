@@ -75,7 +75,9 @@ class Selection:
 
     def check(self, percents: Mapping[str, float], masks: Arrays, final_weights: Arrays,
               order: Optional[Sequence[str]]) -> None:
-        """Raises ValueError for what this selection cannot prune (beyond the checks
+        """Checks that this selection can prune these layers.
+
+        Raises ValueError for what this selection cannot prune (beyond the checks
         every rule makes: known layers, shapes, 0/1 masks).
 
         Args:
@@ -207,7 +209,9 @@ class Layerwise(Selection):
 
 
 def check_groups(percents: Mapping[str, float], groups: Sequence[Sequence[str]]) -> None:
-    """Raises ValueError unless `groups` partition the layers of `percents` into
+    """Checks that `groups` partition the layers into pools of one rate each.
+
+    Raises ValueError unless `groups` partition the layers of `percents` into
     pools of one rate each.
 
     Args:
@@ -317,7 +321,9 @@ class Global(Selection):
 
 def check_unit_layers(percents: Mapping[str, float], masks: Arrays, final_weights: Arrays,
                       following: Mapping[str, Optional[str]]) -> None:
-    """Raises ValueError for a layer unit pruning cannot prune: no kernel, the last
+    """Checks that unit pruning can prune each layer of `percents`.
+
+    Raises ValueError for a layer unit pruning cannot prune: no kernel, the last
     layer at a rate above 0, or a next layer that does not take its units.
 
     Args:
@@ -391,7 +397,9 @@ def select_units(percents: Mapping[str, float], masks: Arrays, scores: Arrays,
 
 
 class Unit(Selection):
-    """Whole units (a dense kernel's output column, a conv kernel's filter): each
+    """Unit selection: removes whole units.
+
+    Whole units (a dense kernel's output column, a conv kernel's filter): each
     layer loses count_to_prune(p, its surviving units).
 
     Args:

@@ -26,7 +26,9 @@ from lottery_ticket.foundations.pruning.scores import WEIGHT_SCORES, Score
 
 
 def synaptic_flow(model: Any, input_shape: Sequence[int]) -> Dict[str, np.ndarray]:
-    """``|w| * dR/d|w|`` of a model that holds ``|weights|`` (masked), R the sum of its
+    """``|w| * dR/d|w|`` of every kernel, on an all-ones input.
+
+    ``|w| * dR/d|w|`` of a model that holds ``|weights|`` (masked), R the sum of its
     outputs on one all-ones example.
 
     Args:
@@ -51,7 +53,9 @@ def synaptic_flow(model: Any, input_shape: Sequence[int]) -> Dict[str, np.ndarra
 
 
 class SynFlow(Score):
-    """``|w| * dR/d|w|`` of the weights being pruned (see the module docstring); low goes
+    """SynFlow's score, ``|w| * dR/d|w|``, pruned in rounds.
+
+    ``|w| * dR/d|w|`` of the weights being pruned (see the module docstring); low goes
     first. The rule prunes a step in `rounds` rounds, rescoring between them.
 
     Args:
