@@ -270,8 +270,9 @@ def comparison_figure(summary: Sequence[Record], series: Sequence[str],
 
 
 def prune_at_init_series(names: Sequence[str]) -> List[str]:
-    """The series a pruning-at-initialization figure draws, in line order: the
-    lottery tickets (each rewind_iteration its own series), random_prune and every
+    """The series a pruning-at-initialization figure draws, in line order.
+
+    The lottery tickets (each rewind_iteration its own series), random_prune and every
     prune_at_init_{score}[_{ablation}] series; [] when there is no prune_at_init run.
 
     Args:

@@ -32,8 +32,10 @@ def _trials(root: str) -> List[tuple]:
 
 
 def read_instability(root: str) -> List[Dict[str, Any]]:
-    """One row per instability analysis under `root`: trial, level, remaining, k,
-    instability, the endpoints' errors and the highest error on the path.
+    """One row per instability analysis under `root`.
+
+    A row holds the trial, level, remaining, k, instability, the endpoints' errors and the
+    highest error on the path.
 
     Args:
       root: an experiment root, or one trial's directory.
@@ -59,8 +61,10 @@ def read_instability(root: str) -> List[Dict[str, Any]]:
 
 
 def read_supermasks(root: str) -> List[Dict[str, Any]]:
-    """One row per trial and level with a supermask evaluation under `root`:
-    trial, criterion (the trial's prune_scores), level, remaining and both accuracies.
+    """One row per trial and level with a supermask evaluation under `root`.
+
+    A row holds the trial, criterion (the trial's prune_scores), level, remaining and both
+    accuracies.
 
     Args:
       root: an experiment root, or one trial's directory.

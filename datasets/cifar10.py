@@ -232,8 +232,9 @@ def find_source(location: str) -> _Source:
 
 
 def data_files(location: str) -> List[str]:
-    """The files the reader reads at `location`, relative to it (for the data's identity);
-    empty if there is no CIFAR-10 data there.
+    """The files the reader reads at `location`, relative to it.
+
+    They are the data's identity; the list is empty if there is no CIFAR-10 data there.
 
     Args:
       location: the directory holding the data.

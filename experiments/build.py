@@ -69,8 +69,10 @@ def dataset(config: ExperimentConfig, train_order_seed: int) -> DatasetBase:
 
 def model(config: ExperimentConfig, presets: Optional[Network] = None,
           masks: Optional[Network] = None, seed: Optional[int] = None) -> ModelBase:
-    """A fresh model of the configured architecture, with the training settings that
-    live in the model (L2 weight decay, label smoothing, augmentation).
+    """A fresh model of the configured architecture.
+
+    It holds the training settings that live in the model (L2 weight decay, label smoothing,
+    augmentation).
 
     Args:
       config: the experiment's configuration.
@@ -100,8 +102,10 @@ build_model = model  # the name check_fit uses, where `model` is its argument
 
 
 def optimizer_fn(config: ExperimentConfig, start_iteration: int = 0) -> Callable[[], Any]:
-    """A function that makes a fresh configured optimizer: with the learning-rate
-    schedule (lr_drops, warmup_iterations) and decoupled weight decay, if set.
+    """A function that makes a fresh configured optimizer.
+
+    The optimizer has the learning-rate schedule (lr_drops, warmup_iterations) and decoupled
+    weight decay, if set.
 
     Epoch drop points are converted with the data set's iterations per epoch.
 
@@ -162,8 +166,10 @@ def iterations_per_epoch(config: ExperimentConfig) -> int:
 
 
 def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> int:
-    """The seed of random pruning scores: drawn from prune_seed and the trial's seed,
-    so that the trials of a batch are pruned differently and each is repeatable.
+    """The seed of random pruning scores.
+
+    Drawn from prune_seed and the trial's seed, so that the trials of a batch are pruned
+    differently and each is repeatable.
 
     Args:
       config: the experiment's configuration.
@@ -177,10 +183,11 @@ def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> i
 
 def prune_fn(config: ExperimentConfig, trial_seed: Optional[int] = None
              ) -> pruning.PruningRule:
-    """The configured pruning rule: rule(masks, final_weights, level=None,
-    context=None) -> the next level's masks, random scores seeded by
-    scores_seed(config, trial_seed). It accepts `context`, so the experiment
-    loop hands it the model and data providers scores such as snip read;
+    """The configured pruning rule.
+
+    rule(masks, final_weights, level=None, context=None) -> the next level's masks, random
+    scores seeded by scores_seed(config, trial_seed). It accepts `context`, so the
+    experiment loop hands it the model and data providers scores such as snip read;
     rule.get_config() is what runs record.
 
     Args:

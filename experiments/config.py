@@ -520,8 +520,11 @@ RECORDED_ONLY = ("pruning_rule",)
 
 
 def identity_ignore() -> Tuple[str, ...]:
-    """Identity keys that do not set runs apart, for runs.identity(): the fields that
-    do not change results, and what the configuration decides (RECORDED_ONLY)."""
+    """Identity keys that do not set runs apart, for runs.identity().
+
+    The fields that do not change results, and what the configuration decides
+    (RECORDED_ONLY).
+    """
     return tuple(f"config.{name}" for name in ExperimentConfig.non_identity_fields()) + \
         RECORDED_ONLY
 

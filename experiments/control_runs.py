@@ -78,8 +78,10 @@ def ticket_masks(masks: save_restore.NetworkLike) -> Network:
 
 
 def ticket_presets(presets: save_restore.NetworkLike, masks: Network) -> Network:
-    """A ticket's initial weights, checked to belong to its masks: nonzero at every
-    surviving position (initial weights of another level's run are 0 there).
+    """A ticket's initial weights, checked to belong to its masks.
+
+    They must be nonzero at every surviving position (initial weights of another level's run
+    are 0 there).
 
     Args:
       presets: the ticket's initial weights (a dict or an initial/ directory).

@@ -126,10 +126,11 @@ _CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.Dropout, keras.lay
 
 
 def compact(model: keras.Model) -> keras.Model:
-    """A smaller Keras model computing the same outputs (to float rounding): every
-    unit or filter that nothing downstream reads is removed, with its kernel column,
-    bias, batch normalization values and the consumers' kernel rows. The output
-    layer keeps all its units.
+    """A smaller Keras model computing the same outputs (to float rounding).
+
+    Every unit or filter that nothing downstream reads is removed, with its kernel column,
+    bias, batch normalization values and the consumers' kernel rows. The output layer keeps
+    all its units.
 
     Sequential models: a unit goes when the next Dense/Conv2D layer's rows for it
     are all 0 (as unit and filter pruning leave them). Functional models (e.g. a

@@ -214,11 +214,12 @@ def _check_same(record: Mapping[str, Any], settings: Mapping[str, Any], where: s
 def train_copies(copy_dirs: Sequence[str], config: ExperimentConfig, masks: Network,
                  presets: Network, seeds: Sequence[int], extras: Sequence[Mapping[str, Any]],
                  progress: Progress = None) -> None:
-    """Trains (or reads back) the copies, each as single_run.train would (seed = its
-    batch order and dropout seed, run_info extended by its extra): together as a
-    population of 2 for fully-connected networks (one compiled program, faster),
-    one after the other otherwise. Either way each copy's files are those its
-    single run would have, so a rerun reads them back.
+    """Trains (or reads back) the copies of an instability analysis.
+
+    Each copy trains as single_run.train would (seed = its batch order and dropout seed,
+    run_info extended by its extra): together as a population of 2 for fully-connected
+    networks (one compiled program, faster), one after the other otherwise. Either way each
+    copy's files are those its single run would have, so a rerun reads them back.
 
     Args:
       copy_dirs: the copies' run directories.

@@ -161,8 +161,10 @@ def runner_names() -> List[str]:
 
 
 def run_name(directory_name: str) -> str:
-    """The run name the reader reports for a run directory's name (without its
-    run id): an alias's run name, else the name itself.
+    """The run name the reader reports for a run directory's name.
+
+    The directory's name is given without its run id; an alias gives its run name, any other
+    name is itself.
 
     Args:
       directory_name: a run directory's name without its run id.

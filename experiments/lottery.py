@@ -45,8 +45,9 @@ def remaining_fraction(masks: Network) -> float:
 
 
 def rewound_weights(level0_dir: str, rewind_iteration: int) -> Network:
-    """Level 0's saved weights at the rewind iteration, or a ValueError saying why
-    they are missing and what to do.
+    """Level 0's saved weights at the rewind iteration.
+
+    A ValueError says why they are missing and what to do.
 
     Args:
       level0_dir: level 0's run directory.
@@ -137,8 +138,9 @@ def level_trainer(config: ExperimentConfig, run_dir: Callable[[int], str],
 
 def trial_run_info(config: ExperimentConfig, seed: int, experiment_name: str,
                    presets: save_restore.NetworkLike) -> Dict[str, Any]:
-    """The run_info a trial's runs record (besides their level) and are compared
-    on when resumed.
+    """The run_info a trial's runs record besides their level.
+
+    Runs are compared on it when a trial is resumed.
 
     Args:
       config: the experiment's configuration.

@@ -104,8 +104,10 @@ def run_names(scores: Iterable[str] = SCORES) -> Tuple[str, ...]:
 
 def pruning_rule(config: ExperimentConfig, trial_seed: int,
                  ablation: Optional[str] = None) -> pruning.PruningRule:
-    """The one-shot rule that prunes the initialization to a lottery level's count:
-    prune(masks, initial, level=k, context=...). Inverted scores for 'invert'.
+    """The one-shot rule that prunes the initialization to a lottery level's count.
+
+    It is called as prune(masks, initial, level=k, context=...); its scores are inverted for
+    the 'invert' ablation.
 
     Args:
       config: the experiment's configuration (its pruning strategy, rates and score).

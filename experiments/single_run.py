@@ -41,10 +41,11 @@ def source_of(network: save_restore.NetworkLike) -> Optional[str]:
 
 def rewind_start(masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
                  config: ExperimentConfig) -> Optional[str]:
-    """The directory a run rewound to K > 0 starts from, where its arguments name a
-    trial: level 0's rewind{K}/ in the trial of the ticket whose masks/ are given,
-    else in the trial whose level-0 initial/ is given as presets. None when K is 0
-    or neither names a complete run of a trial.
+    """The directory a run rewound to K > 0 starts from, or None.
+
+    Where the run's arguments name a trial: level 0's rewind{K}/ in the trial of the ticket
+    whose masks/ are given, else in the trial whose level-0 initial/ is given as presets.
+    None when K is 0 or neither names a complete run of a trial.
 
     Args:
       masks: the run's masks argument (a dict or a saved directory).
@@ -194,8 +195,9 @@ def make_run_info(config: ExperimentConfig, seed: int, train_order_seed: int,
                   masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
                   data: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None
                   ) -> Dict[str, Any]:
-    """The run_info `train` records for a run (its identity: a saved run is
-    compared on it), with the `extra` facts a caller adds.
+    """The run_info `train` records for a run, with the `extra` facts a caller adds.
+
+    It is the run's identity: a saved run is compared on it.
 
     Args:
       config: the experiment's configuration.

@@ -98,9 +98,10 @@ def check_like_ticket(config: ExperimentConfig, ticket: ExperimentConfig,
 def config_for_control(ticket: ExperimentConfig, given: Mapping[str, Any],
                        override: Iterable[str] = (), ticket_directory: str = "the ticket"
                        ) -> ExperimentConfig:
-    """The ticket's configuration with the settings given explicitly (flag name ->
-    value); a given setting that differs is refused unless `override` names it
-    (see check_like_ticket).
+    """The ticket's configuration with the settings given explicitly.
+
+    Settings are given as flag name -> value; a given setting that differs is refused unless
+    `override` names it (see check_like_ticket).
 
     Args:
       ticket: the ticket's configuration.

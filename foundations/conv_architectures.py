@@ -43,8 +43,9 @@ def paper_prune_percents(architecture: str) -> Dict[str, float]:
 
 
 def stages_of(architecture: Union[str, Sequence[Sequence[int]]]) -> Stages:
-    """The stages (filter counts per convolution) of a named architecture, or of
-    the given stages, checked.
+    """The stages (filter counts per convolution), checked.
+
+    Of a named architecture, or of the given stages.
 
     Args:
       architecture: 'conv2', 'conv4', 'conv6', or the stages' filter counts, e.g. ((64, 64),

@@ -121,8 +121,9 @@ class KerasModel(ModelBase):
 
     def set_training_settings(self, weight_decay: float = 0.0, label_smoothing: float = 0.0,
                               augment: str = "") -> None:
-        """Sets the L2 weight decay, label smoothing and augmentation (see the class);
-        before the model is built only.
+        """Sets the L2 weight decay, label smoothing and augmentation (see the class).
+
+        Only before the model is built.
 
         Args:
           weight_decay: the L2 coefficient (>= 0) added to the training loss.
@@ -171,8 +172,11 @@ class KerasModel(ModelBase):
         return self._layer_names[-1]
 
     def trace_key(self) -> Optional[Hashable]:
-        """The Keras model's architecture (its JSON) and the loss settings; None for a
-        model that cannot describe itself (then compiled functions are not shared)."""
+        """The Keras model's architecture (its JSON) and the loss settings.
+
+        None for a model that cannot describe itself (then compiled functions are not
+        shared).
+        """
         try:
             config = json.loads(self._keras.to_json())
         except Exception:  # noqa: BLE001 - a subclassed model without get_config
@@ -526,8 +530,9 @@ class KerasModel(ModelBase):
                                       tf.float32))
 
     def to_keras(self) -> keras.Model:
-        """A plain Keras model of this architecture holding this model's current
-        values: effective kernels (pruned weights exactly 0), biases and batch
+        """A plain Keras model of this architecture holding this model's current values.
+
+        The values are the effective kernels (pruned weights exactly 0), biases and batch
         normalization values. It needs nothing of this library to load or predict.
 
         A subclassed model is copied through its get_config/from_config, so it

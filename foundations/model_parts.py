@@ -111,8 +111,10 @@ def binary_logits(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
 
 
 def sigmoid_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Mean binary cross-entropy of sigmoid outputs; labels are 0/1 (any dtype, or
-    probabilities in [0, 1]) of shape [batch] or the logits' shape.
+    """Mean binary cross-entropy of sigmoid outputs.
+
+    Labels are 0/1 (any dtype, or probabilities in [0, 1]) of shape [batch] or the logits'
+    shape.
 
     Args:
       logits: the logits of a one-unit output layer.
@@ -165,8 +167,10 @@ def resolve_activation(activation: Activation) -> Optional[Callable]:
 
 def initial_kernel(seed: int, name: str, shape: Sequence[int],
                    kernel_initializer: Initializer) -> np.ndarray:
-    """A layer's initial kernel: `kernel_initializer` (default Glorot normal; an
-    unseeded Keras initializer is seeded from the model's seed and the layer's name).
+    """A layer's initial kernel, drawn by `kernel_initializer`.
+
+    The default is Glorot normal; an unseeded Keras initializer is seeded from the model's
+    seed and the layer's name.
 
     Args:
       seed: the model's seed.

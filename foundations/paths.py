@@ -115,8 +115,9 @@ def masks(run_directory: str) -> str:
 
 
 def rewind(run_directory: str, iteration: int) -> str:
-    """Directory of a run's weights at `iteration` (``rewind{iteration}/``), the
-    snapshot that late resetting (rewinding) resets later levels to.
+    """Directory of a run's weights at `iteration` (``rewind{iteration}/``).
+
+    The snapshot that late resetting (rewinding) resets later levels to.
 
     Args:
       run_directory: the run's directory.

@@ -129,8 +129,9 @@ class Reporter:
         self._first = 0
 
     def start(self, total: int, first_iteration: int = 0) -> None:
-        """Marks the start of training at `first_iteration` (the rate is measured
-        from here).
+        """Marks the start of training at `first_iteration`.
+
+        The rate is measured from here.
 
         Args:
           total: the iteration training ends at.

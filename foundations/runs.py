@@ -198,8 +198,10 @@ def _config_identity(config: Mapping[str, Any]) -> Identity:
 
 
 def identity(run_info: Mapping[str, Any], ignore: Iterable[str] = ()) -> Identity:
-    """The flat settings of a run: 'config.{field}' for each configuration field,
-    and the other run_info keys (seed, experiment_name, control, ...) as they are.
+    """The flat settings of a run, as runs are compared on them.
+
+    'config.{field}' for each configuration field, and the other run_info keys (seed,
+    experiment_name, control, ...) as they are.
 
     Args:
       run_info: a done.json's run_info (any format), or one about to be written.

@@ -75,8 +75,10 @@ class DiskFullError(OSError):
 
 
 def is_disk_full(error: BaseException) -> bool:
-    """Whether an error says the disk (or a quota) is full: ENOSPC or EDQUOT, or
-    numpy's short write ('N requested and M written', which has no errno).
+    """Whether an error says the disk (or a quota) is full.
+
+    ENOSPC or EDQUOT, or numpy's short write ('N requested and M written', which has no
+    errno).
 
     Args:
       error: the error raised by a write.
@@ -310,10 +312,11 @@ def is_kernel(name: str) -> bool:
 
 
 def kernels_only(network: Network) -> Network:
-    """`network` without its biases ('{layer}.bias' entries) and batch normalization
-    values: what pruning, masks and a ticket's layer-by-layer checks work on.
-    initial/ and final/ hold the biases too since they were saved whole; runs saved
-    before hold none.
+    """`network` without its biases and batch normalization values.
+
+    What pruning, masks and a ticket's layer-by-layer checks work on ('{layer}.bias' entries
+    left out). initial/ and final/ hold the biases too since they were saved whole; runs
+    saved before hold none.
 
     Args:
       network: name -> array, as restore_network returns it.

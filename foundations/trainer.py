@@ -58,8 +58,10 @@ _RECORD_BYTES = 1_000_000
 
 def run_bytes(model: ModelBase, snapshots: int = 0, save_network: bool = True
               ) -> Optional[int]:
-    """About how many bytes a run of `model` writes: initial/ and final/ (kernels
-    and biases), masks/ (kernels), each rewind snapshot and its records.
+    """About how many bytes a run of `model` writes.
+
+    initial/ and final/ (kernels and biases), masks/ (kernels), each rewind snapshot and its
+    records.
 
     Args:
       model: the model the run trains (built).

@@ -10,7 +10,8 @@ imported into it), and for a class its own methods and properties without a
 leading underscore. A directive that lists its members (``:members: a, b``)
 makes only those the module's public API. For each public function, method and class:
 
-* it has a docstring;
+* it has a docstring whose first line is the whole summary (a blank line, or the
+  end, follows it);
 * every parameter (other than ``self``, ``cls``, ``*args`` and ``**kwargs``) is
   named in an ``Args:`` section (Google style, as napoleon reads it); a class's
   constructor parameters may be in the class's ``Args:`` or ``Attributes:``
@@ -64,7 +65,7 @@ NOT_IN_REFERENCE = {
     "lottery_ticket.foundations.training.xla": "engine internals",
 }
 
-# (qualified name, reason): objects exempt from the Args check. Keep it short.
+# qualified name -> reason: objects exempt from the Args and Raises checks. Keep it short.
 EXEMPT = {}
 
 _SECTION = re.compile(r"^(\w[\w ]*):\s*$")
@@ -199,14 +200,27 @@ def _class_docs(cls):
     return docs
 
 
+def summary_problems(qualified, doc):
+    """A summary that runs over more than one line, as a readable sentence."""
+    lines = inspect.cleandoc(doc).splitlines()
+    if len(lines) > 1 and lines[1].strip():
+        return [f"{qualified}: the summary runs over several lines; make the first "
+                "line a one-line summary and go on after a blank line"]
+    return []
+
+
 def problems_of(qualified, obj, kind):
     """What is missing in one object's docstring, as readable sentences."""
-    if kind == "property":
-        doc = obj.__doc__
-        return [] if doc and doc.strip() else [f"{qualified}: property has no docstring"]
-    doc = inspect.getdoc(obj)
+    doc = obj.__doc__ if kind == "property" else inspect.getdoc(obj)
     if not doc or not doc.strip():
         return [f"{qualified}: {kind} has no docstring"]
+    return summary_problems(qualified, doc) + _parameter_problems(qualified, obj, kind, doc)
+
+
+def _parameter_problems(qualified, obj, kind, doc):
+    """Parameters the docstring leaves out, and Args: entries that name none."""
+    if kind == "property":
+        return []
     if qualified in EXEMPT:
         return []
     if kind == "class":
@@ -347,6 +361,20 @@ def test_an_undocumented_exception_is_named():
 
     assert raises_problems("m.checks", checks, "function") == [
         "m.checks: raises TypeError, which its Raises: section does not name"]
+
+
+def test_a_long_summary_is_named():
+    def long(value):
+        """A summary that goes on
+        over a second line.
+
+        Args:
+          value: described.
+        """
+
+    assert problems_of("m.long", long, "function") == [
+        "m.long: the summary runs over several lines; make the first line a one-line "
+        "summary and go on after a blank line"]
 
 
 def test_a_missing_parameter_is_named():

@@ -54,8 +54,10 @@ def output_layer(masks: Arrays, order: Optional[Sequence[str]] = None) -> str:
 
 def rate_groups(percents: Mapping[str, float], order: Optional[Sequence[str]] = None,
                 output: Optional[str] = None) -> List[List[str]]:
-    """The default pools of global selection: the layers that share a rate, except
-    the output layer, which is always pruned on its own at its own rate.
+    """The default pools of global selection.
+
+    The layers that share a rate, except the output layer, which is always pruned on its own
+    at its own rate.
 
     Pools and the layers in them are in layer order, e.g. LeNet's percents
     give [['layer0', 'layer1'], ['layer2']], and Conv-2's (convolutions and

@@ -18,9 +18,11 @@ from lottery_ticket.foundations.registry import Registry
 
 
 class Score:
-    """Base of pruning scores. Subclasses implement __call__ (or the narrower
-    method of LayerScore or UnitNormScore) and may take settings in __init__,
-    which get_config reports."""
+    """Base of pruning scores.
+
+    Subclasses implement __call__ (or the narrower method of LayerScore or UnitNormScore)
+    and may take settings in __init__, which get_config reports.
+    """
 
     # Random scores need a seed (the rule refuses to run without one).
     random: bool = False
@@ -111,8 +113,10 @@ class RandomWeights(LayerScore):
 
 
 class UnitNormScore(Score):
-    """A unit score from the L2 norms of each unit's surviving incoming weights and
-    of its surviving outgoing weights (the next layer's matching inputs)."""
+    """A unit score from the L2 norms of each unit's surviving weights.
+
+    Its incoming weights, and its outgoing weights (the next layer's matching inputs).
+    """
 
     # Whether the score reads the outgoing norms, so the layer needs a next layer.
     needs_next: bool = False
@@ -188,9 +192,10 @@ class RandomUnits(UnitNormScore):
 
 
 class FunctionScore(Score):
-    """A score registered as a plain function (the form before scores were classes):
-    score(name, weights, mask, seed) for weights, score(inputs, outputs, name,
-    units, seed) for units.
+    """A score registered as a plain function (the form before scores were classes).
+
+    score(name, weights, mask, seed) for weights, score(inputs, outputs, name, units, seed)
+    for units.
 
     Args:
       function: the score function, with the signature of its kind (above).
@@ -246,9 +251,10 @@ def make_score(registry: Registry, name: str, config: Optional[Mapping[str, Any]
 
 
 def score_settings(scores: str, value_of: Callable[[str], Any]) -> Optional[Dict[str, Any]]:
-    """The settings a configuration gives the weight score `scores` (its class's
-    `settings`: constructor argument -> configuration field, read by value_of),
-    or None when it takes none from there.
+    """The settings a configuration gives the weight score `scores`, or None.
+
+    They are its class's `settings` (constructor argument -> configuration field), read by
+    value_of; None when it takes none from there.
 
     Args:
       scores: the weight score's name.

@@ -67,8 +67,11 @@ def rate_leaving(surviving: int, left: int) -> float:
 
 
 class Selection:
-    """Base of selections. A subclass sets `per` and defines select(); pools()
-    and count() give one-shot pruning its counts."""
+    """Base of selections.
+
+    A subclass sets `per` and defines select(); pools() and count() give one-shot pruning
+    its counts.
+    """
 
     # Which scores it ranks by: "weight" (WEIGHT_SCORES) or "unit" (UNIT_SCORES).
     per: str = "weight"

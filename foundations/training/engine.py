@@ -61,8 +61,10 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def finish(self, models: Sequence[ModelBase], iteration: int) -> None:
-        """Copies the trained values into the members' models (the values training
-        reached, also after an error) and releases the engine for the next run.
+        """Copies the trained values into the members' models and releases the engine.
+
+        The values are those training reached, also after an error; the engine is then free
+        for the next run.
 
         Args:
           models: the members' models, in member order.

@@ -57,8 +57,9 @@ _LOCK = threading.Lock()
 
 def evaluator(model: ModelBase, dataset: DatasetBase, split: str,
               xla: Any = "auto") -> Evaluator:
-    """The compiled evaluation `evaluate` uses for `model` on `split`: one made
-    before for the same model structure, data set, split and setting, or a new one.
+    """The compiled evaluation `evaluate` uses for `model` on `split`.
+
+    One made before for the same model structure, data set, split and setting, or a new one.
 
     Args:
       model: the model to evaluate.

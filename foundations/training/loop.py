@@ -38,8 +38,10 @@ WRITER_THREADS = 8
 
 
 def clear_snapshots(output_dir: str) -> None:
-    """Removes the rewind{K}/ snapshots an interrupted run of this project left
-    (a run only clears what it knows it wrote: only in a marked directory).
+    """Removes the rewind{K}/ snapshots an interrupted run left.
+
+    A run only clears what it knows it wrote: only in a directory marked as a run of this
+    project.
 
     Args:
       output_dir: the run directory.
@@ -52,9 +54,11 @@ def clear_snapshots(output_dir: str) -> None:
 
 
 def check_loss_fits(model: ModelBase, dataset: DatasetBase) -> None:
-    """Raises ValueError, before anything is written, if the model's loss or accuracy
-    cannot take its outputs with the data's labels (a sigmoid model with two outputs
-    for [N] labels, say).
+    """Checks that the model's loss and accuracy fit its outputs and the labels.
+
+    Raises ValueError before anything is written if the model's loss or accuracy cannot take
+    its outputs with the data's labels (a sigmoid model with two outputs for [N] labels,
+    say).
 
     Args:
       model: the model (built by this call if needed).
