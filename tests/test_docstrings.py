@@ -14,11 +14,12 @@ makes only those the module's public API. For each public function, method and c
   end, follows it);
 * every parameter (other than ``self``, ``cls``, ``*args`` and ``**kwargs``) is
   named in an ``Args:`` section (Google style, as napoleon reads it); a class's
-  constructor parameters may be in the class's ``Args:`` or ``Attributes:``
-  section (a dataclass's fields), or in ``__init__``'s own ``Args:``;
+  constructor parameters in the class docstring's ``Args:`` or ``Attributes:``
+  section (a dataclass's fields), which is what the reference shows (autodoc
+  leaves ``__init__``'s docstring out);
 * an ``Args:`` entry names a parameter that exists (no stale entries);
 * every exception class its own body raises (``raise SomeError(...)``) is named
-  in a ``Raises:`` section (a class's in its docstring or ``__init__``'s).
+  in a ``Raises:`` section (a constructor's in the class docstring).
   Not checked: re-raising (``raise``), exceptions made by a helper call
   (``raise make_error()``), raises inside nested functions, and
   ``NotImplementedError`` of an abstract method.
@@ -192,12 +193,8 @@ def public_objects(module, members=None):
 
 
 def _class_docs(cls):
-    """The docstrings that may document a class's constructor parameters."""
-    docs = [inspect.getdoc(cls) or ""]
-    init = vars(cls).get("__init__")
-    if init is not None and init.__doc__:
-        docs.append(inspect.getdoc(init))
-    return docs
+    """The docstrings that document a class's constructor: the class's own."""
+    return [inspect.getdoc(cls) or ""]
 
 
 def summary_problems(qualified, doc):
@@ -234,7 +231,7 @@ def _parameter_problems(qualified, obj, kind, doc):
             found = sections(text)
             for title in _ARG_SECTIONS + _ATTR_SECTIONS:
                 described.update(found.get(title, []))
-        where = "the class's Args:/Attributes: or __init__'s Args:"
+        where = "the class docstring's Args: (or Attributes:) section"
     else:
         params = named_parameters(obj)
         found = sections(doc)
