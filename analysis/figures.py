@@ -64,7 +64,11 @@ def _dodge_step(percents: Sequence[float], series: int) -> float:
 
 
 def runs_per_level(counts: Sequence[int]) -> str:
-    """'1 run per level', '3 runs per level', '1-3 runs per level'."""
+    """'1 run per level', '3 runs per level', '1-3 runs per level'.
+
+    Args:
+      counts: the number of runs at each level.
+    """
     low, high = min(counts), max(counts)
     if low == high:
         return f"{plural(high, 'run')} per level"
@@ -86,7 +90,14 @@ class ShownFigure(Figure):
 
 
 def check_path(path: str) -> None:
-    """Raises ValueError unless `path` names a file ending in one of FORMATS."""
+    """Raises ValueError unless `path` names a file ending in one of FORMATS.
+
+    Args:
+      path: the figure's file.
+
+    Raises:
+      ValueError: no file name, or an extension not in FORMATS.
+    """
     stem, extension = os.path.splitext(os.path.basename(path))
     extension = extension.lstrip(".").lower()
     if not stem or stem.startswith(".") and not extension:
@@ -98,8 +109,19 @@ def check_path(path: str) -> None:
 
 
 def save(figure: Figure, path: str) -> str:
-    """Writes `figure` to `path` (.png or .svg) atomically, creating its directory
-    if needed; returns the path."""
+    """Writes a figure to a .png or .svg file atomically.
+
+    Writes `figure` to `path` (.png or .svg) atomically, creating its directory
+    if needed; returns the path.
+
+    Args:
+      figure: the figure.
+      path: its file, ending in .png or .svg.
+
+    Raises:
+      ValueError: a path without a file name or of another format (check_path).
+      OSError: the file cannot be written (the message names it).
+    """
     check_path(path)
     # Drawn to memory first, then written atomically like every result file.
     buffer = io.BytesIO()
@@ -158,6 +180,9 @@ def early_stopping_figure(summary: Sequence[Record], metric: str,
 
     Returns:
       The figure.
+
+    Raises:
+      ValueError: a bad `path` (see check_path), or no summary rows.
     """
     if path is not None:
         check_path(path)
@@ -213,10 +238,14 @@ def comparison_figure(summary: Sequence[Record], series: Sequence[str],
     Args:
       summary: rows from metrics.summarize.
       series: the experiment names to draw (e.g. ['lottery', 'oneshot']).
-      path, title: as in early_stopping_figure.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
 
     Returns:
       The figure.
+
+    Raises:
+      ValueError: a bad `path`, or a series with no runs.
     """
     if path is not None:
         check_path(path)
@@ -241,9 +270,14 @@ def comparison_figure(summary: Sequence[Record], series: Sequence[str],
 
 
 def prune_at_init_series(names: Sequence[str]) -> List[str]:
-    """The series a pruning-at-initialization figure draws, in line order: the
-    lottery tickets (each rewind_iteration its own series), random_prune and every
-    prune_at_init_{score}[_{ablation}] series; [] when there is no prune_at_init run."""
+    """The series a pruning-at-initialization figure draws, in line order.
+
+    The lottery tickets (each rewind_iteration its own series), random_prune and every
+    prune_at_init_{score}[_{ablation}] series; [] when there is no prune_at_init run.
+
+    Args:
+      names: the experiment names (series) of the records.
+    """
     def base(name: str) -> str:
         return name.split(" (")[0]
 
@@ -256,13 +290,16 @@ def prune_at_init_series(names: Sequence[str]) -> List[str]:
 
 def prune_at_init_figure(summary: Sequence[Record], path: Optional[str] = None,
                          title: str = "", metric: str = "final_test_accuracy") -> Figure:
-    """Accuracy against weights remaining for lottery tickets (with and without
+    """Draws pruning at initialization against lottery tickets and random pruning.
+
+    Accuracy against weights remaining for lottery tickets (with and without
     rewinding), each score at initialization, random pruning and the ablations
     (prune_at_init_series), error bars from the minimum to the maximum trial.
 
     Args:
       summary: rows from metrics.summarize.
-      path, title: as in early_stopping_figure.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
       metric: the summarized accuracy to draw (final test accuracy by default, as
         the pruning-at-initialization papers report).
 
@@ -291,10 +328,14 @@ def accuracy_curves_figure(curves: Mapping[tuple, Mapping[str, Any]], experiment
       curves: from metrics.curves.
       experiment_name: whose curves to draw (e.g. 'lottery').
       levels: pruning levels to draw; levels without runs are left out.
-      path, title: as in early_stopping_figure.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
 
     Returns:
       The figure.
+
+    Raises:
+      ValueError: a bad `path`, or no runs of `experiment_name` at `levels`.
     """
     if path is not None:
         check_path(path)
@@ -339,11 +380,15 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
         per trial; the trials of a level are pooled. Each ticket's initial
         and masks hold the same layers with the same shapes
         (reader.load_ticket checks that).
-      path, title: as in early_stopping_figure.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
       bins: histogram bins.
 
     Returns:
       The figure.
+
+    Raises:
+      ValueError: a bad `path`, or no tickets to draw.
     """
     if path is not None:
         check_path(path)
@@ -395,11 +440,19 @@ def weight_histograms_figure(tickets: Mapping[int, Sequence[Mapping[str, Mapping
 
 def instability_figure(rows: Sequence[Record], path: Optional[str] = None,
                        title: str = "instability analysis") -> Figure:
-    """Instability (highest test error on the path between two copies minus their
+    """Draws instability against the iteration the copies start from.
+
+    Instability (highest test error on the path between two copies minus their
     mean, in percent) against the iteration k the copies start from: one line
     per level (the dense network, tickets at their weights remaining), the mean
     over trials with bars from the lowest to the highest (analysis.science
-    read_instability's rows)."""
+    read_instability's rows).
+
+    Args:
+      rows: analysis.science.read_instability's rows.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
+    """
     figure = ShownFigure(figsize=(6.4, 4.2))
     axes = figure.add_subplot()
     summary = science.mean_by(rows, ("level", "k"), ("remaining", "instability"))
@@ -425,10 +478,18 @@ def instability_figure(rows: Sequence[Record], path: Optional[str] = None,
 
 def supermask_figure(rows: Sequence[Record], path: Optional[str] = None,
                      title: str = "supermasks") -> Figure:
-    """Test accuracy of the untrained masked network against weights remaining,
+    """Draws the untrained masked networks' accuracy against weights remaining.
+
+    Test accuracy of the untrained masked network against weights remaining,
     one line per mask criterion: solid at the initial weights, dashed with the
     signed constant initialization; the mean over trials (analysis.science
-    read_supermasks's rows)."""
+    read_supermasks's rows).
+
+    Args:
+      rows: analysis.science.read_supermasks's rows.
+      path: as in early_stopping_figure.
+      title: as in early_stopping_figure.
+    """
     figure = ShownFigure(figsize=(7.2, 4.5))
     axes = figure.add_subplot()
     summary = science.mean_by(rows, ("criterion", "level"),

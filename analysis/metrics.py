@@ -19,10 +19,14 @@ def early_stopping(metrics: Mapping[str, Mapping[str, list]]) -> Dict[str, Any]:
     a tie. NaN or infinite losses (a diverging run) are never the minimum;
     where no loss is finite, the iteration and accuracy are NaN.
 
+    Args:
+      metrics: the run's metrics, split -> {'iteration', 'loss', 'accuracy'} lists.
+
     Returns:
-      {'early_stop_iteration', 'early_stop_split', 'early_stop_test_accuracy'}:
-      the test accuracy is the test evaluation at that iteration, or the
-      nearest one if the test split was evaluated at other iterations.
+      A dict with 'early_stop_iteration', 'early_stop_split' and
+      'early_stop_test_accuracy'. The test accuracy is the test evaluation at
+      that iteration, or the nearest one if the test split was evaluated at
+      other iterations.
 
     Raises:
       ValueError: the run evaluated neither a validation nor a test split.
@@ -47,7 +51,11 @@ def early_stopping(metrics: Mapping[str, Mapping[str, list]]) -> Dict[str, Any]:
 
 
 def run_metrics(record: Record) -> Record:
-    """The record (without its curves) plus early stopping and test accuracies."""
+    """The record (without its curves) plus early stopping and test accuracies.
+
+    Args:
+      record: one run record (load_run's).
+    """
     metrics = record["metrics"]
     row = {key: value for key, value in record.items() if key not in ("metrics", "settings")}
     row.update(early_stopping(metrics))
@@ -80,6 +88,10 @@ def label_series(records: Sequence[Record], keep: Sequence[str] = ("training_len
     each group becomes its own series, named e.g. ``lottery (rewind_iteration=500)``,
     with ``base_name`` keeping the directory's name. Settings in `keep` do not
     split (runs of different training lengths are noted by the report instead).
+
+    Args:
+      records: run records.
+      keep: settings that do not split a series.
 
     Returns:
       New records (the inputs are not changed), in the same order.
@@ -143,6 +155,11 @@ def curves(records: Iterable[Record], split: str = "test", value: str = "accurac
     Runs are aligned on the iterations they all evaluated. A NaN value makes
     its iteration's mean, minimum and maximum NaN (a gap in the figure), so a
     point is never the mean of fewer runs than `runs` says.
+
+    Args:
+      records: run records (load_experiment's, with their metrics).
+      split: 'train', 'validation' or 'test'.
+      value: 'accuracy' or 'loss'.
 
     Returns:
       (experiment_name, level) -> {'iteration', 'mean', 'min', 'max', 'runs',

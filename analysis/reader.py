@@ -46,6 +46,11 @@ class Problem:
     `kind` sorts problems: 'incomplete', 'diverged', 'malformed' (a run whose
     files are damaged), 'layout' (a directory that is not a run) or 'note'
     (a part of the report left out).
+
+    Attributes:
+      path: the run or directory.
+      reason: what is wrong, in words.
+      kind: 'incomplete', 'diverged', 'malformed', 'layout' or 'note' (above).
     """
     path: str
     reason: str
@@ -123,7 +128,14 @@ def _check_metrics(metrics: Any, path: str) -> Dict[str, Dict[str, list]]:
 
 
 def read_metrics(run_directory: str) -> Dict[str, Dict[str, list]]:
-    """A run's metrics.json: split -> {'iteration', 'loss', 'accuracy'} lists."""
+    """A run's metrics.json: split -> {'iteration', 'loss', 'accuracy'} lists.
+
+    Args:
+      run_directory: the run's directory.
+
+    Raises:
+      MalformedRun: metrics.json is missing, not valid JSON, or not metrics.
+    """
     path = paths.metrics(run_directory)
     if not os.path.isfile(path):
         raise MalformedRun(f"{paths.METRICS_FILENAME} is missing")
@@ -155,6 +167,10 @@ def mask_counts(run_directory: str, done: Optional[Dict[str, Any]] = None
                 ) -> Dict[str, Tuple[int, int]]:
     """layer -> (surviving weights, all weights), from done.json or the masks.
 
+    Args:
+      run_directory: the run's directory.
+      done: its done.json, if already read.
+
     Raises:
       MalformedRun: done.json's mask_counts is malformed, or the masks are
         missing or unreadable.
@@ -169,7 +185,15 @@ def mask_counts(run_directory: str, done: Optional[Dict[str, Any]] = None
 
 
 def read_network(run_directory: str, which: str) -> Dict[str, np.ndarray]:
-    """A run's 'initial', 'final' or 'masks', or MalformedRun naming what is wrong."""
+    """A run's 'initial', 'final' or 'masks', or MalformedRun naming what is wrong.
+
+    Args:
+      run_directory: the run's directory.
+      which: 'initial', 'final' or 'masks'.
+
+    Raises:
+      MalformedRun: the directory is missing or holds an unreadable .npy file.
+    """
     try:
         return load_network(run_directory, which)
     except FileNotFoundError as error:
@@ -185,6 +209,9 @@ def check_network_files(run_directory: str) -> None:
     Cheap: each file is memory-mapped, so its header is read and its size
     checked against the array the header announces, without reading the
     weights. A folder that is absent is left to the code that needs it.
+
+    Args:
+      run_directory: the run's directory.
 
     Raises:
       MalformedRun: a file is truncated or its header is unreadable.
@@ -229,7 +256,11 @@ def _json_type(value: Any) -> str:
 
 
 def diverged_reason(record: Dict[str, Any]) -> str:
-    """'diverged at iteration N (reason); excluded', from a diverged.json record."""
+    """'diverged at iteration N (reason); excluded', from a diverged.json record.
+
+    Args:
+      record: the run's diverged.json, as read.
+    """
     iteration = record.get("iteration")
     where = f" at iteration {iteration}" if iteration is not None else ""
     reason = record.get("reason") or "no reason recorded"
@@ -238,6 +269,10 @@ def diverged_reason(record: Dict[str, Any]) -> str:
 
 def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
     """One run as a record.
+
+    Args:
+      run_directory: the run's directory.
+      trial: the trial's name for the record (None: from the directory above the level's).
 
     Returns:
       A dict with path, trial, level, experiment_name, run_id, the
@@ -251,6 +286,8 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
       MalformedRun: the run is incomplete (IncompleteRun), diverged
         (DivergedRun), or its files are missing or broken; the message says
         which file and what is wrong.
+      IncompleteRun: the run has no done.json (a MalformedRun).
+      DivergedRun: the run diverged (a MalformedRun).
     """
     run_directory = os.path.normpath(run_directory)
     if not runs.is_complete(run_directory):
@@ -295,7 +332,11 @@ def load_run(run_directory: str, trial: Optional[str] = None) -> Record:
 
 
 def settings_of(run_info: Dict[str, Any]) -> Dict[str, Any]:
-    """The configuration fields of a run that change its results, as JSON values."""
+    """The configuration fields of a run that change its results, as JSON values.
+
+    Args:
+      run_info: the run_info of the run's done.json.
+    """
     recorded = runs.identity(run_info, ignore=config_lib.identity_ignore())
     settings = {}
     for key, default in config_lib.ExperimentConfig().identity_defaults().items():
@@ -318,6 +359,12 @@ def find_runs(root: str) -> Tuple[List[Tuple[str, str]], List[Problem]]:
 
     `root` may be an experiment root holding trial{N}/ directories, or a
     single trial directory.
+
+    Args:
+      root: an experiment root, or one trial's directory.
+
+    Raises:
+      FileNotFoundError: `root` is not a directory.
     """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"no experiment at {root!r}: expected a directory of "
@@ -356,10 +403,13 @@ def find_runs(root: str) -> Tuple[List[Tuple[str, str]], List[Problem]]:
 def load_experiment(root: str) -> Tuple[List[Record], List[Problem]]:
     """Every readable run under `root`, and a Problem for each one that is not.
 
+    Args:
+      root: an experiment root, or one trial's directory.
+
     Returns:
-      (records, problems): records sorted by experiment name, level, trial and
-      run id; problems name each incomplete, diverged or malformed run by path
-      (Problem.kind says which).
+      The pair (records, problems). Records are sorted by experiment name,
+      level, trial and run id; problems name each incomplete, diverged or
+      malformed run by path (Problem.kind says which).
     """
     found, problems = find_runs(root)
     records = []
@@ -382,7 +432,11 @@ def _sortable(value) -> Tuple[int, Any]:
 
 
 def evaluations(records: List[Record]) -> List[Record]:
-    """The long table: one row per run, split and evaluated iteration."""
+    """The long table: one row per run, split and evaluated iteration.
+
+    Args:
+      records: run records, as load_experiment returns them.
+    """
     rows = []
     for record in records:
         for split, values in record["metrics"].items():
@@ -397,7 +451,15 @@ def evaluations(records: List[Record]) -> List[Record]:
 
 
 def load_network(run_directory: str, which: str = "final") -> Dict[str, np.ndarray]:
-    """A run's 'initial', 'final' or 'masks' as a dict layer -> array."""
+    """A run's 'initial', 'final' or 'masks' as a dict layer -> array.
+
+    Args:
+      run_directory: the run's directory.
+      which: 'initial', 'final' or 'masks'.
+
+    Raises:
+      ValueError: `which` is not 'initial', 'final' or 'masks'.
+    """
     if which not in ("initial", "final", "masks"):
         raise ValueError(f"which must be 'initial', 'final' or 'masks', got {which!r}.")
     return save_restore.restore_network(getattr(paths, which)(run_directory))
@@ -405,6 +467,9 @@ def load_network(run_directory: str, which: str = "final") -> Dict[str, np.ndarr
 
 def load_ticket(run_directory: str) -> Dict[str, Dict[str, np.ndarray]]:
     """A run's {'initial', 'masks'} networks, checked to match layer for layer.
+
+    Args:
+      run_directory: the run's directory.
 
     Raises:
       MalformedRun: a network is missing or a file unreadable (truncated

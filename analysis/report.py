@@ -1,9 +1,9 @@
-"""Figures and tables for an experiment tree, from the command line or a notebook.
+"""Figures and tables for an experiment tree, from the command line or a notebook::
 
     python -m lottery_ticket.analysis.report --experiment_root=EXP --output_dir=FIGS \\
         [--levels=0,3,7,12] [--format=svg] [--title="LeNet-300-100 on MNIST"]
 
-writes into FIGS:
+writes into FIGS::
 
     early_stop_iteration.png   early-stopping iteration vs weights remaining
     early_stop_accuracy.png    test accuracy at early stopping vs weights remaining
@@ -67,7 +67,12 @@ def _parse_levels(levels: Levels) -> Optional[List[int]]:
 
 
 def default_levels(available: Sequence[int], count: int = 5) -> List[int]:
-    """Up to `count` levels spread from the first to the last available one."""
+    """Up to `count` levels spread from the first to the last available one.
+
+    Args:
+      available: the levels the runs have.
+      count: the most levels returned.
+    """
     available = sorted(set(available))
     if len(available) <= count:
         return available
@@ -109,8 +114,9 @@ def report(experiment_root: str, output_dir: str, levels: Levels = None,
       title: names the experiment in every figure; default the folder name.
 
     Returns:
-      {'written': [paths], 'problems': [reader.Problem], 'diverged':
-      [reader.Problem] (the diverged runs, also in problems), 'summary': rows}.
+      A dict with 'written' (the paths), 'problems' (reader.Problem list),
+      'diverged' (the diverged runs' Problems, also in problems) and 'summary'
+      (the rows).
 
     Raises:
       ValueError: no complete run could be read (the problems say why), or
@@ -357,7 +363,11 @@ COMMAND = flags.Command(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Command line: writes the report and lists the files and any problems."""
+    """Command line: writes the report and lists the files and any problems.
+
+    Args:
+      argv: the command-line arguments (None: sys.argv[1:]).
+    """
     COMMAND.run(argv)
 
 

@@ -32,8 +32,14 @@ def _trials(root: str) -> List[tuple]:
 
 
 def read_instability(root: str) -> List[Dict[str, Any]]:
-    """One row per instability analysis under `root`: trial, level, remaining, k,
-    instability, the endpoints' errors and the highest error on the path."""
+    """One row per instability analysis under `root`.
+
+    A row holds the trial, level, remaining, k, instability, the endpoints' errors and the
+    highest error on the path.
+
+    Args:
+      root: an experiment root, or one trial's directory.
+    """
     rows = []
     for trial, trial_dir in _trials(root):
         for level in sorted(os.listdir(trial_dir)):
@@ -55,8 +61,14 @@ def read_instability(root: str) -> List[Dict[str, Any]]:
 
 
 def read_supermasks(root: str) -> List[Dict[str, Any]]:
-    """One row per trial and level with a supermask evaluation under `root`:
-    trial, criterion (the trial's prune_scores), level, remaining and both accuracies."""
+    """One row per trial and level with a supermask evaluation under `root`.
+
+    A row holds the trial, criterion (the trial's prune_scores), level, remaining and both
+    accuracies.
+
+    Args:
+      root: an experiment root, or one trial's directory.
+    """
     rows = []
     for trial, trial_dir in _trials(root):
         path = os.path.join(trial_dir, SUPERMASK_RECORD)
@@ -74,8 +86,16 @@ def read_supermasks(root: str) -> List[Dict[str, Any]]:
 
 def mean_by(rows: Sequence[Dict[str, Any]], keys: Sequence[str],
             values: Sequence[str]) -> List[Dict[str, Any]]:
-    """Rows grouped by `keys`: the mean, min and max of each of `values`, and the
-    number of rows ('trials')."""
+    """Rows grouped by `keys`, with the mean, min and max of `values`.
+
+    Rows grouped by `keys`: the mean, min and max of each of `values`, and the
+    number of rows ('trials').
+
+    Args:
+      rows: dicts, one per row.
+      keys: the fields rows are grouped by.
+      values: the numeric fields summarized.
+    """
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row[key] for key in keys), []).append(row)
@@ -93,8 +113,15 @@ def mean_by(rows: Sequence[Dict[str, Any]], keys: Sequence[str],
 
 
 def instability_markdown(rows: Sequence[Dict[str, Any]], title: str) -> str:
-    """The instability table: per level (weights remaining) and k, the mean
-    instability and endpoint error over trials, in percent."""
+    """The instability table as Markdown.
+
+    The instability table: per level (weights remaining) and k, the mean
+    instability and endpoint error over trials, in percent.
+
+    Args:
+      rows: read_instability's rows.
+      title: the table's heading, before ': instability analysis'.
+    """
     summary = mean_by(rows, ("level", "k"), ("remaining", "instability", "error_a",
                                              "error_b", "highest_error"))
     lines = [f"# {title}: instability analysis", "",

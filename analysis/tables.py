@@ -11,7 +11,11 @@ Record = Dict[str, Any]
 
 
 def to_csv(rows: Sequence[Record]) -> str:
-    """CSV text with a header of every key that appears, in first-seen order."""
+    """CSV text with a header of every key that appears, in first-seen order.
+
+    Args:
+      rows: dicts, one per row.
+    """
     columns: List[str] = []
     for row in rows:
         columns.extend(key for key in row if key not in columns)
@@ -23,12 +27,23 @@ def to_csv(rows: Sequence[Record]) -> str:
 
 
 def write_csv(path: str, rows: Sequence[Record]) -> None:
-    """Writes rows as CSV, atomically."""
+    """Writes rows as CSV, atomically.
+
+    Args:
+      path: the file.
+      rows: dicts, one per row.
+    """
     save_restore.write_bytes_atomically(path, to_csv(rows).encode("utf-8"))
 
 
 def plural(count: int, noun: str, plural_noun: str = "") -> str:
-    """'1 run', '2 runs', '0 runs'."""
+    """'1 run', '2 runs', '0 runs'.
+
+    Args:
+      count: how many.
+      noun: the singular noun.
+      plural_noun: the plural, if not noun + 's'.
+    """
     return f"{count} {noun if count == 1 else (plural_noun or noun + 's')}"
 
 

@@ -95,6 +95,10 @@ def _check_labels(path: str, labels: np.ndarray) -> np.ndarray:
 def parse_python_batch(data: bytes, path: str) -> Split:
     """uint8 images [N, 32, 32, 3] and labels [N] from a pickled batch's bytes.
 
+    Args:
+      data: the batch file's bytes.
+      path: the file, for messages.
+
     Raises:
       Cifar10FormatError: the bytes are truncated, not a pickle, or not a
         batch (no data/labels, or a wrong shape); the message names `path`.
@@ -125,6 +129,10 @@ def parse_python_batch(data: bytes, path: str) -> Split:
 
 def parse_binary_batch(data: bytes, path: str) -> Split:
     """uint8 images [N, 32, 32, 3] and labels [N] from a binary batch's bytes.
+
+    Args:
+      data: the batch file's bytes.
+      path: the file, for messages.
 
     Raises:
       Cifar10FormatError: the size is not a whole number of records (the file
@@ -200,6 +208,9 @@ class _Source:
 def find_source(location: str) -> _Source:
     """The batches at `location`, in the order the module docstring gives.
 
+    Args:
+      location: the directory holding the data.
+
     Raises:
       FileNotFoundError: none of them is there; the message says what was
         looked for and how to get it.
@@ -221,8 +232,13 @@ def find_source(location: str) -> _Source:
 
 
 def data_files(location: str) -> List[str]:
-    """The files the reader reads at `location`, relative to it (for the data's identity);
-    empty if there is no CIFAR-10 data there."""
+    """The files the reader reads at `location`, relative to it.
+
+    They are the data's identity; the list is empty if there is no CIFAR-10 data there.
+
+    Args:
+      location: the directory holding the data.
+    """
     try:
         source = find_source(location)
     except FileNotFoundError:
@@ -232,6 +248,9 @@ def data_files(location: str) -> List[str]:
 
 def load(location: str) -> Tuple[Split, Split]:
     """Reads ((train images, labels), (test images, labels)) as uint8, images NHWC.
+
+    Args:
+      location: the directory holding the data (batches or the archive).
 
     Raises:
       FileNotFoundError: no data, or a batch file missing (named).
@@ -245,11 +264,16 @@ def load(location: str) -> Tuple[Split, Split]:
 
 
 def channel_statistics(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and population standard deviation of uint8 NHWC images scaled
+    """Per-channel mean and standard deviation of uint8 images.
+
+    Per-channel mean and population standard deviation of uint8 NHWC images scaled
     to [0, 1], as float32 [3]; a constant channel gets standard deviation 1.
 
     Computed from each channel's histogram of the 256 byte values, which is exact
     and needs no float copy of the images.
+
+    Args:
+      images: uint8 images [N, height, width, 3].
     """
     values = np.arange(256, dtype=np.float64) / 255.0
     means, stds = [], []

@@ -32,6 +32,10 @@ class IdxFormatError(ValueError):
 def find_file(location: str, name: str) -> str:
     """Path of `name` or `name.gz` in `location`; a clear error if neither.
 
+    Args:
+      location: the directory holding the IDX files.
+      name: the file's name, without .gz.
+
     Raises:
       NotADirectoryError: `location` is a file (one of the IDX files, say).
       FileNotFoundError: neither file is there.
@@ -63,6 +67,10 @@ def _read_bytes(path: str) -> bytes:
 def read_idx(path: str, expected_magic: int) -> np.ndarray:
     """Reads an IDX file of unsigned bytes into a uint8 array.
 
+    Args:
+      path: the IDX file (.gz or not).
+      expected_magic: the magic number its header must hold (images and labels differ).
+
     Raises:
       IdxFormatError: the magic number is not `expected_magic` or the file
         holds fewer bytes than its header promises.
@@ -89,7 +97,18 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
 
 def load_split(location: str, images_name: str, labels_name: str
                ) -> Tuple[np.ndarray, np.ndarray]:
-    """Reads one split: uint8 images [N, 28, 28] and uint8 labels [N]."""
+    """Reads one split: uint8 images [N, 28, 28] and uint8 labels [N].
+
+    Args:
+      location: the directory holding the IDX files.
+      images_name: the images file's name (without .gz).
+      labels_name: the labels file's name (without .gz).
+
+    Raises:
+      IdxFormatError: a damaged file, or images and labels of different counts.
+      FileNotFoundError: a file is missing (see find_file; NotADirectoryError where
+        `location` is a file).
+    """
     images_path = find_file(location, images_name)
     labels_path = find_file(location, labels_name)
     images = read_idx(images_path, _IMAGES_MAGIC)
@@ -115,6 +134,9 @@ class DatasetMnist(DatasetBase):
         the validation split (5,000 in the paper); 0 for none.
       normalize: scale pixels to [0, 1]; otherwise keep 0..255.
       permutation_seed: seeds the label permutation.
+
+    Raises:
+      ValueError: `validation_size` is not in [0, training examples).
     """
 
     def __init__(self, mnist_location: str, flatten: bool = True,

@@ -26,12 +26,20 @@ logger = logging.getLogger("lottery_ticket")
 
 
 def mirrors(dataset: str) -> List[str]:
-    """The public mirrors of a registered data set."""
+    """The public mirrors of a registered data set.
+
+    Args:
+      dataset: a registered data set's name.
+    """
     return list(registry.DATASETS.get(dataset).mirrors)
 
 
 def checksums(dataset: str) -> Dict[str, str]:
-    """file name -> published MD5 of a registered data set."""
+    """file name -> published MD5 of a registered data set.
+
+    Args:
+      dataset: a registered data set's name.
+    """
     return dict(registry.DATASETS.get(dataset).files)
 
 
@@ -51,13 +59,24 @@ class DownloadError(RuntimeError):
 
 
 def md5(data: bytes) -> str:
-    """Hex MD5 of bytes."""
+    """Hex MD5 of bytes.
+
+    Args:
+      data: the bytes.
+    """
     return hashlib.md5(data).hexdigest()
 
 
 def download_file(filename: str, expected_md5: str, urls: Sequence[str], location: str,
                   timeout: float = 60.0) -> str:
     """Fetches one file from the first mirror that serves it intact.
+
+    Args:
+      filename: the file's name, appended to each mirror URL and written under `location`.
+      expected_md5: its published MD5.
+      urls: the mirrors' base URLs (or local directories), tried in turn.
+      location: the directory written to.
+      timeout: seconds each request may take.
 
     Returns:
       The path written.
@@ -150,6 +169,10 @@ def extract_archive(archive: str, location: str) -> List[str]:
     with one unsafe member writes nothing, and no link already in the
     location is followed. Files are written atomically; one
     already there with the same bytes is left untouched.
+
+    Args:
+      archive: the tar.gz file.
+      location: the directory extracted into.
 
     Returns:
       The paths of the files in the archive.

@@ -28,8 +28,8 @@ class DatasetSpec:
     """How to read a data set, and where to download it from.
 
     Attributes:
-      build: build(location, *, flatten, validation_size, batch_size,
-        train_order_seed) -> DatasetBase.
+      build: ``build(location, *, flatten, validation_size, batch_size,
+        train_order_seed) -> DatasetBase``.
       files: file name -> published MD5.
       mirrors: base URLs tried in turn.
       verify: verify(location) reads the files back after a download, so a
@@ -132,6 +132,18 @@ def build(name: str, location: str, *, flatten: bool = True, validation_size: in
           batch_size: int = 60, train_order_seed: int = 0) -> DatasetBase:
     """Reads the data set `name` from `location`.
 
+    Args:
+      name: a registered data set's name.
+      location: the directory holding its files.
+      flatten: give each example as a vector instead of an image.
+      validation_size: examples held out from the end of the training set as the validation
+        split.
+      batch_size: examples per training batch.
+      train_order_seed: seeds the order of the training batches.
+
+    Returns:
+      The data set, a DatasetBase.
+
     Raises:
       ValueError: `name` is not registered (the message lists those that are).
     """
@@ -146,7 +158,11 @@ _checksums: Dict[Tuple[str, int, int], str] = {}
 
 
 def file_md5(path: str) -> str:
-    """Hex MD5 of a file, read in blocks."""
+    """Hex MD5 of a file, read in blocks.
+
+    Args:
+      path: the file.
+    """
     digest = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -187,6 +203,10 @@ def fingerprint(name: str, location: str) -> Dict[str, Any]:
     extracted batches, or the archive where only that is there); one
     registered without a list of files by every file in its location.
     Missing files are left for the reader to report.
+
+    Args:
+      name: a registered data set's name.
+      location: the directory holding its files.
     """
     spec = DATASETS.get(name)
     if spec.read_files is not None:

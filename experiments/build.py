@@ -19,7 +19,15 @@ from lottery_ticket.foundations.save_restore import Network
 
 
 def check(config: ExperimentConfig) -> None:
-    """Raises ValueError if a name in `config` is not registered, before any work."""
+    """Raises ValueError if a name in `config` is not registered, before any work.
+
+    Args:
+      config: the experiment's configuration.
+
+    Raises:
+      ValueError: an unregistered data set, model, optimizer or pruning strategy, model
+        settings the model cannot take, or an unknown kernel initializer.
+    """
     dataset_registry.DATASETS.get(config["dataset"])
     components.model_builder(config["model"])
     components.OPTIMIZERS.get(config["optimizer"])
@@ -42,7 +50,15 @@ def _cached_dataset(name: str, location: str, flatten: bool, validation_size: in
 
 
 def dataset(config: ExperimentConfig, train_order_seed: int) -> DatasetBase:
-    """The configured data set, read once per process for each set of arguments."""
+    """The configured data set, read once per process for each set of arguments.
+
+    Args:
+      config: the experiment's configuration.
+      train_order_seed: seeds the order of the training batches.
+
+    Raises:
+      ValueError: no data_location is configured, or the data set is not registered.
+    """
     if not config["data_location"]:
         raise ValueError(f"no data location: pass --data_location=DIR (the directory "
                          f"of the {config['dataset']} files).")
@@ -53,8 +69,16 @@ def dataset(config: ExperimentConfig, train_order_seed: int) -> DatasetBase:
 
 def model(config: ExperimentConfig, presets: Optional[Network] = None,
           masks: Optional[Network] = None, seed: Optional[int] = None) -> ModelBase:
-    """A fresh model of the configured architecture, with the training settings that
-    live in the model (L2 weight decay, label smoothing, augmentation).
+    """A fresh model of the configured architecture.
+
+    It holds the training settings that live in the model (L2 weight decay, label smoothing,
+    augmentation).
+
+    Args:
+      config: the experiment's configuration.
+      presets: layer -> initial weights (None: drawn from the model's seed).
+      masks: layer -> mask (None: dense).
+      seed: the model's seed (initial weights, dropout, augmentation).
 
     Raises:
       ValueError: such a setting for a model that cannot take it.
@@ -78,8 +102,10 @@ build_model = model  # the name check_fit uses, where `model` is its argument
 
 
 def optimizer_fn(config: ExperimentConfig, start_iteration: int = 0) -> Callable[[], Any]:
-    """A function that makes a fresh configured optimizer: with the learning-rate
-    schedule (lr_drops, warmup_iterations) and decoupled weight decay, if set.
+    """A function that makes a fresh configured optimizer.
+
+    The optimizer has the learning-rate schedule (lr_drops, warmup_iterations) and decoupled
+    weight decay, if set.
 
     Epoch drop points are converted with the data set's iterations per epoch.
 
@@ -124,7 +150,14 @@ def _iterations_per_epoch(name: str, location: str, validation_size: int,
 
 
 def iterations_per_epoch(config: ExperimentConfig) -> int:
-    """The configured data set's training iterations per epoch (read once per process)."""
+    """The configured data set's training iterations per epoch (read once per process).
+
+    Args:
+      config: the experiment's configuration.
+
+    Raises:
+      ValueError: no data_location is configured.
+    """
     if not config["data_location"]:
         raise ValueError("lr_drops in epochs need the data set's size: pass "
                          "--data_location=DIR, or give --lr_drop_unit=iterations.")
@@ -133,8 +166,15 @@ def iterations_per_epoch(config: ExperimentConfig) -> int:
 
 
 def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> int:
-    """The seed of random pruning scores: drawn from prune_seed and the trial's seed,
-    so that the trials of a batch are pruned differently and each is repeatable."""
+    """The seed of random pruning scores.
+
+    Drawn from prune_seed and the trial's seed, so that the trials of a batch are pruned
+    differently and each is repeatable.
+
+    Args:
+      config: the experiment's configuration.
+      trial_seed: the trial's seed (None, or scores that are not random: prune_seed itself).
+    """
     if trial_seed is None or "random" not in config["prune_scores"]:
         return config["prune_seed"]
     state = np.random.SeedSequence([int(config["prune_seed"]), int(trial_seed)])
@@ -143,11 +183,17 @@ def scores_seed(config: ExperimentConfig, trial_seed: Optional[int] = None) -> i
 
 def prune_fn(config: ExperimentConfig, trial_seed: Optional[int] = None
              ) -> pruning.PruningRule:
-    """The configured pruning rule: rule(masks, final_weights, level=None,
-    context=None) -> the next level's masks, random scores seeded by
-    scores_seed(config, trial_seed). It accepts `context`, so the experiment
-    loop hands it the model and data providers scores such as snip read;
-    rule.get_config() is what runs record."""
+    """The configured pruning rule.
+
+    rule(masks, final_weights, level=None, context=None) -> the next level's masks, random
+    scores seeded by scores_seed(config, trial_seed). It accepts `context`, so the
+    experiment loop hands it the model and data providers scores such as snip read;
+    rule.get_config() is what runs record.
+
+    Args:
+      config: the experiment's configuration.
+      trial_seed: the trial's seed, mixed into the seed of random scores (see scores_seed).
+    """
     pruning_config = dataclasses.replace(config.pruning,
                                          prune_seed=scores_seed(config, trial_seed))
     return components.PRUNING.get(config["pruning"])(pruning_config)
@@ -155,7 +201,12 @@ def prune_fn(config: ExperimentConfig, trial_seed: Optional[int] = None
 
 def pruning_rule_config(config: ExperimentConfig, trial_seed: Optional[int] = None
                         ) -> Dict[str, Any]:
-    """What a run records of its pruning rule (done.json's run_info.pruning_rule)."""
+    """What a run records of its pruning rule (done.json's run_info.pruning_rule).
+
+    Args:
+      config: the experiment's configuration.
+      trial_seed: the trial's seed (see scores_seed).
+    """
     rule = prune_fn(config, trial_seed)
     get_config = getattr(rule, "get_config", None)
     return get_config() if callable(get_config) else {"builder": config["pruning"]}
@@ -170,9 +221,10 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
       config: the configuration (for prune_percents).
       dataset: the data.
       model: the model; built here.
-      masks, presets: the run's masks and presets, if any: each must name
-        every layer of the model (a missing file would silently train that
-        layer dense, or from a random start).
+      masks: the run's masks, if any: they must name every layer of the model (a
+        missing file would silently train that layer dense).
+      presets: the run's initial weights, if any: they must name every layer of the
+        model (a missing file would silently train that layer from a random start).
       pruned: whether prune_percents will be used (a lottery trial).
 
     Raises:
@@ -218,5 +270,9 @@ def check_fit(config: ExperimentConfig, dataset: DatasetBase, model: ModelBase,
 
 
 def data_identity(config: ExperimentConfig) -> Dict[str, Any]:
-    """What identifies the data a run trains on: its name and its files' checksums."""
+    """What identifies the data a run trains on: its name and its files' checksums.
+
+    Args:
+      config: the experiment's configuration.
+    """
     return dataset_registry.fingerprint(config["dataset"], config["data_location"])

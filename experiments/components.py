@@ -79,9 +79,15 @@ for _architecture in ("conv2", "conv4", "conv6"):
 
 
 def keras_builder(function: Callable[..., Any], name: str) -> ModelBuilder:
-    """The model builder of a Keras model: `function` builds the Keras model
-    (taking one example's shape, or nothing) and the library's KerasModel trains it,
-    its initial values drawn from its layers' initializers with the run's seed.
+    """The model builder of a Keras model.
+
+    `function` builds the Keras model (taking one example's shape, or nothing) and the
+    library's KerasModel trains it, its initial values drawn from its layers' initializers
+    with the run's seed.
+
+    Args:
+      function: builds the Keras model, from one example's shape or from nothing.
+      name: the model's name (for messages).
     """
     def build(config, presets: Optional[Network], masks: Optional[Network],
               seed: Optional[int]) -> ModelBase:
@@ -97,8 +103,12 @@ def keras_builder(function: Callable[..., Any], name: str) -> ModelBuilder:
 
 
 def model_builder(name: str) -> ModelBuilder:
-    """The builder of a registered model, or of 'module:function' (a function that
-    builds a Keras model, see keras_builder).
+    """The builder of a registered model, or of 'module:function'.
+
+    'module:function' names a function that builds a Keras model (see keras_builder).
+
+    Args:
+      name: a name registered in MODELS, or 'module:function'.
 
     Raises:
       ValueError: an unregistered name, or a module or function that is not there.

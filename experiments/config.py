@@ -17,6 +17,7 @@ one ``ExperimentConfig`` of its own.
 """
 
 import dataclasses
+import re
 import typing
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
@@ -46,7 +47,14 @@ def _field(default: Any, help: str, identity: bool = True) -> Any:  # noqa: A002
 
 
 def parse_training_len(training_len: Any) -> TrainingLen:
-    """('iterations', N) or ('epochs', N) from a pair or the text 'iterations:N'."""
+    """('iterations', N) or ('epochs', N) from a pair or the text 'iterations:N'.
+
+    Args:
+      training_len: a pair (unit, N) or the text 'iterations:N' / 'epochs:N'.
+
+    Raises:
+      ValueError: neither form, or N not a whole number >= 1 (the message shows the form).
+    """
     if isinstance(training_len, str):
         unit, _, amount = training_len.replace(",", ":").partition(":")
         unit, amount = unit.strip(" ('\"[]"), amount.strip(" )'\"[]")
@@ -66,6 +74,9 @@ def parse_training_len(training_len: Any) -> TrainingLen:
 
 def parse_level_list(levels: Any) -> List[int]:
     """Distinct levels >= 1, sorted, from a list or the text '3,7,12'.
+
+    Args:
+      levels: a list of whole numbers, or the text '3,7,12'.
 
     Raises:
       ValueError: not a list of distinct whole numbers >= 1 (the message shows the form).
@@ -87,6 +98,9 @@ def parse_level_list(levels: Any) -> List[int]:
 
 def parse_drops(drops: Any) -> List[int]:
     """The learning-rate drop points, increasing whole numbers, from '80,120'.
+
+    Args:
+      drops: a list of whole numbers, or the text '80,120' ('' for none).
 
     Raises:
       ValueError: not increasing positive whole numbers (the message shows the form).
@@ -127,7 +141,16 @@ def _parse_percents(percents: Any) -> Dict[str, float]:
 
 
 def coerce(name: str, annotation: Any, value: Any) -> Any:
-    """The value as the field's type, or a ValueError naming the field."""
+    """The value as the field's type, or a ValueError naming the field.
+
+    Args:
+      name: the field's name (for the message).
+      annotation: the field's type.
+      value: the value given (a string from a flag, or a value of the type).
+
+    Raises:
+      ValueError: the value is not of the field's type (naming the field).
+    """
     if annotation is TrainingLen:
         return parse_training_len(value)
     if annotation is Layers:
@@ -175,7 +198,11 @@ class _Concern:
         self.check()
 
     def check(self) -> None:
-        """Raises ValueError for values out of range; subclasses add their rules."""
+        """Raises ValueError for values out of range; subclasses add their rules.
+
+        Raises:
+          ValueError: naming the field, its value and what it may be.
+        """
 
     def to_json(self) -> Dict[str, Any]:
         """The fields as JSON-ready values (tuples as lists)."""
@@ -372,6 +399,25 @@ CONCERNS = (("data", DataConfig), ("model", ModelConfig), ("training", TrainConf
             ("pruning", PruneConfig))
 
 
+def _field_docs(cls: type) -> str:
+    """The class docstring with an Attributes: section made of its fields' help.
+
+    The help is the one text of a field (runner flags and ``--help`` show it too),
+    so the API reference shows it instead of a copy that could go stale.
+    """
+    lines = [(cls.__doc__ or "").rstrip(), "", "Attributes:"]
+    for field in dataclasses.fields(cls):
+        # Escaped so that reStructuredText reads the help as plain text.
+        text = re.sub(r"([*|`\\])", r"\\\1", field.metadata["help"])
+        text = re.sub(r"_(?=\W|$)", r"\\_", text)
+        lines.append(f"  {field.name}: {text}")
+    return "\n".join(lines) + "\n"
+
+
+for _, _concern in CONCERNS:
+    _concern.__doc__ = _field_docs(_concern)
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Everything that decides an experiment's results, by concern.
@@ -381,6 +427,12 @@ class ExperimentConfig:
 
         config = ExperimentConfig().replace(training_len=("iterations", 2000),
                                             learning_rate=0.05)
+
+    Attributes:
+      data: which data set, where it is, and how it is split (DataConfig).
+      model: which network (ModelConfig).
+      training: how one network is trained (TrainConfig).
+      pruning: how the masks shrink from one level to the next (PruneConfig).
     """
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -407,7 +459,11 @@ class ExperimentConfig:
         return getattr(getattr(self, fields[name][0]), name)
 
     def replace(self, **values: Any) -> "ExperimentConfig":
-        """A copy with the named fields changed (checked like any new configuration)."""
+        """A copy with the named fields changed (checked like any new configuration).
+
+        Raises:
+          ValueError: an unknown field (naming the closest known one) or a bad value.
+        """
         fields = ExperimentConfig.fields()
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -430,6 +486,11 @@ class ExperimentConfig:
 
         Fields missing from `values` keep their value in `base` (default: the
         dataclasses' defaults), as for a run written before the field existed.
+
+        Args:
+          values: to_json()'s output (by concern), or a flat field name -> value map.
+          base: the configuration whose values fill the fields `values` lacks (None: the
+            defaults).
 
         Raises:
           ValueError: an unknown field (naming the closest known one) or a bad value.
@@ -459,14 +520,22 @@ RECORDED_ONLY = ("pruning_rule",)
 
 
 def identity_ignore() -> Tuple[str, ...]:
-    """Identity keys that do not set runs apart, for runs.identity(): the fields that
-    do not change results, and what the configuration decides (RECORDED_ONLY)."""
+    """Identity keys that do not set runs apart, for runs.identity().
+
+    The fields that do not change results, and what the configuration decides
+    (RECORDED_ONLY).
+    """
     return tuple(f"config.{name}" for name in ExperimentConfig.non_identity_fields()) + \
         RECORDED_ONLY
 
 
 def unknown_setting_message(name: str, known: Iterable[str]) -> str:
-    """'unknown setting X; did you mean Y?' with the list of settings."""
+    """'unknown setting X; did you mean Y?' with the list of settings.
+
+    Args:
+      name: the unknown setting.
+      known: the settings there are.
+    """
     guess = registry.closest(name, known)
     hint = f" Did you mean {guess!r}?" if guess else ""
     return (f"unknown setting {name!r}.{hint} Settings: {', '.join(sorted(known))}.")

@@ -57,7 +57,14 @@ CONTROLS = kinds.control_names()
 
 
 def ticket_masks(masks: save_restore.NetworkLike) -> Network:
-    """A ticket's masks, checked: 0/1 values, and every layer keeps a weight."""
+    """A ticket's masks, checked: 0/1 values, and every layer keeps a weight.
+
+    Args:
+      masks: the ticket's masks (a dict or a masks/ directory).
+
+    Raises:
+      ValueError: a mask holds values other than 0 and 1, or keeps no weight.
+    """
     values = save_restore.standardize(masks)
     for layer, mask in values.items():
         mask = np.asarray(mask)
@@ -71,8 +78,19 @@ def ticket_masks(masks: save_restore.NetworkLike) -> Network:
 
 
 def ticket_presets(presets: save_restore.NetworkLike, masks: Network) -> Network:
-    """A ticket's initial weights, checked to belong to its masks: nonzero at every
-    surviving position (initial weights of another level's run are 0 there)."""
+    """A ticket's initial weights, checked to belong to its masks.
+
+    They must be nonzero at every surviving position (initial weights of another level's run
+    are 0 there).
+
+    Args:
+      presets: the ticket's initial weights (a dict or an initial/ directory).
+      masks: the ticket's checked masks.
+
+    Raises:
+      ValueError: the presets are 0 at a surviving position (another level's initial
+        weights).
+    """
     values = save_restore.standardize(presets)
     for layer, mask in masks.items():
         if layer in values and np.shape(values[layer]) == np.shape(mask):
@@ -244,8 +262,16 @@ def run_controls(control: str, output_dirs: Sequence[str], masks: save_restore.N
         modes), rearrange or random_prune.
       output_dirs: the run directories, one per seed, e.g.
         {trial}/{level}/{control}{run_id} for run_id 1..K.
-      masks, presets, config, train_order_seed, override: as in the single
-        control (reinitialize, rearrange, random_prune), for every run.
+      masks: as in the single control (reinitialize, rearrange, random_prune), for every
+        run.
+      presets: as in the single control (reinitialize, rearrange, random_prune), for every
+        run.
+      config: as in the single control (reinitialize, rearrange, random_prune), for every
+        run.
+      train_order_seed: as in the single control (reinitialize, rearrange, random_prune),
+        for every run.
+      override: as in the single control (reinitialize, rearrange, random_prune), for every
+        run.
       seeds: each run's control seed (the argfiles use 1000 * trial + run_id).
       progress: as in trainer.train (False: show nothing).
 
@@ -344,6 +370,10 @@ def reinitialize(output_dir: str, masks: save_restore.NetworkLike,
 
     Returns:
       (initial_weights, final_weights).
+
+    Raises:
+      ValueError: an unknown `mode`, masks or presets that do not fit the ticket, or a
+        configuration that differs from the ticket's (see resolve).
     """
     if mode not in REINITIALIZE_MODES:
         raise ValueError(f"mode {mode!r} is not one of {REINITIALIZE_MODES}.")
@@ -358,7 +388,18 @@ def rearrange(output_dir: str, masks: save_restore.NetworkLike,
               ) -> Tuple[Network, Network]:
     """Trains the ticket's initial values moved to random positions in each layer.
 
-    Args as in reinitialize; `presets` is the ticket's initial weights.
+    Args:
+      output_dir: the run directory, e.g. {trial}/{level}/rearrange1.
+      masks: the ticket's masks (dict or directory, e.g. .../lottery/masks).
+      presets: the ticket's initial weights (.../lottery/initial).
+      seed: the control's seed; other seeds give other arrangements.
+      config: the configuration; default the ticket's (see reinitialize).
+      train_order_seed: batch order; default `seed`.
+      override: settings (or 'data') in which the control may differ from
+        its ticket.
+
+    Returns:
+      (initial_weights, final_weights).
     """
     (run,) = _control_runs("rearrange", masks, presets, [seed], config, train_order_seed,
                            override)
@@ -372,8 +413,18 @@ def random_prune(output_dir: str, masks: save_restore.NetworkLike,
                  ) -> Tuple[Network, Network]:
     """Trains random masks of the ticket's per-layer size from the original init.
 
-    Args as in reinitialize; `masks` is read only for its per-layer counts and
-    `presets` must be the dense level-0 initial weights ({trial}/0/lottery/initial).
+    Args:
+      output_dir: the run directory, e.g. {trial}/{level}/random_prune1.
+      masks: the ticket's masks, read only for their per-layer counts.
+      presets: the dense level-0 initial weights ({trial}/0/lottery/initial).
+      seed: the control's seed; other seeds give other masks.
+      config: the configuration; default the ticket's (see reinitialize).
+      train_order_seed: batch order; default `seed`.
+      override: settings (or 'data') in which the control may differ from
+        its ticket.
+
+    Returns:
+      (initial_weights, final_weights).
 
     Raises:
       ValueError: `presets` has zeros where the random mask keeps weights,

@@ -48,8 +48,16 @@ def run_model(run_dir: str, input_shape: Optional[Sequence[int]] = None) -> Kera
 
 def export_run(run_dir: str, path: str, input_shape: Optional[Sequence[int]] = None,
                compacted: bool = False) -> keras.Model:
-    """Saves the finished run's network as a plain Keras model (.keras) at `path`;
+    """Saves a finished run's network as a plain Keras model (.keras).
+
+    Saves the finished run's network as a plain Keras model (.keras) at `path`;
     with `compacted`, without the units and filters pruning left unread (compact()).
+
+    Args:
+      run_dir: the finished run's directory.
+      path: where the .keras file is written (must not exist).
+      input_shape: one example's shape; default: read from the run's data set.
+      compacted: leave out the units and filters that pruning left unread.
 
     Returns:
       The saved Keras model.
@@ -73,7 +81,11 @@ def export_run(run_dir: str, path: str, input_shape: Optional[Sequence[int]] = N
 
 
 def sparsity(model: keras.Model) -> float:
-    """Fraction of the Dense and Conv2D kernels' weights that are exactly 0."""
+    """Fraction of the Dense and Conv2D kernels' weights that are exactly 0.
+
+    Args:
+      model: a Keras model.
+    """
     kernels = [layer.kernel.numpy() for layer in model.layers
                if isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D))]
     total = sum(k.size for k in kernels)
@@ -81,7 +93,11 @@ def sparsity(model: keras.Model) -> float:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """python -m lottery_ticket.experiments.export RUN_DIR TICKET.keras"""
+    """The command line: ``python -m lottery_ticket.experiments.export RUN_DIR TICKET.keras``.
+
+    Args:
+      argv: the command-line arguments (None: sys.argv[1:]).
+    """
     import argparse
     parser = argparse.ArgumentParser(description="Export a finished run's network as a "
                                      "plain Keras model (.keras).")
@@ -110,10 +126,11 @@ _CHANNELWISE = (keras.layers.BatchNormalization, keras.layers.Dropout, keras.lay
 
 
 def compact(model: keras.Model) -> keras.Model:
-    """A smaller Keras model computing the same outputs (to float rounding): every
-    unit or filter that nothing downstream reads is removed, with its kernel column,
-    bias, batch normalization values and the consumers' kernel rows. The output
-    layer keeps all its units.
+    """A smaller Keras model computing the same outputs (to float rounding).
+
+    Every unit or filter that nothing downstream reads is removed, with its kernel column,
+    bias, batch normalization values and the consumers' kernel rows. The output layer keeps
+    all its units.
 
     Sequential models: a unit goes when the next Dense/Conv2D layer's rows for it
     are all 0 (as unit and filter pruning leave them). Functional models (e.g. a

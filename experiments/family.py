@@ -60,18 +60,33 @@ class Family:
                 if kind.argfile is not None and kind.argfile_main is not None]
 
     def check_offers(self, kind: str) -> None:
-        """Raises ValueError unless the family offers the experiment kind `kind`."""
+        """Raises ValueError unless the family offers the experiment kind `kind`.
+
+        Args:
+          kind: an experiment kind's name (experiments.kinds).
+
+        Raises:
+          ValueError: naming the kinds the family offers.
+        """
         if self.kinds is not None and kind not in self.kinds:
             raise ValueError(f"the family {self.name} offers the experiment kinds "
                              f"{', '.join(self.kinds)}, not {kind!r}: add it to its "
                              "Family(kinds=...).")
 
     def defaults_for(self, model: str) -> ExperimentConfig:
-        """The default configuration of the family's runs of `model`."""
+        """The default configuration of the family's runs of `model`.
+
+        Args:
+          model: a model name the family registers.
+        """
         return self.model_defaults.get(model, self.defaults)
 
     def for_model(self, model: str) -> "Family":
-        """This family with `model`'s defaults as its defaults (e.g. for argfiles)."""
+        """This family with `model`'s defaults as its defaults (e.g. for argfiles).
+
+        Args:
+          model: a model name the family registers.
+        """
         return dataclasses.replace(self, defaults=self.defaults_for(model))
 
     @property

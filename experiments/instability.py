@@ -59,13 +59,24 @@ DEFAULT_POINTS = 30
 
 
 def directory(trial_dir: str, level: int, k: int) -> str:
-    """{trial_dir}/{level}/instability_k{k}."""
+    """{trial_dir}/{level}/instability_k{k}.
+
+    Args:
+      trial_dir: the trial's directory.
+      level: the pruning level analysed.
+      k: the iteration the copies start from.
+    """
     return paths.run(trial_dir, level, RUN_NAME, int(k))
 
 
 def interpolate(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray],
                 alpha: float) -> Network:
     """(1 - alpha) * first + alpha * second, for every array of `first`.
+
+    Args:
+      first: name -> array of one network.
+      second: name -> array of the other, with the same names and shapes.
+      alpha: the weight of `second`, in [0, 1].
 
     Raises:
       ValueError: the two networks hold different arrays or shapes.
@@ -83,7 +94,11 @@ def interpolate(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray
 
 
 def instability_of(errors: Sequence[float]) -> float:
-    """Highest error on the path minus the mean of its two endpoints' errors."""
+    """Highest error on the path minus the mean of its two endpoints' errors.
+
+    Args:
+      errors: the errors at the points of the path, from one endpoint to the other.
+    """
     errors = [float(error) for error in errors]
     return max(errors) - 0.5 * (errors[0] + errors[-1])
 
@@ -95,7 +110,8 @@ def evaluate_path(config: ExperimentConfig, first: Network, second: Network,
 
     Args:
       config: the configuration (architecture and data).
-      first, second: layer -> kernel and '{layer}.bias' -> bias values.
+      first: layer -> kernel and '{layer}.bias' -> bias values.
+      second: layer -> kernel and '{layer}.bias' -> bias values.
       masks: layer -> 0/1 mask (None: dense); applied at every point.
       points: how many evenly spaced points, both endpoints included (>= 2).
       split: the split evaluated ('test', 'validate', 'train').
@@ -142,6 +158,13 @@ def start_weights(trial_dir: str, k: int, config: ExperimentConfig,
     k = 0: level 0's initial/; else its rewind{k}/ snapshot if it has one, else
     the final weights of a start run trained 0..k with level 0's seeds and
     batch order ({trial}/0/instability_k{k}/start, resumable).
+
+    Args:
+      trial_dir: the trial's directory.
+      k: the iteration whose weights are wanted.
+      config: the experiment's configuration (for a start run).
+      lottery_name: the run name of the trial's runs.
+      progress: as in trainer.train (for a start run).
     """
     level0 = _level0(trial_dir, lottery_name)
     if int(k) == 0:
@@ -191,11 +214,22 @@ def _check_same(record: Mapping[str, Any], settings: Mapping[str, Any], where: s
 def train_copies(copy_dirs: Sequence[str], config: ExperimentConfig, masks: Network,
                  presets: Network, seeds: Sequence[int], extras: Sequence[Mapping[str, Any]],
                  progress: Progress = None) -> None:
-    """Trains (or reads back) the copies, each as single_run.train would (seed = its
-    batch order and dropout seed, run_info extended by its extra): together as a
-    population of 2 for fully-connected networks (one compiled program, faster),
-    one after the other otherwise. Either way each copy's files are those its
-    single run would have, so a rerun reads them back."""
+    """Trains (or reads back) the copies of an instability analysis.
+
+    Each copy trains as single_run.train would (seed = its batch order and dropout seed,
+    run_info extended by its extra): together as a population of 2 for fully-connected
+    networks (one compiled program, faster), one after the other otherwise. Either way each
+    copy's files are those its single run would have, so a rerun reads them back.
+
+    Args:
+      copy_dirs: the copies' run directories.
+      config: the experiment's configuration.
+      masks: layer -> the mask every copy trains with.
+      presets: name -> the weights every copy starts from (see start_weights).
+      seeds: per copy, its batch order and dropout seed.
+      extras: per copy, the facts added to its run_info.
+      progress: as in trainer.train.
+    """
     if config["model"] != "fc":
         for copy_dir, seed, extra in zip(copy_dirs, seeds, extras):
             single_run.train(copy_dir, config, masks=masks, presets=presets, seed=seed,
@@ -302,7 +336,15 @@ def run_instability(trial_dir: str, level: int, k: int, *,
 
 
 def parse_ints(text: Any, name: str) -> List[int]:
-    """'0,100,500' (or a list) -> [0, 100, 500]; ValueError naming the flag otherwise."""
+    """'0,100,500' (or a list) -> [0, 100, 500]; ValueError naming the flag otherwise.
+
+    Args:
+      text: '0,100,500' or a list of whole numbers.
+      name: the flag's name (for the message).
+
+    Raises:
+      ValueError: not whole numbers >= 0 separated by commas, or none.
+    """
     if isinstance(text, (list, tuple)):
         items = list(text)
     else:
@@ -320,6 +362,9 @@ def parse_ints(text: Any, name: str) -> List[int]:
 def place(output_dir: str) -> Tuple[str, int, int]:
     """(trial directory, level, k) of an analysis directory {trial}/{level}/instability_k{k}.
 
+    Args:
+      output_dir: an analysis directory.
+
     Raises:
       ValueError: a path of another form.
     """
@@ -335,7 +380,12 @@ def place(output_dir: str) -> Tuple[str, int, int]:
 
 
 def command(family: Any) -> Any:
-    """The `instability` runner of a family (cli.flags.Command)."""
+    """The `instability` runner of a family (cli.flags.Command).
+
+    Args:
+      family: the experiment family (experiments.family.Family): its runners package and
+        flag aliases.
+    """
     from lottery_ticket.cli import runners  # pylint: disable=import-outside-toplevel
     from lottery_ticket.cli.flags import Command, Flag  # pylint: disable=C0415
 

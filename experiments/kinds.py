@@ -79,6 +79,13 @@ _KINDS: Dict[str, Kind] = {}
 def register(kind: Kind, replace: bool = False) -> Kind:
     """Adds a kind; its name, runner, argfile and run names must be new.
 
+    Args:
+      kind: the kind.
+      replace: replace a registered kind of the same name instead of raising.
+
+    Returns:
+      `kind`.
+
     Raises:
       ValueError: one of them is taken by another kind (pass replace=True to
         replace a kind of the same name).
@@ -100,12 +107,23 @@ def register(kind: Kind, replace: bool = False) -> Kind:
 
 
 def unregister(name: str) -> None:
-    """Removes a kind (a test's, say); no error if it is not registered."""
+    """Removes a kind (a test's, say); no error if it is not registered.
+
+    Args:
+      name: the kind's name.
+    """
     _KINDS.pop(name, None)
 
 
 def get(name: str) -> Kind:
-    """The kind named `name`; ValueError naming the registered ones otherwise."""
+    """The kind named `name`; ValueError naming the registered ones otherwise.
+
+    Args:
+      name: the kind's name.
+
+    Raises:
+      ValueError: no kind of that name (naming the closest and the registered ones).
+    """
     if name not in _KINDS:
         close = closest(name, _KINDS)
         hint = f" Did you mean {close!r}?" if close else ""
@@ -120,12 +138,20 @@ def all_kinds() -> List[Kind]:
 
 
 def by_runner(runner: str) -> Optional[Kind]:
-    """The kind whose runner module is named `runner`, if any."""
+    """The kind whose runner module is named `runner`, if any.
+
+    Args:
+      runner: a runner module's name (in lottery_ticket.cli.runners).
+    """
     return next((kind for kind in _KINDS.values() if kind.runner == runner), None)
 
 
 def by_argfile(argfile: str) -> Optional[Kind]:
-    """The kind whose argfile module is named `argfile`, if any."""
+    """The kind whose argfile module is named `argfile`, if any.
+
+    Args:
+      argfile: an argfile module's name (in lottery_ticket.cli.argfiles).
+    """
     return next((kind for kind in _KINDS.values() if kind.argfile == argfile), None)
 
 
@@ -135,8 +161,14 @@ def runner_names() -> List[str]:
 
 
 def run_name(directory_name: str) -> str:
-    """The run name the reader reports for a run directory's name (without its
-    run id): an alias's run name, else the name itself."""
+    """The run name the reader reports for a run directory's name.
+
+    The directory's name is given without its run id; an alias gives its run name, any other
+    name is itself.
+
+    Args:
+      directory_name: a run directory's name without its run id.
+    """
     for kind in _KINDS.values():
         if directory_name in kind.aliases:
             return kind.aliases[directory_name]
@@ -144,7 +176,11 @@ def run_name(directory_name: str) -> str:
 
 
 def of_run(run: str) -> Optional[Kind]:
-    """The kind whose runs are named `run` (after aliases), if any."""
+    """The kind whose runs are named `run` (after aliases), if any.
+
+    Args:
+      run: a run name as the reader reports it.
+    """
     return next((kind for kind in _KINDS.values() if run in kind.run_names), None)
 
 
@@ -161,13 +197,21 @@ def line_order() -> Tuple[str, ...]:
 
 
 def label(run: str) -> str:
-    """The legend label of runs named `run`."""
+    """The legend label of runs named `run`.
+
+    Args:
+      run: a run name as the reader reports it ('lottery', 'reinit', ...).
+    """
     kind = of_run(run)
     return kind.labels.get(run, run) if kind else run
 
 
 def style(run: str) -> Optional[Mapping[str, Any]]:
-    """The line style registered for runs named `run`, or None."""
+    """The line style registered for runs named `run`, or None.
+
+    Args:
+      run: a run name as the reader reports it.
+    """
     kind = of_run(run)
     return kind.styles.get(run) if kind else None
 

@@ -49,6 +49,10 @@ def datasets(config: ExperimentConfig, seeds: Sequence[int]) -> List[DatasetBase
     The data are read once: the other trials get a copy with their own
     train_order_seed, which orders batches exactly as reading again would
     where the class orders them as DatasetBase does (by the seed alone).
+
+    Args:
+      config: the experiment's configuration.
+      seeds: one train_order_seed per trial.
     """
     base = build.dataset(config, int(seeds[0]))
     cls = type(base)
@@ -100,6 +104,7 @@ def run_trials(output_dirs: Union[str, Sequence[str]], config: ExperimentConfig,
       population.PopulationDivergedError: some trials diverged (the others
         ran to the end); its `results` holds, per trial, its levels or its
         DivergedError.
+      PopulationDivergedError: a trial diverged; it holds every trial's outcome.
     """
     seeds = [int(seed) for seed in seeds]
     if not seeds:

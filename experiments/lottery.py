@@ -35,14 +35,27 @@ EXPERIMENT_NAME = "lottery"
 
 
 def remaining_fraction(masks: Network) -> float:
-    """Fraction of all masked weights that survive."""
+    """Fraction of all masked weights that survive.
+
+    Args:
+      masks: layer -> mask.
+    """
     kept = sum(float(np.count_nonzero(m)) for m in masks.values())
     return kept / max(1, sum(int(np.size(m)) for m in masks.values()))
 
 
 def rewound_weights(level0_dir: str, rewind_iteration: int) -> Network:
-    """Level 0's saved weights at the rewind iteration, or a ValueError saying why
-    they are missing and what to do."""
+    """Level 0's saved weights at the rewind iteration.
+
+    A ValueError says why they are missing and what to do.
+
+    Args:
+      level0_dir: level 0's run directory.
+      rewind_iteration: the rewind iteration K.
+
+    Raises:
+      ValueError: the snapshot is missing, incomplete, of other shapes or not finite.
+    """
     directory = paths.rewind(level0_dir, rewind_iteration)
     if not os.path.isdir(directory):
         raise ValueError(
@@ -73,8 +86,18 @@ def rewound_weights(level0_dir: str, rewind_iteration: int) -> Network:
 
 def rewinder(level0_dir: str, rewind_iteration: int
              ) -> Callable[[experiment.LevelResult], Network]:
-    """reset_weights for foundations.experiment: level 0's weights at the rewind
-    iteration, read from its run (so a resumed level 0 gives the same bits)."""
+    """The reset_weights function of rewinding, for foundations.experiment.
+
+    reset_weights for foundations.experiment: level 0's weights at the rewind
+    iteration, read from its run (so a resumed level 0 gives the same bits).
+
+    Args:
+      level0_dir: level 0's run directory.
+      rewind_iteration: the rewind iteration K.
+
+    Returns:
+      reset_weights(level0) -> layer -> weights.
+    """
     def reset_weights(level0: experiment.LevelResult) -> Network:
         return rewound_weights(level0_dir, rewind_iteration)
     return reset_weights
@@ -84,10 +107,24 @@ def level_trainer(config: ExperimentConfig, run_dir: Callable[[int], str],
                   run_info: Callable[[int], Mapping[str, Any]], label: Callable[[int], str],
                   iterations_after: Callable[[int], int], progress: Progress = None
                   ) -> Callable:
-    """train_model(level, dataset, model) for foundations.experiment: each level
+    """The train_model function foundations.experiment calls for each level.
+
+    train_model(level, dataset, model) for foundations.experiment: each level
     under its run directory's lock, recording run_info(level); level 0 from
     iteration 0, saving the rewind snapshot if any; later levels from the
-    rewind iteration."""
+    rewind iteration.
+
+    Args:
+      config: the experiment's configuration.
+      run_dir: level -> the level's run directory.
+      run_info: level -> the run_info the level records.
+      label: level -> the progress label of the level.
+      iterations_after: level -> the iterations still to come after the level, for the ETA.
+      progress: as in trainer.train.
+
+    Returns:
+      train_model(level, dataset, model) -> trainer.TrainResult.
+    """
     def train_model(level, dataset, model):
         recorded = dict(run_info(level), level=level, run_id="")
         with runs.lock(run_dir(level)):
@@ -101,8 +138,16 @@ def level_trainer(config: ExperimentConfig, run_dir: Callable[[int], str],
 
 def trial_run_info(config: ExperimentConfig, seed: int, experiment_name: str,
                    presets: save_restore.NetworkLike) -> Dict[str, Any]:
-    """The run_info a trial's runs record (besides their level) and are compared
-    on when resumed."""
+    """The run_info a trial's runs record besides their level.
+
+    Runs are compared on it when a trial is resumed.
+
+    Args:
+      config: the experiment's configuration.
+      seed: the trial's model seed.
+      experiment_name: the run name of the trial's runs ('lottery').
+      presets: the trial's presets argument (None: drawn from the seed).
+    """
     return {"config": config.to_json(), "seed": int(seed),
             "experiment_name": experiment_name, "data": build.data_identity(config),
             "presets": single_run.source_of(presets),

@@ -32,8 +32,14 @@ EXPERIMENT_NAME = "oneshot"
 
 
 def pruning_function(config: ExperimentConfig, trial_seed: Optional[int] = None):
-    """prune(masks, final, level=k) to iterative level k's counts, as configured
+    """The one-shot pruning function of a configuration.
+
+    prune(masks, final, level=k) to iterative level k's counts, as configured
     (random scores seeded as the trial's iterative pruning is: build.scores_seed).
+
+    Args:
+      config: the experiment's configuration.
+      trial_seed: the trial's seed (see build.scores_seed).
 
     Raises:
       ValueError: a strategy whose counts one-shot pruning does not know (one

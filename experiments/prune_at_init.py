@@ -49,15 +49,30 @@ SELECTIONS = ("layerwise", "global")
 
 @dataclasses.dataclass
 class PruneAtInitResult:
-    """One run: its masks, its metrics (metrics.json's) and whether it was read back."""
+    """One run: its masks, its metrics (metrics.json's) and whether it was read back.
+
+    Attributes:
+      masks: layer -> the pruned mask the run trained with.
+      metrics: the run's metrics, as in metrics.json.
+      resumed: True when read back from a completed run, not trained now.
+    """
     masks: Network
     metrics: Mapping[str, Any]
     resumed: bool
 
 
 def check_ablation(ablation: Optional[str]) -> Optional[str]:
-    """None for no ablation ('none' or None), else the ablation; ValueError naming
-    the choices for an unknown one."""
+    """The ablation checked: None for none.
+
+    None for no ablation ('none' or None), else the ablation; ValueError naming
+    the choices for an unknown one.
+
+    Args:
+      ablation: None, 'none', or one of ABLATIONS ('shuffle', 'reinit', 'invert').
+
+    Raises:
+      ValueError: an unknown ablation.
+    """
     if ablation in (None, "", "none"):
         return None
     if ablation not in ABLATIONS:
@@ -67,21 +82,37 @@ def check_ablation(ablation: Optional[str]) -> Optional[str]:
 
 
 def run_name(scores: str, ablation: Optional[str] = None) -> str:
-    """The run directory name of a score's runs (and of an ablation of them)."""
+    """The run directory name of a score's runs (and of an ablation of them).
+
+    Args:
+      scores: the score's name.
+      ablation: None, or one of ABLATIONS.
+    """
     ablation = check_ablation(ablation)
     return f"{EXPERIMENT_NAME}_{scores}" + (f"_{ablation}" if ablation else "")
 
 
 def run_names(scores: Iterable[str] = SCORES) -> Tuple[str, ...]:
-    """Every run name of `scores`, without and with each ablation."""
+    """Every run name of `scores`, without and with each ablation.
+
+    Args:
+      scores: score names.
+    """
     return tuple(run_name(score, ablation) for score in scores
                  for ablation in (None,) + ABLATIONS)
 
 
 def pruning_rule(config: ExperimentConfig, trial_seed: int,
                  ablation: Optional[str] = None) -> pruning.PruningRule:
-    """The one-shot rule that prunes the initialization to a lottery level's count:
-    prune(masks, initial, level=k, context=...). Inverted scores for 'invert'.
+    """The one-shot rule that prunes the initialization to a lottery level's count.
+
+    It is called as prune(masks, initial, level=k, context=...); its scores are inverted for
+    the 'invert' ablation.
+
+    Args:
+      config: the experiment's configuration (its pruning strategy, rates and score).
+      trial_seed: the trial's seed (see build.scores_seed).
+      ablation: None, or one of ABLATIONS ('invert' inverts the scores).
 
     Raises:
       ValueError: a selection other than layerwise or global, a bad score or seed.
@@ -111,8 +142,8 @@ def masks_at_init(config: ExperimentConfig, level: int, seed: int = 0,
       presets: the trial's level-0 presets, if it had any.
 
     Returns:
-      (masks, presets the run starts from (None: the model's own draw), the
-      model seed).
+      The triple (masks, the presets the run starts from or None for the
+      model's own draw, the model seed).
     """
     ablation = check_ablation(ablation)
     rule = pruning_rule(config, seed, ablation)

@@ -47,6 +47,7 @@ class PiecewiseWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return rate
 
     def get_config(self) -> Dict[str, Any]:
+        """The constructor's arguments, so that Keras can save and rebuild the schedule."""
         return {"base": self.base, "boundaries": list(self.boundaries),
                 "factor": self.factor, "warmup": self.warmup,
                 "offset": self.offset}

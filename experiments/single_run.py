@@ -27,7 +27,11 @@ logger = logging.getLogger("lottery_ticket")
 
 
 def source_of(network: save_restore.NetworkLike) -> Optional[str]:
-    """How a masks/presets argument is recorded: its absolute path, 'dict' or None."""
+    """How a masks/presets argument is recorded: its absolute path, 'dict' or None.
+
+    Args:
+      network: a masks or presets argument: None, a dict, or a saved directory.
+    """
     if network is None:
         return None
     if isinstance(network, (str, os.PathLike)):
@@ -37,10 +41,17 @@ def source_of(network: save_restore.NetworkLike) -> Optional[str]:
 
 def rewind_start(masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
                  config: ExperimentConfig) -> Optional[str]:
-    """The directory a run rewound to K > 0 starts from, where its arguments name a
-    trial: level 0's rewind{K}/ in the trial of the ticket whose masks/ are given,
-    else in the trial whose level-0 initial/ is given as presets. None when K is 0
-    or neither names a complete run of a trial."""
+    """The directory a run rewound to K > 0 starts from, or None.
+
+    Where the run's arguments name a trial: level 0's rewind{K}/ in the trial of the ticket
+    whose masks/ are given, else in the trial whose level-0 initial/ is given as presets.
+    None when K is 0 or neither names a complete run of a trial.
+
+    Args:
+      masks: the run's masks argument (a dict or a saved directory).
+      presets: the run's presets argument (a dict or a saved directory).
+      config: the experiment's configuration (its rewind_iteration).
+    """
     rewind = config["rewind_iteration"]
     if not rewind:
         return None
@@ -61,12 +72,17 @@ def rewind_start(masks: save_restore.NetworkLike, presets: save_restore.NetworkL
 
 def check_rewind_presets(masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
                          config: ExperimentConfig, what: str) -> None:
-    """Refuses presets given as a directory other than the rewind snapshot a run
+    """Refuses presets that do not match the rewind snapshot a run starts from.
+
+    Refuses presets given as a directory other than the rewind snapshot a run
     rewound to K > 0 starts from (rewind_start): training iterations K..N from
     the iteration-0 weights is neither a rewound ticket nor a reset one.
 
     Args:
       what: who starts there, for the message ('train', 'random_prune').
+      masks: the run's masks argument (a dict or a saved directory).
+      presets: the run's presets argument (a dict or a saved directory).
+      config: the experiment's configuration (its rewind_iteration).
 
     Raises:
       ValueError: naming the snapshot to pass instead.
@@ -82,9 +98,17 @@ def check_rewind_presets(masks: save_restore.NetworkLike, presets: save_restore.
 
 def load_if_complete(output_dir: str, run_info: Mapping[str, Any],
                      with_metrics: bool = False) -> Optional[Tuple]:
-    """(initial, final, masks) of a complete run made with `run_info`, and its
+    """The networks of a complete run made with `run_info`, or None.
+
+    (initial, final, masks) of a complete run made with `run_info`, and its
     metrics (from metrics.json) if `with_metrics`; None if the run is not
-    complete; ValueError naming each setting that differs."""
+    complete; ValueError naming each setting that differs.
+
+    Args:
+      output_dir: the run directory.
+      run_info: the run_info the run would record (compared with the saved one).
+      with_metrics: also return the run's metrics.
+    """
     # Lottery runs before format 2 recorded no presets: they were made without.
     defaults = dict(ExperimentConfig().identity_defaults(), presets=None)
     if "data" in run_info:
@@ -148,8 +172,17 @@ def train_model(dataset: DatasetBase, model: ModelBase, output_dir: str,
       level: the lottery level the run is (level 0 trains from iteration 0
         and saves the rewind snapshot, if any); None for a run that is not
         a level, which trains from the configured rewind_iteration.
+      dataset: the data set.
+      model: the model to train.
+      output_dir: the run directory.
+      config: the experiment's configuration.
+      run_info: what done.json records of the run (see make_run_info).
+      progress_label: as in trainer.train.
+      iterations_after: as in trainer.train.
+      progress: as in trainer.train.
 
-    Returns trainer.train's TrainResult (which unpacks as (initial, final)).
+    Returns:
+      trainer.train's TrainResult (which unpacks as (initial, final)).
     """
     arguments = training_arguments(config, level=level)
     return trainer.train(
@@ -162,8 +195,19 @@ def make_run_info(config: ExperimentConfig, seed: int, train_order_seed: int,
                   masks: save_restore.NetworkLike, presets: save_restore.NetworkLike,
                   data: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None
                   ) -> Dict[str, Any]:
-    """The run_info `train` records for a run (its identity: a saved run is
-    compared on it), with the `extra` facts a caller adds."""
+    """The run_info `train` records for a run, with the `extra` facts a caller adds.
+
+    It is the run's identity: a saved run is compared on it.
+
+    Args:
+      config: the experiment's configuration.
+      seed: the model's seed.
+      train_order_seed: the seed of the training-batch order.
+      masks: the run's masks argument (recorded by source_of).
+      presets: the run's presets argument (recorded by source_of).
+      data: what identifies the data (build.data_identity).
+      extra: further facts the caller adds (level, trial, ...).
+    """
     run_info = {"config": config.to_json(), "seed": int(seed),
                 "train_order_seed": int(train_order_seed), "masks": source_of(masks),
                 "presets": source_of(presets), "data": data}
@@ -188,7 +232,8 @@ def train(output_dir: str, config: ExperimentConfig,
         read back instead of retrained; one made with other settings is a
         ValueError naming them.
       config: the experiment configuration (data, model, training).
-      masks, presets: dicts or saved directories (see save_restore.standardize).
+      masks: dicts or saved directories (see save_restore.standardize).
+      presets: dicts or saved directories (see save_restore.standardize).
       seed: the run's seed: seeds layers without presets (unless model_seed
         is given) and the batch order (unless train_order_seed is given).
       train_order_seed: seeds the batch order; default `seed`.
@@ -197,8 +242,8 @@ def train(output_dir: str, config: ExperimentConfig,
       progress: as in trainer.train (False: show nothing).
 
     Returns:
-      (initial_weights, final_weights): a trainer.TrainResult, with the
-      run's metrics, when it was trained now.
+      The pair (initial_weights, final_weights), a trainer.TrainResult with
+      the run's metrics when it was trained now.
 
     Raises:
       ValueError: a setting, the masks or presets (a layer missing, or not

@@ -74,7 +74,10 @@ def evaluate_supermask(config: ExperimentConfig, masks: Mapping[str, np.ndarray]
 
     Args:
       config: the architecture and data.
-      masks, initial, signed_constant, reference: as in supermask_weights.
+      masks: as in supermask_weights.
+      initial: as in supermask_weights.
+      signed_constant: as in supermask_weights.
+      reference: as in supermask_weights.
       split: 'test', 'validate' or 'train'.
     """
     from lottery_ticket.foundations import trainer  # TensorFlow only when evaluating
@@ -102,7 +105,7 @@ def evaluate_trial(trial_dir: str, *, lottery_name: str = "lottery", split: str 
       data_location: where the data is, if not where level 0 recorded it.
 
     Returns:
-      The record: 'criterion' (the trial's prune_scores), 'settings' and
+      The record, with 'criterion' (the trial's prune_scores), 'settings' and
       'levels': per level {'level', 'remaining', 'init': {'loss', 'accuracy'},
       'signed_constant': {...}}, by level.
 
@@ -160,7 +163,12 @@ def evaluate_trial(trial_dir: str, *, lottery_name: str = "lottery", split: str 
 
 
 def command(family: Any) -> Any:
-    """The `supermask` runner of a family (cli.flags.Command)."""
+    """The `supermask` runner of a family (cli.flags.Command).
+
+    Args:
+      family: the experiment family (experiments.family.Family): its runners package and
+        flag aliases.
+    """
     from lottery_ticket.cli import runners  # pylint: disable=import-outside-toplevel
     from lottery_ticket.cli.flags import Command, Flag  # pylint: disable=C0415
 

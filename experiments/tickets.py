@@ -18,7 +18,11 @@ from lottery_ticket.foundations import save_restore
 
 
 def ticket_run(masks: save_restore.NetworkLike) -> Optional[str]:
-    """The run directory a masks directory belongs to, if it is a complete run."""
+    """The run directory a masks directory belongs to, if it is a complete run.
+
+    Args:
+      masks: a masks argument (only a directory can belong to a run).
+    """
     if not isinstance(masks, (str, os.PathLike)):
         return None
     run = os.path.dirname(os.path.abspath(os.fspath(masks)).rstrip(os.sep))
@@ -30,6 +34,9 @@ def ticket_config(ticket_directory: str) -> ExperimentConfig:
 
     Settings the run does not record (it predates them) take the dataclasses'
     defaults, as when comparing runs; a location it does not record is ''.
+
+    Args:
+      ticket_directory: the complete run's directory.
 
     Raises:
       FileNotFoundError: the run is not complete.
@@ -61,9 +68,21 @@ def _check_override(override: Iterable[str]) -> set:
 def check_like_ticket(config: ExperimentConfig, ticket: ExperimentConfig,
                       override: Iterable[str] = (), ticket_directory: str = "the ticket"
                       ) -> None:
-    """Raises ValueError if `config` differs from the ticket's in a setting that
+    """Checks that a control's configuration is its ticket's.
+
+    Raises ValueError if `config` differs from the ticket's in a setting that
     changes results and that `override` does not name: a control trains like its
-    ticket unless told otherwise."""
+    ticket unless told otherwise.
+
+    Args:
+      config: the control's configuration.
+      ticket: the ticket's configuration.
+      override: settings that may differ.
+      ticket_directory: how the message names the ticket.
+
+    Raises:
+      ValueError: naming each setting that differs from the ticket's.
+    """
     free = set(ExperimentConfig.non_identity_fields()) | _check_override(override)
     conflicts = [name for name in ExperimentConfig.fields()
                  if name not in free and config[name] != ticket[name]]
@@ -79,9 +98,17 @@ def check_like_ticket(config: ExperimentConfig, ticket: ExperimentConfig,
 def config_for_control(ticket: ExperimentConfig, given: Mapping[str, Any],
                        override: Iterable[str] = (), ticket_directory: str = "the ticket"
                        ) -> ExperimentConfig:
-    """The ticket's configuration with the settings given explicitly (flag name ->
-    value); a given setting that differs is refused unless `override` names it
-    (see check_like_ticket)."""
+    """The ticket's configuration with the settings given explicitly.
+
+    Settings are given as flag name -> value; a given setting that differs is refused unless
+    `override` names it (see check_like_ticket).
+
+    Args:
+      ticket: the ticket's configuration.
+      given: the settings given explicitly, flag name -> value.
+      override: settings that may differ from the ticket's.
+      ticket_directory: how the message names the ticket.
+    """
     config = ticket.replace(**given)
     check_like_ticket(config, ticket, override, ticket_directory)
     return config
@@ -97,6 +124,11 @@ def resolve(masks: save_restore.NetworkLike, config: Optional[ExperimentConfig] 
     data must be the ticket's (same files, by checksum) unless `override`
     names 'data'. Without a ticket (masks given as a dict, say), `config` is
     required.
+
+    Args:
+      masks: the control's masks argument (a masks/ directory of a ticket, or a dict).
+      config: the configuration given, if any.
+      override: settings (or 'data') in which the control may differ from its ticket.
 
     Raises:
       ValueError: naming each difference, or the missing configuration.

@@ -28,7 +28,13 @@ REINITIALIZE_MODES = ("reinit", "reuse", "reuse_sign")
 
 
 def layer_rng(seed: int, purpose: str, layer: str) -> np.random.Generator:
-    """The random stream of one layer for one control."""
+    """The random stream of one layer for one control.
+
+    Args:
+      seed: the control's seed.
+      purpose: which control draws ('reinit', 'rearrange', 'random_prune').
+      layer: the layer's name.
+    """
     return np.random.default_rng([int(seed), zlib.crc32(purpose.encode()),
                                   zlib.crc32(layer.encode())])
 
@@ -39,6 +45,9 @@ def reinit_seed(seed: int) -> int:
     Lottery trials seed their models with small integers; drawing the control's
     model seed from a stream keyed by the control's seed keeps a reinit control
     from silently reproducing the ticket's own initialization.
+
+    Args:
+      seed: the control's seed.
     """
     return int(layer_rng(seed, "reinit", "model").integers(2**31 - 1))
 
@@ -93,10 +102,15 @@ def rearrange(masks: Mapping[str, np.ndarray], ticket_initial: Mapping[str, np.n
               seed: int) -> Tuple[Network, Network]:
     """Moves each layer's surviving connections to random positions.
 
+    Args:
+      masks: layer -> the ticket's mask.
+      ticket_initial: layer -> the ticket's initial weights.
+      seed: the control's seed.
+
     Returns:
-      (masks, presets): per layer the same number of surviving weights at
-      uniformly random positions, carrying the ticket's initial values (in
-      random order) to their new places.
+      The pair (masks, presets). Per layer, the same number of surviving
+      weights at uniformly random positions, carrying the ticket's initial
+      values (in random order) to their new places.
     """
     _check(masks, ticket_initial)
     new_masks, presets = {}, {}
@@ -116,7 +130,12 @@ def rearrange(masks: Mapping[str, np.ndarray], ticket_initial: Mapping[str, np.n
 
 
 def random_masks(masks: Mapping[str, np.ndarray], seed: int) -> Network:
-    """Masks with exactly as many survivors per layer as `masks`, placed at random."""
+    """Masks with exactly as many survivors per layer as `masks`, placed at random.
+
+    Args:
+      masks: layer -> the ticket's mask (how many survive per layer).
+      seed: the control's seed.
+    """
     new_masks = {}
     for name, mask in masks.items():
         size = int(np.size(mask))

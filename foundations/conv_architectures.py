@@ -19,13 +19,21 @@ OUTPUT_LAYER = "output"
 
 
 def conv_layer_names(stages: Stages) -> Tuple[str, ...]:
-    """conv0, conv1, ... for every convolution of `stages`."""
+    """conv0, conv1, ... for every convolution of `stages`.
+
+    Args:
+      stages: the filter counts of each stage's convolutions.
+    """
     count = sum(len(stage) for stage in stages)
     return tuple(f"conv{index}" for index in range(count))
 
 
 def paper_prune_percents(architecture: str) -> Dict[str, float]:
-    """The paper's per-level rates: convolutions 10% (conv6: 15%), fc 20%, output 10%."""
+    """The paper's per-level rates: convolutions 10% (conv6: 15%), fc 20%, output 10%.
+
+    Args:
+      architecture: 'conv2', 'conv4' or 'conv6'.
+    """
     stages = stages_of(architecture)
     conv_rate = 0.15 if architecture == "conv6" else 0.1
     percents = {name: conv_rate for name in conv_layer_names(stages)}
@@ -35,8 +43,13 @@ def paper_prune_percents(architecture: str) -> Dict[str, float]:
 
 
 def stages_of(architecture: Union[str, Sequence[Sequence[int]]]) -> Stages:
-    """The stages (filter counts per convolution) of a named architecture, or of
-    the given stages, checked.
+    """The stages (filter counts per convolution), checked.
+
+    Of a named architecture, or of the given stages.
+
+    Args:
+      architecture: 'conv2', 'conv4', 'conv6', or the stages' filter counts, e.g. ((64, 64),
+        (128, 128)).
 
     Raises:
       ValueError: an unknown name, or stages that are not positive filter counts.

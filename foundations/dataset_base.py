@@ -51,6 +51,10 @@ class DatasetBase:
       validate: optional (x, y) validation examples.
       train_order_seed: seeds the batch order; None draws one, kept in
         ``self.train_order_seed`` so a run can still be repeated.
+
+    Raises:
+      ValueError: a split whose examples or labels differ in shape or type from the training
+        split's, or a batch size out of range.
     """
 
     def __init__(self, train: Split, train_batch_size: int, test: Optional[Split] = None,
@@ -103,6 +107,10 @@ class DatasetBase:
 
     def batch_indices(self, start_iteration: int, count: int) -> np.ndarray:
         """Indices into the training set of `count` batches from `start_iteration`.
+
+        Args:
+          start_iteration: the iteration of the first batch (0 for a run from the start).
+          count: how many consecutive batches.
 
         Returns:
           int32 array [count, train_batch_size]; row i is the batch of

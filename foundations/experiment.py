@@ -37,7 +37,18 @@ Metrics = Dict[str, Dict[str, list]]
 
 @dataclasses.dataclass
 class LevelResult:
-    """What one pruning level produced."""
+    """What one pruning level produced.
+
+    Attributes:
+      level: the pruning level (0: the unpruned network).
+      masks: layer -> the mask the level trained with.
+      initial: layer -> the weights the level started from (at levels >= 1 the reset weights
+        with this level's mask applied).
+      final: layer -> the weights at the end of training.
+      resumed: True when read back from a completed run, not trained now.
+      metrics: {split: {"iteration": [...], "loss": [...], "accuracy": [...]}} as in
+        metrics.json; None when train_model or completed_level did not give them.
+    """
     level: int
     masks: Network
     initial: Network  # At levels >= 1: the reset weights with this level's mask applied.
@@ -49,7 +60,11 @@ class LevelResult:
 
 
 def accepts_level(function: Callable) -> bool:
-    """Whether a pruning function takes a `level` keyword (or **kwargs)."""
+    """Whether a pruning function takes a `level` keyword (or ``**kwargs``).
+
+    Args:
+      function: a pruning function.
+    """
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):  # builtins and some C callables have no signature
@@ -69,6 +84,19 @@ def prune_level(prune_masks: Callable[..., Network], source: LevelResult, level:
     to other weights), and providers of a model (make_model at this level,
     with the weights asked for as presets) and of the training data, called
     only if a score asks.
+
+    Args:
+      prune_masks: the pruning function, prune_masks(masks, final_weights, ...) -> masks.
+      source: the level whose masks and final weights are pruned.
+      level: the level the new masks are for.
+      tell_level: pass level=level (the function accepts it).
+      initial: level 0's initial weights.
+      rewind: the weights survivors are reset to, if not `initial`; else None.
+      make_model: make_model(level, presets, masks) -> a model, for scores that need one.
+      make_dataset: make_dataset() -> the training data, for scores that need it.
+
+    Returns:
+      The new masks, layer -> array.
     """
     options: Dict[str, Any] = {"level": level} if tell_level else {}
     if pruning.accepts_context(prune_masks):
@@ -265,13 +293,14 @@ def lockstep(make_models: Callable[[int, List[int], List[Optional[Network]],
         pruning rules that read it (their pruning.Context).
 
     Returns:
-      A LockstepResult: each trial's levels, and the trials that failed.
+      A LockstepResult, with each trial's levels and the trials that failed.
 
     Raises:
       ValueError: as in `experiment`; no trials; presets or names that do not
         pair up with the trials; a finished level saved with masks that
         differ from the ones pruning gives now.
       RuntimeError: as in `experiment`, naming the trial.
+      TypeError: `reset_weights` returned None.
     """
     count = len(prune_masks)
     if count == 0:
@@ -403,6 +432,14 @@ def oneshot_percents(percents: Mapping[str, float], masks: Mapping[str, np.ndarr
     share a rate) or per layer's units (unit). One step at the returned rate
     removes exactly the difference.
 
+    Args:
+      percents: layer -> the per-level rate of iterative pruning.
+      masks: layer -> level 0's mask.
+      level: how many iterative levels the one step stands for.
+      selection: 'layerwise', 'global' or 'unit'.
+      groups: global selection's pools (None: the layers that share a rate).
+      order: the model's layer order (None: the names' natural order).
+
     Returns:
       layer name -> fraction in [0, 1]; the layers of a pool share one.
     """
@@ -424,9 +461,16 @@ def oneshot_pruning(percents: Mapping[str, float], *, selection: str = "layerwis
 
     Args:
       percents: layer name -> per-level fraction, as for iterative pruning.
-      selection, scores, seed, groups, order, prune_options: as in
-        pruning.prune (global pools are fixed from `percents`, so the
+      selection: as in pruning.prune (global pools are fixed from `percents`, so the
         one-step rates never merge two pools).
+      scores: as in pruning.prune.
+      seed: as in pruning.prune.
+      groups: as in pruning.prune.
+      order: as in pruning.prune.
+      prune_options: as in pruning.prune.
+
+    Returns:
+      A PruningRule with oneshot=True.
 
     Raises:
       ValueError: an unknown selection or score, or random scores without a

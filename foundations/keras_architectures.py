@@ -30,7 +30,7 @@ VGG_PLANS: Dict[int, Sequence] = {
 
 
 def kaiming_normal() -> keras.initializers.Initializer:
-    """PyTorch's kaiming_normal_ (fan-in, ReLU gain): an untruncated normal."""
+    """PyTorch's ``kaiming_normal_`` (fan-in, ReLU gain): an untruncated normal."""
     return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
 
 
@@ -44,6 +44,12 @@ def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = 
 def resnet_cifar(depth: int = 20, input_shape: Sequence[int] = (32, 32, 3),
                  classes: int = 10, width: int = 16) -> keras.Model:
     """OpenLTH's CIFAR ResNet of `depth` (6n + 2) layers as a Keras model.
+
+    Args:
+      depth: the number of layers, 6n + 2 (20, 32, 44, 56, 110).
+      input_shape: the shape of one image.
+      classes: the size of the output layer.
+      width: the filters of the first stage (doubled at each of the next two).
 
     Raises:
       ValueError: a depth that is not 6n + 2.
@@ -71,6 +77,11 @@ def resnet_cifar(depth: int = 20, input_shape: Sequence[int] = (32, 32, 3),
 def vgg_cifar(depth: int = 16, input_shape: Sequence[int] = (32, 32, 3),
               classes: int = 10) -> keras.Model:
     """OpenLTH's CIFAR VGG (with batch normalization) of `depth` layers as a Keras model.
+
+    Args:
+      depth: 11, 13, 16 or 19.
+      input_shape: the shape of one image.
+      classes: the size of the output layer.
 
     Raises:
       ValueError: a depth other than 11, 13, 16, 19.

@@ -15,17 +15,30 @@ BN_PARTS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
 def bn_key(layer: str, part: str) -> str:
-    """The key of a BatchNormalization value: '{layer}.gamma', '{layer}.moving_mean'..."""
+    """The key of a BatchNormalization value: '{layer}.gamma', '{layer}.moving_mean'...
+
+    Args:
+      layer: the BatchNormalization layer's key (see layer_keys).
+      part: 'gamma', 'beta', 'moving_mean' or 'moving_variance'.
+    """
     return f"{layer}.{part}"
 
 
 def layers_of(model: keras.Model) -> List[keras.layers.Layer]:
-    """The model's layers, without its InputLayer."""
+    """The model's layers, without its InputLayer.
+
+    Args:
+      model: a Keras model.
+    """
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
 def layer_kind(layer: keras.layers.Layer) -> str:
-    """'dense', 'conv2d', 'bn', 'dropout', 'stateless', or why it is refused."""
+    """'dense', 'conv2d', 'bn', 'dropout', 'stateless', or why it is refused.
+
+    Args:
+      layer: one Keras layer.
+    """
     if isinstance(layer, keras.Model):
         return "a nested model (build the model from its layers directly)"
     if type(layer) is keras.layers.Dense or type(layer) is keras.layers.Conv2D:
@@ -53,6 +66,9 @@ def layer_kind(layer: keras.layers.Layer) -> str:
 def check_supported(model: keras.Model) -> None:
     """Raises ValueError naming every layer of `model` the adapter cannot handle.
 
+    Args:
+      model: a built Keras model.
+
     Raises:
       ValueError: the model is not built, or has unsupported layers (listed).
     """
@@ -74,17 +90,26 @@ def check_supported(model: keras.Model) -> None:
 
 
 def snake_case(name: str) -> str:
-    """'BatchNormalization' -> 'batch_normalization', as Keras names layers."""
+    """'BatchNormalization' -> 'batch_normalization', as Keras names layers.
+
+    Args:
+      name: a class name in CamelCase.
+    """
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def layer_keys(model: keras.Model) -> Dict[int, str]:
-    """id(layer) -> the name its values are saved under: the layer's own name, but a
+    """The name each layer's values are saved under, by id(layer).
+
+    id(layer) -> the name its values are saved under: the layer's own name, but a
     name Keras made up ('dense_7': the class and a process-wide count) becomes the
     class and the layer's position among the model's layers of its class ('dense',
     'dense_1', ...), so that every build of the model, in any process, has the same
     names.
+
+    Args:
+      model: a built Keras model.
 
     Raises:
       ValueError: two layers would share a name.
@@ -114,6 +139,10 @@ def built_keras_model(builder: Callable[..., keras.Model],
                       input_shape: Tuple[int, ...]) -> keras.Model:
     """builder(input_shape), or builder() if it takes no argument: once per process.
 
+    Args:
+      builder: a function returning a keras.Model, taking the input shape or nothing.
+      input_shape: the shape of one example.
+
     Raises:
       ValueError: the builder does not return a keras.Model.
     """
@@ -134,6 +163,10 @@ def built_keras_model(builder: Callable[..., keras.Model],
 
 
 def is_softmax(activation: Any) -> bool:
-    """Whether a layer's activation is the softmax (its outputs are probabilities)."""
+    """Whether a layer's activation is the softmax (its outputs are probabilities).
+
+    Args:
+      activation: a Keras layer's activation (a function or a name).
+    """
     return activation is keras.activations.softmax or getattr(
         activation, "__name__", "") == "softmax"

@@ -36,7 +36,8 @@ registered Keras model is reproducible from the run's seed.
 import contextlib
 import copy
 import json
-from typing import Any, Callable, Dict, Hashable, Iterator, Optional, Tuple, Union
+from typing import (Any, Callable, Dict, Hashable, Iterator, Mapping, Optional, Tuple,
+                    Union)
 
 import keras
 import numpy as np
@@ -60,8 +61,9 @@ class KerasModel(ModelBase):
     Args:
       keras_model: a built keras.Model (Sequential, functional, or subclassed
         using its layers in call()).
-      presets, masks: as in ModelBase; layer names are the Keras layers'
-        names; presets may also hold BatchNormalization values (bn_key).
+      presets: as in ModelBase; layer names are the Keras layers' names; presets may also
+        hold BatchNormalization values (bn_key).
+      masks: as in ModelBase; layer names are the Keras layers' names.
       seed: with None, the initial values are the Keras model's own weights;
         with a seed, fresh draws from the layers' initializers (see the module
         docstring). It also seeds dropout.
@@ -79,6 +81,11 @@ class KerasModel(ModelBase):
     The loss is the softmax cross-entropy of the outputs: of logits, or of
     probabilities when the model ends in a softmax (recognized on its last
     layer's activation).
+
+    Raises:
+      ValueError: neither a built keras.Model nor a function that builds one, layers the
+        adapter cannot handle (see keras_layers.check_supported), or `weights` other than
+        'keras' and 'seeded'.
     """
 
     # Conv nets on 32x32 images: bound the activations held during evaluation.
@@ -114,8 +121,14 @@ class KerasModel(ModelBase):
 
     def set_training_settings(self, weight_decay: float = 0.0, label_smoothing: float = 0.0,
                               augment: str = "") -> None:
-        """Sets the L2 weight decay, label smoothing and augmentation (see the class);
-        before the model is built only.
+        """Sets the L2 weight decay, label smoothing and augmentation (see the class).
+
+        Only before the model is built.
+
+        Args:
+          weight_decay: the L2 coefficient (>= 0) added to the training loss.
+          label_smoothing: the label smoothing of the cross-entropy, in [0, 1).
+          augment: '' (none) or 'crop_flip' (see the class).
 
         Raises:
           ValueError: a value out of range, or a model already built.
@@ -159,8 +172,11 @@ class KerasModel(ModelBase):
         return self._layer_names[-1]
 
     def trace_key(self) -> Optional[Hashable]:
-        """The Keras model's architecture (its JSON) and the loss settings; None for a
-        model that cannot describe itself (then compiled functions are not shared)."""
+        """The Keras model's architecture (its JSON) and the loss settings.
+
+        None for a model that cannot describe itself (then compiled functions are not
+        shared).
+        """
         try:
             config = json.loads(self._keras.to_json())
         except Exception:  # noqa: BLE001 - a subclassed model without get_config
@@ -187,8 +203,22 @@ class KerasModel(ModelBase):
     # -- The forward pass -------------------------------------------------------
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Runs the Keras model's call with the handled layers computing from this
-        model's (masked) variables."""
+        """Runs the Keras model on the masked variables.
+
+        Runs the Keras model's call with the handled layers computing from this
+        model's (masked) variables.
+
+        Args:
+          inputs: a batch in the Keras model's input shape.
+          training: True while training (dropout drops, batch normalization uses and updates
+            batch statistics, augmentation applies); False for evaluation.
+
+        Returns:
+          The Keras model's output, [batch, classes].
+
+        Raises:
+          ValueError: the Keras model has several outputs.
+        """
         self._training_trace = bool(training)
         if self._keras is None:
             self._attach(built_keras_model(self._builder, tuple(inputs.shape[1:])))
@@ -210,13 +240,27 @@ class KerasModel(ModelBase):
         return outputs
 
     def set_training_step(self, step: int) -> None:
-        """Sets the iteration dropout and augmentation draw from (see ModelBase)."""
+        """Sets the iteration dropout and augmentation draw from (see ModelBase).
+
+        Args:
+          step: the iteration the next training call is (the run's first iteration).
+        """
         super().set_training_step(step)
         if self._augment_step is not None:
             self._augment_step.assign(int(step))
 
     def augmented_inputs(self, images: tf.Tensor) -> tf.Tensor:
-        """The training augmentation of a batch at the current step (see the class)."""
+        """The training augmentation of a batch at the current step (see the class).
+
+        Args:
+          images: a [batch, height, width, channels] batch of training images.
+
+        Returns:
+          The augmented batch, of the same shape.
+
+        Raises:
+          ValueError: images that are not [batch, height, width, channels].
+        """
         if images.shape.rank != 4:
             raise ValueError(f"augment={self._augment!r} needs images [batch, height, "
                              f"width, channels], got shape {images.shape}; read the data "
@@ -394,9 +438,15 @@ class KerasModel(ModelBase):
                 for part, variable in parts.items()}
 
     def get_current_weights(self, include_biases: bool = False) -> Dict[str, np.ndarray]:
-        """Effective kernels; with include_biases also the biases and every
+        """Effective kernels, and on request every other value.
+
+        Effective kernels; with include_biases also the biases and every
         BatchNormalization value (gamma, beta, moving statistics), so that saved
-        networks and rewind points hold the whole network."""
+        networks and rewind points hold the whole network.
+
+        Args:
+          include_biases: also return the biases and the BatchNormalization values.
+        """
         weights = super().get_current_weights(include_biases)
         if include_biases:
             weights.update({key: variable.numpy()
@@ -412,9 +462,25 @@ class KerasModel(ModelBase):
         return None
 
     @contextlib.contextmanager
-    def overriding(self, weights=None, matmuls=None):
-        """As ModelBase.overriding; weight overrides (stacked populations) are refused
-        for a model with batch normalization, whose statistics they cannot stack."""
+    def overriding(self, weights: Optional[Mapping[str, tf.Tensor]] = None,
+                   matmuls: Optional[Mapping[str, Callable[[tf.Tensor], tf.Tensor]]] = None
+                   ) -> Iterator["KerasModel"]:
+        """As ModelBase.overriding, refusing weight overrides with batch normalization.
+
+        Weight overrides (stacked populations) are refused for a model with batch
+        normalization, whose statistics they cannot stack.
+
+        Args:
+          weights: as in ModelBase.overriding (refused with batch normalization).
+          matmuls: as in ModelBase.overriding.
+
+        Yields:
+          The model itself, computing with the overrides until the block ends.
+
+        Raises:
+          ValueError: weight overrides for a model with batch normalization, or overrides
+            the network does not have.
+        """
         if weights and self._bn:
             raise ValueError("a population cannot train a Keras model with batch "
                              "normalization (its moving statistics are not stacked); "
@@ -425,8 +491,16 @@ class KerasModel(ModelBase):
     # -- Loss and accuracy --------------------------------------------------------
 
     def loss(self, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        """Mean cross-entropy (of logits, or of probabilities for a softmax output),
-        with label smoothing; in training, plus the L2 term of weight_decay."""
+        """Mean cross-entropy with label smoothing, plus L2 in training.
+
+        Mean cross-entropy (of logits, or of probabilities for a softmax output),
+        with label smoothing; in training, plus the L2 term of weight_decay.
+
+        Args:
+          outputs: [batch, classes] outputs of forward (logits, or probabilities for a
+            softmax output layer).
+          labels: [batch] integer class ids.
+        """
         classes = int(outputs.shape[-1])
         one_hot = tf.one_hot(tf.cast(labels, tf.int32), classes)
         loss = tf.reduce_mean(keras.losses.categorical_crossentropy(
@@ -445,14 +519,20 @@ class KerasModel(ModelBase):
         return self.effective_kernel(name)
 
     def accuracy(self, outputs: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        """Fraction of examples whose largest output is the label."""
+        """Fraction of examples whose largest output is the label.
+
+        Args:
+          outputs: [batch, classes] outputs of forward.
+          labels: [batch] integer class ids.
+        """
         predictions = tf.argmax(outputs, axis=-1, output_type=tf.int32)
         return tf.reduce_mean(tf.cast(tf.equal(predictions, tf.cast(labels, tf.int32)),
                                       tf.float32))
 
     def to_keras(self) -> keras.Model:
-        """A plain Keras model of this architecture holding this model's current
-        values: effective kernels (pruned weights exactly 0), biases and batch
+        """A plain Keras model of this architecture holding this model's current values.
+
+        The values are the effective kernels (pruned weights exactly 0), biases and batch
         normalization values. It needs nothing of this library to load or predict.
 
         A subclassed model is copied through its get_config/from_config, so it

@@ -40,8 +40,13 @@ def lock(directory: str, what: str = "run") -> Iterator[None]:
     run started in the directory (the work was refused first), the lock file,
     and the directory if this call made it, are removed again.
 
+    Args:
+      directory: the trial or run directory (created if missing).
+      what: what the directory holds, as the message names it ('run', 'trial').
+
     Raises:
       LockedError: another process holds it; the message names its pid and host.
+      FileExistsError: `directory` is a file.
     """
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise FileExistsError(f"{directory} is a file, not a directory: choose another "
@@ -119,8 +124,14 @@ def _read_only_lock(lock_path: str, directory: str, what: str) -> Iterator[None]
 
 
 def remove_stale_holder(directory: str) -> None:
-    """Removes the .locked_by a killed process left (it had no time to), where
-    nobody holds the lock now; a directory that cannot be written keeps it."""
+    """Removes the holder file a killed process left.
+
+    Removes the .locked_by a killed process left (it had no time to), where
+    nobody holds the lock now; a directory that cannot be written keeps it.
+
+    Args:
+      directory: the trial or run directory.
+    """
     holder = os.path.join(directory, LOCK_FILENAME)
     if not os.path.exists(holder):
         return

@@ -88,7 +88,16 @@ class ModelBase(tf.Module):
     # -- To be written by subclasses -------------------------------------------
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Computes logits from inputs with dense_layer / conv2d_layer."""
+        """Computes logits from inputs with dense_layer / conv2d_layer.
+
+        Args:
+          inputs: a batch of examples (for the paper's models, [batch, features] or [batch,
+            height, width, channels]).
+          training: True while training (dropout, if any, drops); False for evaluation.
+
+        Returns:
+          The logits, [batch, outputs].
+        """
         raise NotImplementedError("subclasses of ModelBase define forward().")
 
     # The trainer evaluates a split in chunks of this many examples, which bounds
@@ -130,6 +139,9 @@ class ModelBase(tf.Module):
 
         Args:
           input_shape: the shape of one example, without the batch dimension.
+
+        Returns:
+          The model itself, built.
         """
         if not self._built:
             self(tf.zeros([1] + [int(d) for d in input_shape], tf.float32))
@@ -168,6 +180,12 @@ class ModelBase(tf.Module):
             applied to them).
           matmuls: dense layer name -> function inputs -> inputs @ kernel, used
             instead of the layer's matmul (the bias and activation follow).
+
+        Yields:
+          The model itself, computing with the overrides until the block ends.
+
+        Raises:
+          ValueError: an override names a weight the network does not have.
         """
         self._require_built()
         weights, matmuls = dict(weights or {}), dict(matmuls or {})
@@ -271,6 +289,10 @@ class ModelBase(tf.Module):
 
         Returns:
           The layer's output tensor.
+
+        Raises:
+          ValueError: inputs that are not [batch, features] with a known feature size, or a
+            preset or mask of another shape.
         """
         inputs = tf.convert_to_tensor(inputs)
         if inputs.shape.rank != 2 or inputs.shape[-1] is None:
@@ -295,6 +317,25 @@ class ModelBase(tf.Module):
         The kernel has shape [height, width, in_channels, filters]; masks and
         presets for the layer must have that shape. Other arguments as in
         dense_layer; `kernel_size` and `strides` are ints or pairs.
+
+        Args:
+          name: the layer's name: the key of its mask, preset and weights.
+          inputs: [batch, height, width, in_channels] tensor with a static channel count.
+          filters: the number of output channels.
+          kernel_size: the kernel's height and width: an int (square) or a pair.
+          strides: the stride: an int or a pair.
+          padding: 'SAME' or 'VALID'.
+          activation: as in dense_layer.
+          use_bias: as in dense_layer.
+          kernel_initializer: as in dense_layer (default Glorot normal).
+          bias_initializer: as in dense_layer (default zeros).
+
+        Returns:
+          The layer's output tensor, [batch, height', width', filters].
+
+        Raises:
+          ValueError: inputs that are not [batch, height, width, channels] with a known
+            channel count, or a preset or mask of another shape.
         """
         inputs = tf.convert_to_tensor(inputs)
         if inputs.shape.rank != 4 or inputs.shape[-1] is None:
@@ -326,6 +367,14 @@ class ModelBase(tf.Module):
           inputs: the activations to drop.
           rate: fraction dropped, in [0, 1).
           training: whether this is a training call.
+
+        Returns:
+          The inputs with the dropped activations 0 and the others scaled by 1 / (1 - rate)
+          in training; the inputs themselves otherwise.
+
+        Raises:
+          ValueError: a rate outside [0, 1), or a dropout layer that first appears after the
+            network was built.
         """
         rate = float(rate)
         if not 0.0 <= rate < 1.0:
@@ -358,6 +407,9 @@ class ModelBase(tf.Module):
         The trainer sets it to a run's first iteration (0, or K for a run
         rewound to iteration K, which then drops what level 0 dropped from K
         on). No effect on a model without dropout.
+
+        Args:
+          step: the iteration the next training call is (the run's first iteration).
         """
         if self._dropout_step is not None:
             self._dropout_step.assign(int(step))
@@ -423,13 +475,21 @@ class ModelBase(tf.Module):
         return weights
 
     def effective_kernel(self, name: str) -> tf.Tensor:
-        """The kernel of one layer with its mask applied."""
+        """The kernel of one layer with its mask applied.
+
+        Args:
+          name: the layer's name.
+        """
         mask = self._mask_variables.get(name)
         kernel = self._kernels[name]
         return tf.convert_to_tensor(kernel) if mask is None else kernel * mask
 
     def effective_bias(self, name: str) -> tf.Tensor:
-        """The bias of one layer with its mask (if it has one) applied."""
+        """The bias of one layer with its mask (if it has one) applied.
+
+        Args:
+          name: the layer's name.
+        """
         mask = self._bias_mask_variables.get(name)
         bias = self._biases[name]
         return tf.convert_to_tensor(bias) if mask is None else bias * mask
@@ -484,6 +544,13 @@ class ModelBase(tf.Module):
         """Mean softmax cross-entropy; labels are integer class ids.
 
         Override in a subclass for another loss (see sigmoid_cross_entropy).
+
+        Args:
+          logits: [batch, classes] outputs of forward.
+          labels: [batch] integer class ids.
+
+        Returns:
+          A scalar tensor.
         """
         return softmax_cross_entropy(logits, labels)
 
@@ -492,5 +559,12 @@ class ModelBase(tf.Module):
         """Fraction of examples whose largest logit is the label.
 
         Override in a subclass with `loss` (see sigmoid_accuracy).
+
+        Args:
+          logits: [batch, classes] outputs of forward.
+          labels: [batch] integer class ids.
+
+        Returns:
+          A scalar tensor in [0, 1].
         """
         return softmax_accuracy(logits, labels)

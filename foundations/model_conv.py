@@ -41,7 +41,13 @@ class ModelConv(ModelBase):
       dropout: fraction of each fully-connected hidden layer's outputs dropped
         during training (0: none); evaluation never drops.
       kernel_initializer: for kernels without presets (default Glorot normal).
-      presets, masks, seed: as in ModelBase.
+      presets: as in ModelBase.
+      masks: as in ModelBase.
+      seed: as in ModelBase.
+
+    Raises:
+      ValueError: an unknown architecture, sizes that are not positive, a dropout outside
+        [0, 1), or presets or masks that are not finite or not 0/1.
     """
 
     # A whole 10,000-image split at once held about 5.5 GB of activations for
@@ -72,12 +78,22 @@ class ModelConv(ModelBase):
         return self._dropout
 
     def trace_key(self) -> Hashable:
-        """The stages, dense sizes, outputs and dropout rate: all that decides the
+        """What decides the computation: stages, dense sizes, outputs and dropout.
+
+        The stages, dense sizes, outputs and dropout rate: all that decides the
         computation (the initializer only sets initial values)."""
         return (self._stages, self._dense_units, self._outputs, self._dropout)
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """[batch, height, width, channels] images -> [batch, outputs] logits."""
+        """[batch, height, width, channels] images -> [batch, outputs] logits.
+
+        Args:
+          inputs: [batch, height, width, channels] images.
+          training: True while training (dropout drops); False for evaluation.
+
+        Raises:
+          ValueError: inputs that are not [batch, height, width, channels].
+        """
         if inputs.shape.rank != 4:
             raise ValueError(
                 f"ModelConv takes images [batch, height, width, channels], got shape "

@@ -16,7 +16,13 @@ class ModelFc(ModelBase):
       hyperparameters: {'layers': [(units, activation), ...]}, activation
         None, a callable or a Keras name ('relu'); optionally
         'kernel_initializer' (default Glorot normal, as in the original).
-      presets, masks, seed: as in ModelBase.
+      presets: as in ModelBase.
+      masks: as in ModelBase.
+      seed: as in ModelBase.
+
+    Raises:
+      ValueError: no 'layers' in `hyperparameters`, or presets or masks that are not finite
+        or not 0/1.
     """
 
     def __init__(self, hyperparameters: Mapping[str, Any],
@@ -36,7 +42,12 @@ class ModelFc(ModelBase):
         return tuple(self._layer_specs)
 
     def forward(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Flattens the inputs and applies the dense layers; returns logits."""
+        """Flattens the inputs and applies the dense layers; returns logits.
+
+        Args:
+          inputs: [batch, ...] examples, flattened to [batch, features].
+          training: unused (a ModelFc has no dropout); part of ModelBase.forward's interface.
+        """
         features = int(np.prod(inputs.shape[1:]))
         outputs = tf.reshape(inputs, [-1, features])
         for index, (units, activation) in enumerate(self._layer_specs):

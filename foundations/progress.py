@@ -41,7 +41,11 @@ def in_jupyter_kernel() -> bool:
 
 
 def clock(seconds: float) -> str:
-    """H:MM:SS."""
+    """H:MM:SS.
+
+    Args:
+      seconds: a duration.
+    """
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
@@ -52,6 +56,15 @@ def describe(iteration: int, total: int, latest: Latest, seconds: float, label: 
 
     The rate counts the iterations trained since `first_iteration` (a rewound
     run starts past 0) over `seconds`.
+
+    Args:
+      iteration: the iteration reached.
+      total: the iteration training ends at.
+      latest: split -> {'loss': ..., 'accuracy': ...}, the latest metrics.
+      seconds: the time since `first_iteration`.
+      label: text put before the line.
+      iterations_after: iterations still to come after this run, for the whole ETA.
+      first_iteration: the iteration training started at.
     """
     rate = (iteration - first_iteration) / max(seconds, 1e-9)
     parts = [f"{label}iteration {iteration}/{total}", f"{rate:.0f} it/s"]
@@ -93,6 +106,9 @@ class Reporter:
       label: text put before each line (e.g. the level and trial).
       iterations_after: iterations still to come after this run, for the
         whole-trial ETA.
+
+    Raises:
+      TypeError: `progress` is not None, a bool or a function.
     """
 
     def __init__(self, progress: Progress = None, label: str = "", iterations_after: int = 0):
@@ -113,8 +129,14 @@ class Reporter:
         self._first = 0
 
     def start(self, total: int, first_iteration: int = 0) -> None:
-        """Marks the start of training at `first_iteration` (the rate is measured
-        from here)."""
+        """Marks the start of training at `first_iteration`.
+
+        The rate is measured from here.
+
+        Args:
+          total: the iteration training ends at.
+          first_iteration: the iteration training starts at.
+        """
         self._first = int(first_iteration)
         self._started = time.time()
         self._last = self._started
@@ -125,7 +147,13 @@ class Reporter:
                 display_id=True)
 
     def update(self, iteration: int, total: int, latest: Dict[str, Dict[str, float]]) -> None:
-        """Reports the run at `iteration` of `total`."""
+        """Reports the run at `iteration` of `total`.
+
+        Args:
+          iteration: the iteration reached.
+          total: the iteration training ends at.
+          latest: split -> {'loss': ..., 'accuracy': ...}, the latest metrics.
+        """
         if self._function is not None:
             self._function(iteration, total, latest)
             return

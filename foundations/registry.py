@@ -7,7 +7,12 @@ T = TypeVar("T")
 
 
 def closest(name: str, known: Iterable[str]) -> Optional[str]:
-    """The known name most like `name`, if one is close (for 'did you mean')."""
+    """The known name most like `name`, if one is close (for 'did you mean').
+
+    Args:
+      name: the name given.
+      known: the names there are.
+    """
     matches = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
@@ -20,6 +25,9 @@ class Registry(Generic[T]):
         MODELS = Registry("model")
         MODELS.register("fc", build_fc)
         MODELS.get("fc")
+
+    Args:
+      kind: what the entries are, as messages name them ('model', 'selection', ...).
     """
 
     def __init__(self, kind: str):
@@ -27,7 +35,19 @@ class Registry(Generic[T]):
         self._entries: Dict[str, T] = {}
 
     def register(self, name: str, entry: T, replace: bool = False) -> T:
-        """Adds `entry` under `name`; a name already taken is an error unless `replace`."""
+        """Adds `entry` under `name`; a name already taken is an error unless `replace`.
+
+        Args:
+          name: the entry's name.
+          entry: the object registered.
+          replace: replace an entry of the same name instead of raising.
+
+        Returns:
+          `entry`, so that register can decorate a definition.
+
+        Raises:
+          ValueError: `name` is taken and `replace` is False.
+        """
         previous = self._entries.get(name)
         # Reloading the module that registers an entry (a notebook's autoreload)
         # registers the same function again: that is a replacement, not a clash.
@@ -43,6 +63,9 @@ class Registry(Generic[T]):
     def unregister(self, name: str) -> T:
         """Removes and returns the entry named `name` (e.g. one a test registered).
 
+        Args:
+          name: the entry's name.
+
         Raises:
           ValueError: no such entry.
         """
@@ -52,6 +75,9 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The entry named `name`.
+
+        Args:
+          name: the entry's name.
 
         Raises:
           ValueError: no such entry; the message lists the registered names

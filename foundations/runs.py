@@ -56,12 +56,19 @@ Identity = Dict[str, Any]
 
 
 def is_complete(run_directory: str) -> bool:
-    """Whether a run finished: its done.json exists."""
+    """Whether a run finished: its done.json exists.
+
+    Args:
+      run_directory: the run's directory.
+    """
     return os.path.isfile(paths.done(run_directory))
 
 
 def read_done(run_directory: str) -> Dict[str, Any]:
     """A complete run's done.json.
+
+    Args:
+      run_directory: the run's directory.
 
     Raises:
       FileNotFoundError: the run is not complete.
@@ -85,6 +92,14 @@ def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
 
     The file appears atomically and never replaces another: if a done.json
     appeared meanwhile (another process finished this run), FileExistsError.
+
+    Args:
+      run_directory: the run's directory.
+      record: the JSON-serializable record of the run.
+
+    Raises:
+      FileExistsError: another process completed the run meanwhile.
+      save_restore.DiskFullError: the disk is full.
     """
     path = paths.done(run_directory)
     text = json.dumps(dict(record, format_version=FORMAT_VERSION), indent=1, sort_keys=True,
@@ -120,13 +135,22 @@ def write_done(run_directory: str, record: Mapping[str, Any]) -> None:
 
 
 def write_diverged(run_directory: str, record: Mapping[str, Any]) -> None:
-    """Records that a run diverged: it stays incomplete and is never pruned from."""
+    """Records that a run diverged: it stays incomplete and is never pruned from.
+
+    Args:
+      run_directory: the run's directory.
+      record: JSON-serializable facts about the divergence (iteration, what).
+    """
     save_restore.write_json(os.path.join(run_directory, DIVERGED_FILENAME),
                             dict(record, format_version=FORMAT_VERSION))
 
 
 def read_diverged(run_directory: str) -> Optional[Dict[str, Any]]:
-    """The divergence record of a run, or None if it has none (or it is unreadable)."""
+    """The divergence record of a run, or None if it has none (or it is unreadable).
+
+    Args:
+      run_directory: the run's directory.
+    """
     path = os.path.join(run_directory, DIVERGED_FILENAME)
     if not os.path.isfile(path):
         return None
@@ -138,7 +162,13 @@ def read_diverged(run_directory: str) -> Optional[Dict[str, Any]]:
 
 
 class DivergedError(RuntimeError):
-    """Training produced a non-finite loss or weights: the run is recorded as diverged."""
+    """Training produced a non-finite loss or weights: the run is recorded as diverged.
+
+    Args:
+      output_dir: the run directory.
+      iteration: the iteration at which the loss or weights stopped being finite.
+      what: what became non-finite (for the message).
+    """
 
     def __init__(self, output_dir: str, iteration: int, what: str):
         self.output_dir, self.iteration, self.what = output_dir, iteration, what
@@ -168,8 +198,10 @@ def _config_identity(config: Mapping[str, Any]) -> Identity:
 
 
 def identity(run_info: Mapping[str, Any], ignore: Iterable[str] = ()) -> Identity:
-    """The flat settings of a run: 'config.{field}' for each configuration field,
-    and the other run_info keys (seed, experiment_name, control, ...) as they are.
+    """The flat settings of a run, as runs are compared on them.
+
+    'config.{field}' for each configuration field, and the other run_info keys (seed,
+    experiment_name, control, ...) as they are.
 
     Args:
       run_info: a done.json's run_info (any format), or one about to be written.
@@ -239,7 +271,11 @@ def check_same_run(run_directory: str, asked: Mapping[str, Any],
     Args:
       run_directory: a complete run.
       asked: the run_info (or identity) asked for now.
-      defaults, ignore: as in differences() and identity().
+      defaults: as in differences() and identity().
+      ignore: as in differences() and identity().
+
+    Raises:
+      ValueError: naming each setting in which the complete run differs.
     """
     recorded = identity(read_done(run_directory).get("run_info", {}), ignore)
     found = differences(recorded, identity(asked, ignore), defaults)
@@ -257,6 +293,12 @@ def load_complete_run(run_directory: str, asked: Mapping[str, Any],
                       ) -> Optional[Tuple[save_restore.Network, save_restore.Network, save_restore.Network]]:
     """(initial, final, masks) of a complete run made with `asked`, or None if incomplete.
 
+    Args:
+      run_directory: the run's directory.
+      asked: the settings the caller would train with (compared with done.json's).
+      defaults: values of settings that older done.json files do not record.
+      ignore: settings that may differ.
+
     Raises:
       ValueError: the complete run was made with other settings; the message
         names each one (see check_same_run).
@@ -272,7 +314,11 @@ def load_complete_run(run_directory: str, asked: Mapping[str, Any],
 
 
 def mark_started(run_directory: str) -> None:
-    """Marks a directory as a run of this project (before any of its files)."""
+    """Marks a directory as a run of this project (before any of its files).
+
+    Args:
+      run_directory: the run's directory.
+    """
     os.makedirs(run_directory, exist_ok=True)
     marker = os.path.join(run_directory, MARKER_FILENAME)
     if not os.path.exists(marker):
@@ -280,7 +326,11 @@ def mark_started(run_directory: str) -> None:
 
 
 def remove_temporaries(directory: str) -> None:
-    """Removes the .*.tmp files an interrupted atomic write left under `directory`."""
+    """Removes the .*.tmp files an interrupted atomic write left under `directory`.
+
+    Args:
+      directory: the directory searched (recursively).
+    """
     for path in glob.glob(os.path.join(glob.escape(directory), "**", ".*.tmp"),
                           recursive=True):
         if os.path.isfile(path):
@@ -419,6 +469,9 @@ def clear_incomplete(run_directory: str) -> None:
     marker, its content proves it (_is_run_of_older_version). Anything else
     is refused, not deleted.
 
+    Args:
+      run_directory: the run's directory.
+
     Raises:
       FileExistsError: the run is complete (complete runs are never
         overwritten), or the directory holds run files that no run of this
@@ -453,7 +506,11 @@ def clear_incomplete(run_directory: str) -> None:
 
 
 def complete_runs(directory: str) -> list:
-    """Paths, relative to `directory`, of the done.json of every complete run under it."""
+    """Paths, relative to `directory`, of the done.json of every complete run under it.
+
+    Args:
+      directory: any directory (an experiment, a trial).
+    """
     found = []
     for root, _, files in os.walk(directory):
         if DONE_FILENAME in files:
@@ -462,6 +519,10 @@ def complete_runs(directory: str) -> list:
 
 
 def mask_counts(masks: Mapping[str, np.ndarray]) -> Dict[str, Tuple[int, int]]:
-    """layer -> [surviving weights, all weights], as done.json records them."""
+    """layer -> [surviving weights, all weights], as done.json records them.
+
+    Args:
+      masks: layer -> mask.
+    """
     return {name: [int(np.count_nonzero(mask)), int(np.size(mask))]
             for name, mask in masks.items()}

@@ -25,7 +25,11 @@ _LAYER_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 def apply_umask(path: str) -> None:
-    """Gives a file made by tempfile (mode 0600) the mode the process's umask asks for."""
+    """Gives a file made by tempfile (mode 0600) the mode the process's umask asks for.
+
+    Args:
+      path: the file.
+    """
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(path, 0o666 & ~mask)
@@ -41,6 +45,11 @@ class DiskFullError(OSError):
     An OSError with errno ENOSPC, so callers that handle OSError still do; its
     message names the file, the free space and, once known (with_need), how
     much the whole run needs.
+
+    Args:
+      path: the file that could not be written.
+      free: the free bytes of its file system, if known.
+      needed: the bytes the whole run needs, if known.
     """
 
     def __init__(self, path: str, free: Optional[int], needed: Optional[int] = None):
@@ -57,13 +66,23 @@ class DiskFullError(OSError):
         return self.strerror
 
     def with_need(self, needed: int) -> "DiskFullError":
-        """The same error, saying how many bytes the whole run needs."""
+        """The same error, saying how many bytes the whole run needs.
+
+        Args:
+          needed: the bytes the whole run needs.
+        """
         return DiskFullError(self.path, self.free, needed)
 
 
 def is_disk_full(error: BaseException) -> bool:
-    """Whether an error says the disk (or a quota) is full: ENOSPC or EDQUOT, or
-    numpy's short write ('N requested and M written', which has no errno)."""
+    """Whether an error says the disk (or a quota) is full.
+
+    ENOSPC or EDQUOT, or numpy's short write ('N requested and M written', which has no
+    errno).
+
+    Args:
+      error: the error raised by a write.
+    """
     if not isinstance(error, OSError):
         return False
     if isinstance(error, DiskFullError) or error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -73,7 +92,11 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 def disk_full_error(path: str) -> DiskFullError:
-    """A DiskFullError for `path`, with the free space of its file system now."""
+    """A DiskFullError for `path`, with the free space of its file system now.
+
+    Args:
+      path: the file that could not be written.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     try:
         free = shutil.disk_usage(directory).free
@@ -88,6 +111,9 @@ def disk_need(needed: Callable[[], Optional[int]]) -> Iterator[None]:
 
     Args:
       needed: called only on a full disk; the bytes the run writes (None: unknown).
+
+    Raises:
+      DiskFullError: the disk filled during the block; the message says what the run needs.
     """
     try:
         yield
@@ -130,24 +156,45 @@ def _write_atomically(path: str, write: Callable) -> None:
 
 
 def write_bytes_atomically(path: str, data: bytes) -> None:
-    """Writes bytes to path atomically (temporary file, then rename)."""
+    """Writes bytes to path atomically (temporary file, then rename).
+
+    Args:
+      path: the file.
+      data: its content.
+    """
     _write_atomically(path, lambda f: f.write(data))
 
 
 def write_json(path: str, value: Any) -> None:
-    """Writes a JSON-serializable value to path atomically."""
+    """Writes a JSON-serializable value to path atomically.
+
+    Args:
+      path: the file.
+      value: a JSON-serializable value (numpy values and callables too; see json_default).
+    """
     text = json.dumps(value, indent=1, sort_keys=True, default=json_default)
     write_bytes_atomically(path, text.encode("utf-8"))
 
 
 def read_json(path: str) -> Any:
-    """Reads a JSON file."""
+    """Reads a JSON file.
+
+    Args:
+      path: the file.
+    """
     with open(path, "r", encoding="utf-8") as f:
         return json.load(f)
 
 
 def json_default(value: Any) -> Any:
-    """JSON form of numpy values and callables (by name); TypeError otherwise."""
+    """JSON form of numpy values and callables (by name); TypeError otherwise.
+
+    Args:
+      value: a value json cannot write itself.
+
+    Raises:
+      TypeError: a value of another type.
+    """
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -158,7 +205,15 @@ def json_default(value: Any) -> Any:
 
 
 def save_network(directory: str, network: Network) -> None:
-    """Saves a network (layer name -> array) as one .npy file per layer."""
+    """Saves a network (layer name -> array) as one .npy file per layer.
+
+    Args:
+      directory: the directory (created if needed).
+      network: layer name -> array.
+
+    Raises:
+      ValueError: a layer name that cannot be a file name.
+    """
     os.makedirs(directory, exist_ok=True)
     for name, value in network.items():
         if not _LAYER_NAME.match(name):
@@ -171,7 +226,15 @@ def save_network(directory: str, network: Network) -> None:
 
 
 def restore_network(directory: str) -> Network:
-    """Loads a network saved by save_network: a dict layer name -> array."""
+    """Loads a network saved by save_network: a dict layer name -> array.
+
+    Args:
+      directory: the directory save_network wrote.
+
+    Raises:
+      FileNotFoundError: no such directory, or no .npy files in it.
+      ValueError: a file that cannot be read as an array.
+    """
     if not os.path.isdir(directory):
         raise FileNotFoundError(
             f"no saved network at {directory!r}: expected a directory of "
@@ -203,6 +266,10 @@ def standardize(network: NetworkLike,
 
     Returns:
       A dict of numpy arrays, or None.
+
+    Raises:
+      ValueError: an empty list, or several networks without a combine_fn.
+      TypeError: a value of another type.
     """
     if network is None:
         return None
@@ -236,13 +303,22 @@ NON_KERNEL_SUFFIXES = (BIAS_SUFFIX, ".gamma", ".beta", ".moving_mean", ".moving_
 
 
 def is_kernel(name: str) -> bool:
-    """Whether a saved network's entry is a layer's kernel (masks/ holds one per kernel)."""
+    """Whether a saved network's entry is a layer's kernel (masks/ holds one per kernel).
+
+    Args:
+      name: the entry's name.
+    """
     return not name.endswith(NON_KERNEL_SUFFIXES)
 
 
 def kernels_only(network: Network) -> Network:
-    """`network` without its biases ('{layer}.bias' entries) and batch normalization
-    values: what pruning, masks and a ticket's layer-by-layer checks work on.
-    initial/ and final/ hold the biases too since they were saved whole; runs saved
-    before hold none."""
+    """`network` without its biases and batch normalization values.
+
+    What pruning, masks and a ticket's layer-by-layer checks work on ('{layer}.bias' entries
+    left out). initial/ and final/ hold the biases too since they were saved whole; runs
+    saved before hold none.
+
+    Args:
+      network: name -> array, as restore_network returns it.
+    """
     return {name: value for name, value in network.items() if is_kernel(name)}

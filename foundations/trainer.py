@@ -58,8 +58,15 @@ _RECORD_BYTES = 1_000_000
 
 def run_bytes(model: ModelBase, snapshots: int = 0, save_network: bool = True
               ) -> Optional[int]:
-    """About how many bytes a run of `model` writes: initial/ and final/ (kernels
-    and biases), masks/ (kernels), each rewind snapshot and its records.
+    """About how many bytes a run of `model` writes.
+
+    initial/ and final/ (kernels and biases), masks/ (kernels), each rewind snapshot and its
+    records.
+
+    Args:
+      model: the model the run trains (built).
+      snapshots: how many rewind snapshots the run keeps.
+      save_network: whether the run saves initial/, final/ and masks/.
 
     Returns:
       The bytes, or None if the model is not built yet.
@@ -76,9 +83,18 @@ def run_bytes(model: ModelBase, snapshots: int = 0, save_network: bool = True
 
 
 def reports_disk_need(function: Callable) -> Callable:
-    """Makes a full disk during `function` (train, or a population's) a
+    """Decorates a training function so a full disk says what its runs need.
+
+    Makes a full disk during `function` (train, or a population's) a
     DiskFullError that says how many bytes its runs need: the sum of run_bytes
-    over its `model` or `models`, with its snapshot_iterations and save_network."""
+    over its `model` or `models`, with its snapshot_iterations and save_network.
+
+    Args:
+      function: train or train_population (takes `model` or `models`).
+
+    Returns:
+      The wrapped function.
+    """
     signature = inspect.signature(function)
 
     @functools.wraps(function)
@@ -157,7 +173,7 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         0 never does.
 
     Returns:
-      A TrainResult: unpacks as (initial_weights, final_weights), dicts layer
+      A TrainResult, which unpacks as (initial_weights, final_weights), dicts layer
       name -> effective kernel; its `metrics` are those of metrics.json and
       its `record` that of done.json. `model` holds the trained values.
 
@@ -165,6 +181,10 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
       DivergedError: a loss (training, or an evaluated split) or a weight
         became non-finite; the metrics so far and diverged.json are written,
         done.json is not.
+      FileExistsError: `output_dir` holds a complete run.
+      ValueError: a bad `xla` or `sparse_below`, a bad length, interval, start
+        or snapshot iteration, or a loss that does not fit the model's outputs
+        (before anything is written).
     """
     resolve_xla(xla)  # a bad setting is refused before anything is written
     if not 0.0 <= float(sparse_below) <= 1.0:
@@ -226,9 +246,15 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
       output_dirs: one run directory per member, all different. If any holds
         a complete run, FileExistsError before anything is written;
         incomplete ones are redone.
-      save_summaries, save_network, test_interval, validate_interval,
-        train_interval, progress_label, iterations_after, start_iteration,
-        snapshot_iterations: as in trainer.train, for every member.
+      save_summaries: as in trainer.train, for every member.
+      save_network: as in trainer.train, for every member.
+      test_interval: as in trainer.train, for every member.
+      validate_interval: as in trainer.train, for every member.
+      train_interval: as in trainer.train, for every member.
+      progress_label: as in trainer.train, for every member.
+      iterations_after: as in trainer.train, for every member.
+      start_iteration: as in trainer.train, for every member.
+      snapshot_iterations: as in trainer.train, for every member.
       run_infos: per member, the run_info written into its done.json.
       progress: as in trainer.train; a function is called as
         progress(iteration, total, latest) with the mean over the members
@@ -251,6 +277,8 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
         architectures, data sets with different arrays, an optimizer that
         would mix members, or a bad setting (before anything is written).
       FileExistsError: a member's output directory holds a complete run.
+      PopulationDivergedError: a member diverged and `raise_on_divergence` is True; it holds
+        every member's outcome.
     """
     models = list(models)
     size = len(models)

@@ -35,10 +35,25 @@ def union(masks_list: Sequence[Dict[str, np.ndarray]], *more) -> Dict[str, np.nd
 
     Call as union([m1, m2, ...]) (the form save_restore.standardize's
     combine_fn uses) or union(m1, m2, ...).
+
+    Args:
+      masks_list: a sequence of masks (layer -> 0/1 array, the same layers and shapes), or
+        the first mask when the others follow as further arguments.
+
+    Returns:
+      The combined masks, layer -> float32 0/1 array.
     """
     return _combine(masks_list, more, np.logical_or.reduce)
 
 
 def intersect(masks_list: Sequence[Dict[str, np.ndarray]], *more) -> Dict[str, np.ndarray]:
-    """A weight survives if it survives in all of the masks."""
+    """A weight survives if it survives in all of the masks.
+
+    Args:
+      masks_list: a sequence of masks (layer -> 0/1 array, the same layers and shapes), or
+        the first mask when the others follow as further arguments.
+
+    Returns:
+      The combined masks, layer -> float32 0/1 array.
+    """
     return _combine(masks_list, more, np.logical_and.reduce)

@@ -3,9 +3,9 @@
 A pruning step is two separate choices, made into one ``PruningRule``:
 
 * **scores** rank what may be removed (``scores.py``; ``WEIGHT_SCORES`` and
-  ``UNIT_SCORES`` by name). Weight scores: ``magnitude`` (|w| of the final
+  ``UNIT_SCORES`` by name). Weight scores: ``magnitude`` (``|w|`` of the final
   weights, the paper's), ``random`` (uniform draws seeded by ``seed`` and the
-  layer's name) and ``snip`` (|w * dL/dw| on training batches; ``snip.py``).
+  layer's name) and ``snip`` (``|w * dL/dw|`` on training batches; ``snip.py``).
   Unit scores (for unit pruning): ``input_magnitude`` (L2 norm of a unit's
   surviving incoming weights), ``output_magnitude`` (of its surviving outgoing
   weights in the next layer), ``magnitude_product`` (the two multiplied) and

@@ -112,8 +112,15 @@ class Context:
         return dataclasses.replace(self, **changes)
 
     def require(self, *needs: str) -> None:
-        """Raises ValueError, naming all that is missing, unless the context provides
-        each of `needs`: 'model', 'data', 'initial', 'rewind'."""
+        """Checks that the context provides each of `needs`.
+
+        Raises ValueError, naming all that is missing, unless the context provides
+        each of `needs`: 'model', 'data', 'initial', 'rewind'.
+
+        Raises:
+          ValueError: an unknown need, or needs the context does not provide (naming the
+            keyword to pass).
+        """
         have = {"model": ("the model", "model_fn", self.model_fn),
                 "data": ("the training data", "dataset_fn", self.dataset_fn),
                 "initial": ("the initial weights", "initial", self.initial),
@@ -130,6 +137,10 @@ class Context:
                 ) -> Mapping[str, np.ndarray]:
         """The weights named `which`: 'final', 'initial' or 'rewind' (or a dict itself).
 
+        Args:
+          which: 'final', 'initial' or 'rewind', or a layer -> weights dict returned as it
+            is.
+
         Raises:
           ValueError: an unknown name, or weights this context does not hold.
         """
@@ -145,6 +156,9 @@ class Context:
 
     def model(self, weights: Union[str, Mapping[str, np.ndarray]] = "final") -> "ModelBase":
         """A new model holding `weights` (see weights()) under this level's masks.
+
+        Args:
+          weights: as in weights(): a name or a layer -> weights dict.
 
         Raises:
           ValueError: the context has no model_fn.
@@ -164,8 +178,15 @@ class Context:
         return self.dataset_fn()
 
     def train_batches(self, count: int, start: int = 0) -> List[Batch]:
-        """`count` training batches, those of iterations start .. start+count-1
-        (the order training reads them in, so the same seeds give the same batches)."""
+        """`count` training batches from iteration `start`, in training's order.
+
+        `count` training batches, those of iterations start .. start+count-1
+        (the order training reads them in, so the same seeds give the same batches).
+
+        Args:
+          count: how many batches.
+          start: the iteration of the first batch.
+        """
         data = self.dataset()
         inputs, labels = data.train
         return [(inputs[rows], labels[rows]) for rows in data.batch_indices(start, count)]

@@ -19,7 +19,9 @@ from lottery_ticket.foundations.pruning.scores import WEIGHT_SCORES, Score
 
 
 def hessian_gradient_product(model: Any, batches: Iterable[Batch]) -> Dict[str, np.ndarray]:
-    """H g over the kernels: g the mean gradient of the loss over `batches`, H the
+    """The Hessian-gradient product H g over the kernels.
+
+    H g over the kernels: g the mean gradient of the loss over `batches`, H the
     Hessian of that mean loss, by double backpropagation (tf.GradientTape).
 
     g is computed first and held fixed (a constant in the second pass), as the
@@ -66,7 +68,9 @@ def hessian_gradient_product(model: Any, batches: Iterable[Batch]) -> Dict[str, 
 
 
 class Grasp(Score):
-    """w * (H g) of the weights being pruned, averaged over training batches: the
+    """GraSP's score negated: w * (H g), averaged over training batches.
+
+    w * (H g) of the weights being pruned, averaged over training batches: the
     GraSP paper's score negated, so that the lowest go (see the module docstring).
 
     Args:
@@ -74,6 +78,9 @@ class Grasp(Score):
         g and H g are averaged over.
       weights: which weights the model holds: 'final' (the weights being pruned:
         the initial ones when pruning at initialization), 'initial' or 'rewind'.
+
+    Raises:
+      ValueError: `batches` is not a whole number >= 1.
     """
 
     def __init__(self, batches: int = 1, weights: str = "final"):

@@ -11,7 +11,11 @@ Arrays = Mapping[str, np.ndarray]
 
 
 def layer_order(names: Sequence[str]) -> List[str]:
-    """`names` in natural order: digits compare as numbers (layer2 before layer10)."""
+    """`names` in natural order: digits compare as numbers (layer2 before layer10).
+
+    Args:
+      names: layer names.
+    """
     def key(name: str) -> Tuple:
         # re.split with a group alternates text and digits, so keys compare part by part.
         return tuple(int(part) if index % 2 else part
@@ -21,6 +25,10 @@ def layer_order(names: Sequence[str]) -> List[str]:
 
 def ordered(names: Sequence[str], order: Optional[Sequence[str]]) -> List[str]:
     """`names` in layer order: `order`'s, or the natural order of the names.
+
+    Args:
+      names: layer names.
+      order: the model's layer order; None: the names' natural order.
 
     Raises:
       ValueError: `order` leaves out one of `names`.
@@ -35,14 +43,21 @@ def ordered(names: Sequence[str], order: Optional[Sequence[str]]) -> List[str]:
 
 
 def output_layer(masks: Arrays, order: Optional[Sequence[str]] = None) -> str:
-    """The network's last layer (in `order`, or the names' natural order)."""
+    """The network's last layer (in `order`, or the names' natural order).
+
+    Args:
+      masks: layer -> mask (the names are used).
+      order: the model's layer order; None: the names' natural order.
+    """
     return ordered(list(masks), order)[-1]
 
 
 def rate_groups(percents: Mapping[str, float], order: Optional[Sequence[str]] = None,
                 output: Optional[str] = None) -> List[List[str]]:
-    """The default pools of global selection: the layers that share a rate, except
-    the output layer, which is always pruned on its own at its own rate.
+    """The default pools of global selection.
+
+    The layers that share a rate, except the output layer, which is always pruned on its own
+    at its own rate.
 
     Pools and the layers in them are in layer order, e.g. LeNet's percents
     give [['layer0', 'layer1'], ['layer2']], and Conv-2's (convolutions and
@@ -61,7 +76,12 @@ def rate_groups(percents: Mapping[str, float], order: Optional[Sequence[str]] = 
 
 def next_layers(names: Sequence[str], order: Optional[Sequence[str]] = None
                 ) -> Dict[str, Optional[str]]:
-    """layer -> the layer after it (None for the last), in layer order."""
+    """layer -> the layer after it (None for the last), in layer order.
+
+    Args:
+      names: layer names.
+      order: the model's layer order; None: the names' natural order.
+    """
     names = ordered(list(names), order)
     return {name: (names[i + 1] if i + 1 < len(names) else None)
             for i, name in enumerate(names)}
@@ -75,6 +95,12 @@ def unit_inputs(name: str, units: int, next_name: str, next_shape: Tuple[int, ..
     (dense after dense, conv after conv). A dense layer after a flattened conv
     output of `units` channels reads H*W*units inputs, channels last (NHWC),
     so input i comes from filter i % units.
+
+    Args:
+      name: the layer whose units are removed.
+      units: its number of units.
+      next_name: the next layer's name (for the message).
+      next_shape: the next layer's kernel shape.
 
     Raises:
       ValueError: the shapes fit neither case (the next layer is not the one
@@ -92,14 +118,26 @@ def unit_inputs(name: str, units: int, next_name: str, next_shape: Tuple[int, ..
 
 
 def unit_norms(weights: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """L2 norm of each unit's (last axis) surviving incoming weights (float64)."""
+    """L2 norm of each unit's (last axis) surviving incoming weights (float64).
+
+    Args:
+      weights: a layer's kernel (units on the last axis).
+      mask: its mask.
+    """
     kept = np.asarray(weights, dtype=np.float64) * np.asarray(mask, dtype=np.float64)
     return np.sqrt(np.sum(np.square(kept.reshape(-1, kept.shape[-1])), axis=0))
 
 
 def input_norms(weights: np.ndarray, mask: np.ndarray, feeding: np.ndarray,
                 units: int) -> np.ndarray:
-    """L2 norm, per unit of the previous layer, of the surviving weights it feeds."""
+    """L2 norm, per unit of the previous layer, of the surviving weights it feeds.
+
+    Args:
+      weights: the next layer's kernel (inputs on axis -2).
+      mask: its mask.
+      feeding: per input of that kernel, the unit that feeds it (see unit_inputs).
+      units: the number of units of the previous layer.
+    """
     kept = np.asarray(weights, dtype=np.float64) * np.asarray(mask, dtype=np.float64)
     by_input = np.moveaxis(kept, -2, 0).reshape(kept.shape[-2], -1)
     return np.sqrt(np.bincount(feeding, weights=np.sum(np.square(by_input), axis=1),
@@ -107,13 +145,26 @@ def input_norms(weights: np.ndarray, mask: np.ndarray, feeding: np.ndarray,
 
 
 def surviving_units(mask: np.ndarray) -> np.ndarray:
-    """Boolean per unit (last axis): whether any of its incoming weights survives."""
+    """Boolean per unit (last axis): whether any of its incoming weights survives.
+
+    Args:
+      mask: a layer's mask (units on the last axis).
+    """
     mask = np.asarray(mask)
     return mask.reshape(-1, mask.shape[-1]).any(axis=0)
 
 
 def check_shapes(name: str, mask: np.ndarray, weights: np.ndarray) -> None:
-    """Raises ValueError if a layer's mask and weights differ in shape."""
+    """Raises ValueError if a layer's mask and weights differ in shape.
+
+    Args:
+      name: the layer's name (for the message).
+      mask: its mask.
+      weights: its weights.
+
+    Raises:
+      ValueError: naming the layer and both shapes.
+    """
     mask_shape, weight_shape = np.shape(mask), np.shape(weights)
     if mask_shape != weight_shape:
         raise ValueError(
@@ -122,8 +173,15 @@ def check_shapes(name: str, mask: np.ndarray, weights: np.ndarray) -> None:
 
 
 def check_layers(percents: Mapping[str, float], masks: Arrays, final_weights: Arrays) -> None:
-    """Every layer of `percents` has a mask and final weights of one shape, and every
+    """Checks the masks and final weights of the layers to prune.
+
+    Every layer of `percents` has a mask and final weights of one shape, and every
     mask holds only 0 and 1.
+
+    Args:
+      percents: layer -> rate of the layers to prune.
+      masks: layer -> mask.
+      final_weights: layer -> final weights.
 
     Raises:
       ValueError: naming the layer (and the closest layer with a mask).
@@ -149,5 +207,9 @@ def check_layers(percents: Mapping[str, float], masks: Arrays, final_weights: Ar
 
 
 def copy_masks(masks: Arrays) -> Dict[str, np.ndarray]:
-    """float32 copies of `masks`."""
+    """float32 copies of `masks`.
+
+    Args:
+      masks: layer -> mask.
+    """
     return {name: np.asarray(mask, dtype=np.float32).copy() for name, mask in masks.items()}

@@ -1,4 +1,4 @@
-"""magnitude_at_init: |w| of the initial weights (level 0's, before any training).
+"""magnitude_at_init: ``|w|`` of the initial weights (level 0's, before any training).
 
 The baseline of pruning at initialization: what magnitude pruning would remove
 if it could not wait for training. At level 0 of a prune-at-init run the
@@ -13,7 +13,7 @@ from lottery_ticket.foundations.pruning.scores import WEIGHT_SCORES, Score
 
 
 class MagnitudeAtInit(Score):
-    """|w| of the context's initial weights; low goes first.
+    """``|w|`` of the context's initial weights; low goes first.
 
     Raises (when called):
       ValueError: the context holds no initial weights.

@@ -93,7 +93,15 @@ def check_percents(percents: Any, where: str = "prune_percents") -> Dict[str, fl
 
 
 def check_fraction(rate: Any, where: str) -> float:
-    """A computed rate in [0, 1] (one-shot rates may reach 1 on a tiny layer)."""
+    """A computed rate in [0, 1] (one-shot rates may reach 1 on a tiny layer).
+
+    Args:
+      rate: the computed rate.
+      where: how the message names it.
+
+    Raises:
+      ValueError: the rate is outside [0, 1].
+    """
     value = float(rate)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{where} is {rate!r}; it is a fraction in [0, 1].")

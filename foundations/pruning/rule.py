@@ -16,7 +16,12 @@ Arrays = Mapping[str, np.ndarray]
 
 
 def accepts_keyword(function: Callable, name: str) -> bool:
-    """Whether `function` takes the keyword `name` (or **kwargs)."""
+    """Whether `function` takes the keyword `name` (or ``**kwargs``).
+
+    Args:
+      function: any callable.
+      name: the keyword's name.
+    """
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):  # builtins and some C callables have no signature
@@ -26,13 +31,24 @@ def accepts_keyword(function: Callable, name: str) -> bool:
 
 
 def accepts_context(function: Callable) -> bool:
-    """Whether a pruning function takes a `context` keyword (or **kwargs)."""
+    """Whether a pruning function takes a `context` keyword (or ``**kwargs``).
+
+    Args:
+      function: a pruning function.
+    """
     return accepts_keyword(function, "context")
 
 
 def call_with_context(function: Callable, masks: Arrays, final_weights: Arrays,
                       context: Context, **options: Any) -> Dict[str, np.ndarray]:
-    """function(masks, final_weights, **options), with context=context if it takes one."""
+    """``function(masks, final_weights, **options)``, with ``context=context`` if it takes one.
+
+    Args:
+      function: a pruning function function(masks, final_weights, ...) -> masks.
+      masks: layer -> the current mask.
+      final_weights: layer -> the level's final weights.
+      context: the level's Context, passed only to a function that accepts it.
+    """
     if accepts_context(function):
         options["context"] = context
     return function(masks, final_weights, **options)
@@ -41,6 +57,11 @@ def call_with_context(function: Callable, masks: Arrays, final_weights: Arrays,
 def check_strategy(selection: str, scores: str = "magnitude",
                    seed: Optional[int] = None) -> str:
     """Checks a selection and score name (and the seed random scores need).
+
+    Args:
+      selection: a selection name (SELECTIONS).
+      scores: a score name (WEIGHT_SCORES, or UNIT_SCORES for unit selection).
+      seed: the pruning seed (required for random scores).
 
     Returns:
       The score name as the selection reads it ("magnitude" is
@@ -92,6 +113,9 @@ class PruningRule:
       prune_next: unit selection also removes a removed unit's outgoing weights.
       oneshot: prune in one step to what iterative pruning keeps at the level
         given to __call__ (the one-shot schedule), instead of one level's step.
+      selection_config: the selection's settings, as its get_config reported (used by
+        from_config).
+      score_config: the score's settings, as its get_config reported (used by from_config).
 
     Raises:
       ValueError: a bad rate (see check_rate), unknown selection or score, random
@@ -220,7 +244,11 @@ class PruningRule:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "PruningRule":
-        """The rule get_config described."""
+        """The rule get_config described.
+
+        Args:
+          config: a dict get_config returned (as done.json records it).
+        """
         config = dict(config)
         return cls(config.pop("percents"), **config)
 

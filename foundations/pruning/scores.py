@@ -18,9 +18,11 @@ from lottery_ticket.foundations.registry import Registry
 
 
 class Score:
-    """Base of pruning scores. Subclasses implement __call__ (or the narrower
-    method of LayerScore or UnitNormScore) and may take settings in __init__,
-    which get_config reports."""
+    """Base of pruning scores.
+
+    Subclasses implement __call__ (or the narrower method of LayerScore or UnitNormScore)
+    and may take settings in __init__, which get_config reports.
+    """
 
     # Random scores need a seed (the rule refuses to run without one).
     random: bool = False
@@ -50,7 +52,11 @@ class Score:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Score":
-        """The score with the settings get_config reported."""
+        """The score with the settings get_config reported.
+
+        Args:
+          config: a dict get_config returned.
+        """
         return cls(**dict(config))
 
 
@@ -59,7 +65,14 @@ class LayerScore(Score):
 
     def layer(self, name: str, weights: np.ndarray, mask: np.ndarray,
               seed: Optional[int]) -> np.ndarray:
-        """Scores of one layer's weights (its shape)."""
+        """Scores of one layer's weights (its shape).
+
+        Args:
+          name: the layer's name.
+          weights: the layer's weights (the final ones, for the paper's magnitude).
+          mask: the layer's current mask.
+          seed: the pruning seed (used by random scores).
+        """
         raise NotImplementedError(f"{type(self).__name__} must define layer().")
 
     def __call__(self, context, layers, seed):
@@ -69,7 +82,13 @@ class LayerScore(Score):
 
 
 def random_draw(name: str, shape: Tuple[int, ...], seed: Optional[int]) -> np.ndarray:
-    """Uniform [0, 1) draws of `shape`, one fixed draw per (seed, layer name)."""
+    """Uniform [0, 1) draws of `shape`, one fixed draw per (seed, layer name).
+
+    Args:
+      name: the layer's name.
+      shape: the shape of the draws.
+      seed: the pruning seed.
+    """
     # Keyed by the layer's name, not its position, so a layer's draw does not change
     # when other layers are added, left out or listed in another order.
     rng = np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
@@ -77,9 +96,10 @@ def random_draw(name: str, shape: Tuple[int, ...], seed: Optional[int]) -> np.nd
 
 
 class Magnitude(LayerScore):
-    """|w| of the final weights (the paper's)."""
+    """``|w|`` of the final weights (the paper's)."""
 
-    def layer(self, name, weights, mask, seed):
+    def layer(self, name: str, weights: np.ndarray, mask: np.ndarray,
+              seed: Optional[int]) -> np.ndarray:
         return np.abs(np.asarray(weights, dtype=np.float64))
 
 
@@ -87,20 +107,32 @@ class RandomWeights(LayerScore):
     """Uniform draws seeded by the seed and the layer's name."""
     random = True
 
-    def layer(self, name, weights, mask, seed):
+    def layer(self, name: str, weights: np.ndarray, mask: np.ndarray,
+              seed: Optional[int]) -> np.ndarray:
         return random_draw(name, np.shape(weights), seed)
 
 
 class UnitNormScore(Score):
-    """A unit score from the L2 norms of each unit's surviving incoming weights and
-    of its surviving outgoing weights (the next layer's matching inputs)."""
+    """A unit score from the L2 norms of each unit's surviving weights.
+
+    Its incoming weights, and its outgoing weights (the next layer's matching inputs).
+    """
 
     # Whether the score reads the outgoing norms, so the layer needs a next layer.
     needs_next: bool = False
 
     def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
               units: int, seed: Optional[int]) -> np.ndarray:
-        """float64 [units] from the norms (outputs None: the layer has no next)."""
+        """float64 [units] from the norms (outputs None: the layer has no next).
+
+        Args:
+          inputs: L2 norm of each unit's surviving incoming weights, float64 [units].
+          outputs: L2 norm of each unit's surviving outgoing weights in the next layer, or
+            None.
+          name: the layer's name.
+          units: the layer's number of units.
+          seed: the pruning seed (used by random scores).
+        """
         raise NotImplementedError(f"{type(self).__name__} must define units().")
 
     def __call__(self, context, layers, seed):
@@ -127,7 +159,8 @@ class UnitNormScore(Score):
 class InputMagnitude(UnitNormScore):
     """The L2 norm of a unit's surviving incoming weights."""
 
-    def units(self, inputs, outputs, name, units, seed):
+    def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
+              units: int, seed: Optional[int]) -> np.ndarray:
         return inputs
 
 
@@ -135,7 +168,8 @@ class OutputMagnitude(UnitNormScore):
     """The L2 norm of a unit's surviving outgoing weights."""
     needs_next = True
 
-    def units(self, inputs, outputs, name, units, seed):
+    def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
+              units: int, seed: Optional[int]) -> np.ndarray:
         return outputs
 
 
@@ -143,7 +177,8 @@ class MagnitudeProduct(UnitNormScore):
     """Incoming norm times outgoing norm."""
     needs_next = True
 
-    def units(self, inputs, outputs, name, units, seed):
+    def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
+              units: int, seed: Optional[int]) -> np.ndarray:
         return inputs * outputs
 
 
@@ -151,14 +186,21 @@ class RandomUnits(UnitNormScore):
     """Uniform draws per unit, seeded by the seed and the layer's name."""
     random = True
 
-    def units(self, inputs, outputs, name, units, seed):
+    def units(self, inputs: np.ndarray, outputs: Optional[np.ndarray], name: str,
+              units: int, seed: Optional[int]) -> np.ndarray:
         return random_draw(name, (units,), seed)
 
 
 class FunctionScore(Score):
-    """A score registered as a plain function (the form before scores were classes):
-    score(name, weights, mask, seed) for weights, score(inputs, outputs, name,
-    units, seed) for units."""
+    """A score registered as a plain function (the form before scores were classes).
+
+    score(name, weights, mask, seed) for weights, score(inputs, outputs, name, units, seed)
+    for units.
+
+    Args:
+      function: the score function, with the signature of its kind (above).
+      per: 'weight' (a weight score) or 'unit' (a unit score).
+    """
 
     def __init__(self, function: Callable, per: str = "weight"):
         self.function, self.per = function, per
@@ -192,6 +234,11 @@ def make_score(registry: Registry, name: str, config: Optional[Mapping[str, Any]
                ) -> Score:
     """The score registered as `name` in `registry`, with `config`'s settings.
 
+    Args:
+      registry: WEIGHT_SCORES or UNIT_SCORES.
+      name: the score's name.
+      config: its settings (as get_config reports them); None: the defaults.
+
     Raises:
       ValueError: an unknown name (naming the closest).
     """
@@ -204,22 +251,42 @@ def make_score(registry: Registry, name: str, config: Optional[Mapping[str, Any]
 
 
 def score_settings(scores: str, value_of: Callable[[str], Any]) -> Optional[Dict[str, Any]]:
-    """The settings a configuration gives the weight score `scores` (its class's
-    `settings`: constructor argument -> configuration field, read by value_of),
-    or None when it takes none from there."""
+    """The settings a configuration gives the weight score `scores`, or None.
+
+    They are its class's `settings` (constructor argument -> configuration field), read by
+    value_of; None when it takes none from there.
+
+    Args:
+      scores: the weight score's name.
+      value_of: reads a configuration field by name.
+    """
     entry = WEIGHT_SCORES.get(scores) if scores in WEIGHT_SCORES else None
     settings = getattr(entry, "settings", None) or {}
     return {argument: value_of(field) for argument, field in settings.items()} or None
 
 
 def is_random(registry: Registry, name: str) -> bool:
-    """Whether the score `name` is random (needs a seed)."""
+    """Whether the score `name` is random (needs a seed).
+
+    Args:
+      registry: WEIGHT_SCORES or UNIT_SCORES.
+      name: the score's name.
+    """
     entry = registry.get(name)
     return name in RANDOM_SCORES or bool(getattr(entry, "random", False))
 
 
 def check_seed(scores: str, seed: Optional[int], random: Optional[bool] = None) -> None:
-    """Raises ValueError if a random score has no seed, a whole number >= 0."""
+    """Raises ValueError if a random score has no seed, a whole number >= 0.
+
+    Args:
+      scores: the score's name (for the message, and whether it is random).
+      seed: the pruning seed given.
+      random: whether the score is random; None: whether `scores` is in RANDOM_SCORES.
+
+    Raises:
+      ValueError: a random score without a seed that is a whole number >= 0.
+    """
     if not (scores in RANDOM_SCORES if random is None else random):
         return
     if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
@@ -242,7 +309,8 @@ def weight_scores(layers: Sequence[str], masks: Mapping[str, np.ndarray],
 
     Args:
       layers: the layers to score.
-      masks, final_weights: layer -> mask and final weights.
+      masks: layer -> mask (1 keeps a weight, 0 has pruned it).
+      final_weights: layer -> final weights of the level.
       scores: a name in WEIGHT_SCORES.
       seed: for random scores.
       context: for scores that read more than the final weights.
@@ -266,8 +334,9 @@ def unit_scores(layers: Sequence[str], masks: Mapping[str, np.ndarray],
 
     Args:
       layers: the layers to score.
-      masks, final_weights: every layer's mask and final weights (the next
-        layers' too, for output scores).
+      masks: every layer's mask (the next layers' too, for output scores).
+      final_weights: every layer's final weights (the next layers' too, for output
+        scores).
       scores: input_magnitude, output_magnitude, magnitude_product or random
         (a name in UNIT_SCORES; "magnitude" means input_magnitude).
       seed: for random scores.

@@ -23,6 +23,11 @@ Pools = List[List[str]]
 def alive_scores(name: str, mask: np.ndarray, scores: np.ndarray):
     """Flat indices of the surviving weights and their scores, in index order.
 
+    Args:
+      name: the layer's name (for the message).
+      mask: its 0/1 mask.
+      scores: its scores (the mask's shape).
+
     Raises:
       ValueError: a surviving weight's score is not finite.
     """
@@ -36,7 +41,13 @@ def alive_scores(name: str, mask: np.ndarray, scores: np.ndarray):
 
 
 def survivors_after(percent: float, surviving: int, level: int) -> int:
-    """What `level` iterative steps of `percent` leave of `surviving`."""
+    """What `level` iterative steps of `percent` leave of `surviving`.
+
+    Args:
+      percent: the per-level rate.
+      surviving: the weights (or units) surviving at level 0.
+      level: the number of iterative steps.
+    """
     for _ in range(int(level)):
         surviving -= count_to_prune(percent, surviving)
     return surviving
@@ -47,24 +58,44 @@ def rate_leaving(surviving: int, left: int) -> float:
 
     (surviving - left) / surviving is within rounding of an integer once
     multiplied back, and count_to_prune rounds to the nearest, so it is exact.
+
+    Args:
+      surviving: the weights (or units) that survive now.
+      left: how many of them should survive the step.
     """
     return (surviving - left) / surviving if surviving else 0.0
 
 
 class Selection:
-    """Base of selections. A subclass sets `per` and defines select(); pools()
-    and count() give one-shot pruning its counts."""
+    """Base of selections.
+
+    A subclass sets `per` and defines select(); pools() and count() give one-shot pruning
+    its counts.
+    """
 
     # Which scores it ranks by: "weight" (WEIGHT_SCORES) or "unit" (UNIT_SCORES).
     per: str = "weight"
 
     def check(self, percents: Mapping[str, float], masks: Arrays, final_weights: Arrays,
               order: Optional[Sequence[str]]) -> None:
-        """Raises ValueError for what this selection cannot prune (beyond the checks
-        every rule makes: known layers, shapes, 0/1 masks)."""
+        """Checks that this selection can prune these layers.
+
+        Raises ValueError for what this selection cannot prune (beyond the checks
+        every rule makes: known layers, shapes, 0/1 masks).
+
+        Args:
+          percents: layer -> rate.
+          masks: every layer's 0/1 mask.
+          final_weights: every layer's final weights.
+          order: the model's layer order (None: the names' natural order).
+        """
 
     def scored_layers(self, percents: Mapping[str, float]) -> List[str]:
-        """The layers whose scores select() reads."""
+        """The layers whose scores select() reads.
+
+        Args:
+          percents: layer -> rate.
+        """
         return list(percents)
 
     def select(self, percents: Mapping[str, float], masks: Arrays, scores: Arrays,
@@ -84,11 +115,22 @@ class Selection:
 
     def pools(self, percents: Mapping[str, float], masks: Arrays,
               order: Optional[Sequence[str]] = None) -> Pools:
-        """Groups of layers pruned under one count: each layer alone by default."""
+        """Groups of layers pruned under one count: each layer alone by default.
+
+        Args:
+          percents: layer -> rate.
+          masks: every layer's 0/1 mask.
+          order: the model's layer order (None: the names' natural order).
+        """
         return [[name] for name in percents]
 
     def count(self, pool: Sequence[str], masks: Arrays) -> int:
-        """What a pool's count is of: its surviving weights by default."""
+        """What a pool's count is of: its surviving weights by default.
+
+        Args:
+          pool: the layers of one pool.
+          masks: every layer's 0/1 mask.
+        """
         return sum(int(np.count_nonzero(masks[name])) for name in pool)
 
     def oneshot_rates(self, percents: Mapping[str, float], masks: Arrays, level: int,
@@ -100,6 +142,13 @@ class Selection:
         of a pool at each level; the counts depend on nothing else, so the
         survivors at level k are known in advance, and one step at the returned
         rate removes exactly the difference.
+
+        Args:
+          percents: layer -> the per-level rate of iterative pruning.
+          masks: every layer's 0/1 mask before the one step (level 0's).
+          level: how many iterative levels the one step stands for.
+          order: the model's layer order (None: the names' natural order).
+          pools: the pools to use; default pools(percents, masks, order).
 
         Returns:
           layer -> fraction in [0, 1]; the layers of a pool share one.
@@ -122,7 +171,11 @@ class Selection:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Selection":
-        """The selection with the settings get_config reported."""
+        """The selection with the settings get_config reported.
+
+        Args:
+          config: a dict get_config returned.
+        """
         return cls(**dict(config))
 
 
@@ -152,13 +205,26 @@ def select_layerwise(percents: Mapping[str, float], masks: Arrays,
 class Layerwise(Selection):
     """Each layer loses count_to_prune(p, its surviving weights): the paper's."""
 
-    def select(self, percents, masks, scores, order=None, pools=None):
+    def select(self, percents: Mapping[str, float], masks: Arrays, scores: Arrays,
+               order: Optional[Sequence[str]] = None,
+               pools: Optional[Pools] = None) -> Dict[str, np.ndarray]:
         return select_layerwise(percents, masks, scores)
 
 
 def check_groups(percents: Mapping[str, float], groups: Sequence[Sequence[str]]) -> None:
-    """Raises ValueError unless `groups` partition the layers of `percents` into
-    pools of one rate each."""
+    """Checks that `groups` partition the layers into pools of one rate each.
+
+    Raises ValueError unless `groups` partition the layers of `percents` into
+    pools of one rate each.
+
+    Args:
+      percents: layer -> rate.
+      groups: the pools, each a list of layer names.
+
+    Raises:
+      ValueError: an empty group, a layer without a rate, in two groups or in none, or a
+        group of different rates.
+    """
     seen: Dict[str, int] = {}
     for index, group in enumerate(groups):
         if isinstance(group, str) or not group:
@@ -235,16 +301,20 @@ class Global(Selection):
         self.groups = None if groups is None else [
             group if isinstance(group, str) else list(group) for group in groups]
 
-    def check(self, percents, masks, final_weights, order):
+    def check(self, percents: Mapping[str, float], masks: Arrays, final_weights: Arrays,
+              order: Optional[Sequence[str]]) -> None:
         if self.groups is not None:
             check_groups(percents, self.groups)
 
-    def pools(self, percents, masks, order=None):
+    def pools(self, percents: Mapping[str, float], masks: Arrays,
+              order: Optional[Sequence[str]] = None) -> Pools:
         if self.groups is not None:
             return self.groups
         return layers_lib.rate_groups(percents, order, layers_lib.output_layer(masks, order))
 
-    def select(self, percents, masks, scores, order=None, pools=None):
+    def select(self, percents: Mapping[str, float], masks: Arrays, scores: Arrays,
+               order: Optional[Sequence[str]] = None,
+               pools: Optional[Pools] = None) -> Dict[str, np.ndarray]:
         return select_global(percents, masks, scores,
                              pools if pools is not None else self.groups, order)
 
@@ -254,8 +324,20 @@ class Global(Selection):
 
 def check_unit_layers(percents: Mapping[str, float], masks: Arrays, final_weights: Arrays,
                       following: Mapping[str, Optional[str]]) -> None:
-    """Raises ValueError for a layer unit pruning cannot prune: no kernel, the last
-    layer at a rate above 0, or a next layer that does not take its units."""
+    """Checks that unit pruning can prune each layer of `percents`.
+
+    Raises ValueError for a layer unit pruning cannot prune: no kernel, the last
+    layer at a rate above 0, or a next layer that does not take its units.
+
+    Args:
+      percents: layer -> rate.
+      masks: every layer's 0/1 mask.
+      final_weights: every layer's final weights.
+      following: layer -> the next layer (None for the last; see next_layers).
+
+    Raises:
+      ValueError: naming the layer and why.
+    """
     for name, percent in percents.items():
         if np.ndim(masks[name]) < 2:
             raise ValueError(f"layer {name!r} has a mask of shape {np.shape(masks[name])}; "
@@ -293,6 +375,9 @@ def select_units(percents: Mapping[str, float], masks: Arrays, scores: Arrays,
       removed unit is never counted or chosen again. Ties go to the lower
       unit index. Every choice is made on the masks as given, so the result
       does not depend on the order the layers are visited in.
+
+    Raises:
+      ValueError: a surviving unit's score is not finite.
     """
     following = layers_lib.next_layers(list(masks)) if following is None else following
     new_masks = layers_lib.copy_masks(masks)
@@ -315,7 +400,9 @@ def select_units(percents: Mapping[str, float], masks: Arrays, scores: Arrays,
 
 
 class Unit(Selection):
-    """Whole units (a dense kernel's output column, a conv kernel's filter): each
+    """Unit selection: removes whole units.
+
+    Whole units (a dense kernel's output column, a conv kernel's filter): each
     layer loses count_to_prune(p, its surviving units).
 
     Args:
@@ -327,19 +414,22 @@ class Unit(Selection):
     def __init__(self, prune_next: bool = True):
         self.prune_next = bool(prune_next)
 
-    def check(self, percents, masks, final_weights, order):
+    def check(self, percents: Mapping[str, float], masks: Arrays, final_weights: Arrays,
+              order: Optional[Sequence[str]]) -> None:
         check_unit_layers(percents, masks, final_weights,
                           layers_lib.next_layers(list(masks), order))
 
-    def scored_layers(self, percents):
+    def scored_layers(self, percents: Mapping[str, float]) -> List[str]:
         return [name for name, percent in percents.items() if float(percent) > 0]
 
-    def select(self, percents, masks, scores, order=None, pools=None):
+    def select(self, percents: Mapping[str, float], masks: Arrays, scores: Arrays,
+               order: Optional[Sequence[str]] = None,
+               pools: Optional[Pools] = None) -> Dict[str, np.ndarray]:
         pruned = self.scored_layers(percents)
         return select_units({name: percents[name] for name in pruned}, masks, scores,
                             layers_lib.next_layers(list(masks), order), self.prune_next)
 
-    def count(self, pool, masks):
+    def count(self, pool: Sequence[str], masks: Arrays) -> int:
         return sum(int(np.count_nonzero(layers_lib.surviving_units(np.asarray(masks[name]))))
                    for name in pool)
 
@@ -359,6 +449,11 @@ SELECTIONS.register("unit", Unit)
 def make_selection(name: str, groups: Optional[Sequence[Sequence[str]]] = None,
                    prune_next: bool = True) -> Selection:
     """The selection registered as `name`, given the options it takes.
+
+    Args:
+      name: a name in SELECTIONS.
+      groups: global selection's pools (None: the layers sharing a rate).
+      prune_next: unit selection also removes a removed unit's outgoing weights.
 
     Raises:
       ValueError: an unknown name (naming the closest), or groups for a

@@ -1,4 +1,4 @@
-"""snip: |w * dL/dw|, the loss's sensitivity to each weight (SNIP, Lee et al. 2019),
+"""snip: ``|w * dL/dw|``, the loss's sensitivity to each weight (SNIP, Lee et al. 2019),
 on the first training batches, at the level's final weights by default.
 
 A score that reads the model and the data: one class, and one register line.
@@ -12,13 +12,16 @@ from lottery_ticket.foundations.pruning.scores import WEIGHT_SCORES, Score
 
 
 class Snip(Score):
-    """|w * dL/dw| averaged over training batches; low goes first.
+    """``|w * dL/dw|`` averaged over training batches; low goes first.
 
     Args:
       batches: how many training batches (from iteration 0, in training's order)
         the gradient is averaged over.
       weights: which weights the model holds: 'final' (this level's trained
         weights), 'initial' or 'rewind'.
+
+    Raises:
+      ValueError: `batches` is not a whole number >= 1.
     """
 
     def __init__(self, batches: int = 1, weights: str = "final"):

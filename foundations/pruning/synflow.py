@@ -1,15 +1,15 @@
 """synflow: Iterative Synaptic Flow Pruning (Tanaka et al. 2020), data-free.
 
-Every weight is made |w| and the network is run on an all-ones input; R is the
+Every weight is made ``|w|`` and the network is run on an all-ones input; R is the
 sum of its outputs, the "synaptic flow" through all paths. A weight's score is
-|w| * dR/d|w|, the flow through it. Pruning by it once collapses layers at
+``|w| * dR/d|w|``, the flow through it. Pruning by it once collapses layers at
 high sparsity much as magnitude does; the paper's point is to prune in many
 rounds (``rounds``, default 100), rescoring the survivors after each, with the
 exponential schedule: after round k of n the step keeps density d^(k/n) of its
 weights, d the step's final density (PruningRule applies the schedule to any
 score with rounds > 1).
 
-Products of many |w| under- or overflow float32 (LeNet-300-100's R alone is
+Products of many ``|w|`` under- or overflow float32 (LeNet-300-100's R alone is
 about 1e5 at init, a deep conv network's far more). Since R is homogeneous of
 degree 1 in each layer's kernel (biases are 0 at initialization, ReLU and max
 pooling are positively homogeneous), scaling layer l by c_l scales every score
@@ -18,15 +18,17 @@ layer's outputs are about 1, and the scores are unscaled in float64 afterwards:
 their order, within and across layers, is that of the unscaled computation.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 import numpy as np
 
 from lottery_ticket.foundations.pruning.scores import WEIGHT_SCORES, Score
 
 
-def synaptic_flow(model: Any, input_shape) -> Dict[str, np.ndarray]:
-    """|w| * dR/d|w| of a model that holds |weights| (masked), R the sum of its
+def synaptic_flow(model: Any, input_shape: Sequence[int]) -> Dict[str, np.ndarray]:
+    """``|w| * dR/d|w|`` of every kernel, on an all-ones input.
+
+    ``|w| * dR/d|w|`` of a model that holds ``|weights|`` (masked), R the sum of its
     outputs on one all-ones example.
 
     Args:
@@ -51,7 +53,9 @@ def synaptic_flow(model: Any, input_shape) -> Dict[str, np.ndarray]:
 
 
 class SynFlow(Score):
-    """|w| * dR/d|w| of the weights being pruned (see the module docstring); low goes
+    """SynFlow's score, ``|w| * dR/d|w|``, pruned in rounds.
+
+    ``|w| * dR/d|w|`` of the weights being pruned (see the module docstring); low goes
     first. The rule prunes a step in `rounds` rounds, rescoring between them.
 
     Args:

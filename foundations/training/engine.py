@@ -45,7 +45,11 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
-        """Per member, (loss, accuracy) over a whole non-training split, [K] each."""
+        """Per member, (loss, accuracy) over a whole non-training split, [K] each.
+
+        Args:
+          split: 'validation' or 'test' (or another split of the data set).
+        """
 
     @abc.abstractmethod
     def finite(self) -> np.ndarray:
@@ -57,8 +61,15 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def finish(self, models: Sequence[ModelBase], iteration: int) -> None:
-        """Copies the trained values into the members' models (the values training
-        reached, also after an error) and releases the engine for the next run."""
+        """Copies the trained values into the members' models and releases the engine.
+
+        The values are those training reached, also after an error; the engine is then free
+        for the next run.
+
+        Args:
+          models: the members' models, in member order.
+          iteration: the iteration training reached.
+        """
 
     @abc.abstractmethod
     def xla_record(self) -> Dict[str, Any]:

@@ -21,6 +21,12 @@ class Evaluator:
     Holds its own copy of the model (for a model with a trace key) into which
     each call loads the caller's values, so later models of the same structure
     reuse the traced function.
+
+    Args:
+      model: the model whose structure is compiled.
+      x: the split's examples.
+      y: the split's labels.
+      jit: compile with XLA.
     """
 
     def __init__(self, model: ModelBase, x: tf.Tensor, y: tf.Tensor, jit: bool):
@@ -51,8 +57,15 @@ _LOCK = threading.Lock()
 
 def evaluator(model: ModelBase, dataset: DatasetBase, split: str,
               xla: Any = "auto") -> Evaluator:
-    """The compiled evaluation `evaluate` uses for `model` on `split`: one made
-    before for the same model structure, data set, split and setting, or a new one.
+    """The compiled evaluation `evaluate` uses for `model` on `split`.
+
+    One made before for the same model structure, data set, split and setting, or a new one.
+
+    Args:
+      model: the model to evaluate.
+      dataset: the data set holding `split`.
+      split: 'train', 'validation' or 'test'.
+      xla: 'auto', 'on' or 'off' (see training.xla).
 
     Raises:
       ValueError: the data set has no such split.

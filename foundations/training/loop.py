@@ -38,8 +38,14 @@ WRITER_THREADS = 8
 
 
 def clear_snapshots(output_dir: str) -> None:
-    """Removes the rewind{K}/ snapshots an interrupted run of this project left
-    (a run only clears what it knows it wrote: only in a marked directory)."""
+    """Removes the rewind{K}/ snapshots an interrupted run left.
+
+    A run only clears what it knows it wrote: only in a directory marked as a run of this
+    project.
+
+    Args:
+      output_dir: the run directory.
+    """
     if not os.path.exists(os.path.join(output_dir, runs.MARKER_FILENAME)):
         return
     for name in os.listdir(output_dir):
@@ -48,9 +54,19 @@ def clear_snapshots(output_dir: str) -> None:
 
 
 def check_loss_fits(model: ModelBase, dataset: DatasetBase) -> None:
-    """Raises ValueError, before anything is written, if the model's loss or accuracy
-    cannot take its outputs with the data's labels (a sigmoid model with two outputs
-    for [N] labels, say)."""
+    """Checks that the model's loss and accuracy fit its outputs and the labels.
+
+    Raises ValueError before anything is written if the model's loss or accuracy cannot take
+    its outputs with the data's labels (a sigmoid model with two outputs for [N] labels,
+    say).
+
+    Args:
+      model: the model (built by this call if needed).
+      dataset: its data set.
+
+    Raises:
+      ValueError: naming both shapes.
+    """
     y = tf.constant(dataset.train[1][:2])
     outputs = model(dataset.train[0][:2])
     try:
@@ -241,11 +257,21 @@ def train_members(datasets: Sequence[DatasetBase], models: Sequence[ModelBase],
     """Trains K members with one engine and writes their K run directories.
 
     Args:
-      datasets, models, output_dirs, run_infos: one per member (checked by
-        the caller).
+      datasets: one per member (checked by the caller).
+      models: one per member (checked by the caller).
+      output_dirs: one per member (checked by the caller).
+      run_infos: one per member (checked by the caller).
       make_engine: makes the engine for the prepared (built) models; called
         after every directory is ready.
-      Others: as in trainer.train, for every member.
+      training_len: ('iterations', N) or ('epochs', N).
+      save_summaries: as in trainer.train, for every member.
+      save_network: as in trainer.train, for every member.
+      test_interval: as in trainer.train, for every member.
+      validate_interval: as in trainer.train, for every member.
+      train_interval: as in trainer.train, for every member.
+      reporter: reports progress (progress.Reporter).
+      start_iteration: as in trainer.train, for every member.
+      snapshot_iterations: as in trainer.train, for every member.
 
     Returns:
       Per member, its TrainResult or the DivergedError it was recorded with.
