@@ -46,6 +46,10 @@ def checksums(dataset: str) -> Dict[str, str]:
 class DownloadError(RuntimeError):
     """No mirror gave a file with the right checksum.
 
+    Args:
+      message: what failed, with the file, its mirrors and the fix.
+      checksum_mismatches: the URLs that served bytes of another checksum.
+
     Attributes:
       checksum_mismatches: the URLs that answered with bytes of another
         checksum (a damaged or different file, never written); empty where

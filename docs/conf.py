@@ -43,6 +43,8 @@ html_title = "lottery_ticket"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 autodoc_typehints = "description"
+# Types go into the documented parameters only, not a second list beside Attributes.
+autodoc_typehints_description_target = "documented_params"
 autodoc_member_order = "bysource"
 # Every warning is an error in CI (-W); a reference to a missing page or object fails.
 nitpicky = False
