@@ -361,3 +361,27 @@ def test_no_page_names_a_path_outside_the_repository():
             assert path.startswith(REPO + os.sep) and os.path.exists(path), (
                 f"{page}: {climb} is not a path of the repository")
         assert not re.search(r"(?<![\w.~])/(work|home|root|Users|mnt|scratch)/", text), page
+
+
+def bench_commands(text: str) -> List[Tuple[str, List[str]]]:
+    """(script, flag names) of every `python bench/NAME.py ...` on a page; optional
+    flags shown in brackets count too."""
+    joined = re.sub(r"\s*\\\n\s*", " ", text)
+    found = []
+    for match in re.finditer(r"python (bench/[\w.]+\.py)((?:(?!python )[^\n`])*)", joined):
+        found.append((match.group(1), re.findall(r"(?<![\w-])--(\w+)", match.group(2))))
+    return found
+
+
+def test_bench_commands_use_real_scripts_and_flags():
+    commands = [(page, script, flags) for page in PAGES
+                for script, flags in bench_commands(read(page))]
+    assert len(commands) >= 10
+    for page, script, flags in commands:
+        path = os.path.join(REPO, script)
+        assert os.path.isfile(path), f"{page}: no {script}"
+        accepted = set(re.findall(r"add_argument\(\s*\"--(\w+)\"", read(script))) | {"help"}
+        unknown = sorted(set(flags) - accepted)
+        assert not unknown, f"{page}: {script} has no flags {unknown}"
+    assert bench_commands("`python bench/x.py --a=1 [--b=2]` and python bench/y.py") == [
+        ("bench/x.py", ["a", "b"]), ("bench/y.py", [])]
