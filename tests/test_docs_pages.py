@@ -7,7 +7,10 @@ assertions run with them, and the checks below assert what each page's examples 
 leave behind (```py blocks are shown, not run: placeholders, CIFAR-10 data, or files
 that tests/test_new_family.py compares with the ones it runs).
 Every command line (`python -m lottery_ticket....`, continuation lines joined) names a
-module that exists, and every flag it gives is one that module's real parser accepts.
+module that exists, and every flag it gives is one that module's real parser accepts;
+every `python bench/...` command names a script and flags it defines. Every relative
+link lands on a file of the repository (or a flag page the build generates), and no
+page names a path outside the repository.
 """
 
 import contextlib
