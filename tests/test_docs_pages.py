@@ -388,3 +388,19 @@ def test_bench_commands_use_real_scripts_and_flags():
         assert not unknown, f"{page}: {script} has no flags {unknown}"
     assert bench_commands("`python bench/x.py --a=1 [--b=2]` and python bench/y.py") == [
         ("bench/x.py", ["a", "b"]), ("bench/y.py", [])]
+
+
+def test_every_image_of_the_site_lies_under_docs():
+    # The build (and tests/test_docs_build.py's copy of docs/) reads only docs/.
+    docs = os.path.join(REPO, "docs") + os.sep
+    images = 0
+    for page in PAGES:
+        if not page.startswith(os.path.join("docs", "")):
+            continue
+        text = read(page)
+        for target in (re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text) +
+                       re.findall(r"^```\{image\}\s+(\S+)", text, flags=re.M)):
+            path = os.path.normpath(os.path.join(REPO, os.path.dirname(page), target))
+            assert path.startswith(docs), f"{page}: {target} is outside docs/"
+            images += 1
+    assert images >= 4
