@@ -7,7 +7,10 @@ assertions run with them, and the checks below assert what each page's examples 
 leave behind (```py blocks are shown, not run: placeholders, CIFAR-10 data, or files
 that tests/test_new_family.py compares with the ones it runs).
 Every command line (`python -m lottery_ticket....`, continuation lines joined) names a
-module that exists, and every flag it gives is one that module's real parser accepts.
+module that exists, and every flag it gives is one that module's real parser accepts;
+every `python bench/...` command names a script and flags it defines. Every relative
+link lands on a file of the repository (or a flag page the build generates), and no
+page names a path outside the repository.
 """
 
 import contextlib
@@ -301,3 +304,103 @@ def test_command_lines_use_real_modules_and_flags(page, module, arguments, monke
     from importlib.util import find_spec
     assert find_spec(module) is not None, f"{page}: no module {module}"
     check_command(module, arguments, monkeypatch)
+
+
+# ----------------------------------------------------------------------------------
+# Links and paths.
+
+def link_targets(text: str) -> List[str]:
+    """Every local target a page links to or shows: Markdown links and images, and the
+    paths of MyST {image}, {include} and {literalinclude} directives."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    targets += re.findall(r"^```\{(?:image|include|literalinclude)\}\s+(\S+)", text, flags=re.M)
+    return [target for target in targets
+            if not re.match(r"[a-z]+:", target) and not target.startswith("#")]
+
+
+def generated_flag_pages() -> List[str]:
+    """The pages docs/_ext/flag_reference.py writes into docs/reference/flags/ at every
+    build (ignored by git, so not in a fresh checkout)."""
+    import sys
+    sys.path.insert(0, os.path.join(REPO, "docs", "_ext"))
+    try:
+        flag_reference = importlib.import_module("flag_reference")
+    finally:
+        sys.path.remove(os.path.join(REPO, "docs", "_ext"))
+    return [os.path.join(REPO, "docs", "reference", "flags", name)
+            for name in flag_reference.pages()]
+
+
+def test_link_targets_are_found():
+    text = ("[a](b.md#c) ![f](figures/x.png) [web](https://x.org) [here](#top)\n"
+            "```{image} figures/y.png\n:alt: y\n```\n```{include} flags/_runners.md\n```\n")
+    assert link_targets(text) == ["b.md#c", "figures/x.png", "figures/y.png",
+                                  "flags/_runners.md"]
+
+
+def test_every_relative_link_lands_on_a_file_of_the_repository():
+    generated = set(generated_flag_pages())
+    checked = 0
+    for page in PAGES:
+        if page.startswith(os.path.join("docs", "reference", "flags") + os.sep):
+            continue  # generated, and checked by the -W build
+        folder = os.path.dirname(os.path.join(REPO, page))
+        for target in link_targets(read(page)):
+            path = os.path.normpath(os.path.join(folder, target.split("#")[0]))
+            assert path.startswith(REPO + os.sep), f"{page}: {target} is outside the repository"
+            assert os.path.exists(path) or path in generated, f"{page}: {target} does not exist"
+            checked += 1
+    assert checked >= 200
+
+
+def test_no_page_names_a_path_outside_the_repository():
+    for page in PAGES:
+        text = read(page)
+        folder = os.path.dirname(os.path.join(REPO, page))
+        # A relative path that climbs (`../x`, not `.../x`) must be a file or folder of the
+        # repository, seen from the page: `../shared/data` on a page is a machine's layout.
+        for climb in re.findall(r"(?<![.\w])(?:\.\./)+[\w.-]+", text):
+            path = os.path.normpath(os.path.join(folder, climb))
+            assert path.startswith(REPO + os.sep) and os.path.exists(path), (
+                f"{page}: {climb} is not a path of the repository")
+        assert not re.search(r"(?<![\w.~])/(work|home|root|Users|mnt|scratch)/", text), page
+
+
+def bench_commands(text: str) -> List[Tuple[str, List[str]]]:
+    """(script, flag names) of every `python bench/NAME.py ...` on a page; optional
+    flags shown in brackets count too."""
+    joined = re.sub(r"\s*\\\n\s*", " ", text)
+    found = []
+    for match in re.finditer(r"python (bench/[\w.]+\.py)((?:(?!python )[^\n`])*)", joined):
+        found.append((match.group(1), re.findall(r"(?<![\w-])--(\w+)", match.group(2))))
+    return found
+
+
+def test_bench_commands_use_real_scripts_and_flags():
+    commands = [(page, script, flags) for page in PAGES
+                for script, flags in bench_commands(read(page))]
+    assert len(commands) >= 10
+    for page, script, flags in commands:
+        path = os.path.join(REPO, script)
+        assert os.path.isfile(path), f"{page}: no {script}"
+        accepted = set(re.findall(r"add_argument\(\s*\"--(\w+)\"", read(script))) | {"help"}
+        unknown = sorted(set(flags) - accepted)
+        assert not unknown, f"{page}: {script} has no flags {unknown}"
+    assert bench_commands("`python bench/x.py --a=1 [--b=2]` and python bench/y.py") == [
+        ("bench/x.py", ["a", "b"]), ("bench/y.py", [])]
+
+
+def test_every_image_of_the_site_lies_under_docs():
+    # The build (and tests/test_docs_build.py's copy of docs/) reads only docs/.
+    docs = os.path.join(REPO, "docs") + os.sep
+    images = 0
+    for page in PAGES:
+        if not page.startswith(os.path.join("docs", "")):
+            continue
+        text = read(page)
+        for target in (re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text) +
+                       re.findall(r"^```\{image\}\s+(\S+)", text, flags=re.M)):
+            path = os.path.normpath(os.path.join(REPO, os.path.dirname(page), target))
+            assert path.startswith(docs), f"{page}: {target} is outside docs/"
+            images += 1
+    assert images >= 4

@@ -52,3 +52,15 @@ def test_every_link_lands_inside_the_repository():
 def test_the_readme_shows_a_committed_figure():
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", README)
     assert figures and all(os.path.isfile(os.path.join(REPO, path)) for path in figures)
+
+
+def task_table(text: str) -> str:
+    start = text.index("| task | guide |")
+    return text[start:text.index("\n\n", start)]
+
+
+def test_the_site_front_page_has_the_readme_task_table():
+    # One table of tasks, on GitHub and on the site: every task one click from either.
+    index = open(os.path.join(REPO, "docs", "index.md"), encoding="utf-8").read()
+    assert task_table(index) == task_table(README).replace("](docs/", "](")
+    assert len(task_table(README).splitlines()) >= 20
