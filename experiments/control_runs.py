@@ -129,9 +129,9 @@ def _rewind_snapshot(masks: save_restore.NetworkLike, config: ExperimentConfig
 
 def _with_rewound_biases(presets: Network, snapshot: Optional[Tuple[str, Network]]
                          ) -> Network:
-    """The ticket's kernels with the biases its rewound start had (initial/ holds
-    kernels only), so that a control differs from its ticket only in what it
-    randomizes."""
+    """The ticket's presets, with the biases its rewound start had where the presets
+    lack them (the initial/ of runs made before biases were saved holds kernels only),
+    so that a control differs from its ticket only in what it randomizes."""
     if snapshot is None:
         return presets
     biases = {key: value for key, value in snapshot[1].items()

@@ -27,7 +27,7 @@ MODEL = '''\
 
 import tensorflow as tf
 
-from lottery_ticket.experiments import registry
+from lottery_ticket.experiments import components
 from lottery_ticket.foundations.model_base import ModelBase
 
 
@@ -50,7 +50,7 @@ def build(model_config, presets, masks, seed):
     return SmallConv(model_config.kernel_initializer, presets, masks, seed)
 
 
-registry.MODELS.register("small_conv", build)
+components.MODELS.register("small_conv", build)
 '''
 
 CONSTANTS = '''\
