@@ -1,6 +1,7 @@
 """The population's fast setup: what it reads equals the plain per-member reads, bit
 for bit, and the files it leaves are the files the plain reads leave."""
 
+import copy
 import hashlib
 import json
 import os
@@ -209,3 +210,56 @@ def test_auto_xla_follows_the_environment_variable(monkeypatch):
     monkeypatch.setenv("LOTTERY_TICKET_XLA_AUTO", "sometimes")
     with pytest.raises(ValueError, match="LOTTERY_TICKET_XLA_AUTO.*auto, on or off"):
         stacked.population_xla(True)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("distinct_data", [False, True])
+def test_lockstep_checks_the_fit_once_for_trials_on_the_same_arrays(tmp_path, monkeypatch,
+                                                                    distinct_data):
+    """The trials differ only in their seeds: one check_fit covers all of them
+    unless their data are other arrays, which are each checked."""
+    from test_population import LOTTERY  # pylint: disable=import-outside-toplevel
+    from lottery_ticket.experiments import build, lockstep
+    from lottery_ticket.foundations import experiment
+
+    checked = []
+    original_check = build.check_fit
+
+    def counting(config, dataset, model, *args, **kwargs):
+        checked.append(model.seed)
+        return original_check(config, dataset, model, *args, **kwargs)
+
+    def stop(*args, **kwargs):
+        raise _Stop()
+
+    monkeypatch.setattr(build, "check_fit", counting)
+    monkeypatch.setattr(experiment, "lockstep", stop)
+    if distinct_data:
+        original_datasets = lockstep.datasets
+
+        def copied(config, seeds):
+            made = original_datasets(config, seeds)
+            for dataset in made[1:]:
+                for split in list(dataset.splits):
+                    x, y = getattr(dataset, split)
+                    setattr(dataset, split, (x.copy(), y.copy()))
+            return made
+
+        monkeypatch.setattr(lockstep, "datasets", copied)
+    with pytest.raises(_Stop):
+        lockstep.run_trials(str(tmp_path), LOTTERY, [3, 4, 5], progress=False)
+    assert checked == ([3, 4, 5] if distinct_data else [3])
+
+
+def test_same_arrays():
+    from lottery_ticket.experiments.lockstep import same_arrays  # pylint: disable=import-outside-toplevel
+    one = _data(0)
+    other = copy.copy(one)
+    other.train_order_seed = 1
+    assert same_arrays(one, other)
+    other.test = (one.test[0].copy(), one.test[1])
+    assert not same_arrays(one, other)
+    assert not same_arrays(one, DatasetBase(one.train, 13, test=one.test))

@@ -44,23 +44,33 @@ which stays on the device), and the compiled functions are kept per data set
 and reused by later populations of the same architecture, size and optimizer
 setting (the levels of a lottery population).
 
-XLA. ``jit_compile=None`` (the default) chooses per path; see
-bench/bench_population.py, which measures both. The vectorized_map path runs
-without XLA: on CPU its program ran about 3x slower under XLA for
-LeNet-300-100 and no faster for tiny networks, and compiling the training step
-alone with XLA made XLA constant-fold the vectorized program for minutes. The
-batched path runs without XLA too (``BATCHED_JIT``): on a 2-core CPU its
-steady step took 3.7 ms without and 20 ms with XLA for 1,000 tiny 2-10-1
-networks, and 20 ms without and 178 ms with XLA for 16 LeNet-300-100s (XLA's
-CPU code for batched matmuls of many small matrices is slow).
+XLA. ``jit_compile=None`` (the default; ``--xla=auto`` for lottery
+populations) chooses per path (`population_xla`), and done.json records the
+choice as single runs do: ``"xla": {"setting": "auto", "training": ...}``.
+Both paths run without XLA: on a 2-core CPU the batched path's steady step
+took 3.6 ms without and 41 ms with XLA for 1,000 tiny 2-10-1 networks, and
+30 ms without and 148 ms with XLA for 16 LeNet-300-100s (bench_population
+--jit, one run; XLA's CPU code for batched matmuls of many small matrices is
+slow). The vectorized_map path ran about 3x slower under XLA for
+LeNet-300-100 and no faster for tiny networks, and compiling the training
+step alone with XLA made XLA constant-fold the vectorized program for
+minutes. LOTTERY_TICKET_XLA_AUTO=on|off overrides 'auto' as for single runs.
+On a GPU 'auto' is off too, until it is measured there.
 
 Speed. Both paths end in batched matmuls (vectorized_map turns each member's
 matmul into one), and on a 2-core CPU their steady steps took about the same
 time (3.5 ms for the 1,000 tiny networks, 20 ms for 16 LeNets); the batched
 path is the simpler program, and the one to build on. For many tiny
-networks most of a population's time is per member and outside the steps:
-building each model (its own initializers) and each run directory's files,
-every one synced (about 9 per member), as in single runs.
+networks most of a population's time is per member and outside the steps
+(bench_population's ``population_parts``): building each model (its own
+variables and seeded initializers: about 5-6 s for 1,000 tiny networks) and
+writing each run directory (13 files and 4 directories per member, as in
+single runs: 10-30 s for 1,000 members on this shared disk, against under 1 s
+of training calls for 100 steps). The files are bound by the disk's metadata
+operations: the same files in a tmpfs took about 3 s, and writing them
+unsynced with one syncfs at the end was no faster than 8 threads each syncing
+its own. The engine reads the members' weights stacked (`stacked_weights`),
+not member by member.
 """
 
 import copy
