@@ -406,6 +406,9 @@ def stacked_weights(models: Sequence[ModelBase], keys: Sequence[str]
     Args:
       models: the built members (one layout: members.check_models).
       keys: the weight keys (kernels by layer name, biases by bias_key).
+
+    Returns:
+      (weights, masks): key -> the members' values stacked on axis 0.
     """
     if not all(reads_own_variables(m) for m in models):
         values = [m.get_current_weights(include_biases=True) for m in models]
@@ -455,9 +458,12 @@ def population_xla(batched: bool) -> bool:
     training loop or not.
 
     Off by default on both paths (see the module docstring, "XLA": on a CPU
-    XLA's batched matmuls ran 5-9x slower); the environment variable
+    XLA's batched matmuls ran 5-11x slower); the environment variable
     LOTTERY_TICKET_XLA_AUTO=on|off makes 'auto' mean that instead, as it does
     for single runs. On a GPU it is off too: not measured there yet.
+
+    Args:
+      batched: whether the population runs batched (batched_reason is None).
 
     Raises:
       ValueError: LOTTERY_TICKET_XLA_AUTO holds something else than auto, on or off.
