@@ -14,7 +14,11 @@ Prints JSON. Every figure and ratio is measured in this run, on this machine:
   startup (tracing, files) included.
 * ``tiny``: N networks 2-10-1 (one sigmoid output) on 2-D points, as one
   population, against `tiny_singles` single runs one after the other
-  (extrapolated per network).
+  (extrapolated per network); then a second population of the same shape.
+
+Each population's time is also given in parts (``population_parts``): building
+the members' models, the training calls (tracing included) and the rest
+(checks, loading the engine, writing every member's run directory).
 * ``jit``: the population's steady step time with and without XLA
   (jit_compile) for LeNet (K=16) and the tiny networks.
 * ``paths``: the steady step time of the batched path (dense models: one
@@ -89,12 +93,31 @@ def reordered(dataset: DatasetBase, seed: int) -> DatasetBase:
 
 
 def time_population(datasets, models, iterations, jit_compile=None, **params) -> float:
+    return time_population_parts(datasets, models, iterations, jit_compile, **params)["total"]
+
+
+def time_population_parts(datasets, models, iterations, jit_compile=None, **params) -> dict:
+    """Seconds of one population, in all and in parts: building the members'
+    models (their variables and initial values), the training calls (tracing
+    included: done.json's training_seconds) and the rest (checks, the engine's
+    loading, every member's run directory)."""
     with tempfile.TemporaryDirectory() as directory:
         dirs = [os.path.join(directory, str(k)) for k in range(len(models))]
         start = time.perf_counter()
-        population.train_population(datasets, models, SGD, ("iterations", iterations), dirs,
-                                    jit_compile=jit_compile, **dict(QUIET, **params))
-        return time.perf_counter() - start
+        for model in models:
+            model.build(datasets[0].example_shape)
+        built = time.perf_counter()
+        results = population.train_population(
+            datasets, models, SGD, ("iterations", iterations), dirs, jit_compile=jit_compile,
+            **dict(QUIET, **params))
+        end = time.perf_counter()
+    steps = results[0].record["training_seconds"]
+    return {"total": end - start, "build_models": built - start, "training_calls": steps,
+            "rest": end - built - steps}
+
+
+def _rounded(parts: dict) -> dict:
+    return {f"{key}_seconds": round(value, 3) for key, value in parts.items()}
 
 
 def time_singles(datasets, models, iterations, **params) -> list:
@@ -133,9 +156,11 @@ def bench_lenet(dataset, ks, iterations) -> dict:
     for k in ks:
         models = [ModelFc(LENET, seed=s) for s in range(k)]
         datasets = [reordered(dataset, s) for s in range(k)]
-        seconds = time_population(datasets, models, iterations, test_interval=None)
+        parts = time_population_parts(datasets, models, iterations, test_interval=None)
+        seconds = parts["total"]
         rate = k * iterations / seconds
         rows.append({"K": k, "population_seconds": round(seconds, 3),
+                     "population_parts": _rounded(parts),
                      "network_iterations_per_second": round(rate, 1),
                      "single_run_iterations_per_second": round(single_rate, 1),
                      "speedup_per_network": round(rate / single_rate, 3),
@@ -152,9 +177,17 @@ def bench_tiny(networks, iterations, singles_count) -> dict:
     per_single = float(np.mean(single_seconds[1:] if singles_count > 1 else single_seconds))
     models = [TinyNet(seed=s) for s in range(networks)]
     datasets = [reordered(dataset, s) for s in range(networks)]
-    seconds = time_population(datasets, models, iterations, test_interval=None)
+    parts = time_population_parts(datasets, models, iterations, test_interval=None)
+    seconds = parts["total"]
+    # A second population of the same shape (compiled functions reused, as in the
+    # levels of lottery trials after the first).
+    again = time_population_parts([reordered(dataset, s) for s in range(networks)],
+                                  [TinyNet(seed=s) for s in range(networks)], iterations,
+                                  test_interval=None)
     return {"networks": networks, "iterations": iterations,
             "population_seconds": round(seconds, 3),
+            "population_parts": _rounded(parts),
+            "second_population_parts": _rounded(again),
             "population_seconds_per_network": round(seconds / networks, 5),
             "single_run_seconds_mean": round(per_single, 4),
             "single_run_seconds_first": round(single_seconds[0], 4),
@@ -191,13 +224,13 @@ def bench_paths(lenet_data, iterations) -> dict:
     for name, (datasets, make) in _cases(lenet_data).items():
         model = make()[0].build(datasets[0].example_shape)
         row = {"batched_reason": population.batched_reason(model, datasets[0].example_shape),
-               "default_jit_batched": stacked.BATCHED_JIT}
-        batched = steady_step_seconds(datasets, make(), iterations, None)
+               "auto_jit_batched": stacked.population_xla(True)}
+        together = steady_step_seconds(datasets, make(), iterations, None)
         with batched.vectorized_only("forced by the benchmark"):
             vectorized = steady_step_seconds(datasets, make(), iterations, False)
-        row.update({"batched_step_ms": round(1e3 * batched, 3),
+        row.update({"batched_step_ms": round(1e3 * together, 3),
                     "vectorized_map_step_ms": round(1e3 * vectorized, 3),
-                    "batched_speedup": round(vectorized / batched, 2)})
+                    "batched_speedup": round(vectorized / together, 2)})
         result[name] = row
     return result
 
@@ -222,7 +255,8 @@ def main(argv=None) -> None:
     lenet_data = DatasetMnist(args.data, train_order_seed=0)
     started = time.perf_counter()
     report = {"machine": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                          "cpus": os.cpu_count()},
+                          "cpus": os.cpu_count(),
+                          "load_average_before": [round(x, 2) for x in os.getloadavg()]},
               "lenet": bench_lenet(lenet_data, [int(k) for k in args.lenet_ks.split(",")],
                                    args.lenet_iterations),
               "tiny": bench_tiny(args.tiny_networks, args.tiny_iterations, args.tiny_singles)}
@@ -231,6 +265,7 @@ def main(argv=None) -> None:
     if args.paths:
         report["paths"] = bench_paths(lenet_data, args.jit_iterations)
     report["bench_seconds"] = round(time.perf_counter() - started, 1)
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     json.dump(report, sys.stdout, indent=1)
     print()
 

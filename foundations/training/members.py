@@ -6,7 +6,7 @@ import numpy as np
 
 from lottery_ticket.foundations import runs
 from lottery_ticket.foundations.dataset_base import DatasetBase
-from lottery_ticket.foundations.model_base import ModelBase, dropout_seed_key
+from lottery_ticket.foundations.model_base import ModelBase, bias_key, dropout_seed_key
 from lottery_ticket.foundations.training import cache as cache_lib
 from lottery_ticket.foundations.training.record import TrainResult
 
@@ -96,9 +96,32 @@ def check_datasets(datasets: Sequence[DatasetBase]) -> None:
                         "train_order_seed).")
 
 
+def reads_own_variables(model: ModelBase) -> bool:
+    """Whether the model's weights are exactly its declared variables: its
+    get_current_weights is ModelBase's (kernel * mask per layer in
+    `layer_names` order, then bias * bias mask per biased layer), so that
+    shapes and values can be read from `kernel_variables` and
+    `bias_variables` without running it."""
+    return type(model).get_current_weights is ModelBase.get_current_weights
+
+
 def weight_layout(model: ModelBase) -> List[Tuple[str, Tuple[int, ...]]]:
-    shapes = [(key, tuple(np.shape(value)))
-              for key, value in model.get_current_weights(include_biases=True).items()]
+    """The keys and shapes of a built model's weights (as
+    ``get_current_weights(include_biases=True)`` orders them), then one
+    entry per dropout layer's seed: what members of one population share.
+
+    Read from the variables' shapes where the model's weights are its
+    variables (no values read: a population checks this for every member).
+    """
+    if reads_own_variables(model):
+        kernels = model.kernel_variables
+        shapes = [(name, tuple(int(d) for d in kernels[name].shape))
+                  for name in model.layer_names]
+        shapes += [(bias_key(name), tuple(int(d) for d in bias.shape))
+                   for name, bias in model.bias_variables.items()]
+    else:
+        shapes = [(key, tuple(np.shape(value)))
+                  for key, value in model.get_current_weights(include_biases=True).items()]
     return shapes + [(dropout_seed_key(name), ()) for name in sorted(model.dropout_seeds)]
 
 

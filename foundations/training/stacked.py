@@ -44,27 +44,38 @@ which stays on the device), and the compiled functions are kept per data set
 and reused by later populations of the same architecture, size and optimizer
 setting (the levels of a lottery population).
 
-XLA. ``jit_compile=None`` (the default) chooses per path; see
-bench/bench_population.py, which measures both. The vectorized_map path runs
-without XLA: on CPU its program ran about 3x slower under XLA for
-LeNet-300-100 and no faster for tiny networks, and compiling the training step
-alone with XLA made XLA constant-fold the vectorized program for minutes. The
-batched path runs without XLA too (``BATCHED_JIT``): on a 2-core CPU its
-steady step took 3.7 ms without and 20 ms with XLA for 1,000 tiny 2-10-1
-networks, and 20 ms without and 178 ms with XLA for 16 LeNet-300-100s (XLA's
-CPU code for batched matmuls of many small matrices is slow).
+XLA. ``jit_compile=None`` (the default; ``--xla=auto`` for lottery
+populations) chooses per path (`population_xla`), and done.json records the
+choice as single runs do: ``"xla": {"setting": "auto", "training": ...}``.
+Both paths run without XLA: on a 2-core CPU the batched path's steady step
+took 3.6 ms without and 41 ms with XLA for 1,000 tiny 2-10-1 networks, and
+30 ms without and 148 ms with XLA for 16 LeNet-300-100s (bench_population
+--jit, one run; XLA's CPU code for batched matmuls of many small matrices is
+slow). The vectorized_map path ran about 3x slower under XLA for
+LeNet-300-100 and no faster for tiny networks, and compiling the training
+step alone with XLA made XLA constant-fold the vectorized program for
+minutes. LOTTERY_TICKET_XLA_AUTO=on|off overrides 'auto' as for single runs.
+On a GPU 'auto' is off too, until it is measured there.
 
 Speed. Both paths end in batched matmuls (vectorized_map turns each member's
 matmul into one), and on a 2-core CPU their steady steps took about the same
 time (3.5 ms for the 1,000 tiny networks, 20 ms for 16 LeNets); the batched
 path is the simpler program, and the one to build on. For many tiny
-networks most of a population's time is per member and outside the steps:
-building each model (its own initializers) and each run directory's files,
-every one synced (about 9 per member), as in single runs.
+networks most of a population's time is per member and outside the steps
+(bench_population's ``population_parts``): building each model (its own
+variables and seeded initializers: about 5-6 s for 1,000 tiny networks) and
+writing each run directory (13 files and 4 directories per member, as in
+single runs: 10-30 s for 1,000 members on this shared disk, against under 1 s
+of training calls for 100 steps). The files are bound by the disk's metadata
+operations: the same files in a tmpfs took about 3 s, and writing them
+unsynced with one syncfs at the end was no faster than 8 threads each syncing
+its own. The engine reads the members' weights stacked (`stacked_weights`),
+not member by member.
 """
 
 import copy
 import functools
+import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -78,8 +89,9 @@ from lottery_ticket.foundations.save_restore import Network
 from lottery_ticket.foundations.training import cache as cache_lib
 from lottery_ticket.foundations.training.batched import batched_forward, batched_reason
 from lottery_ticket.foundations.training.engine import Engine
-from lottery_ticket.foundations.training.members import weight_layout
+from lottery_ticket.foundations.training.members import reads_own_variables, weight_layout
 from lottery_ticket.foundations.training.record import CompileTimer
+from lottery_ticket.foundations.training.xla import XLA_AUTO_VARIABLE
 from lottery_ticket.foundations.training.single import rows
 
 
@@ -147,6 +159,9 @@ class StackedEngine(Engine):
             for split, (x, y) in self._splits.items()}
         self._finite = tf.function(functools.partial(self._finite_graph))
         self.jit_compile = bool(jit_compile)
+        # What the population asked for ('auto', 'on' or 'off'), set per population
+        # (populations asking 'auto' and 'off' share an engine): done.json's "xla".
+        self.xla_setting = "on" if self.jit_compile else "off"
         self.timer = CompileTimer()
         self._effective = tf.function(functools.partial(self._effective_graph))
 
@@ -271,12 +286,11 @@ class StackedEngine(Engine):
     def load(self, models: Sequence[ModelBase], optimizer: Any) -> None:
         """Loads the members' weights, masks and dropout seeds, and `optimizer`'s
         fresh state (a reused engine's optimizer may hold another run's)."""
-        values = [m.get_current_weights(include_biases=True) for m in models]
+        weights, masks = stacked_weights(models, self.keys)
         for key, variable in zip(self.keys, self.weights):
-            variable.assign(np.stack([v[key] for v in values]))
-        masks = [_masks_of(m) for m in models]
+            variable.assign(weights[key])
         for key, variable in zip(self.keys, self.masks):
-            variable.assign(np.stack([m[key] for m in masks]))
+            variable.assign(masks[key])
         for name, variable in zip(self.dropout_layers, self.seeds):
             variable.assign(np.array([m.dropout_seeds[name] for m in models], np.int64))
         if optimizer is not self.optimizer:
@@ -370,11 +384,58 @@ class StackedEngine(Engine):
             self.in_use = False
 
     def xla_record(self) -> Dict[str, Any]:
-        return {"setting": "on" if self.jit_compile else "off",
+        return {"setting": self.xla_setting,
                 "training": self.jit_compile, "evaluation": False, "sparse_layers": []}
 
     def speed_record(self) -> Dict[str, Any]:
         return self.timer.speed_record()
+
+
+def stacked_weights(models: Sequence[ModelBase], keys: Sequence[str]
+                    ) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+    """The members' effective weights and their masks, stacked: key -> [K, ...].
+
+    Each member's slice is what its ``get_current_weights(include_biases=True)``
+    gives, bit for bit, and its mask (ones where it has none). For models
+    whose weights are their declared variables the values are read from the
+    variables and the masks applied in one TensorFlow multiply per weight
+    over all members (the same elementwise product each member's own
+    get_current_weights takes, so the same bits, flushed denormals included),
+    instead of K reads of each model's weights.
+
+    Args:
+      models: the built members (one layout: members.check_models).
+      keys: the weight keys (kernels by layer name, biases by bias_key).
+
+    Returns:
+      (weights, masks): key -> the members' values stacked on axis 0.
+    """
+    if not all(reads_own_variables(m) for m in models):
+        values = [m.get_current_weights(include_biases=True) for m in models]
+        masks = [_masks_of(m) for m in models]
+        return ({key: np.stack([v[key] for v in values]) for key in keys},
+                {key: np.stack([m[key] for m in masks]) for key in keys})
+    # key -> per member (value variable, mask variable or None)
+    pairs: Dict[str, List[Tuple[tf.Variable, Optional[tf.Variable]]]] = {k: [] for k in keys}
+    for model in models:
+        masks_of = model.mask_variables
+        for name, kernel in model.kernel_variables.items():
+            pairs[name].append((kernel, masks_of.get(name)))
+        masks_of = model.bias_mask_variables
+        for name, bias in model.bias_variables.items():
+            pairs[bias_key(name)].append((bias, masks_of.get(name)))
+    weights, masks = {}, {}
+    for key in keys:
+        raw = np.stack([value.numpy() for value, _ in pairs[key]])
+        masked = np.array([mask is not None for _, mask in pairs[key]])
+        mask = np.stack([np.ones(raw.shape[1:], np.float32) if m is None else m.numpy()
+                         for _, m in pairs[key]])
+        if masked.any():
+            product = (tf.constant(raw) * tf.constant(mask)).numpy()
+            # A member without a mask has its variable's own values (no multiply).
+            raw = np.where(masked.reshape((-1,) + (1,) * (raw.ndim - 1)), product, raw)
+        weights[key], masks[key] = raw, mask
+    return weights, masks
 
 
 def _masks_of(model: ModelBase) -> Dict[str, np.ndarray]:
@@ -392,6 +453,30 @@ def _masks_of(model: ModelBase) -> Dict[str, np.ndarray]:
 
 
 
+def population_xla(batched: bool) -> bool:
+    """What jit_compile=None (--xla=auto) means for a population: XLA for the
+    training loop or not.
+
+    Off by default on both paths (see the module docstring, "XLA": on a CPU
+    XLA's batched matmuls ran 5-11x slower); the environment variable
+    LOTTERY_TICKET_XLA_AUTO=on|off makes 'auto' mean that instead, as it does
+    for single runs. On a GPU it is off too: not measured there yet.
+
+    Args:
+      batched: whether the population runs batched (batched_reason is None).
+
+    Raises:
+      ValueError: LOTTERY_TICKET_XLA_AUTO holds something else than auto, on or off.
+    """
+    forced = os.environ.get(XLA_AUTO_VARIABLE, "auto")
+    if forced not in ("auto", "on", "off"):
+        raise ValueError(f"{XLA_AUTO_VARIABLE} is {forced!r}; it must be auto, on or off "
+                         "(what --xla=auto means in this environment).")
+    if forced != "auto":
+        return forced == "on"
+    return BATCHED_JIT if batched else False
+
+
 def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer: Any,
                    jit_compile: Optional[bool]) -> StackedEngine:
     """A loaded engine for `models`: one traced before for the same data set,
@@ -405,8 +490,9 @@ def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer:
     """
     template = models[0]
     batched = batched_reason(template, dataset.example_shape) is None
+    setting = "auto" if jit_compile is None else ("on" if jit_compile else "off")
     if jit_compile is None:
-        jit_compile = BATCHED_JIT if batched else False
+        jit_compile = population_xla(batched)
     # The layout of the weights, not of the model's variables: members with and
     # without masks (mask variables) share an engine, whose masks are stacked.
     key = cache_lib.engine_key(template, optimizer, tuple(weight_layout(template)),
@@ -418,6 +504,7 @@ def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer:
                                    optimizer, jit_compile, batched))
     try:
         engine.load(models, optimizer)
+        engine.xla_setting = setting
         engine.begin()
     except BaseException:
         engine.in_use = False
