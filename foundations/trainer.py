@@ -302,6 +302,9 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
         raise ValueError(refusal)
     optimizer = optimizer_fn()
     members_lib.check_optimizer(optimizer)
+    if jit_compile is None:
+        # A bad LOTTERY_TICKET_XLA_AUTO is refused here, before any directory is made.
+        stacked.population_xla(True)
     complete = [d for d in output_dirs if runs.is_complete(d)]
     if complete:
         raise FileExistsError(

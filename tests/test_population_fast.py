@@ -212,6 +212,17 @@ def test_auto_xla_follows_the_environment_variable(monkeypatch):
         stacked.population_xla(True)
 
 
+def test_a_bad_xla_environment_variable_is_refused_before_any_directory(tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.setenv("LOTTERY_TICKET_XLA_AUTO", "sometimes")
+    with pytest.raises(ValueError, match="LOTTERY_TICKET_XLA_AUTO.*auto, on or off"):
+        population.train_population(
+            _data(), [_Tiny(seed=k) for k in range(2)], SGD, ("iterations", 2),
+            [str(tmp_path / f"m{k}") for k in range(2)], test_interval=None,
+            save_summaries=False, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
 class _Stop(Exception):
     pass
 
