@@ -72,8 +72,16 @@ def datasets(config: ExperimentConfig, seeds: Sequence[int]) -> List[DatasetBase
 
 
 def same_arrays(one: DatasetBase, other: DatasetBase) -> bool:
-    """Whether two data sets hold the very same arrays (the same objects) in
-    the same splits, and the same batch size: they differ at most in order."""
+    """Whether two data sets differ at most in their batch order.
+
+    Args:
+      one: a data set.
+      other: another data set.
+
+    Returns:
+      True when both hold the very same array objects in the same splits and
+      have the same batch size.
+    """
     if one is other:
         return True
     if (one.train_batch_size != other.train_batch_size
