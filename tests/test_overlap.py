@@ -65,9 +65,10 @@ def test_the_setting_is_checked_and_auto_wants_an_idle_core(monkeypatch):
     assert overlap.resolve_overlap("auto")  # one kernel thread of two cores
     threads["intra"] = 0  # TensorFlow's default: every core
     assert not overlap.resolve_overlap("auto")
-    threads.update(intra=1, inter=1)  # one inter-op thread runs the two in turn
+    threads["intra"] = 2
     assert not overlap.resolve_overlap("auto")
-    threads.update(intra=1, inter=2)
+    threads.update(intra=1, inter=1)  # --threads=1
+    assert overlap.resolve_overlap("auto")
     monkeypatch.setattr(overlap, "cores", lambda: 1)
     assert not overlap.resolve_overlap("auto")
     monkeypatch.setattr(overlap, "cores", lambda: 2)

@@ -70,9 +70,11 @@ def resolve_overlap(setting: Any) -> bool:
 
     'on' always, 'off' never. 'auto' where it can gain: on a CPU-only machine
     with more than one core whose TensorFlow kernels are limited to fewer
-    threads than the cores (--threads=1, say: the LeNet loop is fastest on one)
-    and whose inter-op pool has at least two threads (with one, TensorFlow
-    runs the two computations one after the other). The environment variable
+    threads than the cores (--threads=1, say: the LeNet loop is fastest on
+    one). The two computations then run side by side, also with one inter-op
+    thread (measured: bench/bench_trial.py --threads=1); with TensorFlow's
+    default of a thread per core they compete for the cores and the overlap
+    is slower. The environment variable
     LOTTERY_TICKET_OVERLAP_AUTO=on|off makes 'auto' mean that instead (the
     batch runner sets off: its workers fill every core).
 
@@ -91,9 +93,7 @@ def resolve_overlap(setting: Any) -> bool:
     available = cores()
     if available < 2 or tf.config.list_logical_devices("GPU"):
         return False
-    intra = thread_setting("intra") or available
-    inter = thread_setting("inter") or available
-    return intra < available and inter >= 2
+    return (thread_setting("intra") or available) < available
 
 
 def evaluation_thread() -> concurrent.futures.ThreadPoolExecutor:
