@@ -240,3 +240,41 @@ def test_an_interrupted_run_keeps_the_metrics_it_reached_and_redoes_the_same(
     assert redone["on"].metrics == redone["off"].metrics
     _same_network(redone["on"].final, redone["off"].final)
     assert runs.is_complete(str(tmp_path / "on"))
+
+
+def test_a_keras_model_with_batch_norm_overlaps_with_the_same_bits(tmp_path):
+    from test_keras_model import image_dataset, residual_model  # pylint: disable=C0415
+    from lottery_ticket.foundations.keras_model import KerasModel  # pylint: disable=C0415
+    dataset = image_dataset()
+    results = {}
+    for setting in ("off", "on"):
+        model = KerasModel(residual_model(), seed=1)
+        results[setting] = trainer.train(
+            dataset, model, functools.partial(tf.keras.optimizers.SGD, 0.05),
+            ("iterations", 12), str(tmp_path / setting), save_summaries=False,
+            test_interval=4, progress=False, xla="off", overlap_evaluation=setting)
+        results[setting].model_weights = _weights(model)
+    off, on = results["off"], results["on"]
+    assert on.record["overlap_evaluation"] and not off.record["overlap_evaluation"]
+    assert on.metrics == off.metrics  # the moving statistics were copied too
+    _same_network(on.model_weights, off.model_weights)
+
+
+class _Uncopyable(ModelFc):
+    """Its own forward: no trusted trace key, so it trains in place, uncopied."""
+
+    def forward(self, *args, **kwargs):
+        return super().forward(*args, **kwargs)
+
+    def __deepcopy__(self, memo):
+        raise TypeError("this model holds a handle that cannot be copied")
+
+
+def test_a_network_that_cannot_be_copied_evaluates_in_place_and_says_so(tmp_path, caplog):
+    dataset = synthetic_dataset()
+    on = _train(dataset, _Uncopyable(SMALL_FC, seed=3), tmp_path / "on", "on")
+    off = _train(dataset, ModelFc(SMALL_FC, seed=3), tmp_path / "off", "off")
+    assert on.record["overlap_evaluation"] is False
+    assert "evaluation_wait_seconds" not in on.record
+    assert "cannot be copied" in caplog.text
+    assert on.metrics == off.metrics

@@ -13,6 +13,7 @@ trained values are assigned back into the caller's model. A model class
 opts in through ``ModelBase.trace_key``.
 """
 
+import concurrent.futures
 import copy
 import functools
 import logging
@@ -108,6 +109,7 @@ class CompiledSteps:
         self._copy: Optional[Evaluation] = None
         self._copy_in: Optional[Callable[[], Any]] = None
         self._copy_out: Optional[Callable[[], Any]] = None
+        self._future: Optional[concurrent.futures.Future] = None
         self._all_finite = tf.function(functools.partial(self._all_finite_graph))
 
     @property
@@ -251,6 +253,9 @@ class CompiledSteps:
         """
         if self._copy is None:
             self._make_copy()
+        if self._future is not None:
+            # One left running by a run that ended with an error: the copy is its.
+            concurrent.futures.wait([self._future])
         if not self.sparse_evaluation:
             self.sync()  # the evaluation reads the kernels
         self._copy_in()
@@ -269,7 +274,7 @@ class CompiledSteps:
                                 time.perf_counter() - started))
             return results
 
-        future = evaluation_thread().submit(evaluate_all)
+        future = self._future = evaluation_thread().submit(evaluate_all)
 
         def result() -> Dict[str, Tuple[float, float]]:
             started = time.perf_counter()
@@ -289,8 +294,23 @@ class CompiledSteps:
     def restore_copy(self) -> None:
         """Puts the values of the last start_copy_evaluation back into the network
         (a run that turns out to have diverged there ends with them)."""
+        if self._future is not None:
+            concurrent.futures.wait([self._future])
         self._copy_out()
         self._dirty = bool(self._sparse)
+
+    def copy_evaluation_possible(self) -> bool:
+        """Whether the network can be copied for an overlapped evaluation (made
+        here if not yet); a model that cannot be deep-copied cannot."""
+        if self._copy is None:
+            try:
+                self._make_copy()
+            except Exception as error:  # noqa: BLE001 - any failure means "evaluate in place"
+                logger.warning("evaluating in place, not overlapped: the network cannot be "
+                               "copied (%s)", str(error).strip().splitlines()[0][:200]
+                               if str(error).strip() else type(error).__name__)
+                return False
+        return True
 
     def _make_copy(self) -> None:
         model = copy.deepcopy(self.model)
@@ -553,6 +573,8 @@ class SingleEngine(Engine):
 
     def start_evaluation(self, splits: Sequence[str]
                          ) -> Callable[[], Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+        if self.overlaps and not self.steps.copy_evaluation_possible():
+            self.overlaps = False  # done.json says so
         if not self.overlaps:
             return super().start_evaluation(splits)
         result = self.steps.start_copy_evaluation(splits)
