@@ -172,7 +172,7 @@ def time_level(dataset, density: float, iterations: int, xla: str, sparse_below:
                                                           "evaluation_seconds", iterations),
             "evaluation_wait_ms_per_iteration": _per_iteration(
                 result.record, "evaluation_wait_seconds", iterations),
-            "overlap_evaluation": result.record.get("overlap_evaluation"),
+            "overlap_evaluation": result.record.get("overlap_evaluation", False),
             "sparse_layers": result.record["xla"]["sparse_layers"],
             "xla_training": result.record["xla"]["training"]}
 

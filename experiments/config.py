@@ -268,7 +268,8 @@ class TrainConfig(_Concern):
                                      "TensorFlow's threads leave a core idle, e.g. "
                                      "--threads=1 on a multi-core CPU; never in the batch "
                                      "runner), on or off. The numbers are the same bits; "
-                                     "done.json records whether it ran.", identity=False)
+                                     "done.json says \"overlap_evaluation\": true where "
+                                     "it ran.", identity=False)
 
     nesterov: bool = _field(False, "Nesterov momentum (the 'momentum' optimizer).")
     weight_decay: float = _field(0.0, "Weight decay: with weight_decay_type=l2, "

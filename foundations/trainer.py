@@ -160,8 +160,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         0 never does.
       overlap_evaluation: 'auto' (the default), 'on' or 'off': evaluate a copy
         of the weights on a second thread while training goes on (the
-        recorded numbers are the same bits; done.json records whether it
-        did). 'auto' does where TensorFlow's threads leave a core idle (see
+        recorded numbers are the same bits; done.json then says
+        "overlap_evaluation": true). 'auto' does where TensorFlow's threads leave a core idle (see
         resolve_overlap).
 
     Returns:

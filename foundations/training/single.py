@@ -606,8 +606,11 @@ class SingleEngine(Engine):
         return self.steps.xla_record()
 
     def speed_record(self) -> Dict[str, Any]:
-        record = dict(self.steps.speed_record(), overlap_evaluation=self.overlaps)
+        record = self.steps.speed_record()
         if self.overlaps:
+            # Only when it ran (as write_record's other optional keys), so that a run
+            # evaluating in place records what it did before, as a population does.
+            record["overlap_evaluation"] = True
             # The part of the evaluations that training did not hide.
             record["evaluation_wait_seconds"] = round(self.steps.waited_seconds, 4)
         return record
