@@ -20,6 +20,8 @@ Prints JSON (progress lines go to stderr).
   to evaluation (done.json's training_seconds and evaluation_seconds). With --baseline the same trial runs again with xla=off and
   sparse_below=0 (the plain compiled loop) and the ratios are given. From
   the measured rates it projects a 31 x 50,000 trial.
+* ``overlap``: overlap_evaluation off and on alternated, --repeats runs each
+  of --level_iterations at each of --densities: median times and their ratio.
 * ``levels``: per-iteration time of one level (evaluation every 100
   included) at 100%, 80%, 21%, 3.6% and 1% of the hidden layers' weights
   (output layer pruned at half the rate, as in the paper; random masks), each
@@ -158,13 +160,18 @@ def time_level(dataset, density: float, iterations: int, xla: str, sparse_below:
     for repeat in range(2):  # the first traces and compiles; the second is timed
         with tempfile.TemporaryDirectory() as directory:
             model = ModelFc(LENET, masks=random_masks(density), seed=repeat)
-            started = time.time()
+            started, cpu_started = time.time(), time.process_time()
             result = trainer.train(dataset, model, sgd, ("iterations", iterations), directory,
                                    test_interval=100, validate_interval=100,
                                    progress=False, save_summaries=False, xla=xla,
                                    sparse_below=sparse_below, overlap_evaluation=overlap)
             seconds = time.time() - started
+            cpu_seconds = time.process_time() - cpu_started
     return {"ms_per_iteration": round(1000 * seconds / iterations, 3),
+            # CPU time of all the process's threads: the work, whatever the load; on
+            # an idle machine an overlapped run takes about the larger of its
+            # training and evaluation shares of it.
+            "cpu_ms_per_iteration": round(1000 * cpu_seconds / iterations, 3),
             "loop_ms_per_iteration": round(1000 / result.record["iterations_per_second"], 3),
             "training_ms_per_iteration": _per_iteration(result.record, "training_seconds",
                                                         iterations),
@@ -208,6 +215,36 @@ def levels_section(data: str, iterations: int, densities=DENSITIES) -> dict:
             "overlap_on_vs_off_time": overlap_ratio}
 
 
+def overlap_section(data: str, iterations: int, repeats: int, densities=(1.0,)) -> dict:
+    """Overlap off and on, alternated run by run (so that both see the same load
+    over time), at the defaults otherwise: the median time per iteration of each
+    and the ratio of the medians, per density."""
+    dataset = DatasetMnist(data, train_order_seed=0, validation_size=5000)
+    table = {}
+    for density in densities:
+        times = {"off": [], "on": []}
+        cpu = {"off": [], "on": []}
+        waits = []
+        for repeat in range(repeats):
+            for setting in ("off", "on"):
+                log(f"overlap: {density:.1%} of the weights, {setting}, repeat {repeat + 1}")
+                row = time_level(dataset, density, iterations, "auto", trainer.SPARSE_BELOW,
+                                 setting)
+                times[setting].append(row["ms_per_iteration"])
+                cpu[setting].append(row["cpu_ms_per_iteration"])
+                if setting == "on":
+                    waits.append(row["evaluation_wait_ms_per_iteration"])
+        medians = {setting: float(np.median(values)) for setting, values in times.items()}
+        table[f"{density:.1%}"] = {
+            "ms_per_iteration_off": times["off"], "ms_per_iteration_on": times["on"],
+            "median_off": round(medians["off"], 3), "median_on": round(medians["on"], 3),
+            "median_wait_ms_per_iteration_on": round(float(np.median(waits)), 3),
+            "median_cpu_ms_per_iteration_off": round(float(np.median(cpu["off"])), 3),
+            "median_cpu_ms_per_iteration_on": round(float(np.median(cpu["on"])), 3),
+            "on_vs_off_median_time": round(medians["on"] / medians["off"], 3)}
+    return {"iterations_per_run": iterations, "repeats": repeats, "rates": table}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=1000,
@@ -218,7 +255,11 @@ def main() -> None:
                         help="iterations of each timed level in the levels section")
     parser.add_argument("--densities", default=",".join(str(d) for d in DENSITIES),
                         help="the levels section's fractions of the weights kept")
-    parser.add_argument("--sections", default="trial,levels")
+    parser.add_argument("--sections", default="trial,levels",
+                        help="trial, levels and/or overlap (off and on alternated, "
+                        "--repeats times each, at --densities)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="runs of each setting in the overlap section")
     parser.add_argument("--baseline", action="store_true",
                         help="also run the trial with xla=off, sparse_below=0")
     parser.add_argument("--threads", type=int, default=0,
@@ -234,9 +275,9 @@ def main() -> None:
         sys.exit(f"no Fashion-MNIST at {data}: pass --data=DIR (the directory of its four "
                  "idx files).")
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]
-    unknown = sorted(set(sections) - {"trial", "levels"})
+    unknown = sorted(set(sections) - {"trial", "levels", "overlap"})
     if unknown:
-        sys.exit(f"unknown sections {unknown}: choose from trial, levels.")
+        sys.exit(f"unknown sections {unknown}: choose from trial, levels, overlap.")
     inter = args.threads if args.inter_threads is None else args.inter_threads
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -256,8 +297,12 @@ def main() -> None:
         # run mean more than the absolute times.
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
     }
+    densities = tuple(float(d) for d in args.densities.split(",") if d.strip())
+    if "overlap" in sections:
+        output["overlap"] = overlap_section(data, args.level_iterations, args.repeats,
+                                            densities)
+        output["load_average_after_overlap"] = [round(v, 2) for v in os.getloadavg()]
     if "levels" in sections:
-        densities = tuple(float(d) for d in args.densities.split(",") if d.strip())
         output["levels"] = levels_section(data, args.level_iterations, densities)
         output["load_average_after_levels"] = [round(v, 2) for v in os.getloadavg()]
     if "trial" in sections:
