@@ -42,7 +42,8 @@ from lottery_ticket.foundations.training.xla import (XLA_AUTO_VARIABLE, XLA_CHOI
                                                      gpu_present, resolve_xla)
 
 __all__ = ["CompiledSteps", "DivergedError", "OVERLAP_AUTO_VARIABLE", "OVERLAP_CHOICES",
-           "PopulationDivergedError", "SPARSE_BELOW", "TrainResult", "XLA_AUTO_VARIABLE", "XLA_CHOICES", "check_iterations",
+           "PopulationDivergedError", "SPARSE_BELOW", "TrainResult", "XLA_AUTO_VARIABLE",
+           "XLA_CHOICES", "check_iterations",
            "compiled_steps", "evaluate", "finish_steps", "gpu_present", "prepare_run",
            "resolve_overlap", "resolve_xla", "sparse_layout", "train", "train_population",
            "training_iterations"]
