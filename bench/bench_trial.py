@@ -2,6 +2,8 @@
 
     python bench/bench_trial.py [--iterations=1000] [--levels=30] [--data=DIR]
         [--sections=trial,levels] [--baseline] [--level_iterations=2000]
+        [--threads=N] [--inter_threads=N] [--overlap=auto|on|off|both]
+        [--densities=1,0.036]
 
 Prints JSON (progress lines go to stderr).
 
@@ -18,6 +20,8 @@ Prints JSON (progress lines go to stderr).
   to evaluation (done.json's training_seconds and evaluation_seconds). With --baseline the same trial runs again with xla=off and
   sparse_below=0 (the plain compiled loop) and the ratios are given. From
   the measured rates it projects a 31 x 50,000 trial.
+* ``overlap``: overlap_evaluation off and on alternated, --repeats runs each
+  of --level_iterations at each of --densities: median times and their ratio.
 * ``levels``: per-iteration time of one level (evaluation every 100
   included) at 100%, 80%, 21%, 3.6% and 1% of the hidden layers' weights
   (output layer pruned at half the rate, as in the paper; random masks), each
@@ -126,7 +130,8 @@ def run_trial_section(data: str, iterations: int, levels: int, **training) -> di
     projected = (sum(FULL_TRIAL[1] * seconds for seconds in per_iteration[:FULL_TRIAL[0]])
                  + sum(f["compile_seconds"] or 0.0 for f in figures)
                  + float(np.median(startups or [0])) * (FULL_TRIAL[0] - 1))
-    return {"settings": {name: config[name] for name in ("xla", "sparse_below")},
+    return {"settings": {name: config[name]
+                         for name in ("xla", "sparse_below", "overlap_evaluation")},
             "wall_seconds": round(seconds, 1),
             "startup_seconds_median_after_level_0": round(float(np.median(startups)), 3)
             if startups else None,
@@ -148,51 +153,96 @@ def random_masks(density: float, seed: int = 0) -> dict:
                                           ("layer2", (100, 10), output_density))}
 
 
-def time_level(dataset, density: float, iterations: int, xla: str, sparse_below: float
-               ) -> dict:
+def time_level(dataset, density: float, iterations: int, xla: str, sparse_below: float,
+               overlap: str = "off") -> dict:
     sgd = functools.partial(tf.keras.optimizers.SGD, learning_rate=0.1)
     result = None
     for repeat in range(2):  # the first traces and compiles; the second is timed
         with tempfile.TemporaryDirectory() as directory:
             model = ModelFc(LENET, masks=random_masks(density), seed=repeat)
-            started = time.time()
+            started, cpu_started = time.time(), time.process_time()
             result = trainer.train(dataset, model, sgd, ("iterations", iterations), directory,
                                    test_interval=100, validate_interval=100,
                                    progress=False, save_summaries=False, xla=xla,
-                                   sparse_below=sparse_below)
+                                   sparse_below=sparse_below, overlap_evaluation=overlap)
             seconds = time.time() - started
+            cpu_seconds = time.process_time() - cpu_started
     return {"ms_per_iteration": round(1000 * seconds / iterations, 3),
+            # CPU time of all the process's threads: the work, whatever the load; on
+            # an idle machine an overlapped run takes about the larger of its
+            # training and evaluation shares of it.
+            "cpu_ms_per_iteration": round(1000 * cpu_seconds / iterations, 3),
             "loop_ms_per_iteration": round(1000 / result.record["iterations_per_second"], 3),
             "training_ms_per_iteration": _per_iteration(result.record, "training_seconds",
                                                         iterations),
             "evaluation_ms_per_iteration": _per_iteration(result.record,
                                                           "evaluation_seconds", iterations),
+            "evaluation_wait_ms_per_iteration": _per_iteration(
+                result.record, "evaluation_wait_seconds", iterations),
+            "overlap_evaluation": result.record.get("overlap_evaluation", False),
             "sparse_layers": result.record["xla"]["sparse_layers"],
             "xla_training": result.record["xla"]["training"]}
 
 
-def levels_section(data: str, iterations: int) -> dict:
+def levels_section(data: str, iterations: int, densities=DENSITIES) -> dict:
     dataset = DatasetMnist(data, train_order_seed=0, validation_size=5000)
-    cases = {"plain (xla off)": ("off", 0.0),
-             "defaults (xla auto, sparse below 5%)": ("auto", trainer.SPARSE_BELOW)}
-    table = {}
-    for label, (xla, sparse_below) in cases.items():
-        rows = {}
-        for density in DENSITIES:
+    cases = {"plain (xla off)": ("off", 0.0, "off"),
+             "defaults, overlap off": ("auto", trainer.SPARSE_BELOW, "off"),
+             "defaults, overlap on": ("auto", trainer.SPARSE_BELOW, "on")}
+    table = {label: {} for label in cases}
+    # Interleaved per density, so that the settings compared see the same load.
+    for density in densities:
+        for label, (xla, sparse_below, overlap) in cases.items():
             log(f"levels: {label}, {density:.1%} of the weights")
-            rows[f"{density:.1%}"] = time_level(dataset, density, iterations, xla,
-                                                sparse_below)
-        dense = rows[f"{DENSITIES[0]:.1%}"]["ms_per_iteration"]
+            table[label][f"{density:.1%}"] = time_level(dataset, density, iterations, xla,
+                                                        sparse_below, overlap)
+    first = f"{densities[0]:.1%}"
+    for rows in table.values():
+        dense = rows[first]["ms_per_iteration"]
         for row in rows.values():
             row["time_vs_dense_same_setting"] = round(row["ms_per_iteration"] / dense, 3)
-        table[label] = rows
-    plain_dense = table["plain (xla off)"]["100.0%"]["ms_per_iteration"]
+    plain_dense = table["plain (xla off)"][first]["ms_per_iteration"]
     for rows in table.values():
         for row in rows.values():
             row["time_vs_plain_dense"] = round(row["ms_per_iteration"] / plain_dense, 3)
+    overlap_ratio = {
+        key: round(table["defaults, overlap on"][key]["ms_per_iteration"]
+                   / table["defaults, overlap off"][key]["ms_per_iteration"], 3)
+        for key in table["defaults, overlap off"]}
     return {"iterations_per_level": iterations,
             "evaluation": "test (10,000) and validation (5,000) every 100 iterations",
-            "rates": table}
+            "rates": table,
+            "overlap_on_vs_off_time": overlap_ratio}
+
+
+def overlap_section(data: str, iterations: int, repeats: int, densities=(1.0,)) -> dict:
+    """Overlap off and on, alternated run by run (so that both see the same load
+    over time), at the defaults otherwise: the median time per iteration of each
+    and the ratio of the medians, per density."""
+    dataset = DatasetMnist(data, train_order_seed=0, validation_size=5000)
+    table = {}
+    for density in densities:
+        times = {"off": [], "on": []}
+        cpu = {"off": [], "on": []}
+        waits = []
+        for repeat in range(repeats):
+            for setting in ("off", "on"):
+                log(f"overlap: {density:.1%} of the weights, {setting}, repeat {repeat + 1}")
+                row = time_level(dataset, density, iterations, "auto", trainer.SPARSE_BELOW,
+                                 setting)
+                times[setting].append(row["ms_per_iteration"])
+                cpu[setting].append(row["cpu_ms_per_iteration"])
+                if setting == "on":
+                    waits.append(row["evaluation_wait_ms_per_iteration"])
+        medians = {setting: float(np.median(values)) for setting, values in times.items()}
+        table[f"{density:.1%}"] = {
+            "ms_per_iteration_off": times["off"], "ms_per_iteration_on": times["on"],
+            "median_off": round(medians["off"], 3), "median_on": round(medians["on"], 3),
+            "median_wait_ms_per_iteration_on": round(float(np.median(waits)), 3),
+            "median_cpu_ms_per_iteration_off": round(float(np.median(cpu["off"])), 3),
+            "median_cpu_ms_per_iteration_on": round(float(np.median(cpu["on"])), 3),
+            "on_vs_off_median_time": round(medians["on"] / medians["off"], 3)}
+    return {"iterations_per_run": iterations, "repeats": repeats, "rates": table}
 
 
 def main() -> None:
@@ -203,9 +253,21 @@ def main() -> None:
                         help="pruned levels after level 0 (30: the paper's 31 levels)")
     parser.add_argument("--level_iterations", type=int, default=2000,
                         help="iterations of each timed level in the levels section")
-    parser.add_argument("--sections", default="trial,levels")
+    parser.add_argument("--densities", default=",".join(str(d) for d in DENSITIES),
+                        help="the levels section's fractions of the weights kept")
+    parser.add_argument("--sections", default="trial,levels",
+                        help="trial, levels and/or overlap (off and on alternated, "
+                        "--repeats times each, at --densities)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="runs of each setting in the overlap section")
     parser.add_argument("--baseline", action="store_true",
                         help="also run the trial with xla=off, sparse_below=0")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow intra-op threads (0: its default, every core)")
+    parser.add_argument("--inter_threads", type=int, default=None,
+                        help="TensorFlow inter-op threads (default: as --threads)")
+    parser.add_argument("--overlap", default="auto", choices=("auto", "on", "off", "both"),
+                        help="the trial's overlap_evaluation ('both': once each)")
     parser.add_argument("--data", default=DEFAULT_DATA)
     args = parser.parse_args()
     data = os.path.abspath(args.data)
@@ -213,13 +275,21 @@ def main() -> None:
         sys.exit(f"no Fashion-MNIST at {data}: pass --data=DIR (the directory of its four "
                  "idx files).")
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]
-    unknown = sorted(set(sections) - {"trial", "levels"})
+    unknown = sorted(set(sections) - {"trial", "levels", "overlap"})
     if unknown:
-        sys.exit(f"unknown sections {unknown}: choose from trial, levels.")
+        sys.exit(f"unknown sections {unknown}: choose from trial, levels, overlap.")
+    inter = args.threads if args.inter_threads is None else args.inter_threads
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    if inter:
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
     output = {
         "benchmark": "LeNet-300-100 lottery trial on Fashion-MNIST, batch 60, SGD 0.1",
         "device": "GPU" if trainer.gpu_present() else "CPU",
         "cpu_count": os.cpu_count(),
+        "tensorflow_threads": {"intra_op": args.threads or "default",
+                               "inter_op": inter or "default"},
+        "overlap_evaluation_auto_means": trainer.resolve_overlap("auto"),
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
         "data": data,
@@ -227,18 +297,34 @@ def main() -> None:
         # run mean more than the absolute times.
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
     }
+    densities = tuple(float(d) for d in args.densities.split(",") if d.strip())
+    if "overlap" in sections:
+        output["overlap"] = overlap_section(data, args.level_iterations, args.repeats,
+                                            densities)
+        output["load_average_after_overlap"] = [round(v, 2) for v in os.getloadavg()]
+    if "levels" in sections:
+        output["levels"] = levels_section(data, args.level_iterations, densities)
+        output["load_average_after_levels"] = [round(v, 2) for v in os.getloadavg()]
     if "trial" in sections:
-        log(f"trial: {args.levels + 1} levels x {args.iterations} iterations (defaults)")
-        output["trial"] = run_trial_section(data, args.iterations, args.levels)
+        settings = ("off", "on") if args.overlap == "both" else (args.overlap,)
+        for setting in settings:
+            log(f"trial: {args.levels + 1} levels x {args.iterations} iterations (defaults, "
+                f"overlap_evaluation={setting})")
+            key = "trial" if len(settings) == 1 else f"trial_overlap_{setting}"
+            output[key] = run_trial_section(data, args.iterations, args.levels,
+                                            overlap_evaluation=setting)
+        if len(settings) == 2:
+            output["trial_overlap_on_vs_off_wall"] = round(
+                output["trial_overlap_on"]["wall_seconds"]
+                / output["trial_overlap_off"]["wall_seconds"], 3)
         if args.baseline:
             log("trial: the same with xla=off, sparse_below=0")
             baseline = run_trial_section(data, args.iterations, args.levels, xla="off",
-                                         sparse_below=0.0)
+                                         sparse_below=0.0, overlap_evaluation="off")
             output["trial_baseline"] = baseline
+            reference = output.get("trial") or output["trial_overlap_on"]
             output["trial_speedup_vs_baseline"] = round(
-                baseline["wall_seconds"] / output["trial"]["wall_seconds"], 2)
-    if "levels" in sections:
-        output["levels"] = levels_section(data, args.level_iterations)
+                baseline["wall_seconds"] / reference["wall_seconds"], 2)
     output["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     json.dump(output, sys.stdout, indent=1)
     print()

@@ -292,7 +292,9 @@ def visible_gpus() -> List[str]:
 def thread_environment(cpus: int) -> Dict[str, str]:
     """TensorFlow thread counts matched to the CPUs a line gets."""
     cpus = str(max(1, int(cpus)))
-    return {"TF_NUM_INTRAOP_THREADS": cpus, "TF_NUM_INTEROP_THREADS": cpus}
+    # The lines fill every core between them: none is idle for an overlapped evaluation.
+    return {"TF_NUM_INTRAOP_THREADS": cpus, "TF_NUM_INTEROP_THREADS": cpus,
+            "LOTTERY_TICKET_OVERLAP_AUTO": "off"}
 
 
 def import_extra(module: str, backend: str, extra: str) -> Any:

@@ -290,6 +290,13 @@ class TrainConfig(_Concern):
                                  "than this fraction of its weights trains as a vector "
                                  "of its survivors (faster when very sparse; equal to "
                                  "float rounding). 0: never.", identity=False)
+    overlap_evaluation: str = _field("auto", "Evaluate a copy of the weights on a second "
+                                     "thread while a single run trains on: auto (where "
+                                     "TensorFlow's threads leave a core idle, e.g. "
+                                     "--threads=1 on a multi-core CPU; never in the batch "
+                                     "runner), on or off. The numbers are the same bits; "
+                                     "done.json says \"overlap_evaluation\": true where "
+                                     "it ran.", identity=False)
 
     nesterov: bool = _field(False, "Nesterov momentum (the 'momentum' optimizer).")
     weight_decay: float = _field(0.0, "Weight decay: with weight_decay_type=l2, "
@@ -329,6 +336,9 @@ class TrainConfig(_Concern):
                              f"label_smoothing {self.label_smoothing} in [0, 1).")
         if self.xla not in ("auto", "on", "off"):
             raise ValueError(f"xla is {self.xla!r}; it must be auto, on or off.")
+        if self.overlap_evaluation not in ("auto", "on", "off"):
+            raise ValueError(f"overlap_evaluation is {self.overlap_evaluation!r}; it must be "
+                             "auto, on or off.")
         if not 0.0 <= self.sparse_below <= 1.0:
             raise ValueError(f"sparse_below is {self.sparse_below}; it is a fraction of "
                              "weights in [0, 1] (0 turns the sparse layers off).")

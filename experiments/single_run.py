@@ -138,13 +138,13 @@ def training_arguments(config: ExperimentConfig, *, level: Optional[int] = None,
         every other run trains from K to the end, as a rewound level does.
       population: arguments for population.train_population instead: its
         jit_compile in place of xla ('on' True, 'off' False, 'auto' None,
-        which lets the population choose per path) and no sparse_below
-        (populations train dense).
+        which lets the population choose per path) and no sparse_below or
+        overlap_evaluation (populations train dense and evaluate in place).
 
     Returns:
       optimizer_fn, training_len, test_interval, validate_interval,
-      start_iteration, snapshot_iterations, and xla and sparse_below (or
-      jit_compile), by keyword.
+      start_iteration, snapshot_iterations, and xla, sparse_below and
+      overlap_evaluation (or jit_compile), by keyword.
     """
     rewind = config["rewind_iteration"]
     validate = config["validate_interval"] if config["validation_size"] else None
@@ -157,7 +157,8 @@ def training_arguments(config: ExperimentConfig, *, level: Optional[int] = None,
     if population:
         arguments["jit_compile"] = {"on": True, "off": False}.get(config["xla"])
     else:
-        arguments.update(xla=config["xla"], sparse_below=config["sparse_below"])
+        arguments.update(xla=config["xla"], sparse_below=config["sparse_below"],
+                         overlap_evaluation=config["overlap_evaluation"])
     return arguments
 
 

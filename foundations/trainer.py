@@ -32,6 +32,8 @@ from lottery_ticket.foundations.training.evaluation import evaluate
 from lottery_ticket.foundations.training.loop import prepare_run, train_members
 from lottery_ticket.foundations.training.members import PopulationDivergedError
 from lottery_ticket.foundations.training.record import TrainResult
+from lottery_ticket.foundations.training.overlap import (OVERLAP_AUTO_VARIABLE,
+                                                         OVERLAP_CHOICES, resolve_overlap)
 from lottery_ticket.foundations.training.schedule import check_iterations, training_iterations
 from lottery_ticket.foundations.training.single import (CompiledSteps, compiled_steps,
                                                         finish_steps)
@@ -39,10 +41,11 @@ from lottery_ticket.foundations.training.sparse import SPARSE_BELOW, sparse_layo
 from lottery_ticket.foundations.training.xla import (XLA_AUTO_VARIABLE, XLA_CHOICES,
                                                      gpu_present, resolve_xla)
 
-__all__ = ["CompiledSteps", "DivergedError", "PopulationDivergedError", "SPARSE_BELOW",
-           "TrainResult", "XLA_AUTO_VARIABLE", "XLA_CHOICES", "check_iterations",
+__all__ = ["CompiledSteps", "DivergedError", "OVERLAP_AUTO_VARIABLE", "OVERLAP_CHOICES",
+           "PopulationDivergedError", "SPARSE_BELOW", "TrainResult", "XLA_AUTO_VARIABLE",
+           "XLA_CHOICES", "check_iterations",
            "compiled_steps", "evaluate", "finish_steps", "gpu_present", "prepare_run",
-           "resolve_xla", "sparse_layout", "train", "train_population",
+           "resolve_overlap", "resolve_xla", "sparse_layout", "train", "train_population",
            "training_iterations"]
 
 ProgressFn = progress_lib.ProgressFn
@@ -123,7 +126,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
           progress: progress_lib.Progress = None, progress_label: str = "",
           iterations_after: int = 0, start_iteration: int = 0,
           snapshot_iterations: Sequence[int] = (), xla: Any = "auto",
-          sparse_below: float = SPARSE_BELOW) -> TrainResult:
+          sparse_below: float = SPARSE_BELOW,
+          overlap_evaluation: Any = "auto") -> TrainResult:
     """Trains `model` on `dataset` and writes the run to `output_dir`.
 
     Args:
@@ -171,6 +175,11 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         (gather, multiply, segment-sum), which is faster on a CPU when very
         sparse; the numbers equal the dense computation's to float rounding.
         0 never does.
+      overlap_evaluation: 'auto' (the default), 'on' or 'off': evaluate a copy
+        of the weights on a second thread while training goes on (the
+        recorded numbers are the same bits; done.json then says
+        "overlap_evaluation": true). 'auto' does where TensorFlow's threads leave a core idle (see
+        resolve_overlap).
 
     Returns:
       A TrainResult, which unpacks as (initial_weights, final_weights), dicts layer
@@ -187,6 +196,7 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
         (before anything is written).
     """
     resolve_xla(xla)  # a bad setting is refused before anything is written
+    overlap = resolve_overlap(overlap_evaluation)
     if not 0.0 <= float(sparse_below) <= 1.0:
         raise ValueError(f"sparse_below is {sparse_below}; it is a fraction of weights in "
                          "[0, 1] (0 turns the sparse layers off).")
@@ -194,7 +204,8 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
 
     def make_engine(models: Sequence[ModelBase]) -> single.SingleEngine:
         return single.SingleEngine(
-            compiled_steps(dataset, models[0], optimizer_fn(), xla, sparse_below))
+            compiled_steps(dataset, models[0], optimizer_fn(), xla, sparse_below),
+            overlap=overlap)
 
     result, = train_members(
         [dataset], [model], make_engine, training_len, [output_dir],

@@ -9,7 +9,7 @@ snapshots, files) is the same code for both.
 """
 
 import abc
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -24,10 +24,13 @@ class Engine(abc.ABC):
       size: K, the number of members.
       in_use: whether a run is training with the engine now (see
         cache.EngineCache).
+      overlaps: whether start_evaluation evaluates alongside the training that
+        follows it (on a copy of the weights) rather than before returning.
     """
 
     size: int = 1
     in_use: bool = False
+    overlaps: bool = False
 
     @abc.abstractmethod
     def train_steps(self, indices: np.ndarray, first_step: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -78,3 +81,27 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def speed_record(self) -> Dict[str, Any]:
         """What done.json records of the run's speed besides its total time."""
+
+    def start_evaluation(self, splits: Sequence[str]
+                         ) -> Callable[[], Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+        """Starts evaluating the members as they are now on `splits`.
+
+        Returns:
+          A function to call (once, before training or evaluating further
+          with an overlapping engine's next start_evaluation or
+          restore_evaluated) that returns split -> evaluate(split)'s answer
+          for the weights as they were here. This default evaluates before
+          returning; an engine that `overlaps` evaluates a copy while the
+          caller trains on.
+        """
+        results = {split: self.evaluate(split) for split in splits}
+        return lambda: results
+
+    def restore_evaluated(self) -> None:
+        """Puts back the weights of the last start_evaluation (an overlapping
+        engine's run that diverged there ends with them).
+
+        Raises:
+          NotImplementedError: the engine does not overlap evaluation.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not overlap evaluation")

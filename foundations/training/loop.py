@@ -158,6 +158,20 @@ class Members:
         self.outcomes[k] = error
 
 
+class Boundary:
+    """What the loop learnt at one boundary, to be settled (recorded, checked for
+    divergence) then or, with an overlapped evaluation, after the next chunk."""
+
+    def __init__(self, iteration: int, losses: List[Dict[str, float]], finite: np.ndarray,
+                 evaluation: Optional[Callable[[], Dict[str, Tuple[np.ndarray, np.ndarray]]]],
+                 train_record: Optional[Tuple[np.ndarray, np.ndarray]]):
+        self.iteration = iteration
+        self.losses = losses  # per member: split -> loss, 'train' at least
+        self.finite = finite
+        self.evaluation = evaluation  # None: nothing evaluated here
+        self.train_record = train_record  # per-member mean (loss, accuracy) to record
+
+
 def run_loop(engine: Engine, datasets: Sequence[DatasetBase], total: int, members: Members,
              *, test_interval: Optional[int], validate_interval: Optional[int],
              train_interval: Optional[int], reporter: progress_lib.Reporter,
@@ -170,6 +184,13 @@ def run_loop(engine: Engine, datasets: Sequence[DatasetBase], total: int, member
     diverged and left out from then on: its slice keeps being computed but
     nothing of it is read; once none is left the loop stops), keeps the
     snapshots at snapshot iterations and reports progress.
+
+    With an engine that overlaps evaluation, a boundary's evaluation runs on a
+    copy of the weights while the next chunk trains, and the boundary is
+    settled (metrics recorded at its iteration, in order; divergence decided)
+    after that chunk; if the run diverged there the engine's weights are put
+    back to that iteration's, so it ends exactly as without overlap. A
+    boundary that snapshots, and the last, are settled at once.
     """
     size = len(members.recorders)
     recorders = members.recorders
@@ -178,63 +199,110 @@ def run_loop(engine: Engine, datasets: Sequence[DatasetBase], total: int, member
     reporter.start(total, start)
     last_save = time.time()
     members.iteration = start
-    for split, interval in intervals.items():
-        if interval:
-            losses, accuracies = engine.evaluate(split)
+    initial = [split for split, interval in intervals.items() if interval]
+    if initial:
+        results = engine.start_evaluation(initial)()
+        for split in initial:
+            losses, accuracies = results[split]
             for k in range(size):
                 recorders[k].add(split, start, losses[k], accuracies[k])
     train_loss, train_accuracy = np.zeros(size), np.zeros(size)
     train_steps_done = 0
     iteration = start
-    for boundary in schedule.boundaries(total, [test_interval, intervals["validate"],
-                                                train_interval], start, snapshot_iterations):
-        count = boundary - iteration
-        loss, accuracy = engine.train_steps(schedule.batch_indices(datasets, iteration, count),
-                                            iteration)
-        iteration = members.iteration = boundary
-        # Weighted by steps, so the recorded training metrics are per-step means
-        # however the iterations were split into compiled calls.
-        train_loss += loss * count
-        train_accuracy += accuracy * count
-        train_steps_done += count
-        evaluated = False
-        losses = [{"train": float(loss[k])} for k in range(size)]
-        for split, interval in intervals.items():
-            if schedule.due(iteration, interval, total):
-                split_losses, split_accuracies = engine.evaluate(split)
+
+    def settle(boundary: Boundary) -> bool:
+        """Records a boundary and decides divergence; True when no member is left."""
+        nonlocal last_save
+        at = boundary.iteration
+        if boundary.evaluation is not None:
+            results = boundary.evaluation()
+            for split, (split_losses, split_accuracies) in results.items():
                 for k in members.active():
-                    recorders[k].add(split, iteration, split_losses[k], split_accuracies[k])
-                    losses[k][split] = float(split_losses[k])
-                evaluated = True
-        finite = engine.finite()
+                    recorders[k].add(split, at, split_losses[k], split_accuracies[k])
+                    boundary.losses[k][split] = float(split_losses[k])
         for k in members.active():
-            reason = divergence(members.output_dirs[k], iteration, losses[k], bool(finite[k]))
+            reason = divergence(members.output_dirs[k], at, boundary.losses[k],
+                                bool(boundary.finite[k]))
             if reason is not None:
-                members.diverged(k, iteration, reason)
+                members.diverged(k, at, reason)
         active = members.active()
         if not active:
-            return
-        if iteration in snapshot_iterations:
+            return True
+        if at in snapshot_iterations:
             weights = engine.member_weights()
             for k in active:
-                members.snapshots[k][iteration] = weights[k]
+                members.snapshots[k][at] = weights[k]
                 if save_network:
-                    save_restore.save_network(paths.rewind(members.output_dirs[k], iteration),
+                    save_restore.save_network(paths.rewind(members.output_dirs[k], at),
                                               weights[k])
-        record_train = (schedule.due(iteration, train_interval, total) if train_interval
-                        else evaluated or iteration == total)
-        if record_train:
+        if boundary.train_record is not None:
             for k in active:
-                recorders[k].add("train", iteration, train_loss[k] / train_steps_done,
-                                 train_accuracy[k] / train_steps_done)
-            train_loss[:], train_accuracy[:] = 0.0, 0.0
-            train_steps_done = 0
-        reporter.update(iteration, total, mean_latest(recorders, active))
+                recorders[k].add("train", at, boundary.train_record[0][k],
+                                 boundary.train_record[1][k])
+        reporter.update(at, total, mean_latest(recorders, active))
         if time.time() - last_save >= progress_lib.LOG_SECONDS:
             # Saved now and then so that an interrupted run keeps its metrics so far.
             for k in active:
                 recorders[k].save()
             last_save = time.time()
+        return False
+
+    pending: Optional[Boundary] = None
+    try:
+        for boundary in schedule.boundaries(total, [test_interval, intervals["validate"],
+                                                    train_interval], start,
+                                            snapshot_iterations):
+            count = boundary - iteration
+            loss, accuracy = engine.train_steps(
+                schedule.batch_indices(datasets, iteration, count), iteration)
+            if pending is not None:
+                # The previous boundary's evaluation ran alongside this chunk.
+                settled, pending = pending, None
+                if settle(settled):
+                    # It diverged there: end with the weights it diverged with.
+                    engine.restore_evaluated()
+                    members.iteration = settled.iteration
+                    return
+            iteration = members.iteration = boundary
+            # Weighted by steps, so the recorded training metrics are per-step means
+            # however the iterations were split into compiled calls.
+            train_loss += loss * count
+            train_accuracy += accuracy * count
+            train_steps_done += count
+            due = [split for split, interval in intervals.items()
+                   if schedule.due(iteration, interval, total)]
+            # Before training goes on: the weights of this iteration.
+            finite = engine.finite()
+            evaluation = engine.start_evaluation(due) if due else None
+            record_train = (schedule.due(iteration, train_interval, total) if train_interval
+                            else bool(due) or iteration == total)
+            train_record = None
+            if record_train:
+                train_record = (train_loss / train_steps_done, train_accuracy / train_steps_done)
+                train_loss, train_accuracy = np.zeros(size), np.zeros(size)
+                train_steps_done = 0
+            state = Boundary(iteration, [{"train": float(loss[k])} for k in range(size)],
+                             finite, evaluation, train_record)
+            # Settled at once where the run may end here anyway (a loss or weight
+            # already not finite) or where later work needs it settled.
+            plainly_diverging = any(not finite[k] or not np.isfinite(loss[k])
+                                    for k in members.active())
+            if (evaluation is not None and engine.overlaps and iteration < total
+                    and iteration not in snapshot_iterations and not plainly_diverging):
+                pending = state
+                continue
+            if settle(state):
+                return
+    except BaseException:
+        if pending is not None:
+            # An interrupted run keeps the metrics of the boundary it had reached.
+            try:
+                if settle(pending):
+                    engine.restore_evaluated()
+                    members.iteration = pending.iteration
+            except Exception:  # noqa: BLE001 - the first error is the one to raise
+                pass
+        raise
 
 
 def _each(function: Callable[[int], object], size: int) -> list:

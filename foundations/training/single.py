@@ -13,6 +13,7 @@ trained values are assigned back into the caller's model. A model class
 opts in through ``ModelBase.trace_key``.
 """
 
+import concurrent.futures
 import copy
 import functools
 import logging
@@ -27,6 +28,7 @@ from lottery_ticket.foundations.model_base import ModelBase
 from lottery_ticket.foundations.save_restore import Network
 from lottery_ticket.foundations.training import cache as cache_lib
 from lottery_ticket.foundations.training.engine import Engine
+from lottery_ticket.foundations.training.overlap import evaluation_thread
 from lottery_ticket.foundations.training.record import CompileTimer
 from lottery_ticket.foundations.training.sparse import (SPARSE_BELOW,
                                                         SPARSE_EVALUATION_CHUNK, SparseLayer,
@@ -85,6 +87,7 @@ class CompiledSteps:
                            + [layer.values for layer in self._sparse])
         self._dirty = False  # whether sparse values are newer than their kernels
         self.timer = CompileTimer()
+        self.waited_seconds = 0.0  # waiting for overlapped evaluations
         self.begin()
         optimizer.build(self._variables)
         # A fixed signature traces each function once, whatever the number of
@@ -99,10 +102,14 @@ class CompiledSteps:
         self._transposed = {
             split: tf.constant(tf.transpose(tf.reshape(x, [int(x.shape[0]), -1])))
             for split, (x, _) in self._splits.items()} if self.sparse_evaluation else {}
-        self._evaluations = {
-            split: tf.function(functools.partial(self._evaluation_graph, split),
-                               jit_compile=self.xla_evaluation or self.sparse_evaluation)
-            for split in self._splits}
+        self._evaluation = Evaluation(model, self._sparse, self._splits, self._transposed,
+                                      self.xla_evaluation, self.sparse_evaluation)
+        self._evaluations = self._evaluation.functions
+        # The overlapped evaluation's copy of the network, made when first needed.
+        self._copy: Optional[Evaluation] = None
+        self._copy_in: Optional[Callable[[], Any]] = None
+        self._copy_out: Optional[Callable[[], Any]] = None
+        self._future: Optional[concurrent.futures.Future] = None
         self._all_finite = tf.function(functools.partial(self._all_finite_graph))
 
     @property
@@ -132,6 +139,7 @@ class CompiledSteps:
             layer.load()
         self._dirty = False
         self.timer.reset()
+        self.waited_seconds = 0.0
 
     def sync(self) -> None:
         """Writes the sparse layers' values into the model's kernels."""
@@ -152,6 +160,9 @@ class CompiledSteps:
         counts = {"train_steps": self._train_steps.experimental_get_tracing_count()}
         counts.update({f"evaluate_{split}": function.experimental_get_tracing_count()
                        for split, function in self._evaluations.items()})
+        if self._copy is not None:
+            counts.update({f"evaluate_{split}_copy": function.experimental_get_tracing_count()
+                           for split, function in self._copy.functions.items()})
         return counts
 
     def _train_steps_graph(self, indices: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -174,37 +185,6 @@ class CompiledSteps:
             accuracy_total += self.model.accuracy(logits, y)
         count = tf.cast(tf.shape(indices)[0], tf.float32)
         return loss_total / count, accuracy_total / count
-
-    def _evaluation_graph(self, split: str) -> Tuple[tf.Tensor, tf.Tensor]:
-        x, y = self._splits[split]
-        if not self.sparse_evaluation:
-            return chunked_evaluation(self.model, x, y)
-        # Work in proportion to the survivors: the dense product of 10,000
-        # examples runs near the CPU's peak, but at a few percent of the weights
-        # the survivors' gather and segment sum, compiled with XLA in chunks
-        # small enough to stay in cache, does less work (TensorFlow's
-        # sparse-operand matmul measured slower than either here). The values
-        # are read from the survivor vectors, so no sync() is needed.
-        # The split's examples, flattened and transposed once: a first sparse layer
-        # gathers its survivors' rows from them directly (transposing each chunk
-        # inside the compiled loop costs as much as the layer's own work).
-        transposed = self._transposed[split]
-
-        def logits_of(x_chunk: tf.Tensor, begin: Any, count: int) -> tf.Tensor:
-            def matmul_of(layer: SparseLayer) -> Callable[[tf.Tensor], tf.Tensor]:
-                def matmul(inputs: tf.Tensor) -> tf.Tensor:
-                    if flattened_from(inputs, x_chunk) and inputs.shape[1] == transposed.shape[0]:
-                        return layer.transposed_matmul(
-                            tf.slice(transposed, [0, begin], [-1, count]))
-                    return layer.matmul(inputs)
-                return matmul
-
-            with self.model.overriding(matmuls={layer.name: matmul_of(layer)
-                                                for layer in self._sparse}):
-                return self.model(x_chunk, training=False)
-
-        return chunked_evaluation(self.model, x, y, chunk=SPARSE_EVALUATION_CHUNK,
-                                  logits_of=logits_of)
 
     def train_steps(self, indices: np.ndarray) -> Tuple[float, float]:
         """Takes one optimizer step per row of `indices`.
@@ -259,6 +239,102 @@ class CompiledSteps:
         self._time_call(f"evaluate:{split}", traces, time.perf_counter() - started, 1)
         return loss, accuracy
 
+    def start_copy_evaluation(self, splits: Sequence[str]
+                              ) -> Callable[[], Dict[str, Tuple[float, float]]]:
+        """Copies the network (as it is now) into a second set of variables and
+        starts evaluating that copy on `splits` on the evaluation thread, while
+        the caller goes on training.
+
+        The copy is evaluated by the same graph code as evaluate(), so it gives
+        the same bits. Call the returned function, on this thread, before the
+        next start_copy_evaluation or restore_copy: it waits for the evaluation
+        and returns split -> (loss, accuracy) (raising what the evaluation
+        raised).
+        """
+        if self._copy is None:
+            self._make_copy()
+        if self._future is not None:
+            # One left running by a run that ended with an error: the copy is its.
+            concurrent.futures.wait([self._future])
+        if not self.sparse_evaluation:
+            self.sync()  # the evaluation reads the kernels
+        self._copy_in()
+        copy_functions = self._copy.functions
+
+        def evaluate_all() -> List[Tuple[str, float, float, bool, float]]:
+            results = []
+            for split in splits:
+                function = copy_functions[split]
+                traces = function.experimental_get_tracing_count()
+                started = time.perf_counter()
+                loss, accuracy = function()
+                loss, accuracy = float(loss), float(accuracy)
+                results.append((split, loss, accuracy,
+                                function.experimental_get_tracing_count() != traces,
+                                time.perf_counter() - started))
+            return results
+
+        future = self._future = evaluation_thread().submit(evaluate_all)
+
+        def result() -> Dict[str, Tuple[float, float]]:
+            started = time.perf_counter()
+            try:
+                results = future.result()
+            finally:
+                self.waited_seconds += time.perf_counter() - started
+            answers = {}
+            for split, loss, accuracy, traced, seconds in results:
+                # Recorded here, not on the evaluation thread: the timer is not shared.
+                self.timer.add(f"evaluate:{split}", traced, seconds, 1)
+                answers[split] = (loss, accuracy)
+            return answers
+
+        return result
+
+    def restore_copy(self) -> None:
+        """Puts the values of the last start_copy_evaluation back into the network
+        (a run that turns out to have diverged there ends with them)."""
+        if self._future is not None:
+            concurrent.futures.wait([self._future])
+        self._copy_out()
+        self._dirty = bool(self._sparse)
+
+    def copy_evaluation_possible(self) -> bool:
+        """Whether the network can be copied for an overlapped evaluation (made
+        here if not yet); a model that cannot be deep-copied cannot."""
+        if self._copy is None:
+            try:
+                self._make_copy()
+            except Exception as error:  # noqa: BLE001 - any failure means "evaluate in place"
+                logger.warning("evaluating in place, not overlapped: the network cannot be "
+                               "copied (%s)", str(error).strip().splitlines()[0][:200]
+                               if str(error).strip() else type(error).__name__)
+                return False
+        return True
+
+    def _make_copy(self) -> None:
+        model = copy.deepcopy(self.model)
+        kernels, masks = model.kernel_variables, model.mask_variables
+        sparse = [SparseLayer(layer.name, kernels[layer.name], masks[layer.name], layer.size)
+                  for layer in self._sparse]
+        self._copy = Evaluation(model, sparse, self._splits, self._transposed,
+                                self.xla_evaluation, self.sparse_evaluation)
+        pairs = list(zip(self._evaluation.variables, self._copy.variables))
+        if any(a.shape != b.shape or a.dtype != b.dtype for a, b in pairs):
+            raise RuntimeError("the evaluation copy's variables do not match the network's; "
+                               "this is a bug in the copy.")
+
+        def copy_in() -> None:
+            for source, target in pairs:
+                target.assign(source)
+
+        def copy_out() -> None:
+            for source, target in pairs:
+                source.assign(target)
+
+        # One call each, not one eager call per variable.
+        self._copy_in, self._copy_out = tf.function(copy_in), tf.function(copy_out)
+
     def xla_record(self) -> Dict[str, Any]:
         """What done.json records of the compilation: the setting and what it meant."""
         return {"setting": self.xla_setting, "training": self.xla_training,
@@ -268,6 +344,75 @@ class CompiledSteps:
     def speed_record(self) -> Dict[str, Any]:
         """What done.json records of how fast this run went, besides its total."""
         return self.timer.speed_record()
+
+
+class Evaluation:
+    """The compiled evaluation of one network's variables on each non-training split.
+
+    CompiledSteps evaluates its own network with one; an overlapped
+    evaluation (CompiledSteps.start_copy_evaluation) evaluates a copy of it,
+    with the same graph code, so that its numbers are the same bits.
+
+    Args:
+      model: the network whose variables the functions read.
+      sparse: its layers trained as survivor vectors (SparseLayer over its
+        own kernels and masks).
+      splits: split -> (x, y) on the device.
+      transposed: split -> its examples flattened and transposed (used by a
+        sparse evaluation).
+      jit: compile with XLA.
+      sparse_evaluation: evaluate through the sparse layers' survivors.
+    """
+
+    def __init__(self, model: ModelBase, sparse: Sequence[SparseLayer],
+                 splits: Mapping[str, Tuple[tf.Tensor, tf.Tensor]],
+                 transposed: Mapping[str, tf.Tensor], jit: bool, sparse_evaluation: bool):
+        self.model = model
+        self.sparse = list(sparse)
+        self.sparse_evaluation = sparse_evaluation
+        self._splits, self._transposed = splits, transposed
+        self.functions = {
+            split: tf.function(functools.partial(self._graph, split),
+                               jit_compile=jit or sparse_evaluation)
+            for split in splits}
+
+    @property
+    def variables(self) -> list:
+        """Every variable an evaluation reads or a rollback restores, in a fixed order."""
+        return list(self.model.variables) + [
+            variable for layer in self.sparse
+            for variable in (layer.values, layer.rows, layer.columns, layer.valid)]
+
+    def _graph(self, split: str) -> Tuple[tf.Tensor, tf.Tensor]:
+        x, y = self._splits[split]
+        if not self.sparse_evaluation:
+            return chunked_evaluation(self.model, x, y)
+        # Work in proportion to the survivors: the dense product of 10,000
+        # examples runs near the CPU's peak, but at a few percent of the weights
+        # the survivors' gather and segment sum, compiled with XLA in chunks
+        # small enough to stay in cache, does less work (TensorFlow's
+        # sparse-operand matmul measured slower than either here). The values
+        # are read from the survivor vectors, so no sync() is needed.
+        # The split's examples, flattened and transposed once: a first sparse layer
+        # gathers its survivors' rows from them directly (transposing each chunk
+        # inside the compiled loop costs as much as the layer's own work).
+        transposed = self._transposed[split]
+
+        def logits_of(x_chunk: tf.Tensor, begin: Any, count: int) -> tf.Tensor:
+            def matmul_of(layer: SparseLayer) -> Callable[[tf.Tensor], tf.Tensor]:
+                def matmul(inputs: tf.Tensor) -> tf.Tensor:
+                    if flattened_from(inputs, x_chunk) and inputs.shape[1] == transposed.shape[0]:
+                        return layer.transposed_matmul(
+                            tf.slice(transposed, [0, begin], [-1, count]))
+                    return layer.matmul(inputs)
+                return matmul
+
+            with self.model.overriding(matmuls={layer.name: matmul_of(layer)
+                                                for layer in self.sparse}):
+                return self.model(x_chunk, training=False)
+
+        return chunked_evaluation(self.model, x, y, chunk=SPARSE_EVALUATION_CHUNK,
+                                  logits_of=logits_of)
 
 
 def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor,
@@ -404,12 +549,19 @@ def finish_steps(steps: CompiledSteps, model: ModelBase) -> None:
 
 
 class SingleEngine(Engine):
-    """The loop's Engine of one run (K = 1) over its CompiledSteps."""
+    """The loop's Engine of one run (K = 1) over its CompiledSteps.
+
+    Args:
+      steps: the compiled functions.
+      overlap: evaluate a copy of the network on the evaluation thread while
+        training goes on (see overlap.resolve_overlap).
+    """
 
     size = 1
 
-    def __init__(self, steps: CompiledSteps):
+    def __init__(self, steps: CompiledSteps, overlap: bool = False):
         self.steps = steps
+        self.overlaps = bool(overlap)
 
     def train_steps(self, indices: np.ndarray, first_step: int) -> Tuple[np.ndarray, np.ndarray]:
         loss, accuracy = self.steps.train_steps(indices[:, 0])
@@ -418,6 +570,25 @@ class SingleEngine(Engine):
     def evaluate(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
         loss, accuracy = self.steps.evaluate(split)
         return np.array([loss]), np.array([accuracy])
+
+    def start_evaluation(self, splits: Sequence[str]
+                         ) -> Callable[[], Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+        if self.overlaps and not self.steps.copy_evaluation_possible():
+            self.overlaps = False  # done.json says so
+        if not self.overlaps:
+            return super().start_evaluation(splits)
+        result = self.steps.start_copy_evaluation(splits)
+
+        def answers() -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+            return {split: (np.array([loss]), np.array([accuracy]))
+                    for split, (loss, accuracy) in result().items()}
+
+        return answers
+
+    def restore_evaluated(self) -> None:
+        if not self.overlaps:
+            super().restore_evaluated()
+        self.steps.restore_copy()
 
     def finite(self) -> np.ndarray:
         return np.array([self.steps.weights_finite()])
@@ -435,4 +606,11 @@ class SingleEngine(Engine):
         return self.steps.xla_record()
 
     def speed_record(self) -> Dict[str, Any]:
-        return self.steps.speed_record()
+        record = self.steps.speed_record()
+        if self.overlaps:
+            # Only when it ran (as write_record's other optional keys), so that a run
+            # evaluating in place records what it did before, as a population does.
+            record["overlap_evaluation"] = True
+            # The part of the evaluations that training did not hide.
+            record["evaluation_wait_seconds"] = round(self.steps.waited_seconds, 4)
+        return record
