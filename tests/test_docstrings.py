@@ -56,6 +56,7 @@ NOT_IN_REFERENCE = {
     # compiled and stepped, not an interface a researcher calls. Documented by the
     # package docstring (foundations.training) and their own module docstrings.
     "lottery_ticket.foundations.training.batched": "engine internals",
+    "lottery_ticket.foundations.training.overlap": "engine internals",
     "lottery_ticket.foundations.training.cache": "engine internals",
     "lottery_ticket.foundations.training.members": "engine internals",
     "lottery_ticket.foundations.training.record": "engine internals",

@@ -86,6 +86,9 @@ class Engine(abc.ABC):
                          ) -> Callable[[], Dict[str, Tuple[np.ndarray, np.ndarray]]]:
         """Starts evaluating the members as they are now on `splits`.
 
+        Args:
+          splits: the non-training splits to evaluate ("test", "validate").
+
         Returns:
           A function to call (once, before training or evaluating further
           with an overlapping engine's next start_evaluation or
@@ -98,8 +101,9 @@ class Engine(abc.ABC):
         return lambda: results
 
     def restore_evaluated(self) -> None:
-        """Puts back the weights of the last start_evaluation (an overlapping
-        engine's run that diverged there ends with them).
+        """Puts back the weights of the last start_evaluation.
+
+        An overlapping engine's run that diverged at that boundary ends with them.
 
         Raises:
           NotImplementedError: the engine does not overlap evaluation.
