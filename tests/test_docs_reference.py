@@ -101,6 +101,10 @@ def experiment(tmp_path_factory):
         single_run.train(paths.run(trial, 1, "diverging"),
                          config.replace(rewind_iteration=0, learning_rate=1e30), seed=1,
                          progress=False)
+    # Evaluated on a second thread while training (what a one-thread run does by default).
+    single_run.train(paths.run(trial, 1, "overlapped"),
+                     config.replace(rewind_iteration=0, overlap_evaluation="on"), seed=1,
+                     progress=False)
     # k=5: level 0 saved no rewind5/, so a start run trains 0..5 first.
     instability.run_instability(trial, 1, 5, interpolation_points=3, progress=False)
     supermask.evaluate_trial(trial)

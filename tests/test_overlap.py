@@ -278,3 +278,46 @@ def test_a_network_that_cannot_be_copied_evaluates_in_place_and_says_so(tmp_path
     assert "evaluation_wait_seconds" not in on.record
     assert "cannot be copied" in caplog.text
     assert on.metrics == off.metrics
+
+
+def test_fully_connected_runs_default_to_one_thread_unless_the_environment_says():
+    from lottery_ticket.cli.runners import default_threads
+    assert default_threads("fc", {}, has_gpu=False, cores=2) == 1
+    # Conv nets use every core; a GPU has no idle CPU core to gain; one core has none.
+    assert default_threads("conv2", {}, has_gpu=False, cores=2) is None
+    assert default_threads("fc", {}, has_gpu=True, cores=2) is None
+    assert default_threads("fc", {}, has_gpu=False, cores=1) is None
+    # The batch runner sets its workers' thread counts: they are left alone.
+    assert default_threads("fc", thread_environment(1), has_gpu=False, cores=2) is None
+
+
+@pytest.mark.skipif(overlap.cores() < 2, reason="needs a second core for the overlap")
+def test_the_train_runner_overlaps_evaluation_by_default_on_a_cpu(tmp_path):
+    import subprocess
+    import sys
+    from test_science_argfiles import _write_idx
+    from conftest import synthetic_split
+    data = tmp_path / "idx"
+    data.mkdir()
+    for prefix, (x, y) in (("train", synthetic_split(200, 1)), ("t10k", synthetic_split(100, 2))):
+        _write_idx(str(data), f"{prefix}-images-idx3-ubyte.gz",
+                   np.round(x * 255).reshape(-1, 28, 28), 2051)
+        _write_idx(str(data), f"{prefix}-labels-idx1-ubyte.gz", y, 2049)
+    environ = {key: value for key, value in os.environ.items()
+               if key not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                              overlap.OVERLAP_AUTO_VARIABLE)}
+    records = {}
+    for name, extra in (("default", []), ("two_threads", ["--threads=2"])):
+        run_dir = tmp_path / name
+        result = subprocess.run(
+            [sys.executable, "-m", "lottery_ticket.mnist_fc.runners.train",
+             f"--output_dir={run_dir}", f"--mnist_location={data}", "--validation_size=0",
+             "--layers=((16, 'relu'), (10, None))", "--training_len=iterations:20",
+             "--batch_size=20", "--test_interval=10", "--xla=off", *extra],
+            capture_output=True, text=True, timeout=300, env=environ)
+        assert result.returncode == 0, result.stderr[-3000:]
+        records[name] = json.load(open(run_dir / "done.json"))
+    assert records["default"]["overlap_evaluation"] is True
+    assert "overlap_evaluation" not in records["two_threads"]
+    # The thread count changes no number.
+    assert records["default"]["final"] == records["two_threads"]["final"]
