@@ -25,7 +25,7 @@ _SUBPACKAGES = find_packages(where=HERE, exclude=["tests", "tests.*", "bench", "
 _RAY = ["ray>=2.9"]
 _SLURM = ["submitit>=1.5"]
 # The documentation site (docs/): Sphinx with MyST Markdown and the furo theme.
-_DOCS = ["sphinx>=7", "myst-parser>=3", "furo>=2024.1"]
+_DOCS = ["sphinx>=7,<10", "myst-parser>=3,<6", "furo>=2024.1,<2027"]
 
 
 class _BuildPy(build_py):

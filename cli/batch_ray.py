@@ -297,6 +297,11 @@ class RayEngine(batch.Engine):
         ray = self.ray
         ended = []
         refs = list(self.in_flight)
+        if not refs:
+            # Nothing submitted (stopped while connecting, say): no Ray call, as any
+            # would start or join a cluster (Ray's auto-init: ray_current_cluster).
+            self.waiting.clear()
+            return ended
         # A polite cancel first: the task's run_line stops its runner (SIGTERM to its
         # process group) and records the line as stopped; then force, which kills
         # the worker (its runner gets SIGTERM as its parent dies).

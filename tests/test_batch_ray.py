@@ -159,13 +159,22 @@ def test_without_an_address_the_batch_starts_ray_of_its_own(ray_cluster, tmp_pat
 
 def test_unreachable_address_is_one_error_and_signals_stop_the_connecting(tmp_path):
     argfile = write_argfile(tmp_path, [("a", ["--label=a"])])
-    closed = f"127.0.0.1:{_free_port()}"
+    # A port bound on every interface and never listened on: connections to it are
+    # refused, and no other process (another test worker, say) can take it meanwhile.
+    held = socket.socket()
+    held.bind(("", 0))
+    closed = f"127.0.0.1:{held.getsockname()[1]}"
     env = _environment()
     env["RAY_ADDRESS"] = closed  # what --ray_address=auto follows first
     for address in (closed, "auto"):
         process = start_driver(argfile, "--backend=ray", f"--ray_address={address}",
                                env=env)
-        output, _ = process.communicate(timeout=120)
+        try:
+            output, _ = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:  # a driver that outlived the test must not linger
+                process.kill()
+                process.wait()
         assert process.returncode == 2, output
         errors = [row for row in output.splitlines() if "error" in row.lower()]
         # (Ray resolves 127.0.0.1 to this node's address, as the message then says.)
@@ -190,9 +199,15 @@ def test_unreachable_address_is_one_error_and_signals_stop_the_connecting(tmp_pa
                     break
             time.sleep(0.5)
             process.send_signal(sig)
-            rest, _ = process.communicate(timeout=60)
+            try:
+                rest, _ = process.communicate(timeout=60)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
             assert process.returncode == 130, "".join(output) + rest
             assert "interrupted: 1 line(s) not finished" in rest
+    held.close()
     assert not (tmp_path / "out" / "a").exists()
 
 

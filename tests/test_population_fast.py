@@ -274,3 +274,21 @@ def test_same_arrays():
     other.test = (one.test[0].copy(), one.test[1])
     assert not same_arrays(one, other)
     assert not same_arrays(one, DatasetBase(one.train, 13, test=one.test))
+
+
+def test_a_model_that_transforms_its_kernels_is_read_by_running_it():
+    class Doubled(ModelFc):
+        def effective_kernel(self, name):
+            return 2.0 * super().effective_kernel(name)
+
+    plain, doubled = ModelFc(SMALL_FC, seed=1), Doubled(SMALL_FC, seed=1)
+    for model in (plain, doubled):
+        model(np.zeros((1, 784), np.float32))
+    assert members.reads_own_variables(plain)
+    assert not members.reads_own_variables(doubled)
+    own = doubled.get_current_weights(include_biases=True)
+    weights, _ = stacked.stacked_weights([doubled], list(own))
+    for key, value in own.items():
+        np.testing.assert_array_equal(weights[key][0], value)
+    np.testing.assert_array_equal(weights["layer0"][0],
+                                  2.0 * plain.get_current_weights()["layer0"])

@@ -102,7 +102,11 @@ def reads_own_variables(model: ModelBase) -> bool:
     `layer_names` order, then bias * bias mask per biased layer), so that
     shapes and values can be read from `kernel_variables` and
     `bias_variables` without running it."""
-    return type(model).get_current_weights is ModelBase.get_current_weights
+    # get_current_weights reads through these; a subclass that overrides any of them
+    # (a kernel transform, say) is read by running it instead.
+    return all(getattr(type(model), name) is getattr(ModelBase, name)
+               for name in ("get_current_weights", "effective_kernel", "effective_bias",
+                            "biases"))
 
 
 def weight_layout(model: ModelBase) -> List[Tuple[str, Tuple[int, ...]]]:
