@@ -79,9 +79,18 @@ def configure(threads: Optional[int] = None, model: Optional[str] = None) -> Non
     tf = import_tensorflow_quietly()
     if threads is None and model is not None:
         from lottery_ticket.foundations.training import overlap
-        threads = default_threads(model, os.environ,
+        default = default_threads(model, os.environ,
                                   bool(tf.config.list_physical_devices("GPU")),
                                   overlap.cores())
+        if default:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(default)
+                tf.config.threading.set_inter_op_parallelism_threads(default)
+            except RuntimeError:
+                # TensorFlow already runs in this process (a runner called from a
+                # notebook or a test): a default is only a speed preference, so its
+                # threads stay as they are. A --threads the user gave still raises.
+                pass
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(int(threads))
