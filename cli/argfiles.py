@@ -223,18 +223,11 @@ def _emit(make_lines: Callable[[], List[str]], values: flags.FlagValues,
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    if values.trials < 1:
-        print(f"error: --trials={values.trials}: give at least one trial.", file=sys.stderr)
-        sys.exit(2)
     if not values[family.location_flag].value:
         print(f"error: no data location: pass --{family.location_flag}=DIR (the family "
               "has no default), so that every line can find the data.", file=sys.stderr)
         sys.exit(2)
-    try:
-        print("\n".join(make_lines()))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    _emit_analysis(make_lines, values)
 
 
 def lottery_main(family: Family, argv: Optional[Sequence[str]] = None) -> None:
@@ -427,6 +420,7 @@ def _define_analysis_flags(family: Family, values: flags.FlagValues) -> None:
 
 
 def _emit_analysis(make_lines: Callable[[], List[str]], values: flags.FlagValues) -> None:
+    """Prints the lines, or one error line and exit status 2 (also _emit's last step)."""
     if values.trials < 1:
         print(f"error: --trials={values.trials}: give at least one trial.", file=sys.stderr)
         sys.exit(2)

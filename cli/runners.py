@@ -77,23 +77,22 @@ def configure(threads: Optional[int] = None, model: Optional[str] = None) -> Non
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     tf = import_tensorflow_quietly()
-    if threads is None and model is not None:
+    given = threads is not None
+    if not given and model is not None:
         from lottery_ticket.foundations.training import overlap
-        default = default_threads(model, os.environ,
+        threads = default_threads(model, os.environ,
                                   bool(tf.config.list_physical_devices("GPU")),
                                   overlap.cores())
-        if default:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(default)
-                tf.config.threading.set_inter_op_parallelism_threads(default)
-            except RuntimeError:
-                # TensorFlow already runs in this process (a runner called from a
-                # notebook or a test): a default is only a speed preference, so its
-                # threads stay as they are. A --threads the user gave still raises.
-                pass
     if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+        except RuntimeError:
+            # TensorFlow already runs in this process (a runner called from a notebook
+            # or a test): a default is only a speed preference, so the threads stay as
+            # they are; a --threads the user gave is an error.
+            if given:
+                raise
     # On a GPU some reductions are nondeterministic unless told otherwise. On a
     # CPU, TensorFlow's default (oneDNN) kernels already give the same bits for
     # the same seeds at any thread count, and switching kernels would make runner
@@ -306,8 +305,8 @@ def prune_at_init(family: Family, module: str = "prune_at_init") -> Command:
         configure(values["threads"], config["model"])
         results = pai.run_prune_at_init(trial_dir, config, [level], values["seed"],
                                         values["ablation"], values["presets"])
-        masks = results[level].masks
-        kept = sum(float(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
+        from lottery_ticket.experiments import lottery as lottery_lib  # After configure().
+        kept = lottery_lib.remaining_fraction(results[level].masks)
         print(f"run directory: {paths.run(trial_dir, level, name)}")
         print(f"level {level}: {100 * kept:6.2f}% of weights remain")
 

@@ -28,6 +28,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from lottery_ticket.experiments import build
 from lottery_ticket.experiments import kinds
+from lottery_ticket.experiments import lottery
 from lottery_ticket.experiments import single_run
 from lottery_ticket.experiments.config import ExperimentConfig, parse_level_list
 from lottery_ticket.foundations import controls
@@ -224,6 +225,5 @@ def run_prune_at_init(trial_dir: str, config: ExperimentConfig,
                 progress_label=f"{name} level {level} | ", progress=progress)
             results[level] = PruneAtInitResult(masks, trained.metrics, False)
         logger.info("%s level %d: %.2f%% of weights remain", name, level,
-                    100 * sum(float(m.sum()) for m in masks.values())
-                    / sum(m.size for m in masks.values()))
+                    100 * lottery.remaining_fraction(masks))
     return results
