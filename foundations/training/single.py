@@ -100,7 +100,7 @@ class CompiledSteps:
         # so the model does).
         self.sparse_evaluation = sparse_evaluates(layout, kernel_sizes(model))
         self._transposed = {
-            split: tf.constant(tf.transpose(tf.reshape(x, [int(x.shape[0]), -1])))
+            split: TransposedChunks(x, SPARSE_EVALUATION_CHUNK)
             for split, (x, _) in self._splits.items()} if self.sparse_evaluation else {}
         self._evaluation = Evaluation(model, self._sparse, self._splits, self._transposed,
                                       self.xla_evaluation, self.sparse_evaluation)
@@ -358,15 +358,16 @@ class Evaluation:
       sparse: its layers trained as survivor vectors (SparseLayer over its
         own kernels and masks).
       splits: split -> (x, y) on the device.
-      transposed: split -> its examples flattened and transposed (used by a
-        sparse evaluation).
+      transposed: split -> its examples flattened and transposed in chunks
+        (used by a sparse evaluation).
       jit: compile with XLA.
       sparse_evaluation: evaluate through the sparse layers' survivors.
     """
 
     def __init__(self, model: ModelBase, sparse: Sequence[SparseLayer],
                  splits: Mapping[str, Tuple[tf.Tensor, tf.Tensor]],
-                 transposed: Mapping[str, tf.Tensor], jit: bool, sparse_evaluation: bool):
+                 transposed: Mapping[str, "TransposedChunks"], jit: bool,
+                 sparse_evaluation: bool):
         self.model = model
         self.sparse = list(sparse)
         self.sparse_evaluation = sparse_evaluation
@@ -401,9 +402,9 @@ class Evaluation:
         def logits_of(x_chunk: tf.Tensor, begin: Any, count: int) -> tf.Tensor:
             def matmul_of(layer: SparseLayer) -> Callable[[tf.Tensor], tf.Tensor]:
                 def matmul(inputs: tf.Tensor) -> tf.Tensor:
-                    if flattened_from(inputs, x_chunk) and inputs.shape[1] == transposed.shape[0]:
-                        return layer.transposed_matmul(
-                            tf.slice(transposed, [0, begin], [-1, count]))
+                    if (flattened_from(inputs, x_chunk)
+                            and inputs.shape[1] == transposed.features):
+                        return layer.transposed_matmul(transposed.chunk(begin, count))
                     return layer.matmul(inputs)
                 return matmul
 
@@ -413,6 +414,43 @@ class Evaluation:
 
         return chunked_evaluation(self.model, x, y, chunk=SPARSE_EVALUATION_CHUNK,
                                   logits_of=logits_of)
+
+
+class TransposedChunks:
+    """A split's examples flattened, cut into chunks of `chunk` examples and each
+    chunk transposed ([features, examples]), made once per split.
+
+    Chunk-major ([chunks, features, chunk]), not one [features, examples]
+    matrix: under XLA a slice of that matrix at a computed column made the
+    compiler pad the whole matrix to twice its size in each dimension on every
+    call (125 MB for a 10,000-example test set), which cost more than the
+    sparse evaluation itself; indexing the leading axis copies nothing.
+
+    Args:
+      x: the split's examples [examples, ...].
+      chunk: examples per chunk (chunked_evaluation's chunk size).
+    """
+
+    def __init__(self, x: tf.Tensor, chunk: int):
+        examples = int(x.shape[0])
+        flat = np.reshape(np.asarray(x), [examples, -1])
+        self.chunk_size = chunk = min(examples, max(1, int(chunk)))
+        self.features = int(flat.shape[1])
+        full = examples // chunk
+        self.chunks = tf.constant(np.ascontiguousarray(
+            flat[:full * chunk].reshape(full, chunk, self.features).transpose(0, 2, 1)))
+        self.remainder = (tf.constant(np.ascontiguousarray(flat[full * chunk:].T))
+                          if examples % chunk else None)
+
+    def chunk(self, begin: Any, count: int) -> tf.Tensor:
+        """The transposed examples [features, count] from row `begin`: a whole
+        chunk (begin a multiple of the chunk size) or the last, shorter one."""
+        if count == self.chunk_size and int(self.chunks.shape[0]):
+            return self.chunks[begin // self.chunk_size]
+        if self.remainder is None or count != int(self.remainder.shape[1]):
+            raise ValueError(f"no transposed chunk of {count} examples at row {begin}; "
+                             f"chunks hold {self.chunk_size}. This is a bug in the caller.")
+        return self.remainder
 
 
 def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor,
