@@ -31,6 +31,10 @@ Prints JSON (progress lines go to stderr).
   setting and against the dense plain level. The machine's load average is
   printed with the figures: on a shared machine compare ratios within a run.
 
+TensorFlow's threads default to what the runners choose for LeNet (one on a
+multi-core CPU, with the evaluation overlapped on another core; see
+cli.runners.default_threads); --threads=0 leaves TensorFlow's own default.
+
 Fashion-MNIST stands in for MNIST (same shapes); the data defaults to
 ../shared/data/fashion-mnist beside the repository.
 """
@@ -50,11 +54,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from lottery_ticket.cli import runners  # noqa: E402
 from lottery_ticket.datasets.dataset_mnist import DatasetMnist  # noqa: E402
 from lottery_ticket.experiments import lottery  # noqa: E402
 from lottery_ticket.experiments.config import ExperimentConfig  # noqa: E402
 from lottery_ticket.foundations import paths, runs, trainer  # noqa: E402
 from lottery_ticket.foundations.model_fc import ModelFc  # noqa: E402
+from lottery_ticket.foundations.training import overlap  # noqa: E402
 
 LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
@@ -262,8 +268,10 @@ def main() -> None:
                         help="runs of each setting in the overlap section")
     parser.add_argument("--baseline", action="store_true",
                         help="also run the trial with xla=off, sparse_below=0")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="TensorFlow intra-op threads (0: its default, every core)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="TensorFlow intra-op threads (default: what the runners use "
+                        "for LeNet, one on a multi-core CPU; 0: TensorFlow's default, "
+                        "every core)")
     parser.add_argument("--inter_threads", type=int, default=None,
                         help="TensorFlow inter-op threads (default: as --threads)")
     parser.add_argument("--overlap", default="auto", choices=("auto", "on", "off", "both"),
@@ -278,6 +286,11 @@ def main() -> None:
     unknown = sorted(set(sections) - {"trial", "levels", "overlap"})
     if unknown:
         sys.exit(f"unknown sections {unknown}: choose from trial, levels, overlap.")
+    if args.threads is None:
+        # As a runner would choose for this network (cli.runners.configure).
+        args.threads = runners.default_threads(
+            "fc", os.environ, bool(tf.config.list_physical_devices("GPU")),
+            overlap.cores()) or 0
     inter = args.threads if args.inter_threads is None else args.inter_threads
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
