@@ -19,7 +19,9 @@ Prints JSON (progress lines go to stderr).
   compile_seconds), and how much of each iteration went to training steps and
   to evaluation (done.json's training_seconds and evaluation_seconds). With --baseline the same trial runs again with xla=off and
   sparse_below=0 (the plain compiled loop) and the ratios are given. From
-  the measured rates it projects a 31 x 50,000 trial.
+  the measured rates it projects a 31 x 50,000 trial. Its levels choose which
+  compiled sparse programs to reuse as 50,000-iteration levels would (see
+  foundations/training/sparse.py, sparse_fits).
 * ``overlap``: overlap_evaluation off and on alternated, --repeats runs each
   of --level_iterations at each of --densities: median times and their ratio.
 * ``levels``: per-iteration time of one level (evaluation every 100
@@ -60,7 +62,7 @@ from lottery_ticket.experiments import lottery  # noqa: E402
 from lottery_ticket.experiments.config import ExperimentConfig  # noqa: E402
 from lottery_ticket.foundations import paths, runs, trainer  # noqa: E402
 from lottery_ticket.foundations.model_fc import ModelFc  # noqa: E402
-from lottery_ticket.foundations.training import overlap  # noqa: E402
+from lottery_ticket.foundations.training import overlap, sparse  # noqa: E402
 
 LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
@@ -121,11 +123,21 @@ def _per_iteration(record: dict, key: str, iterations: int):
 
 def run_trial_section(data: str, iterations: int, levels: int, **training) -> dict:
     config = trial_config(data, iterations, levels, **training)
-    with tempfile.TemporaryDirectory() as directory:
-        started = time.time()
-        lottery.run_trial(directory, config, seed=0, progress=False)
-        seconds = time.time() - started
-        figures = level_figures(directory, levels)
+    # A level reuses a padded sparse program only while the padding costs less than a
+    # compile over the level's length (sparse.sparse_fits): scaling the compile's
+    # price by this trial's share of 50,000 iterations makes this short trial
+    # choose its programs as the full trial would, so that the rates projected
+    # are those of the programs the full trial trains on.
+    compile_seconds = sparse.SPARSE_COMPILE_SECONDS
+    sparse.SPARSE_COMPILE_SECONDS = compile_seconds * iterations / FULL_TRIAL[1]
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            started = time.time()
+            lottery.run_trial(directory, config, seed=0, progress=False)
+            seconds = time.time() - started
+            figures = level_figures(directory, levels)
+    finally:
+        sparse.SPARSE_COMPILE_SECONDS = compile_seconds
     startups = [f["startup_seconds"] for f in figures[1:]]
     compiles = [f["compile_seconds"] or 0.0 for f in figures[1:]]
     # Each level's loop time at 50,000 iterations (evaluation every 100 scales with

@@ -203,8 +203,10 @@ def train(dataset: DatasetBase, model: ModelBase, optimizer_fn: Callable[[], Any
     reporter = progress_lib.Reporter(progress, progress_label, iterations_after)
 
     def make_engine(models: Sequence[ModelBase]) -> single.SingleEngine:
+        remaining = training_iterations(training_len, dataset) - start_iteration
         return single.SingleEngine(
-            compiled_steps(dataset, models[0], optimizer_fn(), xla, sparse_below),
+            compiled_steps(dataset, models[0], optimizer_fn(), xla, sparse_below,
+                           iterations=max(remaining, 1)),
             overlap=overlap)
 
     result, = train_members(

@@ -89,3 +89,51 @@ def test_a_level_gives_the_same_bits_whichever_engine_it_reuses(tmp_path):
     for layer in fresh.final:
         np.testing.assert_array_equal(reused.final[layer], fresh.final[layer])
     assert reused.metrics == fresh.metrics
+
+
+def test_a_reused_programs_padding_is_weighed_against_a_compile():
+    from lottery_ticket.foundations.training.sparse import (
+        SPARSE_COMPILE_SECONDS, SPARSE_SECONDS_PER_PADDING_ITERATION, bucket, sparse_fits)
+    layout = (("layer0", 1000),)
+    # What a fresh compile would make serves a run of any length.
+    assert sparse_fits({"layer0": bucket(1000)}, layout, iterations=10 ** 9)
+    # 2,000 padding entries: worth a compile only in a long run.
+    affordable = int(SPARSE_COMPILE_SECONDS / (2000 * SPARSE_SECONDS_PER_PADDING_ITERATION))
+    assert sparse_fits({"layer0": 3000}, layout)
+    assert sparse_fits({"layer0": 3000}, layout, iterations=affordable)
+    assert not sparse_fits({"layer0": 3000}, layout, iterations=2 * affordable)
+    # Never more than SPARSE_SLACK times the survivors, nor fewer than them.
+    assert not sparse_fits({"layer0": 4001}, layout, iterations=1)
+    assert not sparse_fits({"layer0": 999}, layout)
+    assert not sparse_fits({"layer0": 1000, "layer1": 16}, layout)
+
+
+@pytest.mark.slow
+def test_a_long_run_compiles_its_own_program_rather_than_reuse_a_padded_one(
+        tmp_path, monkeypatch):
+    from lottery_ticket.foundations.training import sparse
+    dataset = synthetic_dataset()
+    levels = dict(trial_masks())
+    _train(dataset, ModelFc(WIDE_FC, masks=levels[17], seed=1), tmp_path / "17",
+           xla="on", sparse_below=0.05)
+    short = _train(dataset, ModelFc(WIDE_FC, masks=levels[22], seed=1), tmp_path / "short",
+                   xla="on", sparse_below=0.05)
+    assert short.record["compile_seconds"] == 0  # level 17's program serves it
+    # A compile that costs more than anything: the 30-iteration run weighs as a
+    # run of millions would, and trainer.train passes its length on.
+    monkeypatch.setattr(sparse, "SPARSE_COMPILE_SECONDS", 1e-9)
+    long = _train(dataset, ModelFc(WIDE_FC, masks=levels[22], seed=1), tmp_path / "long",
+                  xla="on", sparse_below=0.05)
+    assert long.record["compile_seconds"] > 0
+    steps = trainer.compiled_steps(dataset, ModelFc(WIDE_FC, masks=levels[22]).build([784]),
+                                   MOMENTUM(), xla="on", sparse_below=0.05, iterations=30)
+    try:
+        kept = {name: int(levels[22][name].sum()) for name in steps.sparse_layers}
+        assert steps.sparse_sizes == {name: sparse.bucket(count)
+                                      for name, count in kept.items()}
+    finally:
+        trainer.finish_steps(steps, ModelFc(WIDE_FC, masks=levels[22]).build([784]))
+    # Padding changes no number.
+    for layer in long.final:
+        np.testing.assert_array_equal(short.final[layer], long.final[layer])
+    assert short.metrics == long.metrics

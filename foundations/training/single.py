@@ -530,7 +530,8 @@ def kernel_sizes(model: ModelBase) -> Dict[str, int]:
 
 
 def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,
-                   xla: Any = "auto", sparse_below: float = SPARSE_BELOW) -> CompiledSteps:
+                   xla: Any = "auto", sparse_below: float = SPARSE_BELOW,
+                   iterations: Optional[int] = None) -> CompiledSteps:
     """Compiled functions for training `model` with `optimizer` on `dataset`.
 
     Reuses the functions an earlier run in this process traced for the same
@@ -541,7 +542,10 @@ def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,
     so the numbers are those of a fresh trace. Call `finish_steps` after
     training to copy the trained values back into `model`. Without a trace
     key (the default for a ModelBase subclass) the functions are made for
-    `model`. `xla` and `sparse_below` as in CompiledSteps.
+    `model`. `xla` and `sparse_below` as in CompiledSteps. `iterations`, the
+    run's length if known, limits the padding a reused sparse program may
+    carry (sparse.sparse_fits): a long run compiles a program of its own size
+    rather than train on one made for many more survivors.
     """
     model.build(dataset.example_shape)
     jit = resolve_xla(xla, model)
@@ -558,7 +562,7 @@ def compiled_steps(dataset: DatasetBase, model: ModelBase, optimizer: Any,
                                    sparse_below),
         # Sparse layers big enough, and not wastefully so, for this run's
         # survivors; the smallest first.
-        fits=lambda steps: (sparse_fits(steps.sparse_sizes, layout)
+        fits=lambda steps: (sparse_fits(steps.sparse_sizes, layout, iterations)
                             and steps.sparse_evaluation == evaluates),
         cost=lambda steps: sum(steps.sparse_sizes.values()),
         variant=lambda steps: tuple(sorted(steps.sparse_sizes.items())))

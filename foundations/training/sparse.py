@@ -1,7 +1,7 @@
 """Very sparse dense layers trained as vectors of their surviving weights."""
 
 import math
-from typing import Mapping, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -14,11 +14,23 @@ from lottery_ticket.foundations.model_base import ModelBase
 # 5-6% on a 2-core CPU.
 SPARSE_BELOW = 0.05
 
-# A compiled sparse layer of this many times a run's survivors still serves it:
-# the levels of a trial (20% fewer survivors each) then compile about every sixth
-# level (every third at 2x, every level at 1x), for at most four times the sparse
-# work (padding entries are multiplied by 0, so the numbers do not change).
+# A compiled sparse layer of at most this many times a run's survivors may serve
+# it (padding entries are multiplied by 0, so the numbers do not change): the
+# levels of a short trial (20% fewer survivors each) then compile about every
+# sixth level, not every level.
 SPARSE_SLACK = 4.0
+
+# But padding costs work on every iteration, and a long run pays for it many
+# times over: a run that knows its length reuses a program with more padding
+# than a fresh compile would have (bucket(kept)) only while the padding's cost
+# over the run stays below the compile it saves. On the 2-core CPU
+# (bench/bench_trial.py, one thread) a LeNet survivor cost about 0.06 us a
+# training step plus 0.02 us of evaluation per iteration (15,000 examples every
+# 100), and a new sparse program took 1.0-1.4 s to compile. At 50,000
+# iterations a level that reuses a program four times its size paid about
+# 0.5 ms an iteration, 25 s, for a 1 s compile saved.
+SPARSE_SECONDS_PER_PADDING_ITERATION = 8e-8
+SPARSE_COMPILE_SECONDS = 1.0
 
 # Examples per chunk when a run with sparse layers evaluates through their survivors
 # (XLA-compiled, activations transposed): small enough that the gathered
@@ -60,12 +72,27 @@ def sparse_layout(model: ModelBase, below: float) -> Tuple[Tuple[str, int], ...]
     return tuple(layout)
 
 
-def sparse_fits(sizes: Mapping[str, int], layout: Sequence[Tuple[str, int]]) -> bool:
+def sparse_fits(sizes: Mapping[str, int], layout: Sequence[Tuple[str, int]],
+                iterations: Optional[int] = None) -> bool:
     """Whether compiled sparse layers of `sizes` serve a run of `layout`: the same
-    layers, each big enough and not wastefully so."""
-    return (set(sizes) == {name for name, _ in layout}
-            and all(kept <= sizes[name] <= max(SPARSE_SLACK * kept, 16)
-                    for name, kept in layout))
+    layers, each big enough and not wastefully so.
+
+    Args:
+      sizes: layer -> compiled size of its survivor vector.
+      layout: ((layer, survivors), ...) of the run (sparse_layout).
+      iterations: the run's length, if known: then a program padded beyond what
+        a fresh compile would make serves it only while the padding's work over
+        the run costs less than compiling (SPARSE_SECONDS_PER_PADDING_ITERATION,
+        SPARSE_COMPILE_SECONDS).
+    """
+    if set(sizes) != {name for name, _ in layout}:
+        return False
+    if not all(kept <= sizes[name] <= max(SPARSE_SLACK * kept, 16) for name, kept in layout):
+        return False
+    if iterations is None or all(sizes[name] <= bucket(kept) for name, kept in layout):
+        return True
+    padding = sum(sizes[name] - kept for name, kept in layout)
+    return padding * iterations * SPARSE_SECONDS_PER_PADDING_ITERATION <= SPARSE_COMPILE_SECONDS
 
 
 def sparse_evaluates(layout: Sequence[Tuple[str, int]], weights: Mapping[str, int]) -> bool:
