@@ -97,8 +97,9 @@ def test_a_reused_programs_padding_is_weighed_against_a_compile():
     layout = (("layer0", 1000),)
     # What a fresh compile would make serves a run of any length.
     assert sparse_fits({"layer0": bucket(1000)}, layout, iterations=10 ** 9)
-    # 2,000 padding entries: worth a compile only in a long run.
-    affordable = int(SPARSE_COMPILE_SECONDS / (2000 * SPARSE_SECONDS_PER_PADDING_ITERATION))
+    # Padding beyond bucket(1000) = 1024: worth a compile only in a long run.
+    extra = 3000 - bucket(1000)
+    affordable = int(SPARSE_COMPILE_SECONDS / (extra * SPARSE_SECONDS_PER_PADDING_ITERATION))
     assert sparse_fits({"layer0": 3000}, layout)
     assert sparse_fits({"layer0": 3000}, layout, iterations=affordable)
     assert not sparse_fits({"layer0": 3000}, layout, iterations=2 * affordable)

@@ -81,9 +81,9 @@ def sparse_fits(sizes: Mapping[str, int], layout: Sequence[Tuple[str, int]],
       sizes: layer -> compiled size of its survivor vector.
       layout: ((layer, survivors), ...) of the run (sparse_layout).
       iterations: the run's length, if known: then a program padded beyond what
-        a fresh compile would make serves it only while the padding's work over
-        the run costs less than compiling (SPARSE_SECONDS_PER_PADDING_ITERATION,
-        SPARSE_COMPILE_SECONDS).
+        a fresh compile would make (bucket) serves it only while that extra
+        padding's work over the run costs less than compiling
+        (SPARSE_SECONDS_PER_PADDING_ITERATION, SPARSE_COMPILE_SECONDS).
     """
     if set(sizes) != {name for name, _ in layout}:
         return False
@@ -91,8 +91,9 @@ def sparse_fits(sizes: Mapping[str, int], layout: Sequence[Tuple[str, int]],
         return False
     if iterations is None or all(sizes[name] <= bucket(kept) for name, kept in layout):
         return True
-    padding = sum(sizes[name] - kept for name, kept in layout)
-    return padding * iterations * SPARSE_SECONDS_PER_PADDING_ITERATION <= SPARSE_COMPILE_SECONDS
+    # Beyond the padding a program compiled for this run would have anyway.
+    extra = sum(max(sizes[name] - bucket(kept), 0) for name, kept in layout)
+    return extra * iterations * SPARSE_SECONDS_PER_PADDING_ITERATION <= SPARSE_COMPILE_SECONDS
 
 
 def sparse_evaluates(layout: Sequence[Tuple[str, int]], weights: Mapping[str, int]) -> bool:
