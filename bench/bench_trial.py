@@ -17,10 +17,11 @@ Prints JSON (progress lines go to stderr).
   from the run files, and the time its loop spent tracing and compiling (a
   level whose sparse layout is new compiles again; done.json's
   compile_seconds), and how much of each iteration went to training steps and
-  to evaluation (done.json's training_seconds and evaluation_seconds). With --baseline the same trial runs again with xla=off and
-  sparse_below=0 (the plain compiled loop) and the ratios are given. From
-  the measured rates it projects a 31 x 50,000 trial. Its levels choose which
-  compiled sparse programs to reuse as 50,000-iteration levels would (see
+  to evaluation (done.json's training_seconds and evaluation_seconds). With
+  --baseline the same trial runs again with xla=off and sparse_below=0 (the
+  plain compiled loop) and the ratios are given. From the measured rates it
+  projects a 31 x 50,000 trial. In every section, runs choose which compiled
+  sparse programs to reuse as 50,000-iteration levels would (see
   foundations/training/sparse.py, sparse_fits).
 * ``overlap``: overlap_evaluation off and on alternated, --repeats runs each
   of --level_iterations at each of --densities: median times and their ratio.
@@ -42,6 +43,7 @@ Fashion-MNIST stands in for MNIST (same shapes); the data defaults to
 """
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -50,6 +52,7 @@ import platform
 import sys
 import tempfile
 import time
+from typing import Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -121,23 +124,31 @@ def _per_iteration(record: dict, key: str, iterations: int):
     return None if seconds is None else round(1000 * seconds / iterations, 3)
 
 
-def run_trial_section(data: str, iterations: int, levels: int, **training) -> dict:
-    config = trial_config(data, iterations, levels, **training)
-    # A level reuses a padded sparse program only while the padding costs less than a
-    # compile over the level's length (sparse.sparse_fits): scaling the compile's
-    # price by this trial's share of 50,000 iterations makes this short trial
-    # choose its programs as the full trial would, so that the rates projected
-    # are those of the programs the full trial trains on.
+@contextlib.contextmanager
+def as_long_as_a_full_level(iterations: int) -> Iterator[None]:
+    """Runs of `iterations` choose their compiled sparse programs as runs of a full
+    level's 50,000 would.
+
+    A run reuses a padded sparse program only while the padding costs less than
+    a compile over the run's length (sparse.sparse_fits): scaling the compile's
+    price by this run's share of 50,000 iterations makes a short run train on
+    the program a full level would, so that the rates measured are those.
+    """
     compile_seconds = sparse.SPARSE_COMPILE_SECONDS
     sparse.SPARSE_COMPILE_SECONDS = compile_seconds * iterations / FULL_TRIAL[1]
     try:
-        with tempfile.TemporaryDirectory() as directory:
-            started = time.time()
-            lottery.run_trial(directory, config, seed=0, progress=False)
-            seconds = time.time() - started
-            figures = level_figures(directory, levels)
+        yield
     finally:
         sparse.SPARSE_COMPILE_SECONDS = compile_seconds
+
+
+def run_trial_section(data: str, iterations: int, levels: int, **training) -> dict:
+    config = trial_config(data, iterations, levels, **training)
+    with as_long_as_a_full_level(iterations), tempfile.TemporaryDirectory() as directory:
+        started = time.time()
+        lottery.run_trial(directory, config, seed=0, progress=False)
+        seconds = time.time() - started
+        figures = level_figures(directory, levels)
     startups = [f["startup_seconds"] for f in figures[1:]]
     compiles = [f["compile_seconds"] or 0.0 for f in figures[1:]]
     # Each level's loop time at 50,000 iterations (evaluation every 100 scales with
@@ -176,7 +187,7 @@ def time_level(dataset, density: float, iterations: int, xla: str, sparse_below:
     sgd = functools.partial(tf.keras.optimizers.SGD, learning_rate=0.1)
     result = None
     for repeat in range(2):  # the first traces and compiles; the second is timed
-        with tempfile.TemporaryDirectory() as directory:
+        with as_long_as_a_full_level(iterations), tempfile.TemporaryDirectory() as directory:
             model = ModelFc(LENET, masks=random_masks(density), seed=repeat)
             started, cpu_started = time.time(), time.process_time()
             result = trainer.train(dataset, model, sgd, ("iterations", iterations), directory,

@@ -103,6 +103,12 @@ def test_a_reused_programs_padding_is_weighed_against_a_compile():
     assert sparse_fits({"layer0": 3000}, layout)
     assert sparse_fits({"layer0": 3000}, layout, iterations=affordable)
     assert not sparse_fits({"layer0": 3000}, layout, iterations=2 * affordable)
+    # Two layers: the padding beyond each layer's bucket is summed; a layer below
+    # its bucket (here layer1, compiled for exactly its survivors) adds none.
+    two = (("layer0", 1000), ("layer1", 100))
+    assert bucket(100) > 100
+    assert sparse_fits({"layer0": 3000, "layer1": 100}, two, iterations=affordable)
+    assert not sparse_fits({"layer0": 3000, "layer1": 400}, two, iterations=affordable)
     # Never more than SPARSE_SLACK times the survivors, nor fewer than them.
     assert not sparse_fits({"layer0": 4001}, layout, iterations=1)
     assert not sparse_fits({"layer0": 999}, layout)

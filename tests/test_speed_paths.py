@@ -223,13 +223,15 @@ def test_the_environment_can_say_what_auto_means(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_sparse_evaluation_gives_the_dense_evaluation_of_the_same_weights(monkeypatch):
+@pytest.mark.parametrize("chunk", [64, 500])
+def test_sparse_evaluation_gives_the_dense_evaluation_of_the_same_weights(monkeypatch, chunk):
     from lottery_ticket.foundations.training import schedule, single
-    # Chunks that do not divide the splits (200 and 100 examples): the loop over
-    # whole chunks and the remainder are both evaluated.
-    monkeypatch.setattr(single, "SPARSE_EVALUATION_CHUNK", 64)
+    # 64: chunks that do not divide the splits (200 and 100 examples), so the loop
+    # over whole chunks and the remainder are both evaluated; 500: each split is
+    # one chunk of its own size.
+    monkeypatch.setattr(single, "SPARSE_EVALUATION_CHUNK", chunk)
     dataset = synthetic_dataset()
-    # Below SPARSE_EVALUATION_BELOW (2.5%) in all: evaluated through the survivors.
+    # Below SPARSE_EVALUATION_BELOW (5%) in all: evaluated through the survivors.
     model = ModelFc(WIDE_FC, masks=sparse_masks(0.015, seed=8), seed=8).build([784])
     steps = single.CompiledSteps(dataset, model, MOMENTUM(), xla="on", sparse_below=0.1)
     assert steps.sparse_layers == ("layer0", "layer1") and steps.sparse_evaluation
@@ -265,6 +267,8 @@ def test_transposed_chunks_hold_each_chunk_of_the_split_transposed():
     np.testing.assert_array_equal(chunks.chunk(6, 1), flat[6:].T)
     with pytest.raises(ValueError, match="no transposed chunk of 2 examples"):
         chunks.chunk(6, 2)
+    with pytest.raises(ValueError, match="row 4 does not start a chunk of 3"):
+        chunks.chunk(4, 3)
     # A split smaller than a chunk is one chunk of its own size.
     small = TransposedChunks(tf.constant(x[:2]), 200)
     assert small.chunk_size == 2 and small.remainder is None

@@ -17,7 +17,9 @@ import concurrent.futures
 import copy
 import functools
 import logging
+import threading
 import time
+import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -100,8 +102,8 @@ class CompiledSteps:
         # so the model does).
         self.sparse_evaluation = sparse_evaluates(layout, kernel_sizes(model))
         self._transposed = {
-            split: TransposedChunks(x, SPARSE_EVALUATION_CHUNK)
-            for split, (x, _) in self._splits.items()} if self.sparse_evaluation else {}
+            split: transposed_chunks(dataset, split, SPARSE_EVALUATION_CHUNK)
+            for split in self._splits} if self.sparse_evaluation else {}
         self._evaluation = Evaluation(model, self._sparse, self._splits, self._transposed,
                                       self.xla_evaluation, self.sparse_evaluation)
         self._evaluations = self._evaluation.functions
@@ -412,13 +414,14 @@ class Evaluation:
                                                 for layer in self.sparse}):
                 return self.model(x_chunk, training=False)
 
-        return chunked_evaluation(self.model, x, y, chunk=SPARSE_EVALUATION_CHUNK,
+        # The chunks the data were laid out in, whatever SPARSE_EVALUATION_CHUNK is now.
+        return chunked_evaluation(self.model, x, y, chunk=transposed.chunk_size,
                                   logits_of=logits_of)
 
 
 class TransposedChunks:
     """A split's examples flattened, cut into chunks of `chunk` examples and each
-    chunk transposed ([features, examples]), made once per split.
+    chunk transposed ([features, examples]); see `transposed_chunks`.
 
     Chunk-major ([chunks, features, chunk]), not one [features, examples]
     matrix: under XLA a slice of that matrix at a computed column made the
@@ -427,30 +430,67 @@ class TransposedChunks:
     sparse evaluation itself; indexing the leading axis copies nothing.
 
     Args:
-      x: the split's examples [examples, ...].
+      x: the split's examples [examples, ...], on the device.
       chunk: examples per chunk (chunked_evaluation's chunk size).
     """
 
     def __init__(self, x: tf.Tensor, chunk: int):
         examples = int(x.shape[0])
-        flat = np.reshape(np.asarray(x), [examples, -1])
+        flat = tf.reshape(tf.cast(x, tf.float32), [examples, -1])
         self.chunk_size = chunk = min(examples, max(1, int(chunk)))
         self.features = int(flat.shape[1])
         full = examples // chunk
-        self.chunks = tf.constant(np.ascontiguousarray(
-            flat[:full * chunk].reshape(full, chunk, self.features).transpose(0, 2, 1)))
-        self.remainder = (tf.constant(np.ascontiguousarray(flat[full * chunk:].T))
-                          if examples % chunk else None)
+        # TensorFlow ops, so that the layout stays on the device the split is on.
+        self.chunks = tf.transpose(tf.reshape(flat[:full * chunk], [full, chunk, self.features]),
+                                   [0, 2, 1])
+        self.remainder = (tf.transpose(flat[full * chunk:]) if examples % chunk else None)
 
     def chunk(self, begin: Any, count: int) -> tf.Tensor:
-        """The transposed examples [features, count] from row `begin`: a whole
-        chunk (begin a multiple of the chunk size) or the last, shorter one."""
+        """The transposed examples from row `begin` on.
+
+        Args:
+          begin: the first row: a multiple of the chunk size (an int or a
+            scalar tensor) for a whole chunk, or the remainder's first row.
+          count: the rows wanted: the chunk size, or the remainder's length.
+
+        Returns:
+          [features, count] float32.
+
+        Raises:
+          ValueError: no chunk of that length starts there.
+        """
+        if isinstance(begin, int) and begin % self.chunk_size:
+            raise ValueError(f"row {begin} does not start a chunk of {self.chunk_size} "
+                             "examples. This is a bug in the caller.")
         if count == self.chunk_size and int(self.chunks.shape[0]):
             return self.chunks[begin // self.chunk_size]
         if self.remainder is None or count != int(self.remainder.shape[1]):
             raise ValueError(f"no transposed chunk of {count} examples at row {begin}; "
                              f"chunks hold {self.chunk_size}. This is a bug in the caller.")
         return self.remainder
+
+
+_TRANSPOSED_LOCK = threading.Lock()
+_TRANSPOSED: "weakref.WeakKeyDictionary[DatasetBase, Dict[Tuple[str, int], Any]]" = (
+    weakref.WeakKeyDictionary())
+
+
+def transposed_chunks(dataset: DatasetBase, split: str, chunk: int) -> TransposedChunks:
+    """A non-training split laid out for a sparse evaluation, made once per data
+    set, split and chunk size in a process (engines of several sparse sizes
+    share it).
+
+    Args:
+      dataset: the data set.
+      split: one of its non-training splits.
+      chunk: examples per chunk.
+    """
+    with _TRANSPOSED_LOCK:
+        layouts = _TRANSPOSED.setdefault(dataset, {})
+        if (split, chunk) not in layouts:
+            layouts[(split, chunk)] = TransposedChunks(
+                cache_lib.device_data(dataset)[2][split][0], chunk)
+        return layouts[(split, chunk)]
 
 
 def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor,
