@@ -216,13 +216,15 @@ class StackedEngine(Engine):
 
     def _member_losses(self, x: Optional[tf.Tensor], y: Optional[tf.Tensor],
                        shared: Optional[Tuple[tf.Tensor, tf.Tensor]], training: bool,
-                       step: Optional[tf.Tensor],
-                       transposed: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
+                       step: Optional[tf.Tensor], transposed: Optional[tf.Tensor] = None,
+                       compiled: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
         """Per-member (loss, accuracy), [K] each, on per-member batches x, y
         ([K, batch, ...]) or on one shared batch `shared` = (x, y) (whose
-        examples, flattened and transposed, are `transposed` if given)."""
+        examples, flattened and transposed, are `transposed` if given).
+        `compiled`: the graph is compiled with XLA (its sparse layers then
+        compute from their survivors; otherwise from the synced kernels)."""
         if self.batched:
-            return self._batched_member_losses(x, y, shared, training, transposed)
+            return self._batched_member_losses(x, y, shared, training, transposed, compiled)
         template = self.template
         keys, dropout_layers = self.keys, self.dropout_layers
 
@@ -245,8 +247,8 @@ class StackedEngine(Engine):
 
     def _batched_member_losses(self, x: Optional[tf.Tensor], y: Optional[tf.Tensor],
                                shared: Optional[Tuple[tf.Tensor, tf.Tensor]],
-                               training: bool, transposed: Optional[tf.Tensor] = None
-                               ) -> Tuple[tf.Tensor, tf.Tensor]:
+                               training: bool, transposed: Optional[tf.Tensor] = None,
+                               compiled: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
         """_member_losses by one forward() over all members' rows (member-major)."""
         size, template = self.size, self.template
         if shared is not None:
@@ -256,10 +258,15 @@ class StackedEngine(Engine):
         else:
             inputs = tf.reshape(x, [-1] + list(x.shape[2:]))
             labels = y
-        products = {layer.name: self._sparse_product(layer, inputs, transposed)
-                    for layer in self._sparse}
-        logits = batched_forward(template, self._forward_weights(), inputs, size, training,
-                                 products=products)
+        if compiled:
+            products = {layer.name: self._sparse_product(layer, inputs, transposed)
+                        for layer in self._sparse}
+            weights = self._forward_weights()
+        else:
+            # Without XLA the survivors' gather and segment sum run 3-5x slower
+            # than the dense product of the kernels they were written back to.
+            products, weights = {}, dict(zip(self.keys, self._effective_graph()))
+        logits = batched_forward(template, weights, inputs, size, training, products=products)
         rest = list(logits.shape[1:])
         if any(d is None for d in rest):
             shape = tf.concat([[size, -1], tf.shape(logits)[1:]], axis=0)
@@ -270,7 +277,7 @@ class StackedEngine(Engine):
         # The loss and accuracy are the model's own, per member: a mean over that
         # member's batch, as in its single run (so the gradient of the sum of the
         # members' losses is, per member, its single run's gradient).
-        if self.jit_compile and size <= UNROLLED_LOSSES_UP_TO:
+        if compiled and size <= UNROLLED_LOSSES_UP_TO:
             # Under XLA tf.vectorized_map's loss took about 48 ms a step on a 2-core
             # CPU (K = 4 LeNets; the rest of the step 2.5 ms): one call per member.
             pairs = [(template.loss(logits[k], labels if shared is not None else labels[k]),
@@ -320,7 +327,8 @@ class StackedEngine(Engine):
             y = tf.gather(y_train, indices[step])
             with tf.GradientTape() as tape:
                 losses, accuracies = self._member_losses(
-                    x, y, None, True, first_step + tf.cast(step, tf.int64))
+                    x, y, None, True, first_step + tf.cast(step, tf.int64),
+                    compiled=self.jit_compile)
                 # Member k's slice of the gradient of the sum is that of member k's loss.
                 total = tf.reduce_sum(losses)
             gradients = tape.gradient(total, self.trainables)
@@ -364,7 +372,7 @@ class StackedEngine(Engine):
 
         def add(x, transposed, y):
             losses, accuracies = self._member_losses(None, None, (x, y), False, None,
-                                                     transposed)
+                                                     transposed, compiled=True)
             count = tf.cast(tf.shape(y)[0], tf.float32)
             return (tf.cast(losses * count, tf.float64), tf.cast(accuracies * count, tf.float64))
 
@@ -486,6 +494,10 @@ class StackedEngine(Engine):
         """How many times each split's evaluation function has been traced."""
         return {f"evaluate_{split}": function.experimental_get_tracing_count()
                 for split, function in self._evaluations.items()}
+
+    def training_tracing_count(self) -> int:
+        """How many times the training loop has been traced."""
+        return self._train_steps.experimental_get_tracing_count()
 
     def finite(self) -> np.ndarray:
         """Per member, whether all its weights are finite."""
