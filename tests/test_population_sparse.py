@@ -19,16 +19,18 @@ from lottery_ticket.foundations.training.stacked_sparse import StackedSparseLaye
 
 MOMENTUM = functools.partial(tf.keras.optimizers.SGD, learning_rate=0.05, momentum=0.9)
 SHAPES = {"layer0": (784, 32), "layer1": (32, 16), "layer2": (16, 10)}
+LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
+LENET_SHAPES = {"layer0": (784, 300), "layer1": (300, 100), "layer2": (100, 10)}
 ITERATIONS = 40
 SNAPSHOT = 20
 
 
-def _masks(seed, keep, output_keep=None):
+def _masks(seed, keep, output_keep=None, shapes=None):
     """Random masks keeping `keep` of each kernel (`output_keep` of the last),
     at least one weight per layer."""
     rng = np.random.default_rng(seed)
     masks = {}
-    for name, shape in SHAPES.items():
+    for name, shape in (shapes or SHAPES).items():
         fraction = output_keep if name == "layer2" and output_keep is not None else keep
         mask = (rng.random(shape) < fraction).astype(np.float32)
         mask[0, 0] = 1
@@ -54,10 +56,13 @@ def fashion(fashion_mnist_dir):
 
 
 def _fashion_members(keep):
-    # Member 1 keeps 30% of its output layer (the paper prunes it at half the
-    # rate): that layer stays a batched matmul for both while the others run sparse.
-    return [ModelFc(SMALL_FC, seed=1, masks=_masks(1, keep)),
-            ModelFc(SMALL_FC, seed=2, masks=_masks(2, keep, output_keep=0.3))]
+    # LeNet-300-100s (which learn something in a few steps even this sparse, so
+    # that no prediction is a near tie that rounding could flip). Member 1 keeps
+    # 30% of its output layer (the paper prunes it at half the rate): that layer
+    # stays a batched matmul for both while the others run sparse.
+    return [ModelFc(LENET, seed=1, masks=_masks(1, keep, shapes=LENET_SHAPES)),
+            ModelFc(LENET, seed=2, masks=_masks(2, keep, output_keep=0.3,
+                                                shapes=LENET_SHAPES))]
 
 
 def _trained(fashion, root, keep):
@@ -130,10 +135,13 @@ def test_sparse_pruned_weights_stay_exactly_zero_and_snapshots_are_written(train
         for name, mask in model.masks.items():
             assert not ours.final[name][mask == 0].any()
             assert not ours.snapshots[SNAPSHOT][name][mask == 0].any()
-            # The survivors trained (and the snapshot is not the final network).
-            assert (ours.final[name][mask == 1] != ours.initial[name][mask == 1]).mean() > 0.5
+            # The survivors trained (and the snapshot is not the final network). Not
+            # most of them: this sparse, in 40 steps, many get no gradient (border
+            # pixels are 0 in every example seen; many units are dead ReLUs), in
+            # the single runs as here.
+            assert (ours.final[name][mask == 1] != ours.initial[name][mask == 1]).mean() > 0.05
             assert (ours.final[name][mask == 1]
-                    != ours.snapshots[SNAPSHOT][name][mask == 1]).mean() > 0.5
+                    != ours.snapshots[SNAPSHOT][name][mask == 1]).mean() > 0.05
         saved = save_restore.restore_network(paths.rewind(ours.output_dir, SNAPSHOT))
         assert set(saved) == set(ours.snapshots[SNAPSHOT])
         for name, values in saved.items():
