@@ -22,9 +22,10 @@ import tensorflow as tf
 
 def stacked_sparse_layout(masks: Mapping[str, np.ndarray], layer_names: Sequence[str],
                           below: float) -> Tuple[Tuple[str, int], ...]:
-    """((layer, all members' survivors), ...) of the layers a population trains
-    sparsely: dense layers where every member's mask keeps fewer than `below`
-    of its weights.
+    """The layers a population trains sparsely, with all members' survivor counts.
+
+    Those are the dense layers where every member's mask keeps fewer than
+    `below` of its weights.
 
     Args:
       masks: weight key -> the members' masks stacked on axis 0 ([K, in, out]
@@ -34,7 +35,7 @@ def stacked_sparse_layout(masks: Mapping[str, np.ndarray], layer_names: Sequence
         (0: none is).
 
     Returns:
-      The sparse layers in layer order, each with its total survivor count.
+      ((layer, all members' survivors), ...): the sparse layers in layer order.
     """
     layout = []
     for name in layer_names:
@@ -72,12 +73,11 @@ class StackedSparseLayer:
         self.valid = tf.Variable(tf.zeros([size]), trainable=False)
 
     def load(self, kernels: np.ndarray, masks: np.ndarray) -> None:
-        """Takes the survivors and their values from the members' stacked
-        kernels and masks ([K, in, out] each), at the start of a population.
+        """Takes the survivors and their values (at the start of a population).
 
         Args:
-          kernels: the members' (effective) kernels.
-          masks: the members' masks.
+          kernels: the members' (effective) kernels, stacked: [K, in, out].
+          masks: the members' masks, stacked: [K, in, out].
 
         Raises:
           RuntimeError: the masks keep more weights than the vector holds.
@@ -143,8 +143,13 @@ class StackedSparseLayer:
         return tf.math.unsorted_segment_max(bad, self.member, self.members) <= 0
 
     def store(self, kernel: tf.Variable) -> None:
-        """Writes the survivors' values into the members' stacked kernel
-        ([K, in, out]); every other weight becomes exactly 0."""
+        """Writes the survivors' values into the members' stacked kernel.
+
+        Every other weight becomes exactly 0.
+
+        Args:
+          kernel: the layer's stacked kernel variable, [K, in, out].
+        """
         indices = tf.stack([self.member, self.member_rows,
                             self.columns - self.member * self.units], axis=1)
         kernel.assign(tf.scatter_nd(indices, self.values * self.valid, kernel.shape))
