@@ -21,21 +21,33 @@ MOMENTUM = functools.partial(tf.keras.optimizers.SGD, learning_rate=0.05, moment
 SHAPES = {"layer0": (784, 32), "layer1": (32, 16), "layer2": (16, 10)}
 LENET = {"layers": [(300, "relu"), (100, "relu"), (10, None)]}
 LENET_SHAPES = {"layer0": (784, 300), "layer1": (300, 100), "layer2": (100, 10)}
-ITERATIONS = 40
-SNAPSHOT = 20
+# Short: a network this sparse on Fashion-MNIST sits near chance for a while, and
+# after a few dozen steps a unit's pre-activation near 0 can take the other side
+# under another summation order (the sparse path's K = 1 against trainer.train
+# without XLA drifted from 1e-9 to 1e-5 between steps 10 and 20 for one member),
+# which no tolerance of float rounding covers.
+ITERATIONS = 10
+SNAPSHOT = 5
 
 
 def _masks(seed, keep, output_keep=None, shapes=None):
     """Random masks keeping `keep` of each kernel (`output_keep` of the last),
-    at least one weight per layer."""
+    rounded, at least one weight per layer."""
     rng = np.random.default_rng(seed)
     masks = {}
     for name, shape in (shapes or SHAPES).items():
         fraction = output_keep if name == "layer2" and output_keep is not None else keep
-        mask = (rng.random(shape) < fraction).astype(np.float32)
-        mask[0, 0] = 1
-        masks[name] = mask
+        masks[name] = _keep_some(np.ones(shape, np.float32), fraction, rng)
     return masks
+
+
+def _keep_some(mask, fraction, rng):
+    """`mask` keeping `fraction` of its ones (rounded, at least one), at random."""
+    ones = np.flatnonzero(mask)
+    kept = rng.permutation(ones)[:max(1, int(round(fraction * len(ones))))]
+    result = np.zeros(mask.size, np.float32)
+    result[kept] = 1
+    return result.reshape(mask.shape)
 
 
 def _done(directory):
@@ -66,7 +78,7 @@ def _fashion_members(keep):
 
 
 def _trained(fashion, root, keep):
-    kwargs = dict(test_interval=20, validate_interval=20, snapshot_iterations=(SNAPSHOT,),
+    kwargs = dict(test_interval=5, validate_interval=5, snapshot_iterations=(SNAPSHOT,),
                   **_quiet())
     sparse_models = _fashion_members(keep)
     sparse = population.train_population(
@@ -89,8 +101,8 @@ def trained_sparse(fashion, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained_sparse_dense_evaluation(fashion, tmp_path_factory):
-    """4%: sparse training, evaluation of the written-back kernels."""
-    return _trained(fashion, tmp_path_factory.mktemp("sparse_population_4"), 0.04)
+    """3%: sparse training, evaluation of the written-back kernels."""
+    return _trained(fashion, tmp_path_factory.mktemp("sparse_population_3"), 0.03)
 
 
 def _assert_members_equal(ours, theirs):
@@ -136,7 +148,7 @@ def test_sparse_pruned_weights_stay_exactly_zero_and_snapshots_are_written(train
             assert not ours.final[name][mask == 0].any()
             assert not ours.snapshots[SNAPSHOT][name][mask == 0].any()
             # The survivors trained (and the snapshot is not the final network). Not
-            # most of them: this sparse, in 40 steps, many get no gradient (border
+            # most of them: this sparse, in 10 steps, many get no gradient (border
             # pixels are 0 in every example seen; many units are dead ReLUs), in
             # the single runs as here.
             assert (ours.final[name][mask == 1] != ours.initial[name][mask == 1]).mean() > 0.05
@@ -241,11 +253,8 @@ def test_a_later_level_reuses_the_compiled_sparse_engine(tmp_path):
     level1 = [_masks(5, 0.015), _masks(6, 0.015)]
     rng = np.random.default_rng(7)
     # The next level keeps about 80% of each survivor set (nested, as pruning does).
-    level2 = [{name: m * (rng.random(m.shape) < 0.8) for name, m in masks.items()}
+    level2 = [{name: _keep_some(m, 0.8, rng) for name, m in masks.items()}
               for masks in level1]
-    for masks in level2:
-        for mask in masks.values():
-            mask[0, 0] = 1
     first = _population(dataset, tmp_path / "1", level1)
     engine = stacked.ENGINES.engines(dataset)[-1]
     traces = engine.training_tracing_count()
@@ -270,7 +279,7 @@ def test_a_diverging_sparse_member_is_recorded_and_the_other_finishes(tmp_path):
     dataset = synthetic_dataset(validate=False)
     huge = {name: np.full(shape, 1e18, np.float32) for name, shape in SHAPES.items()}
     sgd = functools.partial(tf.keras.optimizers.SGD, learning_rate=0.1)
-    masks = [_masks(8, 0.03), _masks(9, 0.03)]
+    masks = [_masks(8, 0.02), _masks(9, 0.02)]
 
     def members():
         return [ModelFc(SMALL_FC, seed=0, masks=masks[0]),

@@ -55,7 +55,41 @@ slow). The vectorized_map path ran about 3x slower under XLA for
 LeNet-300-100 and no faster for tiny networks, and compiling the training
 step alone with XLA made XLA constant-fold the vectorized program for
 minutes. LOTTERY_TICKET_XLA_AUTO=on|off overrides 'auto' as for single runs.
-On a GPU 'auto' is off too, until it is measured there.
+On a GPU 'auto' is off too, until it is measured there. Most of those XLA
+figures were the members' losses, not the matmuls: under XLA
+tf.vectorized_map's per-member loss took about 48 ms of a 50 ms step (4
+LeNets), so a batched program compiled with XLA now calls the model's loss
+once per member (up to UNROLLED_LOSSES_UP_TO members); measured so, 16 dense
+LeNets took XLA_DENSE_FIGURE. The default for dense populations is unchanged.
+
+Sparse layers. A lottery population at a few percent of its weights would
+still do dense batched matmuls. On the batched path, a dense layer where every
+member's mask keeps fewer than SPARSE_BELOW (4%) of its weights trains as one
+vector of all members' survivors (`stacked_sparse`): member k's survivor
+(r, c) is row k*in + r of the member-major transposed inputs and unit
+k*out + c of a segment sum into K*out units (the block-diagonal "super
+layer"), all members' survivors concatenated and padded to a bucket size
+(`sparse.bucket`). Such a program is compiled with XLA (the gather and
+segment sum are 3-5x slower than the dense product without it), so sparse
+layers are used when the training loop may be: ``jit_compile=True``, or None
+unless LOTTERY_TICKET_XLA_AUTO=off (the test suite's setting), and never on
+the vectorized_map path. The optimizer updates the survivor vectors (its
+state per survivor, fresh per population); pruned weights are never
+represented, so they stay exactly 0; `sync` writes the survivors back into
+the stacked kernels before anything reads them (member_weights, finish,
+effective, raw, a dense evaluation), and the finite check reads the
+survivors per member. Evaluation goes through the survivors too (XLA, the
+split laid out in chunks on a leading axis by `chunked_split`, the first
+layer gathering the shared examples untransposed) when the survivors'
+compiled sizes are below SPARSE_EVALUATION_BELOW (2.5%) of the stacked
+kernels, as in single runs; otherwise the written-back kernels are evaluated
+densely without XLA. done.json's "xla" records the sparse layers
+(``"sparse_layers"``) and ``"evaluation": true`` for an evaluation through
+the survivors. A compiled sparse engine serves later populations whose
+survivors fit its sizes (`sparse.sparse_fits`: the same layers, each at most
+SPARSE_SLACK times bigger than needed, the same evaluation), so the levels
+of a lottery population compile every few levels, not at each. On a 2-core
+CPU (bench_population --sparse_only=1): SPARSE_FIGURES.
 
 Speed. Both paths end in batched matmuls (vectorized_map turns each member's
 matmul into one), and on a 2-core CPU their steady steps took about the same
@@ -111,7 +145,9 @@ BATCHED_JIT = False
 # A batched population trains a dense layer as one vector of all members' survivors
 # (stacked_sparse) when every member's mask keeps fewer than this fraction of its
 # weights, compiled with XLA (see the module docstring, "Sparse layers"); 0: never.
-SPARSE_BELOW = sparse_lib.SPARSE_BELOW
+# Below single runs' 5%: on a 2-core CPU the survivor vector beat the dense batched
+# step of 4 and of 16 LeNet-300-100s at 3.6% and lost at 4.5%.
+SPARSE_BELOW = 0.04
 # A sparse population evaluates through its survivors when their compiled sizes
 # are below this fraction of the sparse layers' stacked kernels.
 SPARSE_EVALUATION_BELOW = sparse_lib.SPARSE_EVALUATION_BELOW
