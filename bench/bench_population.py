@@ -3,7 +3,7 @@
     python bench/bench_population.py [--data=DIR] [--lenet_ks=1,4,16,64]
         [--lenet_iterations=200] [--tiny_networks=1000] [--tiny_iterations=200]
         [--tiny_singles=20] [--jit=1] [--paths=1] [--threads=0]
-        [--sparse=0] [--sparse_ks=4,16] [--sparse_densities=0.036,0.01]
+        [--sparse=0] [--sparse_ks=4,16] [--sparse_densities=0.036,0.02,0.01]
 
 Prints JSON. Every figure and ratio is measured in this run, on this machine:
 
@@ -29,7 +29,8 @@ the members' models, the training calls (tracing included) and the rest
 * ``sparse`` (``--sparse=1``): K LeNet-300-100s with random masks (hidden
   layers at each density, the output layer at the paper's half rate, each
   member its own masks) on the dense batched path (no XLA) against the
-  sparse path (survivor vectors under XLA, stacked_sparse): the steady step
+  sparse path (survivor vectors under XLA, stacked_sparse; forced at every
+  density, ``default`` says which path a population takes by default): the steady step
   time, and the time of one evaluation of the test set (10,000 examples,
   all members) on the dense path, through the survivors, and through the
   dense stacked kernels of the sparse engine (what its evaluation does above
@@ -270,6 +271,10 @@ def evaluation_ms(engine, repeats: int = 3) -> dict:
     return {"first_ms": round(1e3 * first, 1), "ms": round(1e3 * min(times), 2)}
 
 
+# The sparse legs' threshold: above the densities measured (not the output layer's).
+FORCED_SPARSE_BELOW = 0.05
+
+
 def bench_sparse(lenet_data, ks, densities, iterations) -> dict:
     rows = []
     below, evaluation_below = stacked.SPARSE_BELOW, stacked.SPARSE_EVALUATION_BELOW
@@ -285,7 +290,10 @@ def bench_sparse(lenet_data, ks, densities, iterations) -> dict:
                 row["dense_step_ms"] = round(1e3 * steady_step_seconds(
                     datasets, make(), iterations, None), 3)
                 row["dense_evaluation"] = evaluation_ms(stacked.ENGINES.engines(datasets[0])[-1])
-                stacked.SPARSE_BELOW = below
+                # Sparse at every density here (the default threshold is lower than
+                # some); "default" says which path train_population takes by default.
+                stacked.SPARSE_BELOW = FORCED_SPARSE_BELOW
+                row["default"] = "sparse" if density < below else "dense"
                 for name, evaluation in (("sparse", 1.0), ("sparse_dense", 0.0)):
                     stacked.SPARSE_EVALUATION_BELOW = evaluation
                     step = steady_step_seconds(datasets, make(), iterations, None)
@@ -324,7 +332,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sparse_only", type=int, default=0,
                         help="1: only the sparse section.")
     parser.add_argument("--sparse_ks", default="4,16")
-    parser.add_argument("--sparse_densities", default="0.036,0.01")
+    parser.add_argument("--sparse_densities", default="0.036,0.02,0.01")
     parser.add_argument("--sparse_iterations", type=int, default=100)
     args = parser.parse_args(argv)
     if args.threads:

@@ -64,7 +64,7 @@ LeNets took XLA_DENSE_FIGURE. The default for dense populations is unchanged.
 
 Sparse layers. A lottery population at a few percent of its weights would
 still do dense batched matmuls. On the batched path, a dense layer where every
-member's mask keeps fewer than SPARSE_BELOW (4%) of its weights trains as one
+member's mask keeps fewer than SPARSE_BELOW (3%) of its weights trains as one
 vector of all members' survivors (`stacked_sparse`): member k's survivor
 (r, c) is row k*in + r of the member-major transposed inputs and unit
 k*out + c of a segment sum into K*out units (the block-diagonal "super
@@ -145,9 +145,11 @@ BATCHED_JIT = False
 # A batched population trains a dense layer as one vector of all members' survivors
 # (stacked_sparse) when every member's mask keeps fewer than this fraction of its
 # weights, compiled with XLA (see the module docstring, "Sparse layers"); 0: never.
-# Below single runs' 5%: on a 2-core CPU the survivor vector beat the dense batched
-# step of 4 and of 16 LeNet-300-100s at 3.6% and lost at 4.5%.
-SPARSE_BELOW = 0.04
+# Below single runs' 5%: on a 2-core CPU (interleaved runs, best of five calls) the
+# survivor vector's step against the dense batched step of 16 LeNet-300-100s was
+# 1.7x faster at 2%, 1.3x at 2.5%, and slower from 3% (0.7-0.9x at 3-3.6%); for 4
+# LeNets 1.5x faster at 3%, even at 3.6%, slower at 4.5%.
+SPARSE_BELOW = 0.03
 # A sparse population evaluates through its survivors when their compiled sizes
 # are below this fraction of the sparse layers' stacked kernels.
 SPARSE_EVALUATION_BELOW = sparse_lib.SPARSE_EVALUATION_BELOW
