@@ -280,8 +280,11 @@ def bench_sparse(lenet_data, ks, densities, iterations) -> dict:
     below, evaluation_below = stacked.SPARSE_BELOW, stacked.SPARSE_EVALUATION_BELOW
     try:
         for k in ks:
-            datasets = [reordered(lenet_data, s) for s in range(k)]
             for density in densities:
+                # Data sets of their own (engines are kept per data set): a level
+                # would otherwise reuse the engine of a denser one (sparse_fits),
+                # as a lottery population's levels do, with its padded sizes.
+                datasets = [reordered(lenet_data, s) for s in range(k)]
                 def make():
                     return [ModelFc(LENET, seed=s, masks=random_masks(density, s))
                             for s in range(k)]
