@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SMALL_FC, synthetic_dataset
+from conftest import SMALL_FC, register_synthetic_dataset, synthetic_dataset
 from lottery_ticket.datasets.dataset_mnist import DatasetMnist
+from lottery_ticket.experiments import lockstep, lottery
+from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths, population, runs, save_restore, trainer
 from lottery_ticket.foundations.model_fc import ModelFc
 from lottery_ticket.foundations.training import stacked
@@ -320,3 +322,30 @@ def test_the_chunked_split_holds_the_split_in_order():
     np.testing.assert_array_equal(transposed.numpy()[1], x[64:128].T)
     np.testing.assert_array_equal(transposed_tail.numpy(), x[192:].T)
     assert stacked.chunked_split(dataset, "test", 64)[0] is x_chunks  # made once
+
+
+@pytest.mark.slow
+def test_a_lottery_population_trains_its_sparse_levels_sparsely(tmp_path, xla_auto):
+    # Levels at 30%, 9%, 2.7% and 0.81% of the weights; --xla=auto as outside the suite.
+    register_synthetic_dataset()
+    config = ExperimentConfig().replace(
+        dataset="synthetic_test", data_location="unused", validation_size=100,
+        layers=[(32, "relu"), (16, "relu"), (10, None)], training_len=("iterations", 20),
+        batch_size=20, test_interval=10, validate_interval=10, levels=4,
+        prune_percents={"layer0": 0.7, "layer1": 0.7, "layer2": 0.7})
+    seeds = [3, 4]
+    results = lockstep.run_trials(str(tmp_path / "together"), config, seeds, progress=False)
+    alone = {seed: lottery.run_trial(str(tmp_path / "alone" / f"trial{seed}"), config,
+                                     seed=seed, progress=False) for seed in seeds}
+    for seed, trial in zip(seeds, results):
+        for level, result in trial.items():
+            xla = _done(paths.run(paths.trial(str(tmp_path / "together"), seed), level))["xla"]
+            assert xla["sparse_layers"] == (["layer0", "layer1", "layer2"] if level >= 3
+                                            else []), (seed, level)
+            assert xla["training"] is (level >= 3)  # dense populations: no XLA on a CPU
+            assert xla["evaluation"] is (level == 4)
+            for name, mask in result.masks.items():
+                assert not result.final[name][mask == 0].any()
+                np.testing.assert_array_equal(mask, alone[seed][level].masks[name])
+                np.testing.assert_allclose(result.final[name], alone[seed][level].final[name],
+                                           rtol=1e-5, atol=1e-6)
