@@ -90,12 +90,13 @@ the survivors. A compiled sparse engine serves later populations whose
 survivors fit its sizes (`sparse.sparse_fits`: the same layers, each at most
 SPARSE_SLACK times bigger than needed, the same evaluation), so the levels
 of a lottery population compile every few levels, not at each. On a 2-core
-CPU (bench_population --sparse_only=1, one run on a shared machine; repeated
-runs moved single figures by up to 2x), 16 LeNet-300-100s (output layer at
-the paper's half rate, dense) took 3.9 ms a step at 1% against 11.7 ms dense,
-8.2 against 11.5 ms at 2% and 14.0 against 13.0 ms at 3.6%; an evaluation of
-the test set 346 against 486 ms at 1% (150-370 ms over runs); 4 LeNets 2.1
-against 4.5 ms a step and 26 against 121 ms an evaluation at 1%.
+CPU (bench_population --sparse_only=1, one run on a quiet machine; runs
+while other work shared it moved single figures by up to 2x), 16
+LeNet-300-100s (output layer at the paper's half rate, dense) took 3.4 ms a
+step at 1% against 10.4 ms dense, 8.0 against 12.3 ms at 2% and 12.2 against
+10.8 ms at 3.6%; an evaluation of the test set 141 against 465 ms at 1%, 360
+against 464 ms at 2%; 4 LeNets 0.9 against 2.6 ms a step and 24 against 120
+ms an evaluation at 1%.
 
 Speed. Both paths end in batched matmuls (vectorized_map turns each member's
 matmul into one), and on a 2-core CPU their steady steps took about the same
