@@ -191,6 +191,11 @@ def test_sparse_layers_are_those_below_the_threshold_in_every_member(monkeypatch
     # ...but 'auto' outside it turns XLA on for a sparse population.
     monkeypatch.delenv("LOTTERY_TICKET_XLA_AUTO", raising=False)
     assert _layers_of([low, low], jit_compile=None) == (("layer0", "layer1", "layer2"), True)
+    # A bad setting of the variable is refused, also for sparse masks.
+    monkeypatch.setenv("LOTTERY_TICKET_XLA_AUTO", "sometimes")
+    with pytest.raises(ValueError, match="LOTTERY_TICKET_XLA_AUTO"):
+        _layers_of([low, low], jit_compile=None)
+    monkeypatch.delenv("LOTTERY_TICKET_XLA_AUTO")
     monkeypatch.setattr(stacked, "SPARSE_BELOW", 0.0)
     assert _layers_of([low, low], jit_compile=None) == ((), False)
 

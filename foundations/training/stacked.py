@@ -753,6 +753,8 @@ def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer:
     keys = [key for key, _ in weight_layout(template)
             if key not in {dropout_seed_key(name) for name in template.dropout_seeds}]
     stacked = stacked_weights(models, keys)
+    # Checks LOTTERY_TICKET_XLA_AUTO (a bad value is refused whatever the masks).
+    auto = population_xla(batched) if jit_compile is None else None
     # Sparse layers only under XLA: 'off', or 'auto' that the environment turns off,
     # keeps the dense batched path.
     if batched and (jit_compile or (jit_compile is None
@@ -761,7 +763,7 @@ def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer:
     if layout:
         jit_compile = True
     elif jit_compile is None:
-        jit_compile = population_xla(batched)
+        jit_compile = auto
     weights = sum(int(np.prod(stacked[1][name].shape)) for name, _ in layout)
     evaluates = bool(layout) and (sum(bucket(kept) for _, kept in layout)
                                   < SPARSE_EVALUATION_BELOW * weights)
