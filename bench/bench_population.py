@@ -3,6 +3,7 @@
     python bench/bench_population.py [--data=DIR] [--lenet_ks=1,4,16,64]
         [--lenet_iterations=200] [--tiny_networks=1000] [--tiny_iterations=200]
         [--tiny_singles=20] [--jit=1] [--paths=1] [--threads=0]
+        [--sparse=0] [--sparse_ks=4,16] [--sparse_densities=0.036,0.02,0.01]
 
 Prints JSON. Every figure and ratio is measured in this run, on this machine:
 
@@ -25,6 +26,16 @@ the members' models, the training calls (tracing included) and the rest
   forward() of batched matmuls) against the vectorized_map path (forced) for
   the same populations, and which path and XLA default each architecture gets.
 
+* ``sparse`` (``--sparse=1``): K LeNet-300-100s with random masks (hidden
+  layers at each density, the output layer at the paper's half rate, each
+  member its own masks) on the dense batched path (no XLA) against the
+  sparse path (survivor vectors under XLA, stacked_sparse; forced at every
+  density, ``default`` says which path a population takes by default): the steady step
+  time, and the time of one evaluation of the test set (10,000 examples,
+  all members) on the dense path, through the survivors, and through the
+  dense stacked kernels of the sparse engine (what its evaluation does above
+  stacked.SPARSE_EVALUATION_BELOW). ``--sparse_only=1`` runs this section alone.
+
 The populations run with train_population's defaults (jit_compile=None: the
 path's own XLA default) except in ``jit`` and ``paths``.
 
@@ -36,6 +47,7 @@ import argparse
 import copy
 import functools
 import json
+import math
 import os
 import platform
 import sys
@@ -235,6 +247,75 @@ def bench_paths(lenet_data, iterations) -> dict:
     return result
 
 
+def random_masks(density: float, seed: int) -> dict:
+    """LeNet-300-100 masks: hidden layers at `density`, the output layer pruned at
+    half their rate (as the paper prunes it: 10% a level against 20%)."""
+    rng = np.random.default_rng(seed)
+    levels = math.log(density) / math.log(0.8) if density < 1 else 0
+    return {name: (rng.random(shape) < fraction).astype(np.float32)
+            for name, shape, fraction in (("layer0", (784, 300), density),
+                                          ("layer1", (300, 100), density),
+                                          ("layer2", (100, 10), 0.9 ** levels))}
+
+
+def evaluation_ms(engine, repeats: int = 3) -> dict:
+    """The first (compiling) and the best later time of engine.evaluate('test')."""
+    start = time.perf_counter()
+    engine.evaluate("test")
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        engine.evaluate("test")
+        times.append(time.perf_counter() - start)
+    return {"first_ms": round(1e3 * first, 1), "ms": round(1e3 * min(times), 2)}
+
+
+# The sparse legs' threshold: above the densities measured (not the output layer's).
+FORCED_SPARSE_BELOW = 0.05
+
+
+def bench_sparse(lenet_data, ks, densities, iterations) -> dict:
+    rows = []
+    below, evaluation_below = stacked.SPARSE_BELOW, stacked.SPARSE_EVALUATION_BELOW
+    try:
+        for k in ks:
+            for density in densities:
+                # Data sets of their own (engines are kept per data set): a level
+                # would otherwise reuse the engine of a denser one (sparse_fits),
+                # as a lottery population's levels do, with its padded sizes.
+                datasets = [reordered(lenet_data, s) for s in range(k)]
+                def make():
+                    return [ModelFc(LENET, seed=s, masks=random_masks(density, s))
+                            for s in range(k)]
+                row = {"K": k, "density": density}
+                stacked.SPARSE_BELOW = 0.0
+                row["dense_step_ms"] = round(1e3 * steady_step_seconds(
+                    datasets, make(), iterations, None), 3)
+                row["dense_evaluation"] = evaluation_ms(stacked.ENGINES.engines(datasets[0])[-1])
+                # Sparse at every density here (the default threshold is lower than
+                # some); "default" says which path train_population takes by default.
+                stacked.SPARSE_BELOW = FORCED_SPARSE_BELOW
+                row["default"] = "sparse" if density < below else "dense"
+                for name, evaluation in (("sparse", 1.0), ("sparse_dense", 0.0)):
+                    stacked.SPARSE_EVALUATION_BELOW = evaluation
+                    step = steady_step_seconds(datasets, make(), iterations, None)
+                    engine = stacked.ENGINES.engines(datasets[0])[-1]
+                    row["sparse_layers"] = list(engine.sparse_layers)
+                    if name == "sparse":
+                        row["sparse_step_ms"] = round(1e3 * step, 3)
+                    row[f"{name}_evaluation"] = evaluation_ms(engine)
+                row["step_speedup"] = round(row["dense_step_ms"] / row["sparse_step_ms"], 2)
+                for name in ("sparse", "sparse_dense"):
+                    row[f"{name}_evaluation_speedup"] = round(
+                        row["dense_evaluation"]["ms"] / row[f"{name}_evaluation"]["ms"], 2)
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    finally:
+        stacked.SPARSE_BELOW, stacked.SPARSE_EVALUATION_BELOW = below, evaluation_below
+    return {"iterations": iterations, "sparse_chunk": stacked.SPARSE_CHUNK, "rows": rows}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -249,6 +330,13 @@ def main(argv=None) -> None:
                         help="1: also compare the batched and vectorized_map paths.")
     parser.add_argument("--threads", type=int, default=0,
                         help="intra-op threads (0: TensorFlow's default)")
+    parser.add_argument("--sparse", type=int, default=0,
+                        help="1: also compare the dense and sparse batched paths.")
+    parser.add_argument("--sparse_only", type=int, default=0,
+                        help="1: only the sparse section.")
+    parser.add_argument("--sparse_ks", default="4,16")
+    parser.add_argument("--sparse_densities", default="0.036,0.02,0.01")
+    parser.add_argument("--sparse_iterations", type=int, default=100)
     args = parser.parse_args(argv)
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -256,14 +344,19 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     report = {"machine": {"python": platform.python_version(), "tensorflow": tf.__version__,
                           "cpus": os.cpu_count(),
-                          "load_average_before": [round(x, 2) for x in os.getloadavg()]},
-              "lenet": bench_lenet(lenet_data, [int(k) for k in args.lenet_ks.split(",")],
-                                   args.lenet_iterations),
-              "tiny": bench_tiny(args.tiny_networks, args.tiny_iterations, args.tiny_singles)}
-    if args.jit:
-        report["jit"] = bench_jit(lenet_data, args.jit_iterations)
-    if args.paths:
-        report["paths"] = bench_paths(lenet_data, args.jit_iterations)
+                          "load_average_before": [round(x, 2) for x in os.getloadavg()]}}
+    if not args.sparse_only:
+        report["lenet"] = bench_lenet(lenet_data, [int(k) for k in args.lenet_ks.split(",")],
+                                      args.lenet_iterations)
+        report["tiny"] = bench_tiny(args.tiny_networks, args.tiny_iterations, args.tiny_singles)
+        if args.jit:
+            report["jit"] = bench_jit(lenet_data, args.jit_iterations)
+        if args.paths:
+            report["paths"] = bench_paths(lenet_data, args.jit_iterations)
+    if args.sparse or args.sparse_only:
+        report["sparse"] = bench_sparse(lenet_data, [int(k) for k in args.sparse_ks.split(",")],
+                                        [float(d) for d in args.sparse_densities.split(",")],
+                                        args.sparse_iterations)
     report["bench_seconds"] = round(time.perf_counter() - started, 1)
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     json.dump(report, sys.stdout, indent=1)

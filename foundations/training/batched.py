@@ -24,11 +24,15 @@ logger = logging.getLogger("lottery_ticket")
 
 
 def _member_matmul(inputs: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tensor],
-                   size: int) -> tf.Tensor:
+                   size: int,
+                   product: Optional[Callable[[tf.Tensor], tf.Tensor]] = None) -> tf.Tensor:
     """Member-major rows [K*batch, in] times each member's own kernel ([K, in,
-    out]) plus its own bias ([K, out]): [K*batch, out]."""
-    rows = tf.reshape(inputs, [size, -1, inputs.shape[-1]])
-    outputs = tf.matmul(rows, kernel)
+    out]) plus its own bias ([K, out]): [K*batch, out]. `product`, if given,
+    computes the rows times the kernels instead ([K*batch, in] -> [K, batch, out])."""
+    if product is not None:
+        outputs = product(inputs)
+    else:
+        outputs = tf.matmul(tf.reshape(inputs, [size, -1, inputs.shape[-1]]), kernel)
     if bias is not None:
         # Here rather than where dense_layer adds its bias, which would need the
         # bias repeated per row; dense_layer then adds the (zero) override.
@@ -38,7 +42,9 @@ def _member_matmul(inputs: tf.Tensor, kernel: tf.Tensor, bias: Optional[tf.Tenso
 
 def batched_forward(template: ModelBase, stacked: Mapping[str, tf.Tensor], inputs: tf.Tensor,
                      size: int, training: bool,
-                     used: Optional[List[str]] = None) -> tf.Tensor:
+                     used: Optional[List[str]] = None,
+                     products: Optional[Mapping[str, Callable[[tf.Tensor], tf.Tensor]]] = None
+                     ) -> tf.Tensor:
     """template's forward() for K members at once, on member-major rows.
 
     Args:
@@ -49,6 +55,10 @@ def batched_forward(template: ModelBase, stacked: Mapping[str, tf.Tensor], input
       size: K.
       training: passed to forward().
       used: if given, collects the name of each dense layer whose matmul ran.
+      products: layer name -> a function computing that layer's rows times
+        the members' kernels ([K*batch, in] -> [K, batch, out]) instead of a
+        batched matmul (the sparse layers of stacked_sparse); the bias is
+        added after it as for the others.
 
     Returns:
       forward()'s outputs for all members, member-major ([K*batch, ...]).
@@ -57,7 +67,8 @@ def batched_forward(template: ModelBase, stacked: Mapping[str, tf.Tensor], input
     for name in template.layer_names:
         kernel = stacked[name]
         bias = stacked.get(bias_key(name))
-        matmul = functools.partial(_member_matmul, kernel=kernel, bias=bias, size=size)
+        matmul = functools.partial(_member_matmul, kernel=kernel, bias=bias, size=size,
+                                   product=(products or {}).get(name))
         if used is not None:
             matmul = functools.partial(_recording, matmul, name, used)
         matmuls[name] = matmul

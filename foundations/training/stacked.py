@@ -55,7 +55,48 @@ slow). The vectorized_map path ran about 3x slower under XLA for
 LeNet-300-100 and no faster for tiny networks, and compiling the training
 step alone with XLA made XLA constant-fold the vectorized program for
 minutes. LOTTERY_TICKET_XLA_AUTO=on|off overrides 'auto' as for single runs.
-On a GPU 'auto' is off too, until it is measured there.
+On a GPU 'auto' is off too, until it is measured there. Most of those XLA
+figures were the members' losses, not the matmuls: under XLA
+tf.vectorized_map's per-member loss took about 48 ms of a 50 ms step (4
+LeNets), so a batched program compiled with XLA now calls the model's loss
+once per member (up to UNROLLED_LOSSES_UP_TO members); measured so, 16 dense
+LeNets took about 11 ms a step with XLA and without (interleaved runs, best of
+five). The default for dense populations is unchanged.
+
+Sparse layers. A lottery population at a few percent of its weights would
+still do dense batched matmuls. On the batched path, a dense layer where every
+member's mask keeps fewer than SPARSE_BELOW (3%) of its weights trains as one
+vector of all members' survivors (`stacked_sparse`): member k's survivor
+(r, c) is row k*in + r of the member-major transposed inputs and unit
+k*out + c of a segment sum into K*out units (the block-diagonal "super
+layer"), all members' survivors concatenated and padded to a bucket size
+(`sparse.bucket`). Such a program is compiled with XLA (the gather and
+segment sum are 3-5x slower than the dense product without it), so sparse
+layers are used when the training loop may be: ``jit_compile=True``, or None
+unless LOTTERY_TICKET_XLA_AUTO=off (the test suite's setting), and never on
+the vectorized_map path. The optimizer updates the survivor vectors (its
+state per survivor, fresh per population); pruned weights are never
+represented, so they stay exactly 0; `sync` writes the survivors back into
+the stacked kernels before anything reads them (member_weights, finish,
+effective, raw, a dense evaluation), and the finite check reads the
+survivors per member. Evaluation goes through the survivors too (XLA, the
+split laid out in chunks on a leading axis by `chunked_split`, the first
+layer gathering the shared examples untransposed) when the survivors'
+compiled sizes are below SPARSE_EVALUATION_BELOW (2.5%) of the stacked
+kernels, as in single runs; otherwise the written-back kernels are evaluated
+densely without XLA. done.json's "xla" records the sparse layers
+(``"sparse_layers"``) and ``"evaluation": true`` for an evaluation through
+the survivors. A compiled sparse engine serves later populations whose
+survivors fit its sizes (`sparse.sparse_fits`: the same layers, each at most
+SPARSE_SLACK times bigger than needed, the same evaluation), so the levels
+of a lottery population compile every few levels, not at each. On a 2-core
+CPU (bench_population --sparse_only=1, one run on a quiet machine; runs
+while other work shared it moved single figures by up to 2x), 16
+LeNet-300-100s (output layer at the paper's half rate, dense) took 3.4 ms a
+step at 1% against 10.4 ms dense, 8.0 against 12.3 ms at 2% and 12.2 against
+10.8 ms at 3.6%; an evaluation of the test set 141 against 465 ms at 1%, 360
+against 464 ms at 2%; 4 LeNets 0.9 against 2.6 ms a step and 24 against 120
+ms an evaluation at 1%.
 
 Speed. Both paths end in batched matmuls (vectorized_map turns each member's
 matmul into one), and on a 2-core CPU their steady steps took about the same
@@ -77,7 +118,8 @@ import copy
 import functools
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import weakref
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -91,8 +133,12 @@ from lottery_ticket.foundations.training.batched import batched_forward, batched
 from lottery_ticket.foundations.training.engine import Engine
 from lottery_ticket.foundations.training.members import reads_own_variables, weight_layout
 from lottery_ticket.foundations.training.record import CompileTimer
+from lottery_ticket.foundations.training.single import flattened_from, rows
+from lottery_ticket.foundations.training import sparse as sparse_lib
+from lottery_ticket.foundations.training.sparse import bucket, sparse_fits
+from lottery_ticket.foundations.training.stacked_sparse import (StackedSparseLayer,
+                                                                stacked_sparse_layout)
 from lottery_ticket.foundations.training.xla import XLA_AUTO_VARIABLE
-from lottery_ticket.foundations.training.single import rows
 
 
 # Engines kept per data set (least recently used dropped first).
@@ -103,6 +149,22 @@ ENGINES = cache_lib.EngineCache(ENGINES_PER_DATASET)
 EVALUATION_BUDGET = 8
 # jit_compile's default for populations that run batched (see the module docstring).
 BATCHED_JIT = False
+# A batched population trains a dense layer as one vector of all members' survivors
+# (stacked_sparse) when every member's mask keeps fewer than this fraction of its
+# weights, compiled with XLA (see the module docstring, "Sparse layers"); 0: never.
+# Below single runs' 5%: on a 2-core CPU (interleaved runs, best of five calls) the
+# survivor vector's step against the dense batched step of 16 LeNet-300-100s was
+# 1.7x faster at 2%, 1.3x at 2.5%, and slower from 3% (0.7-0.9x at 3-3.6%); for 4
+# LeNets 1.5x faster at 3%, even at 3.6%, slower at 4.5%.
+SPARSE_BELOW = 0.03
+# A sparse population evaluates through its survivors when their compiled sizes
+# are below this fraction of the sparse layers' stacked kernels.
+SPARSE_EVALUATION_BELOW = sparse_lib.SPARSE_EVALUATION_BELOW
+# Under XLA, populations of up to this many members compute their losses with one
+# call of the model's loss per member rather than with tf.vectorized_map.
+UNROLLED_LOSSES_UP_TO = 64
+# Examples per chunk of a sparse population's evaluation (all members at once).
+SPARSE_CHUNK = sparse_lib.SPARSE_EVALUATION_CHUNK
 
 # -- The compiled program -------------------------------------------------------
 
@@ -118,7 +180,9 @@ class StackedEngine(Engine):
     """
 
     def __init__(self, template: ModelBase, size: int, dataset: DatasetBase,
-                 optimizer: Any, jit_compile: bool, batched: bool = False):
+                 optimizer: Any, jit_compile: bool, batched: bool = False,
+                 sparse_sizes: Optional[Mapping[str, int]] = None,
+                 sparse_evaluation: bool = False):
         self.template = template
         self.size = size
         # Whether forward() runs once for all members as batched matmuls (see
@@ -138,7 +202,20 @@ class StackedEngine(Engine):
         self.seeds = [tf.Variable(tf.zeros([size], tf.int64), trainable=False,
                                   name=f"population_{name}_dropout_seed")
                       for name in self.dropout_layers]
-        optimizer.build(self.weights)
+        # Layers trained as one vector of all members' survivors (batched path only).
+        sizes = dict(sparse_sizes or {}) if self.batched else {}
+        self._sparse = [StackedSparseLayer(name, size, int(np.shape(shapes[name])[0]),
+                                           int(np.shape(shapes[name])[1]), sizes[name])
+                        for name in self.kernel_keys if name in sizes]
+        self._sparse_keys = {layer.name for layer in self._sparse}
+        # What the optimizer updates: the sparse layers' survivor vectors in place
+        # of their stacked kernels, which hold the survivors only after sync().
+        self.trainables = ([w for key, w in zip(self.keys, self.weights)
+                            if key not in self._sparse_keys]
+                           + [layer.values for layer in self._sparse])
+        self._dirty = False  # whether survivor vectors are newer than their kernels
+        self.sparse_evaluation = bool(self._sparse) and bool(sparse_evaluation)
+        optimizer.build(self.trainables)
         self._x_train, self._y_train, self._splits = cache_lib.device_data(dataset)
         labels = dataset.train[1]
         batch = dataset.train_batch_size
@@ -152,11 +229,23 @@ class StackedEngine(Engine):
                              tf.TensorSpec([], tf.int64)])
         # One function per split, evaluating all of it in one call (its chunks in a
         # graph loop); the split is an argument of its exact shape, so each traces once.
-        self._evaluations = {
-            split: tf.function(functools.partial(self._evaluation_graph),
-                               input_signature=[tf.TensorSpec(x.shape, x.dtype),
-                                                tf.TensorSpec(y.shape, y.dtype)])
-            for split, (x, y) in self._splits.items()}
+        if self.sparse_evaluation:
+            self._chunked = {split: chunked_split(dataset, split, SPARSE_CHUNK)
+                             for split in self._splits}
+            # Compiled with XLA (sparse programs are only fast under XLA); the chunks
+            # are indexed on their leading axis (see chunked_split).
+            self._evaluations = {
+                split: tf.function(functools.partial(self._sparse_evaluation_graph),
+                                   jit_compile=True,
+                                   input_signature=[tf.TensorSpec(a.shape, a.dtype)
+                                                    for a in arrays])
+                for split, arrays in self._chunked.items()}
+        else:
+            self._evaluations = {
+                split: tf.function(functools.partial(self._evaluation_graph),
+                                   input_signature=[tf.TensorSpec(x.shape, x.dtype),
+                                                    tf.TensorSpec(y.shape, y.dtype)])
+                for split, (x, y) in self._splits.items()}
         self._finite = tf.function(functools.partial(self._finite_graph))
         self.jit_compile = bool(jit_compile)
         # What the population asked for ('auto', 'on' or 'off'), set per population
@@ -172,11 +261,15 @@ class StackedEngine(Engine):
 
     def _member_losses(self, x: Optional[tf.Tensor], y: Optional[tf.Tensor],
                        shared: Optional[Tuple[tf.Tensor, tf.Tensor]], training: bool,
-                       step: Optional[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+                       step: Optional[tf.Tensor], transposed: Optional[tf.Tensor] = None,
+                       compiled: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
         """Per-member (loss, accuracy), [K] each, on per-member batches x, y
-        ([K, batch, ...]) or on one shared batch `shared` = (x, y)."""
+        ([K, batch, ...]) or on one shared batch `shared` = (x, y) (whose
+        examples, flattened and transposed, are `transposed` if given).
+        `compiled`: the graph is compiled with XLA (its sparse layers then
+        compute from their survivors; otherwise from the synced kernels)."""
         if self.batched:
-            return self._batched_member_losses(x, y, shared, training)
+            return self._batched_member_losses(x, y, shared, training, transposed, compiled)
         template = self.template
         keys, dropout_layers = self.keys, self.dropout_layers
 
@@ -199,7 +292,8 @@ class StackedEngine(Engine):
 
     def _batched_member_losses(self, x: Optional[tf.Tensor], y: Optional[tf.Tensor],
                                shared: Optional[Tuple[tf.Tensor, tf.Tensor]],
-                               training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+                               training: bool, transposed: Optional[tf.Tensor] = None,
+                               compiled: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
         """_member_losses by one forward() over all members' rows (member-major)."""
         size, template = self.size, self.template
         if shared is not None:
@@ -209,8 +303,15 @@ class StackedEngine(Engine):
         else:
             inputs = tf.reshape(x, [-1] + list(x.shape[2:]))
             labels = y
-        logits = batched_forward(template, dict(zip(self.keys, self._effective_graph())),
-                                  inputs, size, training)
+        if compiled:
+            products = {layer.name: self._sparse_product(layer, inputs, transposed)
+                        for layer in self._sparse}
+            weights = self._forward_weights()
+        else:
+            # Without XLA the survivors' gather and segment sum run 3-5x slower
+            # than the dense product of the kernels they were written back to.
+            products, weights = {}, dict(zip(self.keys, self._effective_graph()))
+        logits = batched_forward(template, weights, inputs, size, training, products=products)
         rest = list(logits.shape[1:])
         if any(d is None for d in rest):
             shape = tf.concat([[size, -1], tf.shape(logits)[1:]], axis=0)
@@ -221,6 +322,14 @@ class StackedEngine(Engine):
         # The loss and accuracy are the model's own, per member: a mean over that
         # member's batch, as in its single run (so the gradient of the sum of the
         # members' losses is, per member, its single run's gradient).
+        if compiled and size <= UNROLLED_LOSSES_UP_TO:
+            # Under XLA tf.vectorized_map's loss took about 48 ms a step on a 2-core
+            # CPU (K = 4 LeNets; the rest of the step 2.5 ms): one call per member.
+            pairs = [(template.loss(logits[k], labels if shared is not None else labels[k]),
+                      template.accuracy(logits[k],
+                                        labels if shared is not None else labels[k]))
+                     for k in range(size)]
+            return tf.stack([p[0] for p in pairs]), tf.stack([p[1] for p in pairs])
         if shared is None:
             def member(arguments):
                 return (template.loss(arguments[0], arguments[1]),
@@ -231,6 +340,29 @@ class StackedEngine(Engine):
             return template.loss(member_logits, labels), template.accuracy(member_logits, labels)
         return tf.vectorized_map(shared_member, logits)
 
+    def _forward_weights(self) -> Dict[str, tf.Tensor]:
+        """Key -> the stacked values the batched forward reads; a sparse layer's
+        kernel is not read (its product comes from its survivors)."""
+        return {key: (weight if key in self._sparse_keys else weight * mask)
+                for key, weight, mask in zip(self.keys, self.weights, self.masks)}
+
+    @staticmethod
+    def _sparse_product(layer: StackedSparseLayer, inputs: tf.Tensor,
+                        transposed: Optional[tf.Tensor]):
+        """The layer's product; from `transposed` (the shared examples, flattened
+        and transposed) where its inputs are the forward's inputs themselves."""
+        if transposed is None:
+            return layer.product
+
+        def product(rows_in: tf.Tensor) -> tf.Tensor:
+            # Every member reads the same examples: gather them once, untiled and
+            # already transposed, instead of transposing K copies.
+            if (flattened_from(rows_in, inputs)
+                    and transposed.shape[0] == layer.inputs == rows_in.shape[-1]):
+                return layer.shared_product(transposed)
+            return layer.product(rows_in)
+        return product
+
     def _train_steps_graph(self, x_train: tf.Tensor, y_train: tf.Tensor, indices: tf.Tensor,
                            first_step: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         loss_total = tf.zeros([self.size])
@@ -240,11 +372,12 @@ class StackedEngine(Engine):
             y = tf.gather(y_train, indices[step])
             with tf.GradientTape() as tape:
                 losses, accuracies = self._member_losses(
-                    x, y, None, True, first_step + tf.cast(step, tf.int64))
+                    x, y, None, True, first_step + tf.cast(step, tf.int64),
+                    compiled=self.jit_compile)
                 # Member k's slice of the gradient of the sum is that of member k's loss.
                 total = tf.reduce_sum(losses)
-            gradients = tape.gradient(total, self.weights)
-            self.optimizer.apply_gradients(zip(gradients, self.weights))
+            gradients = tape.gradient(total, self.trainables)
+            self.optimizer.apply_gradients(zip(gradients, self.trainables))
             loss_total += losses
             accuracy_total += accuracies
         count = tf.cast(tf.shape(indices)[0], tf.float32)
@@ -274,27 +407,84 @@ class StackedEngine(Engine):
             correct += tf.cast(accurate, tf.float64)
         return loss_sum, correct
 
+    def _sparse_evaluation_graph(self, x_chunks: tf.Tensor, transposed_chunks: tf.Tensor,
+                                 y_chunks: tf.Tensor, x_tail: tf.Tensor,
+                                 transposed_tail: tf.Tensor, y_tail: tf.Tensor
+                                 ) -> Tuple[tf.Tensor, tf.Tensor]:
+        """_evaluation_graph through the sparse layers' survivors, on a split laid
+        out by chunked_split (chunks summed in order, then the tail)."""
+        loss_sum, correct = tf.zeros([self.size], tf.float64), tf.zeros([self.size], tf.float64)
+
+        def add(x, transposed, y):
+            losses, accuracies = self._member_losses(None, None, (x, y), False, None,
+                                                     transposed, compiled=True)
+            count = tf.cast(tf.shape(y)[0], tf.float32)
+            return (tf.cast(losses * count, tf.float64), tf.cast(accuracies * count, tf.float64))
+
+        for index in tf.range(tf.shape(y_chunks)[0]):
+            loss, accurate = add(x_chunks[index], transposed_chunks[index], y_chunks[index])
+            loss_sum += loss
+            correct += accurate
+        if y_tail.shape[0]:
+            loss, accurate = add(x_tail, transposed_tail, y_tail)
+            loss_sum += loss
+            correct += accurate
+        return loss_sum, correct
+
     def _finite_graph(self) -> tf.Tensor:
         finite = tf.ones([self.size], tf.bool)
-        for weight in self.weights:
+        for layer in self._sparse:
+            finite = tf.logical_and(finite, layer.finite())
+        for key, weight in zip(self.keys, self.weights):
+            if key in self._sparse_keys:
+                continue  # its kernel is not trained; its survivors are checked above
             flat = tf.reshape(weight, [self.size, -1])
             finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(flat), axis=1))
         return finite
 
     # Python side.
 
-    def load(self, models: Sequence[ModelBase], optimizer: Any) -> None:
+    @property
+    def sparse_layers(self) -> Tuple[str, ...]:
+        """The layers trained as one vector of all members' survivors."""
+        return tuple(layer.name for layer in self._sparse)
+
+    @property
+    def sparse_sizes(self) -> Dict[str, int]:
+        """Each sparse layer's compiled size (all members' survivors, padded)."""
+        return {layer.name: layer.size for layer in self._sparse}
+
+    def sync(self) -> None:
+        """Writes the sparse layers' survivors into the stacked kernels (before
+        anything reads them: weights, finish, a dense evaluation)."""
+        if self._dirty:
+            for layer in self._sparse:
+                layer.store(self.weights[self.keys.index(layer.name)])
+            self._dirty = False
+
+    def load(self, models: Sequence[ModelBase], optimizer: Any,
+             stacked: Optional[Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]] = None
+             ) -> None:
         """Loads the members' weights, masks and dropout seeds, and `optimizer`'s
-        fresh state (a reused engine's optimizer may hold another run's)."""
-        weights, masks = stacked_weights(models, self.keys)
+        fresh state (a reused engine's optimizer may hold another run's).
+
+        Args:
+          models: the members.
+          optimizer: the population's fresh optimizer.
+          stacked: stacked_weights(models, keys) if already read.
+        """
+        weights, masks = stacked if stacked is not None else stacked_weights(models, self.keys)
         for key, variable in zip(self.keys, self.weights):
             variable.assign(weights[key])
         for key, variable in zip(self.keys, self.masks):
             variable.assign(masks[key])
         for name, variable in zip(self.dropout_layers, self.seeds):
             variable.assign(np.array([m.dropout_seeds[name] for m in models], np.int64))
+        for layer in self._sparse:
+            layer.load(weights[layer.name], masks[layer.name])
+        self._dirty = False
         if optimizer is not self.optimizer:
-            optimizer.build(self.weights)
+            optimizer.build(self.trainables)
             cache_lib.assign_all(optimizer.variables, self.optimizer.variables)
 
     def train_steps(self, indices: np.ndarray, first_step: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -305,6 +495,7 @@ class StackedEngine(Engine):
         loss, accuracy = self._train_steps(self._x_train, self._y_train, indices,
                                            tf.constant(first_step, tf.int64))
         loss, accuracy = loss.numpy().astype(np.float64), accuracy.numpy().astype(np.float64)
+        self._dirty = bool(self._sparse)
         self.timer.add("train_steps", self._train_steps.experimental_get_tracing_count() != traces,
                        time.perf_counter() - started, int(indices.shape[0]))
         return loss, accuracy
@@ -325,7 +516,13 @@ class StackedEngine(Engine):
         function = self._evaluations[split]
         traces = function.experimental_get_tracing_count()
         started = time.perf_counter()
-        loss_sum, correct = (value.numpy() for value in function(x, y))
+        if self.sparse_evaluation:
+            # Read from the survivor vectors: no sync().
+            arguments = self._chunked[split]
+        else:
+            self.sync()
+            arguments = (x, y)
+        loss_sum, correct = (value.numpy() for value in function(*arguments))
         # Timed for done.json's evaluation_seconds; a call that traced counts
         # as compiling beyond the time of the calls that did not.
         self.timer.add(f"evaluate:{split}",
@@ -343,16 +540,22 @@ class StackedEngine(Engine):
         return {f"evaluate_{split}": function.experimental_get_tracing_count()
                 for split, function in self._evaluations.items()}
 
+    def training_tracing_count(self) -> int:
+        """How many times the training loop has been traced."""
+        return self._train_steps.experimental_get_tracing_count()
+
     def finite(self) -> np.ndarray:
         """Per member, whether all its weights are finite."""
         return self._finite().numpy()
 
     def effective(self) -> Dict[str, np.ndarray]:
         """key -> effective values [K, ...] (kernels and biases)."""
+        self.sync()
         return {key: value.numpy() for key, value in zip(self.keys, self._effective())}
 
     def raw(self) -> Dict[str, np.ndarray]:
         """key -> the stacked variables' values [K, ...] (masks not applied)."""
+        self.sync()
         return {key: variable.numpy() for key, variable in zip(self.keys, self.weights)}
 
     def steady_timing(self) -> Tuple[float, int]:
@@ -384,8 +587,8 @@ class StackedEngine(Engine):
             self.in_use = False
 
     def xla_record(self) -> Dict[str, Any]:
-        return {"setting": self.xla_setting,
-                "training": self.jit_compile, "evaluation": False, "sparse_layers": []}
+        return {"setting": self.xla_setting, "training": self.jit_compile,
+                "evaluation": self.sparse_evaluation, "sparse_layers": list(self.sparse_layers)}
 
     def speed_record(self) -> Dict[str, Any]:
         return self.timer.speed_record()
@@ -453,6 +656,55 @@ def _masks_of(model: ModelBase) -> Dict[str, np.ndarray]:
 
 
 
+# Per data set: (split, chunk) -> its examples and labels laid out in chunks.
+_CHUNKED: "weakref.WeakKeyDictionary[DatasetBase, Dict[Tuple[str, int], tuple]]" = (
+    weakref.WeakKeyDictionary())
+
+
+def chunked_split(dataset: DatasetBase, split: str, chunk: int) -> Tuple[tf.Tensor, ...]:
+    """A split laid out for a sparse evaluation, made once per data set and chunk.
+
+    The chunks are on a leading axis, so that a compiled loop indexes that
+    axis: under XLA a slice with a dynamic start along a minor axis of a big
+    tensor made XLA pad the whole tensor on every call (about 125 MB for
+    Fashion-MNIST's test set).
+
+    Args:
+      dataset: the data set.
+      split: a non-training split of it.
+      chunk: examples per chunk.
+
+    Returns:
+      (x_chunks [chunks, chunk, ...], transposed [chunks, features, chunk],
+      y_chunks [chunks, chunk, ...], x_tail, transposed_tail, y_tail): the
+      whole chunks, each chunk's examples flattened and transposed, its
+      labels, and the same of the examples left over (possibly none).
+    """
+    cached = _CHUNKED.setdefault(dataset, {})
+    x, y = dataset.splits[split]
+    count = len(y)
+    chunk = max(1, min(chunk, count))
+    if (split, chunk) not in cached:
+        x, y = np.asarray(x, np.float32), np.asarray(y)
+        full = count // chunk * chunk
+        flat = x.reshape(count, -1)
+
+        def transposed(rows_flat: np.ndarray, chunks: int) -> np.ndarray:
+            return np.ascontiguousarray(
+                rows_flat.reshape(chunks, -1, rows_flat.shape[-1]).transpose(0, 2, 1))
+
+        chunks = full // chunk
+        tail = count - full
+        arrays = (x[:full].reshape((chunks, chunk) + x.shape[1:]),
+                  transposed(flat[:full], chunks),
+                  y[:full].reshape((chunks, chunk) + y.shape[1:]),
+                  x[full:],
+                  flat[full:].T.copy() if tail else np.zeros((flat.shape[1], 0), np.float32),
+                  y[full:])
+        cached[(split, chunk)] = tuple(tf.constant(a) for a in arrays)
+    return cached[(split, chunk)]
+
+
 def population_xla(batched: bool) -> bool:
     """What jit_compile=None (--xla=auto) means for a population: XLA for the
     training loop or not.
@@ -480,30 +732,61 @@ def population_xla(batched: bool) -> bool:
 def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer: Any,
                    jit_compile: Optional[bool]) -> StackedEngine:
     """A loaded engine for `models`: one traced before for the same data set,
-    architecture, size and optimizer setting, or a new one (claimed: in_use).
+    architecture, size, optimizer setting and sparse layers (whose compiled
+    sizes fit these members' survivors: sparse.sparse_fits), or a new one
+    (claimed: in_use).
 
     Args:
       dataset: the members' data (their arrays; the order is the loop's).
       models: the built members (checked by members.check_models).
       optimizer: the population's fresh optimizer (members.check_optimizer).
-      jit_compile: compile the training loop with XLA; None chooses per path.
+      jit_compile: compile the training loop with XLA; None chooses per path
+        (population_xla), and XLA where layers train sparsely.
+
+    Returns:
+      The engine, loaded with the members' values and `optimizer`'s state.
     """
     template = models[0]
     batched = batched_reason(template, dataset.example_shape) is None
     setting = "auto" if jit_compile is None else ("on" if jit_compile else "off")
-    if jit_compile is None:
-        jit_compile = population_xla(batched)
+    layout: Tuple[Tuple[str, int], ...] = ()
+    keys = [key for key, _ in weight_layout(template)
+            if key not in {dropout_seed_key(name) for name in template.dropout_seeds}]
+    stacked = stacked_weights(models, keys)
+    # Checks LOTTERY_TICKET_XLA_AUTO (a bad value is refused whatever the masks).
+    auto = population_xla(batched) if jit_compile is None else None
+    # Sparse layers only under XLA: 'off', or 'auto' that the environment turns off,
+    # keeps the dense batched path.
+    if batched and (jit_compile or (jit_compile is None
+                                    and os.environ.get(XLA_AUTO_VARIABLE, "auto") != "off")):
+        layout = stacked_sparse_layout(stacked[1], template.layer_names, SPARSE_BELOW)
+    if layout:
+        jit_compile = True
+    elif jit_compile is None:
+        jit_compile = auto
+    weights = sum(int(np.prod(stacked[1][name].shape)) for name, _ in layout)
+    evaluates = bool(layout) and (sum(bucket(kept) for _, kept in layout)
+                                  < SPARSE_EVALUATION_BELOW * weights)
     # The layout of the weights, not of the model's variables: members with and
     # without masks (mask variables) share an engine, whose masks are stacked.
     key = cache_lib.engine_key(template, optimizer, tuple(weight_layout(template)),
-                               len(models), bool(jit_compile), batched)
+                               len(models), bool(jit_compile), batched,
+                               tuple(name for name, _ in layout), SPARSE_CHUNK)
     engine, _ = ENGINES.claim(
         dataset, key,
         # A private template, so that later populations never touch a caller's model.
         make=lambda: StackedEngine(copy.deepcopy(template), len(models), dataset,
-                                   optimizer, jit_compile, batched))
+                                   optimizer, jit_compile, batched,
+                                   sparse_sizes={name: bucket(kept) for name, kept in layout},
+                                   sparse_evaluation=evaluates),
+        # Sparse vectors big enough, and not wastefully so, for these survivors (a
+        # later lottery level reuses an earlier level's engine); the smallest first.
+        fits=lambda engine: (sparse_fits(engine.sparse_sizes, layout)
+                             and engine.sparse_evaluation == evaluates),
+        cost=lambda engine: sum(engine.sparse_sizes.values()),
+        variant=lambda engine: tuple(sorted(engine.sparse_sizes.items())))
     try:
-        engine.load(models, optimizer)
+        engine.load(models, optimizer, stacked)
         engine.xla_setting = setting
         engine.begin()
     except BaseException:
