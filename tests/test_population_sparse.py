@@ -16,6 +16,7 @@ from lottery_ticket.experiments import lockstep, lottery
 from lottery_ticket.experiments.config import ExperimentConfig
 from lottery_ticket.foundations import paths, population, runs, save_restore, trainer
 from lottery_ticket.foundations.model_fc import ModelFc
+from lottery_ticket.foundations.training import cache as cache_lib
 from lottery_ticket.foundations.training import stacked
 from lottery_ticket.foundations.training.stacked_sparse import StackedSparseLayer
 
@@ -317,7 +318,7 @@ def test_a_diverging_sparse_member_is_recorded_and_the_other_finishes(tmp_path):
 def test_the_chunked_split_holds_the_split_in_order():
     dataset = synthetic_dataset(validate=False)
     x, y = dataset.splits["test"]
-    x_chunks, transposed, y_chunks, x_tail, transposed_tail, y_tail = stacked.chunked_split(
+    x_chunks, transposed, y_chunks, x_tail, transposed_tail, y_tail = cache_lib.chunked_split(
         dataset, "test", 64)
     assert x_chunks.shape == (3, 64, 784) and x_tail.shape == (8, 784)
     np.testing.assert_array_equal(np.concatenate([x_chunks.numpy().reshape(-1, 784),
@@ -326,7 +327,7 @@ def test_the_chunked_split_holds_the_split_in_order():
                                                   y_tail.numpy()]), y)
     np.testing.assert_array_equal(transposed.numpy()[1], x[64:128].T)
     np.testing.assert_array_equal(transposed_tail.numpy(), x[192:].T)
-    assert stacked.chunked_split(dataset, "test", 64)[0] is x_chunks  # made once
+    assert cache_lib.chunked_split(dataset, "test", 64)[0] is x_chunks  # made once
 
 
 @pytest.mark.slow

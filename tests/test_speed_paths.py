@@ -255,24 +255,24 @@ def test_sparse_evaluation_gives_the_dense_evaluation_of_the_same_weights(monkey
 
 
 def test_transposed_chunks_hold_each_chunk_of_the_split_transposed():
-    from lottery_ticket.foundations.training.single import TransposedChunks
-    x = np.arange(7 * 2 * 3, dtype=np.float32).reshape(7, 2, 3)  # 7 examples of 6 features
-    chunks = TransposedChunks(tf.constant(x), 3)
-    flat = x.reshape(7, 6)
-    assert chunks.features == 6 and chunks.chunk_size == 3
-    assert chunks.chunks.shape == (2, 6, 3)  # chunk-major: whole chunks only
-    for begin in (0, 3):
-        np.testing.assert_array_equal(chunks.chunk(tf.constant(begin), 3),
-                                      flat[begin:begin + 3].T)
-    np.testing.assert_array_equal(chunks.chunk(6, 1), flat[6:].T)
-    with pytest.raises(ValueError, match="no transposed chunk of 2 examples"):
-        chunks.chunk(6, 2)
-    with pytest.raises(ValueError, match="row 4 does not start a chunk of 3"):
-        chunks.chunk(4, 3)
+    from lottery_ticket.foundations.training.single import transposed_chunks
+    dataset = synthetic_dataset()
+    flat = np.asarray(dataset.splits["test"][0]).reshape(200, -1)  # 200 examples
+    chunks = transposed_chunks(dataset, "test", 64)
+    assert chunks.features == 784 and chunks.chunk_size == 64
+    assert chunks.chunks.shape == (3, 784, 64)  # chunk-major: whole chunks only
+    for begin in (0, 64, 128):
+        np.testing.assert_array_equal(chunks.chunk(tf.constant(begin), 64),
+                                      flat[begin:begin + 64].T)
+    np.testing.assert_array_equal(chunks.chunk(192, 8), flat[192:].T)
+    with pytest.raises(ValueError, match="no transposed chunk of 9 examples"):
+        chunks.chunk(192, 9)
+    with pytest.raises(ValueError, match="row 100 does not start a chunk of 64"):
+        chunks.chunk(100, 64)
     # A split smaller than a chunk is one chunk of its own size.
-    small = TransposedChunks(tf.constant(x[:2]), 200)
-    assert small.chunk_size == 2 and small.remainder is None
-    np.testing.assert_array_equal(small.chunk(0, 2), flat[:2].T)
+    whole = transposed_chunks(dataset, "test", 500)
+    assert whole.chunk_size == 200 and whole.remainder is None
+    np.testing.assert_array_equal(whole.chunk(0, 200), flat.T)
 
 
 def test_flattened_from_recognises_only_the_chunk_itself_flattened():

@@ -11,8 +11,9 @@ import collections
 import json
 import threading
 import weakref
-from typing import Any, Callable, Hashable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple, TypeVar
 
+import numpy as np
 import tensorflow as tf
 
 from lottery_ticket.foundations.dataset_base import DatasetBase
@@ -171,3 +172,60 @@ class EngineCache:
                 while len(engines) > self.per_dataset:
                     engines.popitem(last=False)
             return engine, True
+
+
+# Per data set: (split, chunk) -> its examples and labels laid out in chunks.
+_CHUNKED_LOCK = threading.Lock()
+_CHUNKED: "weakref.WeakKeyDictionary[DatasetBase, Dict[Tuple[str, int], tuple]]" = (
+    weakref.WeakKeyDictionary())
+
+
+def chunked_split(dataset: DatasetBase, split: str, chunk: int) -> Tuple[tf.Tensor, ...]:
+    """A split laid out for a sparse evaluation, made once per data set and chunk.
+
+    The chunks are on a leading axis, so that a compiled loop indexes that
+    axis: under XLA a slice with a dynamic start along a minor axis of a big
+    tensor made XLA pad the whole tensor to twice its size in each dimension
+    on every call (about 125 MB for Fashion-MNIST's test set), which cost more
+    than the sparse evaluation itself. Single runs (single.transposed_chunks)
+    and populations (stacked) share it.
+
+    Args:
+      dataset: the data set.
+      split: a non-training split of it.
+      chunk: examples per chunk.
+
+    Returns:
+      (x_chunks [chunks, chunk, ...], transposed [chunks, features, chunk],
+      y_chunks [chunks, chunk, ...], x_tail, transposed_tail, y_tail): the
+      whole chunks, each chunk's examples flattened and transposed, its
+      labels, and the same of the examples left over (possibly none).
+    """
+    with _CHUNKED_LOCK:
+        return _chunked_split(dataset, split, chunk)
+
+
+def _chunked_split(dataset: DatasetBase, split: str, chunk: int) -> Tuple[tf.Tensor, ...]:
+    cached = _CHUNKED.setdefault(dataset, {})
+    x, y = dataset.splits[split]
+    count = len(y)
+    chunk = max(1, min(chunk, count))
+    if (split, chunk) not in cached:
+        x, y = np.asarray(x, np.float32), np.asarray(y)
+        full = count // chunk * chunk
+        flat = x.reshape(count, -1)
+
+        def transposed(rows_flat: np.ndarray, chunks: int) -> np.ndarray:
+            return np.ascontiguousarray(
+                rows_flat.reshape(chunks, -1, rows_flat.shape[-1]).transpose(0, 2, 1))
+
+        chunks = full // chunk
+        tail = count - full
+        arrays = (x[:full].reshape((chunks, chunk) + x.shape[1:]),
+                  transposed(flat[:full], chunks),
+                  y[:full].reshape((chunks, chunk) + y.shape[1:]),
+                  x[full:],
+                  flat[full:].T.copy() if tail else np.zeros((flat.shape[1], 0), np.float32),
+                  y[full:])
+        cached[(split, chunk)] = tuple(tf.constant(a) for a in arrays)
+    return cached[(split, chunk)]

@@ -17,9 +17,7 @@ import concurrent.futures
 import copy
 import functools
 import logging
-import threading
 import time
-import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -420,30 +418,20 @@ class Evaluation:
 
 
 class TransposedChunks:
-    """A split's examples flattened, cut into chunks of `chunk` examples and each
-    chunk transposed ([features, examples]); see `transposed_chunks`.
-
-    Chunk-major ([chunks, features, chunk]), not one [features, examples]
-    matrix: under XLA a slice of that matrix at a computed column made the
-    compiler pad the whole matrix to twice its size in each dimension on every
-    call (125 MB for a 10,000-example test set), which cost more than the
-    sparse evaluation itself; indexing the leading axis copies nothing.
+    """A split's examples flattened, in chunks, each chunk transposed
+    ([features, examples]): what a sparse evaluation's first layer gathers its
+    survivors' rows from (see `transposed_chunks`).
 
     Args:
-      x: the split's examples [examples, ...], on the device.
-      chunk: examples per chunk (chunked_evaluation's chunk size).
+      chunks: [chunks, features, chunk] float32, the whole chunks.
+      remainder: [features, rest] float32, the examples after them, or None.
     """
 
-    def __init__(self, x: tf.Tensor, chunk: int):
-        examples = int(x.shape[0])
-        flat = tf.reshape(tf.cast(x, tf.float32), [examples, -1])
-        self.chunk_size = chunk = min(examples, max(1, int(chunk)))
-        self.features = int(flat.shape[1])
-        full = examples // chunk
-        # TensorFlow ops, so that the layout stays on the device the split is on.
-        self.chunks = tf.transpose(tf.reshape(flat[:full * chunk], [full, chunk, self.features]),
-                                   [0, 2, 1])
-        self.remainder = (tf.transpose(flat[full * chunk:]) if examples % chunk else None)
+    def __init__(self, chunks: tf.Tensor, remainder: Optional[tf.Tensor]):
+        self.chunks, self.remainder = chunks, remainder
+        self.features = int(chunks.shape[1])
+        self.chunk_size = int(chunks.shape[2]) if int(chunks.shape[0]) else int(
+            remainder.shape[1])
 
     def chunk(self, begin: Any, count: int) -> tf.Tensor:
         """The transposed examples from row `begin` on.
@@ -470,27 +458,18 @@ class TransposedChunks:
         return self.remainder
 
 
-_TRANSPOSED_LOCK = threading.Lock()
-_TRANSPOSED: "weakref.WeakKeyDictionary[DatasetBase, Dict[Tuple[str, int], Any]]" = (
-    weakref.WeakKeyDictionary())
-
-
 def transposed_chunks(dataset: DatasetBase, split: str, chunk: int) -> TransposedChunks:
-    """A non-training split laid out for a sparse evaluation, made once per data
-    set, split and chunk size in a process (engines of several sparse sizes
-    share it).
+    """A non-training split laid out for a sparse evaluation: made once per data
+    set, split and chunk size in a process (cache.chunked_split), so engines of
+    several sparse sizes, and populations, share it.
 
     Args:
       dataset: the data set.
       split: one of its non-training splits.
-      chunk: examples per chunk.
+      chunk: examples per chunk (fewer when the split is smaller).
     """
-    with _TRANSPOSED_LOCK:
-        layouts = _TRANSPOSED.setdefault(dataset, {})
-        if (split, chunk) not in layouts:
-            layouts[(split, chunk)] = TransposedChunks(
-                cache_lib.device_data(dataset)[2][split][0], chunk)
-        return layouts[(split, chunk)]
+    _, chunks, _, _, remainder, _ = cache_lib.chunked_split(dataset, split, chunk)
+    return TransposedChunks(chunks, remainder if int(remainder.shape[1]) else None)
 
 
 def chunked_evaluation(model: ModelBase, x: tf.Tensor, y: tf.Tensor,

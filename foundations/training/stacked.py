@@ -80,7 +80,7 @@ represented, so they stay exactly 0; `sync` writes the survivors back into
 the stacked kernels before anything reads them (member_weights, finish,
 effective, raw, a dense evaluation), and the finite check reads the
 survivors per member. Evaluation goes through the survivors too (XLA, the
-split laid out in chunks on a leading axis by `chunked_split`, the first
+split laid out in chunks on a leading axis by `cache.chunked_split`, the first
 layer gathering the shared examples untransposed) when the survivors'
 compiled sizes are below SPARSE_EVALUATION_BELOW (2.5%) of the stacked
 kernels, as in single runs; otherwise the written-back kernels are evaluated
@@ -158,8 +158,10 @@ BATCHED_JIT = False
 # LeNets 1.5x faster at 3%, even at 3.6%, slower at 4.5%.
 SPARSE_BELOW = 0.03
 # A sparse population evaluates through its survivors when their compiled sizes
-# are below this fraction of the sparse layers' stacked kernels.
-SPARSE_EVALUATION_BELOW = sparse_lib.SPARSE_EVALUATION_BELOW
+# are below this fraction of the sparse layers' stacked kernels. Its own, below
+# single runs' 5%: for 16 LeNets the survivors' evaluation was 0.75x the dense
+# batched one at 3.6% and 1.3x at 2% (bench_population --sparse_only=1).
+SPARSE_EVALUATION_BELOW = 0.025
 # Under XLA, populations of up to this many members compute their losses with one
 # call of the model's loss per member rather than with tf.vectorized_map.
 UNROLLED_LOSSES_UP_TO = 64
@@ -230,10 +232,10 @@ class StackedEngine(Engine):
         # One function per split, evaluating all of it in one call (its chunks in a
         # graph loop); the split is an argument of its exact shape, so each traces once.
         if self.sparse_evaluation:
-            self._chunked = {split: chunked_split(dataset, split, SPARSE_CHUNK)
+            self._chunked = {split: cache_lib.chunked_split(dataset, split, SPARSE_CHUNK)
                              for split in self._splits}
             # Compiled with XLA (sparse programs are only fast under XLA); the chunks
-            # are indexed on their leading axis (see chunked_split).
+            # are indexed on their leading axis (see cache.chunked_split).
             self._evaluations = {
                 split: tf.function(functools.partial(self._sparse_evaluation_graph),
                                    jit_compile=True,
@@ -412,7 +414,7 @@ class StackedEngine(Engine):
                                  transposed_tail: tf.Tensor, y_tail: tf.Tensor
                                  ) -> Tuple[tf.Tensor, tf.Tensor]:
         """_evaluation_graph through the sparse layers' survivors, on a split laid
-        out by chunked_split (chunks summed in order, then the tail)."""
+        out by cache.chunked_split (chunks summed in order, then the tail)."""
         loss_sum, correct = tf.zeros([self.size], tf.float64), tf.zeros([self.size], tf.float64)
 
         def add(x, transposed, y):
@@ -654,55 +656,6 @@ def _masks_of(model: ModelBase) -> Dict[str, np.ndarray]:
     return masks
 
 
-
-
-# Per data set: (split, chunk) -> its examples and labels laid out in chunks.
-_CHUNKED: "weakref.WeakKeyDictionary[DatasetBase, Dict[Tuple[str, int], tuple]]" = (
-    weakref.WeakKeyDictionary())
-
-
-def chunked_split(dataset: DatasetBase, split: str, chunk: int) -> Tuple[tf.Tensor, ...]:
-    """A split laid out for a sparse evaluation, made once per data set and chunk.
-
-    The chunks are on a leading axis, so that a compiled loop indexes that
-    axis: under XLA a slice with a dynamic start along a minor axis of a big
-    tensor made XLA pad the whole tensor on every call (about 125 MB for
-    Fashion-MNIST's test set).
-
-    Args:
-      dataset: the data set.
-      split: a non-training split of it.
-      chunk: examples per chunk.
-
-    Returns:
-      (x_chunks [chunks, chunk, ...], transposed [chunks, features, chunk],
-      y_chunks [chunks, chunk, ...], x_tail, transposed_tail, y_tail): the
-      whole chunks, each chunk's examples flattened and transposed, its
-      labels, and the same of the examples left over (possibly none).
-    """
-    cached = _CHUNKED.setdefault(dataset, {})
-    x, y = dataset.splits[split]
-    count = len(y)
-    chunk = max(1, min(chunk, count))
-    if (split, chunk) not in cached:
-        x, y = np.asarray(x, np.float32), np.asarray(y)
-        full = count // chunk * chunk
-        flat = x.reshape(count, -1)
-
-        def transposed(rows_flat: np.ndarray, chunks: int) -> np.ndarray:
-            return np.ascontiguousarray(
-                rows_flat.reshape(chunks, -1, rows_flat.shape[-1]).transpose(0, 2, 1))
-
-        chunks = full // chunk
-        tail = count - full
-        arrays = (x[:full].reshape((chunks, chunk) + x.shape[1:]),
-                  transposed(flat[:full], chunks),
-                  y[:full].reshape((chunks, chunk) + y.shape[1:]),
-                  x[full:],
-                  flat[full:].T.copy() if tail else np.zeros((flat.shape[1], 0), np.float32),
-                  y[full:])
-        cached[(split, chunk)] = tuple(tf.constant(a) for a in arrays)
-    return cached[(split, chunk)]
 
 
 def population_xla(batched: bool) -> bool:
