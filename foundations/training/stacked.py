@@ -83,7 +83,8 @@ survivors per member. Evaluation goes through the survivors too (XLA, the
 split laid out in chunks on a leading axis by `cache.chunked_split`, the first
 layer gathering the shared examples untransposed) when the survivors'
 compiled sizes are below SPARSE_EVALUATION_BELOW (2.5%) of the stacked
-kernels, as in single runs; otherwise the written-back kernels are evaluated
+kernels (single runs evaluate so below 5%, but for 16 members the survivors'
+evaluation lost to the dense batched one at 3.6%); otherwise the written-back kernels are evaluated
 densely without XLA. done.json's "xla" records the sparse layers
 (``"sparse_layers"``) and ``"evaluation": true`` for an evaluation through
 the survivors. A compiled sparse engine serves later populations whose
