@@ -138,12 +138,13 @@ def training_arguments(config: ExperimentConfig, *, level: Optional[int] = None,
         every other run trains from K to the end, as a rewound level does.
       population: arguments for population.train_population instead: its
         jit_compile in place of xla ('on' True, 'off' False, 'auto' None,
-        which lets the population choose per path) and no sparse_below or
-        overlap_evaluation (populations train dense and evaluate in place).
+        which lets the population choose per path), sparse_below (the
+        population takes the smaller of it and its own threshold) and no
+        overlap_evaluation (populations evaluate in place).
 
     Returns:
       optimizer_fn, training_len, test_interval, validate_interval,
-      start_iteration, snapshot_iterations, and xla, sparse_below and
+      start_iteration, snapshot_iterations, sparse_below, and xla and
       overlap_evaluation (or jit_compile), by keyword.
     """
     rewind = config["rewind_iteration"]
@@ -156,6 +157,7 @@ def training_arguments(config: ExperimentConfig, *, level: Optional[int] = None,
         snapshot_iterations=(rewind,) if level == 0 and rewind else ())
     if population:
         arguments["jit_compile"] = {"on": True, "off": False}.get(config["xla"])
+        arguments["sparse_below"] = config["sparse_below"]
     else:
         arguments.update(xla=config["xla"], sparse_below=config["sparse_below"],
                          overlap_evaluation=config["overlap_evaluation"])

@@ -233,7 +233,8 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
                      iterations_after: int = 0, start_iteration: int = 0,
                      snapshot_iterations: Sequence[int] = (),
                      jit_compile: Optional[bool] = None,
-                     raise_on_divergence: bool = True
+                     raise_on_divergence: bool = True,
+                     sparse_below: Optional[float] = None
                      ) -> List[Union[TrainResult, DivergedError]]:
     """Trains K networks of one architecture together; writes K run directories.
 
@@ -280,6 +281,12 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
         on; at the end, True raises PopulationDivergedError (which holds
         every member's result), False returns the DivergedError in that
         member's place.
+      sparse_below: with XLA, a dense layer where every member keeps fewer
+        than this fraction of its weights trains as one vector of all
+        members' survivors; None (the default) means the populations'
+        measured threshold (stacked.SPARSE_BELOW, 3%), a larger value means
+        that threshold too, and 0 turns it off (as trainer.train's
+        `sparse_below`, whose default 5% a lottery configuration passes on).
 
     Returns:
       One TrainResult per member (or DivergedError, see
@@ -297,6 +304,11 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
     size = len(models)
     if size == 0:
         raise ValueError("a population needs at least one model (got none).")
+    if sparse_below is not None and not 0.0 <= float(sparse_below) <= 1.0:
+        raise ValueError(f"sparse_below is {sparse_below}; it is a fraction of weights in "
+                         "[0, 1] (0 turns the sparse layers off).")
+    below = (stacked.SPARSE_BELOW if sparse_below is None
+             else min(float(sparse_below), stacked.SPARSE_BELOW))
     if isinstance(datasets, DatasetBase):
         datasets = [datasets] * size
     datasets, output_dirs = list(datasets), [os.fspath(d) for d in output_dirs]
@@ -328,7 +340,9 @@ def train_population(datasets: Union[DatasetBase, Sequence[DatasetBase]],
     results = train_members(
         datasets, models,
         functools.partial(stacked.stacked_engine, datasets[0], optimizer=optimizer,
-                          jit_compile=jit_compile),
+                          jit_compile=jit_compile, sparse_below=below,
+                          iterations=max(training_iterations(training_len, datasets[0])
+                                         - start_iteration, 1)),
         training_len, output_dirs, save_summaries=save_summaries, save_network=save_network,
         test_interval=test_interval, validate_interval=validate_interval,
         train_interval=train_interval, reporter=reporter,

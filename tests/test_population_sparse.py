@@ -150,6 +150,9 @@ def test_sparse_pruned_weights_stay_exactly_zero_and_snapshots_are_written(train
         for name, mask in model.masks.items():
             assert not ours.final[name][mask == 0].any()
             assert not ours.snapshots[SNAPSHOT][name][mask == 0].any()
+            # The raw kernel the population wrote back, not only the masked
+            # (effective) weights the results hold.
+            assert not model.kernel_variables[name].numpy()[mask == 0].any()
             # The survivors trained (and the snapshot is not the final network). Not
             # most of them: this sparse, in 10 steps, many get no gradient (border
             # pixels are 0 in every example seen; many units are dead ReLUs), in
@@ -180,7 +183,7 @@ def _layers_of(masks_per_member, jit_compile=True, dataset=None):
 def test_sparse_layers_are_those_below_the_threshold_in_every_member(monkeypatch):
     low = _masks(0, 0.02)
     assert _layers_of([low, low]) == (("layer0", "layer1", "layer2"), True)
-    # One member above 5% in layer0: that layer stays dense for all.
+    # One member above 3% in layer0: that layer stays dense for all.
     above = dict(low, layer0=_masks(1, 0.2)["layer0"])
     assert _layers_of([low, above]) == (("layer1", "layer2"), True)
     # An unmasked member keeps every layer dense (its mask is all ones).
@@ -281,6 +284,42 @@ def test_a_later_level_reuses_the_compiled_sparse_engine(tmp_path):
             np.testing.assert_array_equal(ours.final[name], theirs.final[name])
         assert ours.metrics == theirs.metrics
     del first
+
+
+def test_a_long_population_compiles_its_own_sparse_engine_rather_than_reuse_a_padded_one(
+        tmp_path, monkeypatch):
+    from lottery_ticket.foundations.training import sparse
+    dataset = synthetic_dataset(validate=False)
+    level1 = [_masks(5, 0.015), _masks(6, 0.015)]
+    rng = np.random.default_rng(7)
+    level2 = [{name: _keep_some(m, 0.8, rng) for name, m in masks.items()}
+              for masks in level1]
+    _population(dataset, tmp_path / "1", level1)
+    padded = stacked.ENGINES.engines(dataset)[-1]
+    # A compile that costs next to nothing: the short population's padding outweighs
+    # it, as a run of millions of iterations would weigh it (train_population
+    # passes its length on), and it compiles an engine of its own survivors' size.
+    monkeypatch.setattr(sparse, "SPARSE_COMPILE_SECONDS", 1e-9)
+    _population(dataset, tmp_path / "2", level2)
+    own = stacked.ENGINES.engines(dataset)[-1]
+    assert own is not padded
+    kept = {name: sum(int(m[name].sum()) for m in level2) for name in own.sparse_sizes}
+    assert own.sparse_sizes == {name: sparse.bucket(count) for name, count in kept.items()}
+    assert own.sparse_sizes != padded.sparse_sizes
+    assert _done(tmp_path / "2" / "0")["compile_seconds"] > 0
+
+
+def test_sparse_below_zero_keeps_a_population_dense_and_a_bad_one_is_refused(tmp_path):
+    dataset = synthetic_dataset(validate=False)
+    masks = [_masks(3, 0.015), _masks(4, 0.015)]
+    dense = _population(dataset, tmp_path / "dense", masks, sparse_below=0)
+    assert _done(dense[0].output_dir)["xla"]["sparse_layers"] == []
+    # Above the populations' own threshold it means that threshold.
+    wide = _population(dataset, tmp_path / "wide", masks, sparse_below=0.5)
+    assert _done(wide[0].output_dir)["xla"]["sparse_layers"] == ["layer0", "layer1", "layer2"]
+    with pytest.raises(ValueError, match="sparse_below is 2"):
+        _population(dataset, tmp_path / "bad", masks, sparse_below=2)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_a_diverging_sparse_member_is_recorded_and_the_other_finishes(tmp_path):

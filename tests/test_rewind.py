@@ -326,4 +326,5 @@ def test_training_arguments_say_where_each_run_starts_and_map_xla_once():
         assert "jit_compile" not in single
         together = single_run.training_arguments(config, population=True)
         assert together["jit_compile"] is jit_compile
-        assert "xla" not in together and "sparse_below" not in together
+        assert together["sparse_below"] == 0.25
+        assert "xla" not in together and "overlap_evaluation" not in together

@@ -126,8 +126,8 @@ def test_a_long_run_compiles_its_own_program_rather_than_reuse_a_padded_one(
     short = _train(dataset, ModelFc(WIDE_FC, masks=levels[22], seed=1), tmp_path / "short",
                    xla="on", sparse_below=0.05)
     assert short.record["compile_seconds"] == 0  # level 17's program serves it
-    # A compile that costs more than anything: the 30-iteration run weighs as a
-    # run of millions would, and trainer.train passes its length on.
+    # A compile that costs next to nothing: the 30-iteration run's padding outweighs
+    # it, as a run of millions would weigh it (trainer.train passes its length on).
     monkeypatch.setattr(sparse, "SPARSE_COMPILE_SECONDS", 1e-9)
     long = _train(dataset, ModelFc(WIDE_FC, masks=levels[22], seed=1), tmp_path / "long",
                   xla="on", sparse_below=0.05)

@@ -199,6 +199,9 @@ class CompiledSteps:
         """
         traces = self._train_steps.experimental_get_tracing_count()
         started = time.perf_counter()
+        # Before the call: if it is interrupted, the survivors it trained still
+        # reach the kernels (finish_steps syncs).
+        self._dirty = bool(self._sparse)
         try:
             loss, accuracy = self._train_steps(indices)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
@@ -214,7 +217,6 @@ class CompiledSteps:
             loss, accuracy = self._train_steps(indices)
         loss, accuracy = float(loss), float(accuracy)  # waits for the device
         self._time_call("train_steps", traces, time.perf_counter() - started, len(indices))
-        self._dirty = bool(self._sparse)
         return loss, accuracy
 
     def _time_call(self, name: str, traces_before: int, seconds: float, units: int) -> None:

@@ -145,7 +145,17 @@ class SparseLayer:
         self.rows.assign(rows)
         self.columns.assign(columns)
         self.valid.assign(valid)
-        self.values.assign(self.kernel.numpy()[rows, columns] * valid)
+        self.values.assign(np.where(valid > 0, self.kernel.numpy()[rows, columns], 0.0)
+                           .astype(np.float32))
+
+    def survivors(self) -> tf.Tensor:
+        """The values, with every padding entry exactly 0.
+
+        Selected, not multiplied by 0, so that a padding entry never carries a
+        NaN into a product or into the kernel it is written back to; its
+        gradient is 0 as well.
+        """
+        return tf.where(self.valid > 0, self.values, tf.zeros_like(self.values))
 
     def matmul(self, inputs: tf.Tensor) -> tf.Tensor:
         """inputs @ kernel, computed from the survivors only (training steps and,
@@ -160,12 +170,12 @@ class SparseLayer:
 
     def transposed_matmul(self, transposed_inputs: tf.Tensor) -> tf.Tensor:
         """matmul(inputs) given inputs transposed ([features, examples])."""
-        weights = self.values * self.valid
+        weights = self.survivors()
         gathered = tf.gather(transposed_inputs, self.rows) * weights[:, None]
         return tf.transpose(tf.math.unsorted_segment_sum(gathered, self.columns, self.units))
 
     def store(self) -> None:
         """Writes the survivors' values back into the (masked) kernel."""
         indices = tf.stack([self.rows, self.columns], axis=1)
-        self.kernel.assign(tf.scatter_nd(indices, self.values * self.valid,
+        self.kernel.assign(tf.scatter_nd(indices, self.survivors(),
                                          self.kernel.shape))

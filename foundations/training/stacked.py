@@ -178,8 +178,20 @@ class StackedEngine(Engine):
     Holds one variable per weight (kernel or bias) of shape [K, ...], one mask
     variable per weight (all ones where a member has no mask), the members'
     dropout seeds [K] per dropout layer, and one optimizer over the stacked
-    weights. Values are loaded with `load`, so a later population of the same
-    shape reuses the traced functions.
+    weights (a sparse layer's survivor vector in place of its stacked kernel).
+    Values are loaded with `load`, so a later population of the same shape
+    reuses the traced functions.
+
+    Args:
+      template: a member, whose architecture the engine compiles.
+      size: K, the number of members.
+      dataset: the members' data (its arrays).
+      optimizer: the population's optimizer.
+      jit_compile: compile the training loop with XLA.
+      batched: run forward once for all members (see batched_trial).
+      sparse_sizes: layer -> compiled size of its survivor vector, for the
+        layers trained as one vector of all members' survivors (batched only).
+      sparse_evaluation: evaluate through those survivors.
     """
 
     def __init__(self, template: ModelBase, size: int, dataset: DatasetBase,
@@ -495,10 +507,12 @@ class StackedEngine(Engine):
         (loss, accuracy) over them, float64 [K] each."""
         traces = self._train_steps.experimental_get_tracing_count()
         started = time.perf_counter()
+        # Before the call: if it is interrupted, the survivors it trained still
+        # reach the kernels (finish syncs).
+        self._dirty = bool(self._sparse)
         loss, accuracy = self._train_steps(self._x_train, self._y_train, indices,
                                            tf.constant(first_step, tf.int64))
         loss, accuracy = loss.numpy().astype(np.float64), accuracy.numpy().astype(np.float64)
-        self._dirty = bool(self._sparse)
         self.timer.add("train_steps", self._train_steps.experimental_get_tracing_count() != traces,
                        time.perf_counter() - started, int(indices.shape[0]))
         return loss, accuracy
@@ -684,7 +698,8 @@ def population_xla(batched: bool) -> bool:
 
 
 def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer: Any,
-                   jit_compile: Optional[bool]) -> StackedEngine:
+                   jit_compile: Optional[bool], iterations: Optional[int] = None,
+                   sparse_below: Optional[float] = None) -> StackedEngine:
     """A loaded engine for `models`: one traced before for the same data set,
     architecture, size, optimizer setting and sparse layers (whose compiled
     sizes fit these members' survivors: sparse.sparse_fits), or a new one
@@ -696,6 +711,11 @@ def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer:
       optimizer: the population's fresh optimizer (members.check_optimizer).
       jit_compile: compile the training loop with XLA; None chooses per path
         (population_xla), and XLA where layers train sparsely.
+      iterations: the population's length, if known: a reused sparse engine's
+        padding is then weighed against a compile (sparse.sparse_fits).
+      sparse_below: the fraction of its weights below which every member must
+        keep a dense layer for it to train as one survivor vector (0: never;
+        None: SPARSE_BELOW).
 
     Returns:
       The engine, loaded with the members' values and `optimizer`'s state.
@@ -711,9 +731,10 @@ def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer:
     auto = population_xla(batched) if jit_compile is None else None
     # Sparse layers only under XLA: 'off', or 'auto' that the environment turns off,
     # keeps the dense batched path.
-    if batched and (jit_compile or (jit_compile is None
+    sparse_below = SPARSE_BELOW if sparse_below is None else sparse_below
+    if sparse_below > 0 and batched and (jit_compile or (jit_compile is None
                                     and os.environ.get(XLA_AUTO_VARIABLE, "auto") != "off")):
-        layout = stacked_sparse_layout(stacked[1], template.layer_names, SPARSE_BELOW)
+        layout = stacked_sparse_layout(stacked[1], template.layer_names, sparse_below)
     if layout:
         jit_compile = True
     elif jit_compile is None:
@@ -735,7 +756,7 @@ def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer:
                                    sparse_evaluation=evaluates),
         # Sparse vectors big enough, and not wastefully so, for these survivors (a
         # later lottery level reuses an earlier level's engine); the smallest first.
-        fits=lambda engine: (sparse_fits(engine.sparse_sizes, layout)
+        fits=lambda engine: (sparse_fits(engine.sparse_sizes, layout, iterations)
                              and engine.sparse_evaluation == evaluates),
         cost=lambda engine: sum(engine.sparse_sizes.values()),
         variant=lambda engine: tuple(sorted(engine.sparse_sizes.items())))

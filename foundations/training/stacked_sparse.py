@@ -99,7 +99,8 @@ class StackedSparseLayer:
         self.rows.assign(member * self.inputs + row)
         self.columns.assign(member * self.units + column)
         self.valid.assign(valid)
-        self.values.assign(kernels[member, row, column].astype(np.float32) * valid)
+        self.values.assign(np.where(valid > 0, kernels[member, row, column], 0.0)
+                           .astype(np.float32))
 
     def _sum(self, gathered: tf.Tensor) -> tf.Tensor:
         """[survivors, batch] products -> [K, batch, out] per member's units."""
@@ -120,7 +121,7 @@ class StackedSparseLayer:
         """
         rows = tf.reshape(inputs, [self.members, -1, self.inputs])
         transposed = tf.reshape(tf.transpose(rows, [0, 2, 1]), [self.members * self.inputs, -1])
-        weights = self.values * self.valid
+        weights = self.survivors()
         return self._sum(tf.gather(transposed, self.rows) * weights[:, None])
 
     def shared_product(self, transposed: tf.Tensor) -> tf.Tensor:
@@ -133,7 +134,7 @@ class StackedSparseLayer:
         Returns:
           [K, batch, out], as product() of the rows tiled K times.
         """
-        weights = self.values * self.valid
+        weights = self.survivors()
         return self._sum(tf.gather(transposed, self.member_rows) * weights[:, None])
 
     def finite(self) -> tf.Tensor:
@@ -141,6 +142,15 @@ class StackedSparseLayer:
         bad = tf.cast(tf.logical_not(tf.math.is_finite(self.values)), tf.int32)
         # A member without survivors gets the lowest int32 (no value is bad).
         return tf.math.unsorted_segment_max(bad, self.member, self.members) <= 0
+
+    def survivors(self) -> tf.Tensor:
+        """The values, with every padding entry exactly 0.
+
+        Selected, not multiplied by 0, so that a padding entry never carries a
+        NaN into a product or into the kernel it is written back to; its
+        gradient is 0 as well.
+        """
+        return tf.where(self.valid > 0, self.values, tf.zeros_like(self.values))
 
     def store(self, kernel: tf.Variable) -> None:
         """Writes the survivors' values into the members' stacked kernel.
@@ -152,4 +162,4 @@ class StackedSparseLayer:
         """
         indices = tf.stack([self.member, self.member_rows,
                             self.columns - self.member * self.units], axis=1)
-        kernel.assign(tf.scatter_nd(indices, self.values * self.valid, kernel.shape))
+        kernel.assign(tf.scatter_nd(indices, self.survivors(), kernel.shape))
