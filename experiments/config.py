@@ -289,7 +289,8 @@ class TrainConfig(_Concern):
     sparse_below: float = _field(0.05, "With XLA, a fully-connected layer keeping fewer "
                                  "than this fraction of its weights trains as a vector "
                                  "of its survivors (faster when very sparse; equal to "
-                                 "float rounding). 0: never.", identity=False)
+                                 "float rounding); a population uses the smaller of "
+                                 "this and 3%. 0: never.", identity=False)
     overlap_evaluation: str = _field("auto", "Evaluate a copy of the weights on a second "
                                      "thread while a single run trains on: auto (where "
                                      "TensorFlow's threads leave a core idle, e.g. "
