@@ -15,7 +15,7 @@ from lottery_ticket.foundations.model_base import ModelBase
 SPARSE_BELOW = 0.05
 
 # A compiled sparse layer of at most this many times a run's survivors may serve
-# it (padding entries are multiplied by 0, so the numbers do not change): the
+# it (padding entries count as exactly 0, so the numbers do not change): the
 # levels of a short trial (20% fewer survivors each) then compile about every
 # sixth level, not every level.
 SPARSE_SLACK = 4.0
@@ -100,17 +100,28 @@ def sparse_fits(sizes: Mapping[str, int], layout: Sequence[Tuple[str, int]],
     return extra * iterations * SPARSE_SECONDS_PER_PADDING_ITERATION <= SPARSE_COMPILE_SECONDS
 
 
-def sparse_evaluates(layout: Sequence[Tuple[str, int]], weights: Mapping[str, int]) -> bool:
-    """Whether a run of `layout` evaluates through its survivors: their bucketed
-    counts are below SPARSE_EVALUATION_BELOW of the layers' `weights` (layer ->
-    kernel size). Decided by the run's own survivors, not by the compiled sizes
-    of the engine it trains with, so that a level's numbers do not depend on
-    which earlier level compiled that engine.
+def sparse_evaluates(layout: Sequence[Tuple[str, int]], weights: Mapping[str, int],
+                     below: Optional[float] = None) -> bool:
+    """Whether a run of `layout` evaluates through its survivors.
+
+    Decided by the run's own survivors, not by the compiled sizes of the engine
+    it trains with, so that a level's numbers do not depend on which earlier
+    level compiled that engine.
+
+    Args:
+      layout: ((layer, survivors), ...) of the run's sparse layers.
+      weights: layer -> its kernel's size (a population's: all members').
+      below: the fraction of those weights the bucketed survivors must stay
+        under; default SPARSE_EVALUATION_BELOW (populations pass their own).
+
+    Returns:
+      True when the run evaluates through its survivors.
     """
     if not layout:
         return False
+    below = SPARSE_EVALUATION_BELOW if below is None else below
     compiled = sum(bucket(kept) for _, kept in layout)
-    return compiled < SPARSE_EVALUATION_BELOW * sum(weights[name] for name, _ in layout)
+    return compiled < below * sum(weights[name] for name, _ in layout)
 
 
 class SparseLayer:

@@ -136,7 +136,7 @@ from lottery_ticket.foundations.training.members import reads_own_variables, wei
 from lottery_ticket.foundations.training.record import CompileTimer
 from lottery_ticket.foundations.training.single import flattened_from, rows
 from lottery_ticket.foundations.training import sparse as sparse_lib
-from lottery_ticket.foundations.training.sparse import bucket, sparse_fits
+from lottery_ticket.foundations.training.sparse import bucket, sparse_evaluates, sparse_fits
 from lottery_ticket.foundations.training.stacked_sparse import (StackedSparseLayer,
                                                                 stacked_sparse_layout)
 from lottery_ticket.foundations.training.xla import XLA_AUTO_VARIABLE
@@ -739,9 +739,9 @@ def stacked_engine(dataset: DatasetBase, models: Sequence[ModelBase], optimizer:
         jit_compile = True
     elif jit_compile is None:
         jit_compile = auto
-    weights = sum(int(np.prod(stacked[1][name].shape)) for name, _ in layout)
-    evaluates = bool(layout) and (sum(bucket(kept) for _, kept in layout)
-                                  < SPARSE_EVALUATION_BELOW * weights)
+    evaluates = sparse_evaluates(
+        layout, {name: int(np.prod(stacked[1][name].shape)) for name, _ in layout},
+        SPARSE_EVALUATION_BELOW)
     # The layout of the weights, not of the model's variables: members with and
     # without masks (mask variables) share an engine, whose masks are stacked.
     key = cache_lib.engine_key(template, optimizer, tuple(weight_layout(template)),

@@ -8,7 +8,8 @@ trains as `sparse.SparseLayer` trains a single run's: gather the survivors'
 input rows, multiply by their values, segment-sum into the units. All
 members' survivors are concatenated (members may keep different counts) and
 padded to a compiled size with entries that point at member 0's (0, 0) and
-are multiplied by 0, so they change neither an output nor a gradient.
+count as exactly 0 (survivors()), so they change neither an output nor a
+gradient.
 
 `stacked.StackedEngine` uses these layers on its batched path under XLA;
 see that module's docstring ("Sparse layers").
